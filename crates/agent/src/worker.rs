@@ -1,0 +1,223 @@
+//! Observe -> reconcile -> act -> report, level-triggered. Woken by a new desired state, by
+//! engine events and at least every 5 s. Acts only once the server has sent a desired state
+//! in this process's life: a restarted agent that cannot reach the server changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use proto::{ContainerError, Observed};
+use reconciler::{Action, Failure};
+
+use crate::Shared;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub async fn run(shared: Arc<Shared>) {
+    let mut cluster_rx = shared.cluster.subscribe();
+    let cluster = loop {
+        if let Some(c) = cluster_rx.borrow_and_update().clone() {
+            break c;
+        }
+        if cluster_rx.changed().await.is_err() {
+            return;
+        }
+    };
+    let mut failures: BTreeMap<String, Failure> = BTreeMap::new();
+    let mut errors: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let engine = match engine::Engine::connect(&cluster).await {
+            Ok(e) => e,
+            Err(e) => {
+                report_engine_down(&shared, e.to_string());
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        tracing::info!("engine connected");
+        let events = watch_events(engine.clone(), shared.clone());
+        loop {
+            match round(&shared, &engine, &mut failures, &mut errors).await {
+                Ok(true) => continue, // acted: look again at once
+                Ok(false) => {}
+                Err(e) => {
+                    report_engine_down(&shared, e.to_string());
+                    break;
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), shared.wake.notified()).await;
+        }
+        events.abort();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn report_engine_down(shared: &Shared, error: String) {
+    tracing::warn!("engine unreachable: {error}");
+    shared.observed.send_modify(|o| {
+        o.engine = proto::EngineStatus {
+            up: false,
+            error: Some(error),
+            ..Default::default()
+        };
+    });
+}
+
+/// Wakes the worker on every engine event about our objects.
+fn watch_events(engine: engine::Engine, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let mut s = std::pin::pin!(engine.events());
+            while let Some(ev) = s.next().await {
+                if ev.is_err() {
+                    break;
+                }
+                shared.wake.notify_one();
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// One round; returns whether any action was taken. Errors only when the engine is gone.
+async fn round(
+    shared: &Shared,
+    engine: &engine::Engine,
+    failures: &mut BTreeMap<String, Failure>,
+    errors: &mut BTreeMap<String, String>,
+) -> Result<bool, engine::Error> {
+    let status = engine.status().await;
+    if !status.up {
+        return Err(engine::Error::Unreachable(status.error.unwrap_or_default()));
+    }
+    let containers = engine.containers().await?;
+    let desired = shared.desired.borrow().clone();
+    let Some(desired) = desired else {
+        publish(shared, 0, status, containers, errors, Vec::new());
+        return Ok(false);
+    };
+    let networks = engine.networks().await?;
+    let volumes = engine.volumes().await?;
+    let now = now_ms();
+    let plan = reconciler::reconcile(&reconciler::Input {
+        desired: &desired,
+        observed: &containers,
+        networks: &networks,
+        volumes: &volumes,
+        failures,
+        now_ms: now,
+    });
+    // Forget failures of containers no longer desired.
+    failures.retain(|n, _| desired.containers.iter().any(|c| &c.name == n));
+    errors.retain(|n, _| desired.containers.iter().any(|c| &c.name == n));
+    if plan.actions.is_empty() {
+        publish(
+            shared,
+            desired.generation,
+            status,
+            containers,
+            errors,
+            plan.waiting,
+        );
+        return Ok(false);
+    }
+    let results =
+        futures_util::future::join_all(plan.actions.iter().map(|a| apply(engine, a))).await;
+    for (action, result) in plan.actions.iter().zip(results) {
+        let name = action.target().to_string();
+        match result {
+            Ok(()) => {
+                tracing::info!("{}", describe(action));
+                failures.remove(&name);
+                errors.remove(&name);
+            }
+            Err(e) => {
+                tracing::warn!("{} failed: {e}", describe(action));
+                if matches!(e, engine::Error::Unreachable(_)) {
+                    return Err(e);
+                }
+                let f = failures.entry(name.clone()).or_default();
+                f.count += 1;
+                f.last_ms = now;
+                errors.insert(name, e.to_string());
+            }
+        }
+    }
+    let containers = engine.containers().await?;
+    publish(
+        shared,
+        desired.generation,
+        status,
+        containers,
+        errors,
+        plan.waiting,
+    );
+    Ok(true)
+}
+
+fn publish(
+    shared: &Shared,
+    generation: u64,
+    engine: proto::EngineStatus,
+    containers: Vec<proto::ObservedContainer>,
+    errors: &BTreeMap<String, String>,
+    waiting: Vec<(String, String)>,
+) {
+    let observed = Observed {
+        generation,
+        engine,
+        containers,
+        errors: errors
+            .iter()
+            .map(|(name, message)| ContainerError {
+                name: name.clone(),
+                message: message.clone(),
+            })
+            .collect(),
+        waiting: waiting
+            .into_iter()
+            .map(|(name, message)| ContainerError { name, message })
+            .collect(),
+    };
+    shared.observed.send_if_modified(|o| {
+        if *o == observed {
+            false
+        } else {
+            *o = observed;
+            true
+        }
+    });
+}
+
+async fn apply(engine: &engine::Engine, action: &Action) -> Result<(), engine::Error> {
+    match action {
+        Action::CreateNetwork(n) => engine.create_network(n).await,
+        Action::CreateVolume(v) => engine.create_volume(v).await,
+        Action::Run(c) => engine.run(c).await.map(|_| ()),
+        Action::Replace { old_id, container } => {
+            engine.remove(old_id).await?;
+            engine.run(container).await.map(|_| ())
+        }
+        Action::Start { id, .. } => engine.start(id).await,
+        Action::Remove { id, .. } => engine.remove(id).await,
+        Action::RemoveNetwork { name } => engine.remove_network(name).await,
+    }
+}
+
+fn describe(a: &Action) -> String {
+    match a {
+        Action::CreateNetwork(n) => format!("create network {}", n.name),
+        Action::CreateVolume(v) => format!("create volume {}", v.name),
+        Action::Run(c) => format!("run {}", c.name),
+        Action::Replace { container, .. } => format!("replace {}", container.name),
+        Action::Start { name, .. } => format!("start {name}"),
+        Action::Remove { name, .. } => format!("remove {name}"),
+        Action::RemoveNetwork { name } => format!("remove network {name}"),
+    }
+}

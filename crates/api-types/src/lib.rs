@@ -1,0 +1,142 @@
+//! REST DTOs under `/v1`: the one wire contract shared by the server, the CLI and the web UI.
+//! Every resource lives in an environment: `/v1/environments/{env}/...`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Every error response: `{"error": {"code": "...", "message": "...", "field": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable: `unauthorized`, `not_found`, `invalid_compose`, `invalid_request`...
+    pub code: String,
+    /// One readable line: what is wrong and where.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `POST /v1/environments/{env}/stacks`: give either `compose` (file text, parsed and
+/// interpolated on the server with `environment`) or `project` (already normalised, as
+/// `drover stack deploy` sends it after parsing locally).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
+pub struct DeployRequest {
+    /// Stack name; defaults to the project's `name:`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub compose: Option<String>,
+    /// Variables for interpolating `compose`.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub project: Option<compose::Project>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeployResponse {
+    pub stack: StackSummary,
+    /// Services whose containers change with this revision.
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub removed: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StackSummary {
+    pub env: String,
+    pub name: String,
+    pub revision: u64,
+    pub services: usize,
+    /// Desired container count.
+    pub containers: usize,
+    pub running: usize,
+    /// `converged`, `deploying`, `degraded` (some container failed).
+    pub status: String,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StackDetail {
+    pub stack: StackSummary,
+    pub services: Vec<ServiceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub image: String,
+    pub replicas: u32,
+    pub running: usize,
+    pub containers: Vec<ContainerInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub env: String,
+    pub stack: String,
+    pub service: String,
+    pub slot: u32,
+    /// Host id, `None` while unplaced.
+    pub host: Option<String>,
+    /// `pending` (not placed or not created yet), `created`, `running`, `restarting`,
+    /// `exited`, `paused`, `dead`, `unknown` (host not reporting).
+    pub state: String,
+    pub health: Option<String>,
+    pub exit_code: Option<i64>,
+    /// Engine status line, e.g. "Up 2 minutes (healthy)".
+    pub status: String,
+    /// Why the last create/start failed.
+    pub error: Option<String>,
+    /// Why it is held back (dependency, backoff).
+    pub waiting: Option<String>,
+    /// The running container matches the current spec.
+    pub up_to_date: bool,
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostInfo {
+    pub id: String,
+    pub name: String,
+    pub env: String,
+    /// `up`, `down` (agent not connected), `engine_down` (agent up, engine unreachable).
+    pub state: String,
+    pub engine_version: Option<String>,
+    pub engine_error: Option<String>,
+    pub cpus: Option<u64>,
+    pub memory: Option<u64>,
+    pub labels: BTreeMap<String, String>,
+    pub containers: usize,
+    pub last_seen_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Environment {
+    pub name: String,
+}
+
+/// One audit-log entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    pub id: i64,
+    pub time_ms: u64,
+    pub env: String,
+    pub actor: String,
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+}

@@ -1,0 +1,98 @@
+//! A typed client for the REST API.
+
+use api_types::ErrorBody;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Failure;
+use crate::config::CliConfig;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    pub env: String,
+}
+
+impl Client {
+    pub fn new(cfg: &CliConfig, env: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: cfg.url.trim_end_matches('/').to_string(),
+            token: cfg.token.clone(),
+            env: env.to_string(),
+        }
+    }
+
+    /// URL of a path under `/v1/environments/{env}`.
+    pub fn env_url(&self, path: &str) -> String {
+        format!("{}/v1/environments/{}{path}", self.base, self.env)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
+        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
+            Failure::unreachable(format!(
+                "cannot reach the Drover server at {}: {}",
+                self.base,
+                root_cause(&e)
+            ))
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| format!("server answered {status}: {text}"));
+        Err(match status.as_u16() {
+            401 | 403 => Failure::unreachable(message),
+            400 | 404 | 413 | 422 => Failure::input(message),
+            _ => Failure::failed(message),
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        let resp = self.send(self.http.get(self.env_url(path))).await?;
+        resp.json()
+            .await
+            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
+    }
+
+    pub async fn get_text(&self, path: &str) -> Result<String, Failure> {
+        let resp = self.send(self.http.get(self.env_url(path))).await?;
+        resp.text()
+            .await
+            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
+        let resp = self
+            .send(self.http.post(self.env_url(path)).json(body))
+            .await?;
+        resp.json()
+            .await
+            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), Failure> {
+        self.send(self.http.delete(self.env_url(path))).await?;
+        Ok(())
+    }
+
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response, Failure> {
+        self.send(self.http.get(self.env_url(path))).await
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,188 @@
+//! Subcommands that talk to the API: one file each.
+
+mod events;
+mod host_ls;
+mod logs;
+mod ps;
+mod stack_config;
+mod stack_deploy;
+mod stack_export;
+mod stack_ls;
+mod stack_rm;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::Failure;
+use crate::client::Client;
+
+/// Where the server is and who we are.
+#[derive(Debug, Args, Clone)]
+pub struct Conn {
+    /// Server URL [default: from `drover up`'s config, else http://127.0.0.1:7480]
+    #[arg(long, env = "DROVER_URL", global = true)]
+    pub url: Option<String>,
+    /// API token [default: from `drover up`'s config]
+    #[arg(long, env = "DROVER_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Environment to act in
+    #[arg(
+        long = "environment",
+        short = 'e',
+        default_value = "default",
+        global = true
+    )]
+    pub env: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage stacks (compose applications)
+    #[command(subcommand)]
+    Stack(StackCmd),
+    /// List containers of all stacks
+    Ps,
+    /// Show logs of a container, or of every container of a stack
+    Logs {
+        /// Container name (e.g. shop-web-1) or stack name
+        name: String,
+        /// Keep streaming new output
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines from the end of the logs
+        #[arg(long, short = 'n')]
+        tail: Option<u64>,
+    },
+    /// Manage hosts
+    #[command(subcommand)]
+    Host(HostCmd),
+    /// Show the audit log
+    Events {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCmd {
+    /// List hosts with their state
+    Ls,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FileArgs {
+    /// Compose file [default: compose.yaml or docker-compose.yml in the current directory]
+    #[arg(short = 'f', long = "file")]
+    pub files: Vec<PathBuf>,
+    /// Stack name [default: the file's `name:`, else its directory's name]
+    #[arg(short = 'p', long = "project-name")]
+    pub project_name: Option<String>,
+    /// Variables for interpolation [default: .env beside the compose file]
+    #[arg(long = "env-file")]
+    pub env_files: Vec<PathBuf>,
+    /// Activate a profile (repeatable)
+    #[arg(long = "profile")]
+    pub profiles: Vec<String>,
+}
+
+impl FileArgs {
+    pub fn options(&self) -> crate::local::LoadOptions {
+        crate::local::LoadOptions {
+            files: self.files.clone(),
+            project_name: self.project_name.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StackCmd {
+    /// Deploy (create or update) a stack from a compose file and wait until it runs
+    Deploy {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Return once the server accepted the stack, without waiting
+        #[arg(short, long)]
+        detach: bool,
+        /// Seconds to wait for the stack to converge
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// List stacks
+    Ls,
+    /// List the containers of a stack
+    Ps { name: String },
+    /// Remove a stack and its containers (named volumes are kept)
+    Rm { name: String },
+    /// Write a stack back out as a compose file
+    Export {
+        name: String,
+        /// Write to this file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Validate a compose file and print it normalised, without deploying
+    Config {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Output format
+        #[arg(long, value_parser = ["yaml", "json"], default_value = "yaml")]
+        format: String,
+    },
+}
+
+pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
+    // `stack config` works offline.
+    if let Command::Stack(StackCmd::Config { file, format }) = &cmd {
+        return stack_config::run(file, format);
+    }
+    let cfg = crate::config::resolve(conn.url, conn.token)?;
+    let client = Client::new(&cfg, &conn.env);
+    match cmd {
+        Command::Stack(StackCmd::Deploy {
+            file,
+            detach,
+            timeout,
+        }) => stack_deploy::run(&client, &file, detach, timeout).await,
+        Command::Stack(StackCmd::Ls) => stack_ls::run(&client).await,
+        Command::Stack(StackCmd::Ps { name }) => ps::run(&client, Some(&name)).await,
+        Command::Stack(StackCmd::Rm { name }) => stack_rm::run(&client, &name).await,
+        Command::Stack(StackCmd::Export { name, output }) => {
+            stack_export::run(&client, &name, output.as_deref()).await
+        }
+        Command::Stack(StackCmd::Config { .. }) => Ok(()),
+        Command::Ps => ps::run(&client, None).await,
+        Command::Logs { name, follow, tail } => logs::run(&client, &name, follow, tail).await,
+        Command::Host(HostCmd::Ls) => host_ls::run(&client).await,
+        Command::Events { limit } => events::run(&client, limit).await,
+    }
+}
+
+/// Prints rows as aligned columns.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}

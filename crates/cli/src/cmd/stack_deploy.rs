@@ -1,0 +1,110 @@
+//! `drover stack deploy -f FILE [-p NAME] [--env-file F]`: parse locally, send the normalised
+//! project, then follow progress until every container runs, or one fails (with why).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use api_types::{DeployRequest, DeployResponse, StackDetail};
+
+use crate::Failure;
+use crate::client::Client;
+use crate::cmd::FileArgs;
+
+/// A container error must persist this long before the deploy is declared failed (errors
+/// from a previous revision clear on the agent's next attempt).
+const ERROR_GRACE: Duration = Duration::from_secs(3);
+
+pub async fn run(
+    client: &Client,
+    file: &FileArgs,
+    detach: bool,
+    timeout: u64,
+) -> Result<(), Failure> {
+    let loaded = crate::local::load(&file.options())?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let name = loaded.project.name.clone();
+    let req = DeployRequest {
+        project: Some(loaded.project),
+        ..Default::default()
+    };
+    let resp: DeployResponse = client.post("/stacks", &req).await?;
+    for w in &resp.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "stack {name} revision {}: {} changed, {} unchanged, {} removed",
+        resp.stack.revision,
+        resp.changed.len(),
+        resp.unchanged.len(),
+        resp.removed.len()
+    );
+    if detach {
+        return Ok(());
+    }
+    wait(client, &name, Duration::from_secs(timeout)).await
+}
+
+pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), Failure> {
+    let start = Instant::now();
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut error_since: BTreeMap<String, Instant> = BTreeMap::new();
+    loop {
+        let detail: StackDetail = client.get(&format!("/stacks/{name}")).await?;
+        for svc in &detail.services {
+            for c in &svc.containers {
+                let mut line = c.state.clone();
+                if let Some(h) = &c.health {
+                    line.push_str(&format!(" ({h})"));
+                }
+                if !c.up_to_date && c.state != "pending" {
+                    line.push_str(" [old spec]");
+                }
+                if let Some(w) = &c.waiting {
+                    line.push_str(&format!(": {w}"));
+                }
+                if let Some(e) = &c.error {
+                    line.push_str(&format!(": error: {e}"));
+                }
+                if last.get(&c.name) != Some(&line) {
+                    println!("  {:<32} {line}", c.name);
+                    last.insert(c.name.clone(), line);
+                }
+                match &c.error {
+                    Some(e) if c.host.is_some() => {
+                        let since = *error_since
+                            .entry(c.name.clone())
+                            .or_insert_with(Instant::now);
+                        if since.elapsed() >= ERROR_GRACE {
+                            return Err(Failure::failed(format!(
+                                "stack {name}: container {} failed: {e}",
+                                c.name
+                            )));
+                        }
+                    }
+                    _ => {
+                        error_since.remove(&c.name);
+                    }
+                }
+            }
+        }
+        if detail.stack.status == "converged" {
+            println!(
+                "stack {name} is running: {}/{} containers in {:.1}s",
+                detail.stack.running,
+                detail.stack.containers,
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(Failure::failed(format!(
+                "stack {name} did not converge within {}s (status {})",
+                timeout.as_secs(),
+                detail.stack.status
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,28 @@
+//! `drover stack ls`
+
+use api_types::StackSummary;
+
+use crate::Failure;
+use crate::client::Client;
+use crate::cmd::table;
+
+pub async fn run(client: &Client) -> Result<(), Failure> {
+    let stacks: Vec<StackSummary> = client.get("/stacks").await?;
+    let rows: Vec<Vec<String>> = stacks
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.status.clone(),
+                s.services.to_string(),
+                format!("{}/{}", s.running, s.containers),
+                s.revision.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["NAME", "STATUS", "SERVICES", "RUNNING", "REVISION"],
+        &rows,
+    );
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! Checks on a whole [`Project`] (e.g. one submitted as JSON), and dependency ordering.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{Error, Location, MountKind, Project};
+
+pub(crate) const MAX_REPLICAS: u32 = 1000;
+
+/// Service, network, volume and profile names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Project names: `[a-z0-9][a-z0-9_-]*`.
+pub(crate) fn is_valid_project_name(name: &str) -> bool {
+    let ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(ok) && bytes.all(|b| ok(b) || matches!(b, b'_' | b'-'))
+}
+
+/// Lowercases and drops characters not allowed in a project name (for directory names).
+pub(crate) fn normalise_project_name(name: &str) -> String {
+    let lowered: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+        .collect();
+    lowered.trim_start_matches(['_', '-']).to_owned()
+}
+
+/// Finds a dependency cycle, returned as `[a, b, ..., a]`. Iterative, deterministic (names
+/// in order), linear time.
+pub(crate) fn find_cycle(graph: &BTreeMap<&str, Vec<&str>>) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        New,
+        Open,
+        Done,
+    }
+    let mut state: BTreeMap<&str, State> = graph.keys().map(|k| (*k, State::New)).collect();
+    for &start in graph.keys() {
+        if state.get(start) != Some(&State::New) {
+            continue;
+        }
+        // Stack of (node, index of next edge to follow).
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        state.insert(start, State::Open);
+        while let Some((node, next)) = stack.last_mut() {
+            let edges = graph.get(node).map(Vec::as_slice).unwrap_or_default();
+            let Some(&to) = edges.get(*next) else {
+                state.insert(node, State::Done);
+                stack.pop();
+                continue;
+            };
+            *next += 1;
+            match state.get(to) {
+                Some(State::New) => {
+                    state.insert(to, State::Open);
+                    stack.push((to, 0));
+                }
+                Some(State::Open) => {
+                    let from = stack.iter().position(|(n, _)| *n == to).unwrap_or(0);
+                    let mut cycle: Vec<String> =
+                        stack[from..].iter().map(|(n, _)| (*n).to_owned()).collect();
+                    cycle.push(to.to_owned());
+                    return Some(cycle);
+                }
+                // Done, or an edge to an unknown node: nothing to follow.
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// Services in start order: every service after the services it depends on; services that
+/// are otherwise unordered sort by name. Services caught in a cycle (which [`validate`]
+/// rejects) come last, by name. Dependencies on unknown services are ignored.
+pub fn dependency_order(project: &Project) -> Vec<String> {
+    let names: BTreeSet<&str> = project.services.keys().map(String::as_str).collect();
+    let mut waiting_on: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, service) in &project.services {
+        let deps: BTreeSet<&str> = service
+            .depends_on
+            .keys()
+            .map(String::as_str)
+            .filter(|d| names.contains(d) && *d != name)
+            .collect();
+        waiting_on.insert(name, deps.len());
+        for dep in deps {
+            dependents.entry(dep).or_default().push(name);
+        }
+    }
+    let mut ready: BTreeSet<&str> = waiting_on
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(name, _)| *name)
+        .collect();
+    let mut order = Vec::with_capacity(names.len());
+    while let Some(name) = ready.pop_first() {
+        order.push(name.to_owned());
+        for dependent in dependents.get(name).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(n) = waiting_on.get_mut(dependent) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    ready.insert(dependent);
+                }
+            }
+        }
+    }
+    if order.len() < names.len() {
+        let placed: BTreeSet<String> = order.iter().cloned().collect();
+        order.extend(
+            names
+                .iter()
+                .filter(|n| !placed.contains(**n))
+                .map(|n| (*n).to_owned()),
+        );
+    }
+    order
+}
+
+/// Checks a project that did not come from [`crate::load`] (e.g. JSON from the API).
+/// Errors carry location `0:0` and the path of the offending value.
+pub fn validate(project: &Project) -> Result<(), Error> {
+    let fail = |path: String, message: String| {
+        Err(Error::new("project", Location::default(), path, message))
+    };
+    if !is_valid_project_name(&project.name) {
+        return fail(
+            "name".to_owned(),
+            format!(
+                "invalid project name '{}': must contain only lowercase letters, digits, '-' \
+                 and '_', and start with a letter or digit",
+                project.name
+            ),
+        );
+    }
+    for (key, _) in &project.extensions {
+        if !key.starts_with("x-") {
+            return fail(
+                key.clone(),
+                "extension keys must start with 'x-'".to_owned(),
+            );
+        }
+    }
+    for name in project.networks.keys() {
+        if !is_valid_name(name) {
+            return fail(
+                format!("networks.{name}"),
+                format!("invalid network name '{name}'"),
+            );
+        }
+    }
+    for name in project.volumes.keys() {
+        if !is_valid_name(name) {
+            return fail(
+                format!("volumes.{name}"),
+                format!("invalid volume name '{name}'"),
+            );
+        }
+    }
+    for (name, s) in &project.services {
+        let path = format!("services.{name}");
+        let at = |key: &str| format!("{path}.{key}");
+        if !is_valid_name(name) {
+            return fail(path, format!("invalid service name '{name}'"));
+        }
+        let has_image = s.image.as_deref().is_some_and(|i| !i.is_empty());
+        let has_build = s.build.as_ref().is_some_and(|b| !b.context.is_empty());
+        if !has_image && !has_build {
+            return fail(
+                path,
+                format!("service '{name}' has neither image nor build"),
+            );
+        }
+        if s.replicas > MAX_REPLICAS {
+            return fail(
+                at("deploy.replicas"),
+                format!(
+                    "too many replicas: {}, the limit is {MAX_REPLICAS}",
+                    s.replicas
+                ),
+            );
+        }
+        for (i, p) in s.ports.iter().enumerate() {
+            if p.target == 0 || p.published == Some(0) {
+                return fail(format!("{path}.ports[{i}]"), "invalid port 0".to_owned());
+            }
+            if p.protocol != "tcp" && p.protocol != "udp" {
+                return fail(
+                    format!("{path}.ports[{i}]"),
+                    format!(
+                        "unsupported protocol '{}' (expected tcp or udp)",
+                        p.protocol
+                    ),
+                );
+            }
+        }
+        for (i, m) in s.volumes.iter().enumerate() {
+            let mp = format!("{path}.volumes[{i}]");
+            if !m.target.starts_with('/') {
+                return fail(
+                    mp,
+                    format!("container path '{}' must be absolute", m.target),
+                );
+            }
+            match (m.kind, &m.source) {
+                (MountKind::Bind, None) => {
+                    return fail(mp, "bind mount needs a source".to_owned());
+                }
+                (MountKind::Bind, Some(src)) if src.is_empty() => {
+                    return fail(mp, "bind mount needs a source".to_owned());
+                }
+                (MountKind::Tmpfs, Some(_)) => {
+                    return fail(mp, "tmpfs mounts take no source".to_owned());
+                }
+                (MountKind::Volume, Some(src)) if !project.volumes.contains_key(src) => {
+                    return fail(
+                        mp,
+                        format!(
+                            "service '{name}' uses volume '{src}', which is not declared \
+                             under the top-level 'volumes'"
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+        for net in s.networks.keys() {
+            if !project.networks.contains_key(net) {
+                return fail(
+                    format!("{path}.networks.{net}"),
+                    format!(
+                        "service '{name}' uses network '{net}', which is not declared under \
+                         the top-level 'networks'"
+                    ),
+                );
+            }
+        }
+        for dep in s.depends_on.keys() {
+            if !project.services.contains_key(dep) {
+                return fail(
+                    format!("{path}.depends_on.{dep}"),
+                    format!("service '{name}' depends on undefined service '{dep}'"),
+                );
+            }
+        }
+        if let Some(hc) = &s.healthcheck
+            && let Some(first) = hc.test.first()
+            && !matches!(first.as_str(), "NONE" | "CMD" | "CMD-SHELL")
+        {
+            return fail(
+                at("healthcheck.test"),
+                format!("healthcheck test must start with NONE, CMD or CMD-SHELL, found '{first}'"),
+            );
+        }
+        for res in [&s.limits, &s.reservations] {
+            if res.cpus.is_some_and(|c| !c.is_finite() || c < 0.0) {
+                return fail(at("deploy.resources"), "invalid number of CPUs".to_owned());
+            }
+        }
+        for key in s.environment.keys() {
+            if key.is_empty() || key.contains('=') {
+                return fail(
+                    at("environment"),
+                    format!("invalid environment variable name '{key}'"),
+                );
+            }
+        }
+        for profile in &s.profiles {
+            if !is_valid_name(profile) {
+                return fail(at("profiles"), format!("invalid profile name '{profile}'"));
+            }
+        }
+        for key in s.extensions.keys() {
+            if !key.starts_with("x-") {
+                return fail(at(key), "extension keys must start with 'x-'".to_owned());
+            }
+        }
+    }
+    let graph: BTreeMap<&str, Vec<&str>> = project
+        .services
+        .iter()
+        .map(|(name, s)| {
+            (
+                name.as_str(),
+                s.depends_on.keys().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    if let Some(cycle) = find_cycle(&graph) {
+        let first = cycle.first().cloned().unwrap_or_default();
+        return fail(
+            format!("services.{first}.depends_on"),
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Hostile input must be refused quickly, with bounded memory, before big structures exist.
+//! (Timing is measured separately; these tests only pin the errors.)
+
+mod common;
+
+use std::fmt::Write as _;
+
+use expect_test::{Expect, expect};
+
+fn check_error(text: &str, want: Expect) {
+    match common::load_text("evil.yml", text) {
+        Ok(_) => panic!("hostile input was accepted"),
+        Err(e) => want.assert_eq(&e.to_string()),
+    }
+}
+
+#[test]
+fn billion_laughs() {
+    // 9 levels of 10x aliases: 10^9 nodes once expanded.
+    let mut text = String::from("x-lol0: &l0 \"lol\"\n");
+    for level in 1..=9 {
+        let prev = level - 1;
+        let refs = vec![format!("*l{prev}"); 10].join(", ");
+        let _ = writeln!(text, "x-lol{level}: &l{level} [{refs}]");
+    }
+    text.push_str("services:\n  web:\n    image: nginx\n    x-boom: *l9\n");
+    check_error(
+        &text,
+        expect![
+            "evil.yml:7:49: document too large: it expands to more than 1000000 nodes (through aliases or merge keys?)"
+        ],
+    );
+}
+
+#[test]
+fn merge_key_bomb() {
+    // Each level merges the previous map under 10 new keys: exponential through merges.
+    let mut text = String::from("x-m0: &m0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8}\n");
+    for level in 1..=12 {
+        let prev = level - 1;
+        let _ = write!(text, "x-m{level}: &m{level} {{");
+        for k in 0..10 {
+            let _ = write!(text, "k{k}: {{<<: *m{prev}}}, ");
+        }
+        text.push_str("z: 0}\n");
+    }
+    text.push_str("services:\n  web:\n    image: nginx\n");
+    check_error(
+        &text,
+        expect![
+            "evil.yml:5:27: document too large: it expands to more than 1000000 nodes (through aliases or merge keys?)"
+        ],
+    );
+}
+
+#[test]
+fn deep_flow_sequences() {
+    let text = format!("services: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    check_error(&text, expect!["evil.yml:1:266: recursion limit exceeded"]);
+}
+
+#[test]
+fn deep_flow_mappings() {
+    let text = format!("{}{}\n", "a: {".repeat(10_000), "}".repeat(10_000));
+    check_error(
+        &text,
+        expect!["evil.yml:1:256: nesting too deep: more than 64 levels"],
+    );
+}
+
+#[test]
+fn deep_block_mappings() {
+    let mut text = String::new();
+    for depth in 0..2_000 {
+        let _ = writeln!(text, "{}a:", " ".repeat(depth));
+    }
+    check_error(
+        &text,
+        expect!["evil.yml:65:65: nesting too deep: more than 64 levels"],
+    );
+}
+
+#[test]
+fn deep_through_aliases() {
+    // Each anchor is 40 levels deep; nesting it under another 40 exceeds the limit even
+    // though no single written structure does.
+    let deep = format!("{}x{}", "[".repeat(40), "]".repeat(40));
+    let text = format!(
+        "x-a: &a {deep}\nx-b: {}*a{}\n",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    check_error(
+        &text,
+        expect!["evil.yml:2:46: nesting too deep: more than 64 levels once aliases are expanded"],
+    );
+}
+
+#[test]
+fn too_big() {
+    let text = format!(
+        "services:\n  web:\n    image: nginx\n# {}\n",
+        "x".repeat(5 << 20)
+    );
+    check_error(
+        &text,
+        expect!["evil.yml:0:0: file too large: 5242917 bytes, the limit is 4194304"],
+    );
+}
+
+#[test]
+fn too_many_nodes() {
+    // 1.1 million tiny scalars in under 4 MiB.
+    let text = format!("x-many: [{}]\n", "1,".repeat(1_100_000));
+    check_error(
+        &text,
+        expect![
+            "evil.yml:1:2000004: document too large: it expands to more than 1000000 nodes (through aliases or merge keys?)"
+        ],
+    );
+}
+
+#[test]
+fn garbage() {
+    for text in [
+        "\0\0\0",
+        "{{{{",
+        "]]]]",
+        ": : :",
+        "- - - -",
+        "\u{feff}",
+        "&a *a",
+        "!!binary aGVsbG8=",
+        "services: !!set {a, b}",
+        "%YAML 9.9\n---\nservices: {}",
+        "\"\\uD800\"",
+        "services:\n  web:\n    image: \"\\xff\"\n",
+    ] {
+        // Any result is fine as long as it is not a panic.
+        let _ = common::load_text("garbage.yml", text);
+    }
+}

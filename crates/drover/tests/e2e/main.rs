@@ -1,0 +1,534 @@
+//! End-to-end tests of `drover` against the real Docker engine. Run with `scripts/test.sh`
+//! (it starts the engine and builds the `drover-test/*` images first).
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+const HEALTH: &str = r#"["CMD", "/app", "health", "http://127.0.0.1:8080/health"]"#;
+
+fn three_services(port: u16) -> String {
+    format!(
+        r#"
+services:
+  web:
+    image: drover-test/app:1
+    environment:
+      NAME: web
+    ports:
+      - "127.0.0.1:{port}:8080"
+    depends_on:
+      api:
+        condition: service_healthy
+    restart: always
+    stop_grace_period: 1s
+  api:
+    image: drover-test/app:1
+    environment: {{ NAME: api }}
+    networks:
+      default:
+        aliases: [backend]
+    healthcheck:
+      test: {HEALTH}
+      interval: 1s
+      timeout: 2s
+      retries: 5
+    depends_on: [db]
+    restart: unless-stopped
+    stop_grace_period: 1s
+  db:
+    image: drover-test/app:1
+    environment: {{ NAME: db }}
+    restart: always
+    stop_grace_period: 1s
+"#
+    )
+}
+
+#[test]
+fn three_service_stack_runs_and_is_kept_converged() {
+    let mut d = Drover::up();
+    let stack = unique("trio");
+    let port = free_port();
+    let file = d.write("compose.yml", &three_services(port));
+    let out = d.deploy(&stack, &file);
+    assert!(out.contains("is running: 3/3"), "{out}");
+
+    // web calls api by service name and by alias over the stack network.
+    let (code, body) = http_get(port, "/call/api:8080/").expect("web answers");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("name=api"), "{body}");
+    let (code, body) = http_get(port, "/call/backend:8080/").expect("web answers");
+    assert_eq!((code, body.contains("name=api")), (200, true), "{body}");
+
+    // Listing commands.
+    let ls = d.ok(&["stack", "ls"]);
+    assert!(ls.contains(&stack) && ls.contains("converged"), "{ls}");
+    let ps = d.ok(&["stack", "ps", &stack]);
+    for svc in ["web", "api", "db"] {
+        assert!(ps.contains(&format!("{stack}-{svc}-1")), "{ps}");
+    }
+    assert_eq!(ps.matches("running").count(), 3, "{ps}");
+    assert!(d.ok(&["ps"]).contains(&format!("{stack}-api-1")));
+    let logs = d.ok(&["logs", &format!("{stack}-web-1")]);
+    assert!(logs.contains("listening on"), "{logs}");
+    let logs = d.ok(&["logs", "--tail", "50", &stack]);
+    assert!(logs.contains(&format!("{stack}-db-1 | ")), "{logs}");
+    assert_eq!(stack_containers(&stack).len(), 3);
+
+    // A container that belongs to someone else, even one that looks like ours, is never touched.
+    let foreign = unique("foreign");
+    docker_ok(&[
+        "create",
+        "--name",
+        &foreign,
+        "--label",
+        "io.drover.cluster=someone-else",
+        "--label",
+        &format!("io.drover.stack={stack}"),
+        APP_IMAGE,
+    ]);
+
+    // Killed: the restart policy brings it back.
+    let before = container_state(&format!("{stack}-db-1"));
+    docker_ok(&["kill", &format!("{stack}-db-1")]);
+    wait_for(
+        Duration::from_secs(30),
+        "db to run again after kill",
+        || {
+            let now = container_state(&format!("{stack}-db-1"));
+            (now != before && now.ends_with("true")).then_some(())
+        },
+    );
+
+    // Stopped by hand (the engine will not restart it): Drover starts it again.
+    docker_ok(&["stop", "-t", "1", &format!("{stack}-db-1")]);
+    wait_for(
+        Duration::from_secs(30),
+        "db to be started again after stop",
+        || {
+            container_state(&format!("{stack}-db-1"))
+                .ends_with("true")
+                .then_some(())
+        },
+    );
+
+    // Removed behind Drover's back: recreated under the same name.
+    let old_id = docker_ok(&["inspect", "--format", "{{.Id}}", &format!("{stack}-web-1")]);
+    docker_ok(&["rm", "-f", &format!("{stack}-web-1")]);
+    wait_for(Duration::from_secs(30), "web to be recreated", || {
+        let s = docker(&[
+            "inspect",
+            "--format",
+            "{{.Id}} {{.State.Running}}",
+            &format!("{stack}-web-1"),
+        ]);
+        let s = String::from_utf8_lossy(&s.stdout).trim().to_string();
+        (!s.is_empty() && !s.starts_with(&old_id) && s.ends_with("true")).then_some(())
+    });
+    wait_for(Duration::from_secs(30), "web to serve again", || {
+        http_get(port, "/call/api:8080/").filter(|(c, _)| *c == 200)
+    });
+
+    // Export writes a compose file that validates and redeploys with no change.
+    let exported = d.dir.path().join("exported.yml");
+    d.ok(&["stack", "export", &stack, "-o", &exported.to_string_lossy()]);
+    let config = d.ok(&["stack", "config", "-f", &exported.to_string_lossy()]);
+    assert!(config.contains("backend"), "{config}");
+    let again = d.deploy(&stack, &exported);
+    assert!(again.contains("0 changed, 3 unchanged"), "{again}");
+
+    // Removal takes the stack's containers and network, and nothing else.
+    d.ok(&["stack", "rm", &stack]);
+    wait_for(Duration::from_secs(30), "stack containers to go", || {
+        stack_containers(&stack)
+            .iter()
+            .all(|c| c == &foreign)
+            .then_some(())
+    });
+    wait_for(Duration::from_secs(30), "stack network to go", || {
+        docker_ok(&["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .all(|n| n != format!("{stack}_default"))
+            .then_some(())
+    });
+    assert_eq!(stack_containers(&stack), vec![foreign.clone()]);
+    docker_ok(&["rm", "-f", &foreign]);
+    let events = d.ok(&["events"]);
+    assert!(
+        events.contains("stack.created") && events.contains("stack.removed"),
+        "{events}"
+    );
+}
+
+#[test]
+fn redeploy_changes_only_edited_services() {
+    let mut d = Drover::up();
+    let stack = unique("edit");
+    let v1 = "services:\n  a:\n    image: drover-test/app:1\n    environment: [V=1]\n    stop_grace_period: 1s\n  b:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n";
+    let file = d.write("compose.yml", v1);
+    d.deploy(&stack, &file);
+    let a1 = container_state(&format!("{stack}-a-1"));
+    let b1 = container_state(&format!("{stack}-b-1"));
+
+    let v2 = v1.replace("V=1", "V=2").replace(
+        "  b:\n    image: drover-test/app:1\n",
+        "  b:\n    image: drover-test/app:1\n    deploy:\n      replicas: 2\n",
+    );
+    let file = d.write("compose.yml", &v2);
+    let out = d.deploy(&stack, &file);
+    assert!(out.contains("2 changed, 0 unchanged"), "{out}");
+    let a2 = container_state(&format!("{stack}-a-1"));
+    assert_ne!(
+        a1.split(' ').next(),
+        a2.split(' ').next(),
+        "a was recreated"
+    );
+    let env = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        &format!("{stack}-a-1"),
+    ]);
+    assert!(env.contains("V=2"), "{env}");
+    // b's spec did not change, only its scale: b-1 is untouched, b-2 is new.
+    assert_eq!(container_state(&format!("{stack}-b-1")), b1);
+    assert!(container_state(&format!("{stack}-b-2")).ends_with("true"));
+    assert_eq!(stack_containers(&stack).len(), 3);
+
+    // Same file again: nothing changes at all.
+    let out = d.deploy(&stack, &file);
+    assert!(out.contains("0 changed, 2 unchanged"), "{out}");
+    assert_eq!(container_state(&format!("{stack}-a-1")), a2);
+}
+
+fn six_services() -> String {
+    let mut s = String::from("services:\n");
+    for i in 1..=6 {
+        s.push_str(&format!(
+            "  s{i}:\n    image: drover-test/app:1\n    restart: always\n    stop_grace_period: 1s\n"
+        ));
+        if i > 1 {
+            s.push_str(&format!("    depends_on: [s{}]\n", i - 1));
+        }
+    }
+    s
+}
+
+fn snapshot(stack: &str) -> Vec<String> {
+    stack_containers(stack)
+        .iter()
+        .map(|c| format!("{c} {}", container_state(c)))
+        .collect()
+}
+
+#[test]
+fn kill_9_of_the_server_loses_nothing_and_disturbs_nothing() {
+    let mut d = Drover::up();
+    let file = d.write("compose.yml", &six_services());
+    for delay_ms in [50u64, 250, 700] {
+        let stack = unique("crash");
+        d.track(&stack);
+        // Deploy in the background and kill -9 the server while it runs.
+        let child = std::process::Command::new(bin())
+            .args([
+                "stack",
+                "deploy",
+                "-f",
+                &file.to_string_lossy(),
+                "-p",
+                &stack,
+            ])
+            .env("DROVER_URL", &d.url)
+            .env("DROVER_TOKEN", &d.token)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn deploy");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        d.kill9();
+        let mut child = child;
+        let _ = child.wait();
+        d.start("up");
+        // Whether or not the first request landed, deploying again converges to one copy each.
+        d.deploy(&stack, &file);
+        let names = stack_containers(&stack);
+        assert_eq!(
+            names.len(),
+            6,
+            "exactly one container per service: {names:?}"
+        );
+
+        // Now a converged stack: kill -9 and restart change nothing on the host.
+        let before = snapshot(&stack);
+        d.kill9();
+        d.start("up");
+        wait_for(Duration::from_secs(20), "host to report again", || {
+            d.ok(&["host", "ls"]).contains(" up ").then_some(())
+        });
+        let ps = wait_for(Duration::from_secs(20), "stack to show converged", || {
+            let ls = d.ok(&["stack", "ls"]);
+            ls.lines()
+                .any(|l| l.contains(&stack) && l.contains("converged"))
+                .then_some(ls)
+        });
+        assert!(ps.contains("6/6"), "{ps}");
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            snapshot(&stack),
+            before,
+            "no container restarted or duplicated"
+        );
+    }
+}
+
+#[test]
+fn restarting_the_agent_alone_touches_no_container() {
+    let mut d = Drover::server_only();
+    d.start_agent(&[]);
+    let stack = unique("agentrs");
+    let file = d.write("compose.yml", &six_services());
+    d.deploy(&stack, &file);
+    let before = snapshot(&stack);
+    d.kill9_agent();
+    // With the agent gone the host is down and its containers keep running.
+    wait_for(Duration::from_secs(20), "host to be down", || {
+        d.ok(&["host", "ls"]).contains(" down ").then_some(())
+    });
+    assert_eq!(snapshot(&stack), before);
+    d.start_agent(&[]);
+    wait_for(Duration::from_secs(20), "host to be up again", || {
+        d.ok(&["host", "ls"]).contains(" up ").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(snapshot(&stack), before);
+    let hosts = d.ok(&["host", "ls"]);
+    assert_eq!(
+        hosts.lines().count(),
+        2,
+        "the same host, not a second one: {hosts}"
+    );
+}
+
+#[test]
+fn engine_down_is_a_host_status_and_the_agent_recovers() {
+    let mut d = Drover::server_only();
+    let sock = d.dir.path().join("docker.sock");
+    let host = format!("unix://{}", sock.display());
+    d.start_agent(&[("DOCKER_HOST", host.as_str())]);
+    let hosts = wait_for(Duration::from_secs(20), "host to show engine_down", || {
+        let h = d.ok(&["host", "ls"]);
+        h.contains("engine_down").then_some(h)
+    });
+    assert!(hosts.contains("engine unreachable"), "{hosts}");
+    // The engine "returns": the socket path now leads to the real engine.
+    std::os::unix::fs::symlink("/var/run/docker.sock", &sock).expect("symlink");
+    wait_for(Duration::from_secs(20), "host to come up", || {
+        d.ok(&["host", "ls"]).contains(" up ").then_some(())
+    });
+    let stack = unique("engback");
+    let file = d.write(
+        "compose.yml",
+        "services:\n  a:\n    image: drover-test/app:1\n",
+    );
+    d.deploy(&stack, &file);
+}
+
+#[test]
+fn dependencies_one_shot_jobs_and_volumes() {
+    let mut d = Drover::up();
+    let stack = unique("deps");
+    let bind = d.dir.path().join("conf");
+    let file = d.write(
+        "compose.yml",
+        &format!(
+            r#"
+services:
+  migrate:
+    image: drover-test/app:1
+    command: ["exit", "0"]
+  app:
+    image: drover-test/app:1
+    depends_on:
+      migrate:
+        condition: service_completed_successfully
+    volumes:
+      - data:/data
+      - {}:/conf:ro
+      - type: tmpfs
+        target: /scratch
+    user: "1000"
+    working_dir: /data
+    hostname: apphost
+    cap_drop: [NET_RAW]
+    extra_hosts: ["gateway.test:10.1.2.3"]
+    labels:
+      team: core
+    deploy:
+      resources:
+        limits:
+          memory: 64m
+          cpus: "0.5"
+volumes:
+  data:
+"#,
+            bind.display()
+        ),
+    );
+    let out = d.deploy(&stack, &file);
+    assert!(out.contains("is running"), "{out}");
+    let app = format!("{stack}-app-1");
+    let fmt = "{{.Config.User}}|{{.Config.WorkingDir}}|{{.Config.Hostname}}|{{.HostConfig.Memory}}|{{.HostConfig.NanoCpus}}|{{.HostConfig.CapDrop}}|{{.HostConfig.ExtraHosts}}|{{index .Config.Labels \"team\"}}";
+    assert_eq!(
+        docker_ok(&["inspect", "--format", fmt, &app]),
+        "1000|/data|apphost|67108864|500000000|[NET_RAW]|[gateway.test:10.1.2.3]|core"
+    );
+    let mounts = docker_ok(&["inspect", "--format", "{{json .Mounts}}", &app]);
+    assert!(mounts.contains(&format!("{stack}_data")), "{mounts}");
+    assert!(mounts.contains("/conf"), "{mounts}");
+    let tmpfs = docker_ok(&["inspect", "--format", "{{json .HostConfig.Tmpfs}}", &app]);
+    assert!(tmpfs.contains("/scratch"), "{tmpfs}");
+    let migrate = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &format!("{stack}-migrate-1"),
+    ]);
+    assert_eq!(migrate, "exited 0");
+    // Removing the stack keeps its named volume (data is never deleted implicitly).
+    d.ok(&["stack", "rm", &stack]);
+    wait_for(Duration::from_secs(30), "containers to go", || {
+        stack_containers(&stack).is_empty().then_some(())
+    });
+    assert!(
+        docker_ok(&["volume", "ls", "--format", "{{.Name}}"]).contains(&format!("{stack}_data"))
+    );
+}
+
+#[test]
+fn invalid_input_is_refused_clearly_and_creates_nothing() {
+    let mut d = Drover::up();
+    let stack = unique("bad");
+    d.track(&stack);
+
+    // Invalid compose: exit 2, file:line:column, nothing created.
+    let file = d.write(
+        "bad.yml",
+        "services:\n  web:\n    image: drover-test/app:1\n    ports:\n      - \"99999:80\"\n",
+    );
+    let r = d.cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &file.to_string_lossy(),
+        "-p",
+        &stack,
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("bad.yml:5:"), "{}", r.stderr);
+    assert_eq!(
+        r.stderr.lines().count(),
+        1,
+        "one readable line: {}",
+        r.stderr
+    );
+    assert!(!d.ok(&["stack", "ls"]).contains(&stack));
+    assert!(stack_containers(&stack).is_empty());
+
+    // A hostile file is refused (quickly, with bounded memory: the parser's limits).
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    bomb.push_str("services: {}\n");
+    let file = d.write("bomb.yml", &bomb);
+    let start = Instant::now();
+    let r = d.cli(&["stack", "config", "-f", &file.to_string_lossy()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    eprintln!(
+        "alias bomb refused in {:?}: {}",
+        start.elapsed(),
+        r.stderr.trim()
+    );
+    let deep = format!("services: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let file = d.write("deep.yml", &deep);
+    let r = d.cli(&["stack", "config", "-f", &file.to_string_lossy()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // An image the engine cannot find fails that service with why; the stack's others run.
+    let file = d.write(
+        "missing.yml",
+        "services:\n  ok:\n    image: drover-test/app:1\n  gone:\n    image: 127.0.0.1:9/drover-missing:1\n",
+    );
+    let r = d.cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &file.to_string_lossy(),
+        "-p",
+        &stack,
+        "--timeout",
+        "60",
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!("{stack}-gone-1")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("127.0.0.1:9/drover-missing:1"),
+        "{}",
+        r.stderr
+    );
+    let ps = d.ok(&["stack", "ps", &stack]);
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("-ok-1") && l.contains("running")),
+        "{ps}"
+    );
+
+    // The API: no token, bad token, bad body, unknown environment.
+    let (code, body) = api(&d.url, "GET", "/v1/environments", None, None);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
+    let (code, _) = api(&d.url, "GET", "/v1/openapi.json", Some("drv_wrong"), None);
+    assert_eq!(code, 401);
+    let (code, body) = api(&d.url, "GET", "/v1/openapi.json", Some(&d.token), None);
+    assert_eq!(code, 200);
+    assert!(body.contains("/v1/environments/{env}/stacks"), "{body}");
+    let (code, body) = api(
+        &d.url,
+        "POST",
+        "/v1/environments/default/stacks",
+        Some(&d.token),
+        Some(r#"{"compose": 5}"#),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("compose"), "{body}");
+    let (code, body) = api(
+        &d.url,
+        "POST",
+        "/v1/environments/default/stacks",
+        Some(&d.token),
+        Some(r#"{"name": "apibad", "compose": "services:\n  web:\n    imgae: x\n"}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("invalid_compose") && body.contains("3:"),
+        "{body}"
+    );
+    let (code, _) = api(
+        &d.url,
+        "GET",
+        "/v1/environments/nope/stacks",
+        Some(&d.token),
+        None,
+    );
+    assert_eq!(code, 404);
+}

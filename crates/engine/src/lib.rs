@@ -1,0 +1,597 @@
+//! The container-engine seam: everything the agent does to a Docker Engine, over its API
+//! (bollard, unix socket or `DOCKER_HOST`). [`container_config`] — the translation of a desired
+//! container into the Engine's create body — is pure and unit-tested; the rest is I/O.
+//!
+//! Ownership rule: every object created here carries `io.drover.cluster=<cluster id>`, and
+//! every listing filters on it, so Drover never sees (and so never touches) anything else.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum,
+    EndpointSettings, HealthConfig, HostConfig, Mount, MountType, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptions, ListVolumesOptions, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures_util::{Stream, StreamExt};
+use proto::{
+    ContainerState, DesiredContainer, DesiredNetwork, DesiredVolume, EngineStatus, Health,
+    LABEL_CLUSTER, LABEL_ENV, LABEL_HASH, LABEL_SERVICE, LABEL_SLOT, LABEL_STACK,
+    ObservedContainer,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("engine unreachable: {0}")]
+    Unreachable(String),
+    #[error("image {image} not found locally and could not be pulled: {why}")]
+    ImageNotFound { image: String, why: String },
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl From<bollard::errors::Error> for Error {
+    fn from(e: bollard::errors::Error) -> Self {
+        use bollard::errors::Error as B;
+        match e {
+            B::DockerResponseServerError { message, .. } => Error::Engine(message),
+            B::IOError { .. } | B::HyperResponseError { .. } | B::HyperLegacyError { .. } => {
+                Error::Unreachable(e.to_string())
+            }
+            other => Error::Engine(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A connection to one Docker Engine, scoped to one Drover cluster.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    cluster: String,
+}
+
+impl Engine {
+    /// Connects the way the docker CLI does: `DOCKER_HOST`, else the local socket; then
+    /// negotiates the API version (Debian's engine speaks 1.41).
+    pub async fn connect(cluster: &str) -> Result<Engine> {
+        let docker =
+            Docker::connect_with_defaults().map_err(|e| Error::Unreachable(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| Error::Unreachable(e.to_string()))?;
+        Ok(Engine {
+            docker,
+            cluster: cluster.to_string(),
+        })
+    }
+
+    pub async fn status(&self) -> EngineStatus {
+        match self.docker.info().await {
+            Ok(info) => EngineStatus {
+                up: true,
+                version: info.server_version,
+                cpus: info.ncpu.map(|n| n as u64),
+                memory: info.mem_total.map(|n| n as u64),
+                error: None,
+            },
+            Err(e) => EngineStatus {
+                up: false,
+                error: Some(Error::from(e).to_string()),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn owned_filter(&self) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_CLUSTER}={}", self.cluster)],
+        )])
+    }
+
+    /// This cluster's containers on the engine.
+    pub async fn containers(&self) -> Result<Vec<ObservedContainer>> {
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&self.owned_filter())
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await?;
+        let mut out = Vec::with_capacity(list.len());
+        for c in list {
+            let labels = c.labels.unwrap_or_default();
+            let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            let name = c
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            let status = c.status.unwrap_or_default();
+            let state = match c.state {
+                Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
+                Some(ContainerSummaryStateEnum::RESTARTING) => ContainerState::Restarting,
+                Some(ContainerSummaryStateEnum::PAUSED) => ContainerState::Paused,
+                Some(ContainerSummaryStateEnum::EXITED) => ContainerState::Exited,
+                Some(ContainerSummaryStateEnum::REMOVING) => ContainerState::Removing,
+                Some(ContainerSummaryStateEnum::DEAD) => ContainerState::Dead,
+                _ => ContainerState::Created,
+            };
+            let health = c
+                .health
+                .and_then(|h| h.status)
+                .and_then(|s| match s {
+                    ContainerSummaryHealthStatusEnum::HEALTHY => Some(Health::Healthy),
+                    ContainerSummaryHealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
+                    ContainerSummaryHealthStatusEnum::STARTING => Some(Health::Starting),
+                    _ => None,
+                })
+                .or_else(|| health_from_status(&status));
+            out.push(ObservedContainer {
+                id: c.id.unwrap_or_default(),
+                name,
+                env: label(LABEL_ENV),
+                stack: label(LABEL_STACK),
+                service: label(LABEL_SERVICE),
+                slot: label(LABEL_SLOT).parse().unwrap_or(0),
+                spec_hash: label(LABEL_HASH),
+                state,
+                health,
+                exit_code: exit_code_from_status(&status),
+                image: c.image.unwrap_or_default(),
+                status,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Every network name on the engine, `true` for this cluster's own.
+    pub async fn networks(&self) -> Result<BTreeMap<String, bool>> {
+        let list = self
+            .docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|n| {
+                let owned = n
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_CLUSTER))
+                    .is_some_and(|c| c == &self.cluster);
+                n.name.map(|name| (name, owned))
+            })
+            .collect())
+    }
+
+    pub async fn volumes(&self) -> Result<BTreeSet<String>> {
+        let list = self.docker.list_volumes(None::<ListVolumesOptions>).await?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    fn labels(
+        &self,
+        env: &str,
+        stack: &str,
+        extra: &BTreeMap<String, String>,
+    ) -> HashMap<String, String> {
+        let mut l: HashMap<String, String> = extra.clone().into_iter().collect();
+        l.insert(LABEL_CLUSTER.into(), self.cluster.clone());
+        l.insert(LABEL_ENV.into(), env.into());
+        l.insert(LABEL_STACK.into(), stack.into());
+        l
+    }
+
+    pub async fn create_network(&self, n: &DesiredNetwork) -> Result<()> {
+        let req = NetworkCreateRequest {
+            name: n.name.clone(),
+            driver: n.driver.clone(),
+            internal: Some(n.internal),
+            labels: Some(self.labels(&n.env, &n.stack, &n.labels)),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            // Created concurrently or by an earlier, interrupted round: fine.
+            Err(e) if e.to_string().contains("already exists") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        Ok(self.docker.remove_network(name).await?)
+    }
+
+    pub async fn create_volume(&self, v: &DesiredVolume) -> Result<()> {
+        let req = VolumeCreateRequest {
+            name: Some(v.name.clone()),
+            driver: v.driver.clone(),
+            labels: Some(self.labels(&v.env, &v.stack, &v.labels)),
+            ..Default::default()
+        };
+        self.docker.create_volume(req).await?;
+        Ok(())
+    }
+
+    /// Creates and starts a container, pulling its image first if the engine lacks it.
+    pub async fn run(&self, c: &DesiredContainer) -> Result<String> {
+        let body = container_config(c, &self.cluster)?;
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&c.name)
+            .build();
+        let created = match self
+            .docker
+            .create_container(Some(opts.clone()), body.clone())
+            .await
+        {
+            Ok(r) => r,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                let image = body.image.clone().unwrap_or_default();
+                self.pull(&image).await?;
+                self.docker.create_container(Some(opts), body).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // API < 1.44 takes one network at create time; join the others before start.
+        for att in c.networks.iter().skip(1) {
+            let req = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: Some(att.aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            self.docker.connect_network(&att.network, req).await?;
+        }
+        self.docker.start_container(&created.id, None).await?;
+        Ok(created.id)
+    }
+
+    async fn pull(&self, image: &str) -> Result<()> {
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return Err(Error::ImageNotFound {
+                    image: image.to_string(),
+                    why: Error::from(e).to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn start(&self, id: &str) -> Result<()> {
+        Ok(self.docker.start_container(id, None).await?)
+    }
+
+    /// Stops (grace period from the container's own stop timeout) and removes.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let _ = self.docker.stop_container(id, None).await;
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A stream that yields once per engine event about this cluster's objects.
+    pub fn events(&self) -> impl Stream<Item = Result<()>> + use<> {
+        let mut filters = self.owned_filter();
+        filters.insert("type".into(), vec!["container".into(), "network".into()]);
+        let opts = EventsOptionsBuilder::default().filters(&filters).build();
+        self.docker
+            .events(Some(opts))
+            .map(|r| r.map(|_| ()).map_err(Error::from))
+    }
+
+    /// Log lines of a container (stdout and stderr, with `tail` last lines, following if asked).
+    pub fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> impl Stream<Item = Result<String>> + use<> {
+        let tail = tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into());
+        let opts = LogsOptionsBuilder::default()
+            .follow(follow)
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail)
+            .build();
+        self.docker
+            .logs(name, Some(opts))
+            .map(|r| r.map(|o| o.to_string()).map_err(Error::from))
+    }
+}
+
+fn health_from_status(status: &str) -> Option<Health> {
+    if status.contains("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.contains("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.contains("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
+/// "Exited (137) 3 seconds ago" -> 137.
+fn exit_code_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.parse().ok()
+}
+
+/// The Engine create body for a desired container: image, command, environment, ports,
+/// mounts, first network with aliases, health check, restart policy, limits and labels.
+pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<ContainerCreateBody> {
+    let s = &c.spec;
+    let image = match (&s.image, &s.build) {
+        (Some(i), _) => i.clone(),
+        (None, Some(_)) => format!("{}-{}", c.stack, c.service),
+        (None, None) => return Err(Error::Engine(format!("service {} has no image", c.service))),
+    };
+    let mut labels: HashMap<String, String> = s.labels.clone().into_iter().collect();
+    labels.insert(LABEL_CLUSTER.into(), cluster.into());
+    labels.insert(LABEL_ENV.into(), c.env.clone());
+    labels.insert(LABEL_STACK.into(), c.stack.clone());
+    labels.insert(LABEL_SERVICE.into(), c.service.clone());
+    labels.insert(LABEL_SLOT.into(), c.slot.to_string());
+    labels.insert(LABEL_HASH.into(), c.spec_hash.clone());
+    labels.insert("com.docker.compose.project".into(), c.stack.clone());
+    labels.insert("com.docker.compose.service".into(), c.service.clone());
+
+    let env: Vec<String> = s
+        .environment
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &s.ports {
+        let key = format!("{}/{}", p.target, p.protocol);
+        exposed.push(key.clone());
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.published.map(|x| x.to_string()).unwrap_or_default()),
+            });
+    }
+
+    let mut mounts = Vec::new();
+    let mut binds = Vec::new();
+    let mut tmpfs = HashMap::new();
+    for m in &s.volumes {
+        match m.kind {
+            compose::MountKind::Volume => mounts.push(Mount {
+                target: Some(m.target.clone()),
+                source: m.source.as_ref().map(|src| {
+                    c.volume_names
+                        .get(src)
+                        .cloned()
+                        .unwrap_or_else(|| src.clone())
+                }),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            }),
+            // Binds as `-v` strings: the engine creates a missing host directory, as compose does.
+            compose::MountKind::Bind => binds.push(format!(
+                "{}:{}{}",
+                m.source.as_deref().unwrap_or_default(),
+                m.target,
+                if m.read_only { ":ro" } else { "" }
+            )),
+            compose::MountKind::Tmpfs => {
+                tmpfs.insert(m.target.clone(), String::new());
+            }
+        }
+    }
+
+    let restart = match s.restart {
+        compose::RestartPolicy::No => RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        },
+        compose::RestartPolicy::Always => RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ALWAYS),
+            maximum_retry_count: None,
+        },
+        compose::RestartPolicy::UnlessStopped => RestartPolicy {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        },
+        compose::RestartPolicy::OnFailure { max_retries } => RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            maximum_retry_count: max_retries.map(i64::from),
+        },
+    };
+
+    let networking_config = c.networks.first().map(|att| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            att.network.clone(),
+            EndpointSettings {
+                aliases: Some(att.aliases.clone()),
+                ..Default::default()
+            },
+        )])),
+    });
+
+    let healthcheck = s.healthcheck.as_ref().map(|h| HealthConfig {
+        test: Some(h.test.clone()),
+        interval: h.interval_ns.map(|n| n as i64),
+        timeout: h.timeout_ns.map(|n| n as i64),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period_ns.map(|n| n as i64),
+        ..Default::default()
+    });
+
+    let host_config = HostConfig {
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        binds: (!binds.is_empty()).then_some(binds),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        restart_policy: Some(restart),
+        network_mode: c.networks.first().map(|a| a.network.clone()),
+        memory: s.limits.memory.map(|m| m as i64),
+        memory_reservation: s.reservations.memory.map(|m| m as i64),
+        nano_cpus: s.limits.cpus.map(|c| (c * 1e9) as i64),
+        pids_limit: s.limits.pids,
+        cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
+        cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.clone()),
+        extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
+        ..Default::default()
+    };
+
+    Ok(ContainerCreateBody {
+        image: Some(image),
+        cmd: s.command.clone(),
+        entrypoint: s.entrypoint.clone(),
+        env: Some(env),
+        user: s.user.clone(),
+        working_dir: s.working_dir.clone(),
+        hostname: s.hostname.clone(),
+        labels: Some(labels),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck,
+        stop_timeout: s.stop_grace_period_ns.map(|n| (n / 1_000_000_000) as i64),
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> DesiredContainer {
+        let mut spec = compose::Service {
+            image: Some("drover-test/app:1".into()),
+            command: Some(vec!["serve".into()]),
+            restart: compose::RestartPolicy::OnFailure {
+                max_retries: Some(3),
+            },
+            ..Default::default()
+        };
+        spec.environment.insert("A".into(), Some("1".into()));
+        spec.environment.insert("UNSET".into(), None);
+        spec.ports.push(compose::Port {
+            target: 8080,
+            published: Some(18080),
+            host_ip: Some("127.0.0.1".into()),
+            protocol: "tcp".into(),
+        });
+        spec.volumes.push(compose::Mount {
+            kind: compose::MountKind::Volume,
+            source: Some("data".into()),
+            target: "/data".into(),
+            read_only: false,
+        });
+        spec.volumes.push(compose::Mount {
+            kind: compose::MountKind::Bind,
+            source: Some("/srv/conf".into()),
+            target: "/conf".into(),
+            read_only: true,
+        });
+        spec.limits.memory = Some(64 << 20);
+        spec.limits.cpus = Some(0.5);
+        DesiredContainer {
+            name: "shop-web-1".into(),
+            env: "default".into(),
+            stack: "shop".into(),
+            service: "web".into(),
+            slot: 1,
+            spec_hash: "abc".into(),
+            spec,
+            networks: vec![
+                proto::NetworkAttachment {
+                    network: "shop_default".into(),
+                    aliases: vec!["web".into()],
+                },
+                proto::NetworkAttachment {
+                    network: "shop_back".into(),
+                    aliases: vec!["web".into()],
+                },
+            ],
+            volume_names: BTreeMap::from([("data".into(), "shop_data".into())]),
+        }
+    }
+
+    #[test]
+    fn create_body_carries_spec_and_ownership_labels() {
+        let body = container_config(&desired(), "c1").expect("config");
+        let labels = body.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get(LABEL_CLUSTER).map(String::as_str), Some("c1"));
+        assert_eq!(labels.get(LABEL_HASH).map(String::as_str), Some("abc"));
+        assert_eq!(labels.get(LABEL_SLOT).map(String::as_str), Some("1"));
+        assert_eq!(body.env, Some(vec!["A=1".to_string()]));
+        assert_eq!(body.exposed_ports, Some(vec!["8080/tcp".to_string()]));
+        let hc = body.host_config.expect("host config");
+        let b = hc.port_bindings.expect("ports");
+        let pb = b.get("8080/tcp").cloned().flatten().expect("binding");
+        assert_eq!(pb[0].host_port.as_deref(), Some("18080"));
+        assert_eq!(pb[0].host_ip.as_deref(), Some("127.0.0.1"));
+        let mounts = hc.mounts.expect("mounts");
+        assert_eq!(mounts[0].source.as_deref(), Some("shop_data"));
+        assert_eq!(hc.binds, Some(vec!["/srv/conf:/conf:ro".to_string()]));
+        assert_eq!(hc.memory, Some(64 << 20));
+        assert_eq!(hc.nano_cpus, Some(500_000_000));
+        let rp = hc.restart_policy.expect("restart");
+        assert_eq!(rp.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(rp.maximum_retry_count, Some(3));
+        // Only the first network is set at create time (API 1.41); the rest are connected.
+        let eps = body
+            .networking_config
+            .and_then(|n| n.endpoints_config)
+            .expect("eps");
+        assert_eq!(eps.keys().collect::<Vec<_>>(), vec!["shop_default"]);
+        assert_eq!(hc.network_mode.as_deref(), Some("shop_default"));
+    }
+
+    #[test]
+    fn status_strings_are_parsed() {
+        assert_eq!(
+            exit_code_from_status("Exited (137) 3 seconds ago"),
+            Some(137)
+        );
+        assert_eq!(exit_code_from_status("Up 2 minutes"), None);
+        assert_eq!(
+            health_from_status("Up 2 minutes (healthy)"),
+            Some(Health::Healthy)
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)"),
+            Some(Health::Starting)
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The versioned protocol between `drover server` and `drover agent`.
+//!
+//! The agent connects OUT to the server over a WebSocket (`GET /v1/agent/connect`) and both
+//! sides exchange JSON text frames holding one [`AgentMsg`] or [`ServerMsg`] each. The agent
+//! speaks first with [`Hello`]; the server answers with [`ServerMsg::Welcome`] and then sends
+//! the full desired state for that host whenever it changes ([`ServerMsg::Desired`]). The
+//! agent reports what it observes ([`AgentMsg::Observed`]) on every change and at least every
+//! heartbeat interval.
+//!
+//! Also here: the labels Drover puts on every engine object it owns, and the naming rules that
+//! turn a stack's services into engine objects. Both sides must agree on these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change of the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// How often an agent sends at least a heartbeat.
+pub const HEARTBEAT_SECS: u64 = 3;
+
+/// Owner label: the id of the Drover cluster (server store) that owns the object. Drover never
+/// touches an engine object without its own cluster id here.
+pub const LABEL_CLUSTER: &str = "io.drover.cluster";
+pub const LABEL_ENV: &str = "io.drover.env";
+pub const LABEL_STACK: &str = "io.drover.stack";
+pub const LABEL_SERVICE: &str = "io.drover.service";
+pub const LABEL_SLOT: &str = "io.drover.slot";
+pub const LABEL_HASH: &str = "io.drover.spec-hash";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    /// Stable id the agent keeps in its data directory.
+    pub host_id: String,
+    pub hostname: String,
+    pub agent_version: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMsg {
+    Hello(Hello),
+    Observed(Observed),
+    Heartbeat,
+    /// A chunk of a log stream the server asked for.
+    LogData {
+        req: u64,
+        data: String,
+    },
+    /// End of a log stream (`error` set when it failed).
+    LogEnd {
+        req: u64,
+        error: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome {
+        cluster_id: String,
+        env: String,
+    },
+    /// Refused: wrong protocol, bad token... The agent logs it and retries with backoff.
+    Refused {
+        reason: String,
+    },
+    Desired(Desired),
+    Logs {
+        req: u64,
+        container: String,
+        follow: bool,
+        tail: Option<u64>,
+    },
+    CancelLogs {
+        req: u64,
+    },
+}
+
+/// Everything that should exist on one host. Level-triggered: each message replaces the
+/// previous one entirely.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Desired {
+    /// Increases with every change; echoed in [`Observed::generation`].
+    pub generation: u64,
+    pub containers: Vec<DesiredContainer>,
+    pub networks: Vec<DesiredNetwork>,
+    pub volumes: Vec<DesiredVolume>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredContainer {
+    /// Engine container name, unique per host: `<stack>-<service>-<slot>`.
+    pub name: String,
+    pub env: String,
+    pub stack: String,
+    pub service: String,
+    pub slot: u32,
+    pub spec_hash: String,
+    pub spec: compose::Service,
+    /// Engine network names to join, with aliases (service name always among them).
+    pub networks: Vec<NetworkAttachment>,
+    /// Engine volume name for each named volume source used by `spec.volumes`.
+    pub volume_names: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    pub network: String,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredNetwork {
+    /// Engine name.
+    pub name: String,
+    pub env: String,
+    pub stack: String,
+    pub driver: Option<String>,
+    pub internal: bool,
+    pub external: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredVolume {
+    pub name: String,
+    pub env: String,
+    pub stack: String,
+    pub driver: Option<String>,
+    pub external: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What an agent sees on its engine (only objects carrying its cluster label).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Observed {
+    /// The [`Desired::generation`] the agent has applied last.
+    pub generation: u64,
+    pub engine: EngineStatus,
+    pub containers: Vec<ObservedContainer>,
+    /// Containers the agent failed to create or start, with why (image not found...).
+    #[serde(default)]
+    pub errors: Vec<ContainerError>,
+    /// Containers waiting before start, with why (dependency not healthy yet...).
+    #[serde(default)]
+    pub waiting: Vec<ContainerError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct EngineStatus {
+    pub up: bool,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub cpus: Option<u64>,
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// Why the engine is unreachable, when `up` is false.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Restarting,
+    Paused,
+    Exited,
+    Removing,
+    Dead,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    pub env: String,
+    pub stack: String,
+    pub service: String,
+    pub slot: u32,
+    pub spec_hash: String,
+    pub state: ContainerState,
+    #[serde(default)]
+    pub health: Option<Health>,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    pub image: String,
+    /// Human status from the engine, e.g. "Up 3 minutes (healthy)".
+    #[serde(default)]
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerError {
+    pub name: String,
+    pub message: String,
+}
+
+/// Engine name of a stack's network or volume: the explicit `name:` if given, else
+/// `<stack>_<key>` (the compose convention).
+pub fn scoped_name(stack: &str, key: &str, explicit: Option<&str>) -> String {
+    match explicit {
+        Some(n) => n.to_string(),
+        None => format!("{stack}_{key}"),
+    }
+}
+
+/// Engine name of a container: `<stack>-<service>-<slot>` (the compose v2 convention).
+pub fn container_name(stack: &str, service: &str, slot: u32) -> String {
+    format!("{stack}-{service}-{slot}")
+}
+
+/// Build the desired state of one stack's containers placed on a host, ready to ship.
+/// `slots` lists the (service, slot) pairs placed on this host.
+pub fn desired_for_stack(
+    env: &str,
+    project: &compose::Project,
+    slots: &[(String, u32)],
+) -> (
+    Vec<DesiredContainer>,
+    Vec<DesiredNetwork>,
+    Vec<DesiredVolume>,
+) {
+    let stack = project.name.as_str();
+    let mut containers = Vec::new();
+    let mut used_networks = std::collections::BTreeSet::new();
+    let mut used_volumes = std::collections::BTreeSet::new();
+    for (service_name, slot) in slots {
+        let Some(spec) = project.services.get(service_name) else {
+            continue;
+        };
+        let networks = spec
+            .networks
+            .iter()
+            .map(|(key, att)| {
+                used_networks.insert(key.clone());
+                let explicit = project.networks.get(key).and_then(|n| n.name.as_deref());
+                let mut aliases = vec![service_name.clone()];
+                aliases.extend(att.aliases.iter().cloned());
+                NetworkAttachment {
+                    network: scoped_name(stack, key, explicit),
+                    aliases,
+                }
+            })
+            .collect();
+        let mut volume_names = BTreeMap::new();
+        for m in &spec.volumes {
+            if m.kind == compose::MountKind::Volume
+                && let Some(src) = &m.source
+            {
+                let explicit = project.volumes.get(src).and_then(|v| v.name.as_deref());
+                volume_names.insert(src.clone(), scoped_name(stack, src, explicit));
+                used_volumes.insert(src.clone());
+            }
+        }
+        containers.push(DesiredContainer {
+            name: container_name(stack, service_name, *slot),
+            env: env.to_string(),
+            stack: stack.to_string(),
+            service: service_name.clone(),
+            slot: *slot,
+            spec_hash: spec.spec_hash(),
+            spec: spec.clone(),
+            networks,
+            volume_names,
+        });
+    }
+    let networks = used_networks
+        .iter()
+        .map(|key| {
+            let n = project.networks.get(key).cloned().unwrap_or_default();
+            DesiredNetwork {
+                name: scoped_name(stack, key, n.name.as_deref()),
+                env: env.to_string(),
+                stack: stack.to_string(),
+                driver: n.driver,
+                internal: n.internal,
+                external: n.external,
+                labels: n.labels,
+            }
+        })
+        .collect();
+    let volumes = used_volumes
+        .iter()
+        .map(|key| {
+            let v = project.volumes.get(key).cloned().unwrap_or_default();
+            DesiredVolume {
+                name: scoped_name(stack, key, v.name.as_deref()),
+                env: env.to_string(),
+                stack: stack.to_string(),
+                driver: v.driver,
+                external: v.external,
+                labels: v.labels,
+            }
+        })
+        .collect();
+    (containers, networks, volumes)
+}

@@ -1,0 +1,267 @@
+//! The reconcile decision: what an agent must do to its engine so that what it observes becomes
+//! what the server wants. A pure function of its arguments — no engine, no clock (the caller
+//! passes `now_ms`), no randomness — so it is cheap to call on every event and easy to test.
+//!
+//! Rules, in short:
+//! - a desired container that does not exist is run once its dependencies allow it;
+//! - one whose spec hash differs from the desired one, or that is dead, is replaced;
+//! - one that was created but never started is started once its dependencies allow it;
+//! - one that exited while its restart policy says it should run (`always`, `unless-stopped`)
+//!   is started again (the engine restarts crashes itself; this catches `docker stop`);
+//! - a Drover container of this cluster that is not desired is removed;
+//! - a network this cluster created that no desired container uses and no container is still
+//!   attached to by stack is removed; volumes are never removed here (data);
+//! - after a failure, the same container is retried with exponential backoff.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use compose::{Condition, RestartPolicy};
+use proto::{
+    ContainerState, Desired, DesiredContainer, DesiredNetwork, DesiredVolume, Health,
+    ObservedContainer,
+};
+
+/// Consecutive failures of one container, as the agent remembers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Failure {
+    pub count: u32,
+    pub last_ms: u64,
+}
+
+/// Delay before retrying after `count` consecutive failures: 1 s, 2 s, 4 s... capped at 60 s.
+pub fn backoff_ms(count: u32) -> u64 {
+    let exp = count.saturating_sub(1).min(6);
+    (1000u64 << exp).min(60_000)
+}
+
+pub struct Input<'a> {
+    pub desired: &'a Desired,
+    pub observed: &'a [ObservedContainer],
+    /// Every network name on the engine, with `true` when this cluster owns it.
+    pub networks: &'a BTreeMap<String, bool>,
+    /// Every volume name on the engine.
+    pub volumes: &'a BTreeSet<String>,
+    pub failures: &'a BTreeMap<String, Failure>,
+    pub now_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    CreateNetwork(DesiredNetwork),
+    CreateVolume(DesiredVolume),
+    /// Create and start a container that does not exist.
+    Run(DesiredContainer),
+    /// Remove `old_id`, then create and start `container` under the same name.
+    Replace {
+        old_id: String,
+        container: DesiredContainer,
+    },
+    Start {
+        id: String,
+        name: String,
+    },
+    Remove {
+        id: String,
+        name: String,
+    },
+    RemoveNetwork {
+        name: String,
+    },
+}
+
+impl Action {
+    /// Name of the engine object the action is about.
+    pub fn target(&self) -> &str {
+        match self {
+            Action::CreateNetwork(n) => &n.name,
+            Action::CreateVolume(v) => &v.name,
+            Action::Run(c) => &c.name,
+            Action::Replace { container, .. } => &container.name,
+            Action::Start { name, .. }
+            | Action::Remove { name, .. }
+            | Action::RemoveNetwork { name } => name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// Networks and volumes first; then container actions, all independent of each other so
+    /// the caller may run them concurrently.
+    pub actions: Vec<Action>,
+    /// Containers held back, with why.
+    pub waiting: Vec<(String, String)>,
+}
+
+pub fn reconcile(input: &Input<'_>) -> Plan {
+    let mut plan = Plan::default();
+    let observed: BTreeMap<&str, &ObservedContainer> = input
+        .observed
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+
+    // Networks and volumes the desired containers need.
+    let mut missing_infra = false;
+    for n in &input.desired.networks {
+        if !n.external && !input.networks.contains_key(&n.name) {
+            plan.actions.push(Action::CreateNetwork(n.clone()));
+            missing_infra = true;
+        }
+    }
+    for v in &input.desired.volumes {
+        if !v.external && !input.volumes.contains(&v.name) {
+            plan.actions.push(Action::CreateVolume(v.clone()));
+            missing_infra = true;
+        }
+    }
+
+    let desired_names: BTreeSet<&str> = input
+        .desired
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+
+    for want in &input.desired.containers {
+        let have = observed.get(want.name.as_str()).copied();
+        let needs_start = match have {
+            Some(c) if c.spec_hash != want.spec_hash || c.state == ContainerState::Dead => {
+                Some(Some(c))
+            }
+            Some(c) if c.state == ContainerState::Created => Some(None),
+            Some(c) if c.state == ContainerState::Exited && should_run_after_exit(want) => {
+                Some(None)
+            }
+            Some(_) => None,
+            None => Some(None),
+        };
+        let Some(replace) = needs_start else { continue };
+        if let Some(f) = input.failures.get(&want.name) {
+            let wait = backoff_ms(f.count);
+            let since = input.now_ms.saturating_sub(f.last_ms);
+            if since < wait {
+                plan.waiting.push((
+                    want.name.clone(),
+                    format!(
+                        "retrying in {}s after {} failure(s)",
+                        (wait - since).div_ceil(1000),
+                        f.count
+                    ),
+                ));
+                continue;
+            }
+        }
+        if missing_infra {
+            plan.waiting.push((
+                want.name.clone(),
+                "waiting for its networks and volumes".to_string(),
+            ));
+            continue;
+        }
+        if let Some(reason) = blocked_by_dependency(want, input) {
+            plan.waiting.push((want.name.clone(), reason));
+            continue;
+        }
+        plan.actions.push(match (replace, have) {
+            (Some(old), _) => Action::Replace {
+                old_id: old.id.clone(),
+                container: want.clone(),
+            },
+            (None, Some(c)) => Action::Start {
+                id: c.id.clone(),
+                name: c.name.clone(),
+            },
+            (None, None) => Action::Run(want.clone()),
+        });
+    }
+
+    for c in input.observed {
+        if !desired_names.contains(c.name.as_str()) {
+            plan.actions.push(Action::Remove {
+                id: c.id.clone(),
+                name: c.name.clone(),
+            });
+        }
+    }
+
+    let wanted_networks: BTreeSet<&str> = input
+        .desired
+        .networks
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    let attached_stacks: BTreeSet<(&str, &str)> = input
+        .observed
+        .iter()
+        .map(|c| (c.env.as_str(), c.stack.as_str()))
+        .collect();
+    if attached_stacks.is_empty() {
+        for (name, owned) in input.networks {
+            if *owned && !wanted_networks.contains(name.as_str()) {
+                plan.actions
+                    .push(Action::RemoveNetwork { name: name.clone() });
+            }
+        }
+    }
+    plan
+}
+
+fn should_run_after_exit(want: &DesiredContainer) -> bool {
+    matches!(
+        want.spec.restart,
+        RestartPolicy::Always | RestartPolicy::UnlessStopped
+    )
+}
+
+/// Why `want` may not start yet, if its `depends_on` conditions do not hold on this host.
+/// Dependencies with no desired container on this host are not checked here (the server
+/// orders cross-host starts).
+fn blocked_by_dependency(want: &DesiredContainer, input: &Input<'_>) -> Option<String> {
+    for (dep, d) in &want.spec.depends_on {
+        let desired_here: Vec<&DesiredContainer> = input
+            .desired
+            .containers
+            .iter()
+            .filter(|c| c.env == want.env && c.stack == want.stack && &c.service == dep)
+            .collect();
+        if desired_here.is_empty() {
+            continue;
+        }
+        for dc in desired_here {
+            let obs = input
+                .observed
+                .iter()
+                .find(|o| o.name == dc.name && o.spec_hash == dc.spec_hash);
+            let ok = match (d.condition, obs) {
+                (_, None) => false,
+                (Condition::ServiceStarted, Some(o)) => matches!(
+                    o.state,
+                    ContainerState::Running | ContainerState::Restarting | ContainerState::Exited
+                ),
+                (Condition::ServiceHealthy, Some(o)) => {
+                    o.state == ContainerState::Running
+                        && match o.health {
+                            Some(h) => h == Health::Healthy,
+                            None => dc.spec.healthcheck.is_none(),
+                        }
+                }
+                (Condition::ServiceCompletedSuccessfully, Some(o)) => {
+                    o.state == ContainerState::Exited && o.exit_code == Some(0)
+                }
+            };
+            if !ok {
+                let what = match d.condition {
+                    Condition::ServiceStarted => "to start",
+                    Condition::ServiceHealthy => "to be healthy",
+                    Condition::ServiceCompletedSuccessfully => "to complete successfully",
+                };
+                return Some(format!("waiting for {dep} {what}"));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

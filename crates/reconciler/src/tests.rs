@@ -1,0 +1,354 @@
+//! Data-driven tests: a fixture is a few lines describing desired and observed state,
+//! the expectation is the plan, one line per action or wait.
+//!
+//! ```text
+//! want NAME hash=H [restart=always] [dep=SVC:started|healthy|done] [healthcheck]
+//! have NAME hash=H state=running|exited|created|dead [health=healthy|starting] [exit=N]
+//! net NAME owned|foreign        vol NAME        fail NAME count=N last=MS        now MS
+//! ```
+//! Container names are `s-<service>-1` in stack `s`; the service is the middle part.
+
+use super::*;
+use expect_test::{Expect, expect};
+
+fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
+    let mut desired = Desired::default();
+    let mut observed = Vec::new();
+    let mut env = Env::default();
+    for line in fixture.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut words = line.split_whitespace();
+        let kind = words.next().unwrap_or_default();
+        let name = words.next().unwrap_or_default().to_string();
+        let kv: BTreeMap<&str, &str> = words
+            .map(|w| w.split_once('=').unwrap_or((w, "")))
+            .collect();
+        let service = name.split('-').nth(1).unwrap_or_default().to_string();
+        match kind {
+            "want" => {
+                let mut spec = compose::Service {
+                    image: Some("img".into()),
+                    ..Default::default()
+                };
+                if kv.get("restart") == Some(&"always") {
+                    spec.restart = RestartPolicy::Always;
+                }
+                if kv.contains_key("healthcheck") {
+                    spec.healthcheck = Some(compose::Healthcheck {
+                        test: vec!["CMD".into(), "true".into()],
+                        ..Default::default()
+                    });
+                }
+                if let Some(dep) = kv.get("dep") {
+                    let (svc, cond) = dep.split_once(':').unwrap_or((dep, "started"));
+                    let condition = match cond {
+                        "healthy" => Condition::ServiceHealthy,
+                        "done" => Condition::ServiceCompletedSuccessfully,
+                        _ => Condition::ServiceStarted,
+                    };
+                    spec.depends_on.insert(
+                        svc.to_string(),
+                        compose::Dependency {
+                            condition,
+                            required: true,
+                        },
+                    );
+                }
+                desired.containers.push(DesiredContainer {
+                    name: name.clone(),
+                    env: "default".into(),
+                    stack: "s".into(),
+                    service,
+                    slot: 1,
+                    spec_hash: kv.get("hash").unwrap_or(&"h").to_string(),
+                    spec,
+                    networks: vec![],
+                    volume_names: BTreeMap::new(),
+                });
+            }
+            "have" => observed.push(ObservedContainer {
+                id: format!("id-{name}"),
+                name: name.clone(),
+                env: "default".into(),
+                stack: "s".into(),
+                service,
+                slot: 1,
+                spec_hash: kv.get("hash").unwrap_or(&"h").to_string(),
+                state: match kv.get("state").copied().unwrap_or("running") {
+                    "exited" => ContainerState::Exited,
+                    "created" => ContainerState::Created,
+                    "dead" => ContainerState::Dead,
+                    _ => ContainerState::Running,
+                },
+                health: match kv.get("health").copied() {
+                    Some("healthy") => Some(Health::Healthy),
+                    Some("starting") => Some(Health::Starting),
+                    Some(_) => Some(Health::Unhealthy),
+                    None => None,
+                },
+                exit_code: kv.get("exit").and_then(|e| e.parse().ok()),
+                image: "img".into(),
+                status: String::new(),
+            }),
+            "dnet" => desired.networks.push(DesiredNetwork {
+                name,
+                env: "default".into(),
+                stack: "s".into(),
+                driver: None,
+                internal: false,
+                external: kv.contains_key("external"),
+                labels: BTreeMap::new(),
+            }),
+            "dvol" => desired.volumes.push(DesiredVolume {
+                name,
+                env: "default".into(),
+                stack: "s".into(),
+                driver: None,
+                external: false,
+                labels: BTreeMap::new(),
+            }),
+            "net" => {
+                env.networks.insert(name, kv.contains_key("owned"));
+            }
+            "vol" => {
+                env.volumes.insert(name);
+            }
+            "fail" => {
+                env.failures.insert(
+                    name,
+                    Failure {
+                        count: kv.get("count").and_then(|c| c.parse().ok()).unwrap_or(1),
+                        last_ms: kv.get("last").and_then(|c| c.parse().ok()).unwrap_or(0),
+                    },
+                );
+            }
+            "now" => env.now_ms = name.parse().unwrap_or(0),
+            other => panic!("unknown fixture line kind {other:?}"),
+        }
+    }
+    (desired, observed, env)
+}
+
+#[derive(Default)]
+struct Env {
+    networks: BTreeMap<String, bool>,
+    volumes: BTreeSet<String>,
+    failures: BTreeMap<String, Failure>,
+    now_ms: u64,
+}
+
+fn check(fixture: &str, expect: Expect) {
+    let (desired, observed, env) = parse(fixture);
+    let plan = reconcile(&Input {
+        desired: &desired,
+        observed: &observed,
+        networks: &env.networks,
+        volumes: &env.volumes,
+        failures: &env.failures,
+        now_ms: env.now_ms,
+    });
+    let mut out = String::new();
+    for a in &plan.actions {
+        let line = match a {
+            Action::CreateNetwork(n) => format!("create-network {}", n.name),
+            Action::CreateVolume(v) => format!("create-volume {}", v.name),
+            Action::Run(c) => format!("run {}", c.name),
+            Action::Replace { old_id, container } => {
+                format!("replace {old_id} with {}", container.name)
+            }
+            Action::Start { id, .. } => format!("start {id}"),
+            Action::Remove { id, .. } => format!("remove {id}"),
+            Action::RemoveNetwork { name } => format!("remove-network {name}"),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for (name, why) in &plan.waiting {
+        out.push_str(&format!("wait {name}: {why}\n"));
+    }
+    expect.assert_eq(&out);
+}
+
+#[test]
+fn converged_state_needs_nothing() {
+    check(
+        "want s-web-1 hash=a\nhave s-web-1 hash=a state=running\ndnet s_default\nnet s_default owned",
+        expect![""],
+    );
+}
+
+#[test]
+fn missing_container_is_run_after_its_network() {
+    check(
+        "want s-web-1\ndnet s_default",
+        expect![[r#"
+            create-network s_default
+            wait s-web-1: waiting for its networks and volumes
+        "#]],
+    );
+    check(
+        "want s-web-1\ndnet s_default\nnet s_default owned",
+        expect![[r#"
+            run s-web-1
+        "#]],
+    );
+}
+
+#[test]
+fn external_network_is_never_created() {
+    check(
+        "want s-web-1\ndnet shared external",
+        expect![[r#"
+            run s-web-1
+        "#]],
+    );
+}
+
+#[test]
+fn volumes_are_created_but_never_removed() {
+    check(
+        "want s-db-1\ndvol s_data",
+        expect![[r#"
+            create-volume s_data
+            wait s-db-1: waiting for its networks and volumes
+        "#]],
+    );
+    check("vol s_data\nvol other", expect![""]);
+}
+
+#[test]
+fn changed_spec_is_replaced_and_unchanged_left_alone() {
+    check(
+        "want s-web-1 hash=new\nwant s-db-1 hash=same\nhave s-web-1 hash=old\nhave s-db-1 hash=same",
+        expect![[r#"
+            replace id-s-web-1 with s-web-1
+        "#]],
+    );
+}
+
+#[test]
+fn dead_container_is_replaced() {
+    check(
+        "want s-web-1\nhave s-web-1 state=dead",
+        expect![[r#"
+            replace id-s-web-1 with s-web-1
+        "#]],
+    );
+}
+
+#[test]
+fn exited_container_follows_restart_policy() {
+    check(
+        "want s-web-1 restart=always\nhave s-web-1 state=exited exit=137",
+        expect![[r#"
+            start id-s-web-1
+        "#]],
+    );
+    // `restart: no` (the compose default): an exited container stays exited.
+    check(
+        "want s-job-1\nhave s-job-1 state=exited exit=0",
+        expect![""],
+    );
+}
+
+#[test]
+fn created_container_is_started() {
+    check(
+        "want s-web-1\nhave s-web-1 state=created",
+        expect![[r#"
+            start id-s-web-1
+        "#]],
+    );
+}
+
+#[test]
+fn undesired_containers_and_networks_are_removed() {
+    check(
+        "have s-old-1\nnet s_default owned\nnet bridge",
+        expect![[r#"
+            remove id-s-old-1
+        "#]],
+    );
+    // Once no container of the stack remains, its owned network goes; foreign ones stay.
+    check(
+        "net s_default owned\nnet bridge",
+        expect![[r#"
+            remove-network s_default
+        "#]],
+    );
+}
+
+#[test]
+fn depends_on_conditions_gate_start() {
+    let base = "want s-db-1 healthcheck\nwant s-web-1 dep=db:healthy\n";
+    check(
+        base,
+        expect![[r#"
+            run s-db-1
+            wait s-web-1: waiting for db to be healthy
+        "#]],
+    );
+    check(
+        &format!("{base}have s-db-1 health=starting"),
+        expect![[r#"
+            wait s-web-1: waiting for db to be healthy
+        "#]],
+    );
+    check(
+        &format!("{base}have s-db-1 health=healthy"),
+        expect![[r#"
+            run s-web-1
+        "#]],
+    );
+    check(
+        "want s-migrate-1\nwant s-app-1 dep=migrate:done\nhave s-migrate-1 state=running",
+        expect![[r#"
+            wait s-app-1: waiting for migrate to complete successfully
+        "#]],
+    );
+    check(
+        "want s-migrate-1\nwant s-app-1 dep=migrate:done\nhave s-migrate-1 state=exited exit=0",
+        expect![[r#"
+            run s-app-1
+        "#]],
+    );
+    check(
+        "want s-db-1\nwant s-web-1 dep=db:started\nhave s-db-1 state=running",
+        expect![[r#"
+            run s-web-1
+        "#]],
+    );
+}
+
+#[test]
+fn dependency_with_stale_spec_does_not_count() {
+    check(
+        "want s-db-1 hash=new\nwant s-web-1 dep=db:started\nhave s-db-1 hash=old",
+        expect![[r#"
+            replace id-s-db-1 with s-db-1
+            wait s-web-1: waiting for db to start
+        "#]],
+    );
+}
+
+#[test]
+fn failures_back_off_exponentially() {
+    check(
+        "want s-web-1\nfail s-web-1 count=3 last=1000\nnow 3000",
+        expect![[r#"
+            wait s-web-1: retrying in 2s after 3 failure(s)
+        "#]],
+    );
+    check(
+        "want s-web-1\nfail s-web-1 count=3 last=1000\nnow 5000",
+        expect![[r#"
+            run s-web-1
+        "#]],
+    );
+}
+
+#[test]
+fn backoff_is_capped() {
+    assert_eq!(backoff_ms(1), 1000);
+    assert_eq!(backoff_ms(2), 2000);
+    assert_eq!(backoff_ms(50), 60_000);
+}

@@ -1,0 +1,168 @@
+//! The server side of an agent's WebSocket session (`GET /v1/agent/connect`).
+//!
+//! The agent speaks first (`Hello`); the server registers or refreshes the host, answers
+//! `Welcome`, places any pending slots, and sends the host its desired state. After that it
+//! relays log streams and records every `Observed` report. A newer session for the same
+//! host replaces the older one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use proto::{AgentMsg, PROTOCOL_VERSION, ServerMsg};
+use tokio::sync::mpsc;
+
+use crate::auth::AgentCaller;
+use crate::state::{AgentConn, AppState, LogEvent, now_ms};
+
+/// Largest message an agent may send (an Observed report of a big host).
+const MAX_AGENT_MSG: usize = 16 * 1024 * 1024;
+
+pub async fn connect(
+    State(state): State<Arc<AppState>>,
+    AgentCaller(caller): AgentCaller,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(MAX_AGENT_MSG)
+        .on_upgrade(move |socket| session(state, caller.env, socket))
+}
+
+async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let hello = match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<AgentMsg>(&t).ok(),
+        _ => None,
+    };
+    let Some(AgentMsg::Hello(hello)) = hello else {
+        let _ = send(&mut sink, &refused("expected a hello message first")).await;
+        return;
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        let _ = send(
+            &mut sink,
+            &refused(&format!(
+                "agent speaks protocol {}, server speaks {PROTOCOL_VERSION}",
+                hello.protocol
+            )),
+        )
+        .await;
+        return;
+    }
+    let host = hello.host_id.clone();
+    if host.is_empty() || host.len() > 128 {
+        let _ = send(&mut sink, &refused("invalid host id")).await;
+        return;
+    }
+    let row = store::HostRow {
+        id: host.clone(),
+        env: env.clone(),
+        name: hello.hostname.clone(),
+        labels: hello.labels.clone(),
+        last_seen_ms: 0,
+    };
+    let registered = state.store().upsert_host(&row, now_ms());
+    if let Err(e) = registered {
+        tracing::error!("registering host {host}: {e}");
+        let _ = send(&mut sink, &refused("server store error")).await;
+        return;
+    }
+    let session_id = state.next_id();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    state.register_agent(
+        &host,
+        AgentConn {
+            session: session_id,
+            env: env.clone(),
+            tx,
+        },
+    );
+    tracing::info!(host = %host, name = %hello.hostname, "agent connected");
+    let welcome = ServerMsg::Welcome {
+        cluster_id: state.cluster_id.clone(),
+        env: env.clone(),
+    };
+    if send(&mut sink, &welcome).await.is_err() {
+        state.unregister_agent(&host, session_id);
+        return;
+    }
+    if let Err(e) = crate::api::stacks::place_pending(&state, &env) {
+        tracing::error!("placing pending containers: {e:?}");
+    }
+    state.push_desired();
+
+    let mut my_logs: Vec<u64> = Vec::new();
+    loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(msg) = out else { break };
+                if let ServerMsg::Logs { req, .. } = &msg {
+                    my_logs.push(*req);
+                }
+                if send(&mut sink, &msg).await.is_err() {
+                    break;
+                }
+            }
+            incoming = tokio::time::timeout(Duration::from_secs(proto::HEARTBEAT_SECS * 5), stream.next()) => {
+                let msg = match incoming {
+                    Ok(Some(Ok(Message::Text(t)))) => t,
+                    Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_)))) => continue,
+                    Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+                    Err(_) => {
+                        tracing::warn!(host = %host, "agent silent, closing session");
+                        break;
+                    }
+                };
+                match serde_json::from_str::<AgentMsg>(&msg) {
+                    Ok(AgentMsg::Observed(o)) => state.set_report(&host, o),
+                    Ok(AgentMsg::Heartbeat) => state.touch(&host),
+                    Ok(AgentMsg::LogData { req, data }) => forward_log(&state, req, LogEvent::Data(data)).await,
+                    Ok(AgentMsg::LogEnd { req, error }) => forward_log(&state, req, LogEvent::End(error)).await,
+                    Ok(AgentMsg::Hello(_)) => {}
+                    Err(e) => tracing::warn!(host = %host, "bad agent message: {e}"),
+                }
+            }
+        }
+    }
+    state.unregister_agent(&host, session_id);
+    for req in my_logs {
+        forward_log(
+            &state,
+            req,
+            LogEvent::End(Some("agent disconnected".into())),
+        )
+        .await;
+    }
+    tracing::info!(host = %host, "agent disconnected");
+}
+
+async fn forward_log(state: &AppState, req: u64, ev: LogEvent) {
+    let end = matches!(ev, LogEvent::End(_));
+    let tx = {
+        let mut streams = state.log_streams.lock().unwrap_or_else(|p| p.into_inner());
+        if end {
+            streams.remove(&req)
+        } else {
+            streams.get(&req).cloned()
+        }
+    };
+    if let Some(tx) = tx {
+        let _ = tx.send(ev).await;
+    }
+}
+
+fn refused(reason: &str) -> ServerMsg {
+    ServerMsg::Refused {
+        reason: reason.to_string(),
+    }
+}
+
+async fn send<S>(sink: &mut S, msg: &ServerMsg) -> Result<(), ()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let text = serde_json::to_string(msg).map_err(|_| ())?;
+    sink.send(Message::Text(text.into())).await.map_err(|_| ())
+}

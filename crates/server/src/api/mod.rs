@@ -1,0 +1,60 @@
+//! REST routes under `/v1`, one file per resource.
+
+pub mod containers;
+pub mod hosts;
+pub mod stacks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// Largest request body: a compose file is capped lower by the parser itself.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/openapi.json", get(crate::openapi::document))
+        .route("/v1/environments", get(hosts::environments))
+        .route(
+            "/v1/environments/{env}/stacks",
+            get(stacks::list).post(stacks::deploy),
+        )
+        .route(
+            "/v1/environments/{env}/stacks/{name}",
+            get(stacks::get).delete(stacks::remove),
+        )
+        .route(
+            "/v1/environments/{env}/stacks/{name}/compose",
+            get(stacks::export),
+        )
+        .route("/v1/environments/{env}/containers", get(containers::list))
+        .route(
+            "/v1/environments/{env}/containers/{name}/logs",
+            get(containers::logs),
+        )
+        .route("/v1/environments/{env}/hosts", get(hosts::list))
+        .route("/v1/environments/{env}/events", get(hosts::events))
+        .route("/v1/agent/connect", get(crate::agents::connect))
+        .fallback(|| async { crate::error::ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Checks the environment exists and the caller may act in it.
+pub fn check_env(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    env: &str,
+) -> Result<(), crate::error::ApiError> {
+    caller.may_use_env(env)?;
+    if !state.store().environment_exists(env)? {
+        return Err(crate::error::ApiError::not_found(format!(
+            "environment '{env}' does not exist"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! Stacks: deploy (create or update), list, inspect with live container status, export as a
+//! compose file, remove.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use api_types::{
+    ContainerInfo, DeployRequest, DeployResponse, ServiceStatus, StackDetail, StackSummary,
+};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::api::check_env;
+use crate::auth::User;
+use crate::error::{ApiError, JsonBody};
+use crate::state::{AppState, now_ms};
+
+/// Files are not readable on the server: `env_file` must be resolved by the client.
+struct NoFiles;
+
+impl compose::Files for NoFiles {
+    fn read(&self, path: &str) -> Result<String, String> {
+        Err(format!(
+            "cannot read {path} on the server: send the normalised project (drover stack deploy does)"
+        ))
+    }
+}
+
+#[utoipa::path(post, path = "/v1/environments/{env}/stacks", request_body = DeployRequest,
+    responses((status = 200, body = DeployResponse), (status = 400, body = api_types::ErrorBody)))]
+pub async fn deploy(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path(env): Path<String>,
+    JsonBody(req): JsonBody<DeployRequest>,
+) -> Result<Json<DeployResponse>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let (mut project, warnings) = match (req.compose, req.project) {
+        (Some(text), None) => {
+            let name = req.name.clone().unwrap_or_default();
+            let loaded = compose::load(&compose::Input {
+                file_name: "compose",
+                text: &text,
+                project_name: req.name.as_deref(),
+                default_name: &name,
+                variables: &req.environment,
+                profiles: &req.profiles,
+                base_dir: None,
+                files: &NoFiles,
+            })
+            .map_err(|e| ApiError {
+                field: Some("compose".into()),
+                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_compose", e.to_string())
+            })?;
+            let warnings = loaded.warnings.iter().map(|w| w.to_string()).collect();
+            (loaded.project, warnings)
+        }
+        (None, Some(project)) => (project, Vec::new()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "compose",
+                "give exactly one of `compose` (file text) or `project`",
+            ));
+        }
+    };
+    if let Some(name) = req.name {
+        project.name = name;
+    }
+    compose::validate(&project).map_err(|e| ApiError {
+        field: Some("project".into()),
+        ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_compose", e.to_string())
+    })?;
+
+    let old = state.store().stack(&env, &project.name)?;
+    let (mut changed, mut unchanged, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    let old_services = old.as_ref().map(|o| &o.project.services);
+    for (name, svc) in &project.services {
+        match old_services.and_then(|s| s.get(name)) {
+            Some(o) if o.spec_hash() == svc.spec_hash() && o.replicas == svc.replicas => {
+                unchanged.push(name.clone())
+            }
+            _ => changed.push(name.clone()),
+        }
+    }
+    if let Some(old) = old_services {
+        removed.extend(
+            old.keys()
+                .filter(|k| !project.services.contains_key(*k))
+                .cloned(),
+        );
+    }
+
+    let placements = {
+        let store = state.store();
+        let all = store.placements()?;
+        let (mine, others): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|p| p.env == env && p.stack == project.name);
+        let mut load: BTreeMap<String, usize> = BTreeMap::new();
+        for p in others {
+            if let Some(h) = p.host {
+                *load.entry(h).or_default() += 1;
+            }
+        }
+        crate::placement::place(&env, &project, &mine, &state.connected_hosts(&env), &load)
+    };
+    let detail = format!(
+        "changed: [{}] unchanged: [{}] removed: [{}]",
+        changed.join(", "),
+        unchanged.join(", "),
+        removed.join(", ")
+    );
+    let event = store::NewEvent {
+        env: &env,
+        actor: &caller.name,
+        kind: if old.is_some() {
+            "stack.updated"
+        } else {
+            "stack.created"
+        },
+        subject: &project.name,
+        detail: &detail,
+    };
+    state
+        .store()
+        .put_stack(&env, &project, &placements, &event, now_ms())?;
+    state.push_desired();
+    let stack = summary_of(&state, &env, &project.name)?
+        .ok_or_else(|| ApiError::not_found("stack vanished during deploy"))?;
+    Ok(Json(DeployResponse {
+        stack: stack.stack,
+        changed,
+        unchanged,
+        removed,
+        warnings,
+    }))
+}
+
+/// Places unplaced slots of every stack in `env` on connected hosts.
+pub fn place_pending(state: &AppState, env: &str) -> Result<(), ApiError> {
+    let hosts = state.connected_hosts(env);
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let mut store = state.store();
+    let all = store.placements()?;
+    if all.iter().all(|p| p.host.is_some() || p.env != env) {
+        return Ok(());
+    }
+    let mut load: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &all {
+        if let Some(h) = &p.host {
+            *load.entry(h.clone()).or_default() += 1;
+        }
+    }
+    let mut assign = Vec::new();
+    for mut p in all.into_iter().filter(|p| p.host.is_none() && p.env == env) {
+        let Some(best) = hosts
+            .iter()
+            .min_by_key(|h| (load.get(*h).copied().unwrap_or(0), (*h).clone()))
+            .cloned()
+        else {
+            break;
+        };
+        *load.entry(best.clone()).or_default() += 1;
+        p.host = Some(best);
+        assign.push(p);
+    }
+    store.assign(&assign)?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/v1/environments/{env}/stacks", responses((status = 200, body = Vec<StackSummary>)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path(env): Path<String>,
+) -> Result<Json<Vec<StackSummary>>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let names: Vec<String> = state
+        .store()
+        .stacks(&env)?
+        .into_iter()
+        .map(|s| s.project.name)
+        .collect();
+    let mut out = Vec::new();
+    for n in names {
+        if let Some(d) = summary_of(&state, &env, &n)? {
+            out.push(d.stack);
+        }
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}", responses((status = 200, body = StackDetail), (status = 404, body = api_types::ErrorBody)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, name)): Path<(String, String)>,
+) -> Result<Json<StackDetail>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    summary_of(&state, &env, &name)?.map(Json).ok_or_else(|| {
+        ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
+    })
+}
+
+#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}/compose", responses((status = 200, description = "the stack as a compose file", content_type = "application/yaml")))]
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let row = state.store().stack(&env, &name)?.ok_or_else(|| {
+        ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/yaml")],
+        compose::to_compose_yaml(&row.project),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/environments/{env}/stacks/{name}", responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let event = store::NewEvent {
+        env: &env,
+        actor: &caller.name,
+        kind: "stack.removed",
+        subject: &name,
+        detail: "",
+    };
+    if !state.store().delete_stack(&env, &name, &event, now_ms())? {
+        return Err(ApiError::not_found(format!(
+            "stack '{name}' not found in environment '{env}'"
+        )));
+    }
+    state.push_desired();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Desired containers of `env` (optionally one stack) joined with what hosts report.
+pub fn container_infos(
+    state: &AppState,
+    env: &str,
+    stack: Option<&str>,
+) -> Result<Vec<ContainerInfo>, ApiError> {
+    let placements = state.store().placements()?;
+    let reports = state.reports();
+    let stacks: BTreeMap<String, compose::Project> = state
+        .store()
+        .stacks(env)?
+        .into_iter()
+        .filter(|s| stack.is_none_or(|n| n == s.project.name))
+        .map(|s| (s.project.name.clone(), s.project))
+        .collect();
+    let mut out = Vec::new();
+    for p in placements
+        .into_iter()
+        .filter(|p| p.env == env && stacks.contains_key(&p.stack))
+    {
+        let name = proto::container_name(&p.stack, &p.service, p.slot);
+        let want_hash = stacks
+            .get(&p.stack)
+            .and_then(|s| s.services.get(&p.service))
+            .map(|s| s.spec_hash())
+            .unwrap_or_default();
+        let report = p.host.as_ref().and_then(|h| reports.get(h));
+        let connected = p.host.as_ref().is_some_and(|h| state.is_connected(h));
+        let observed = report.and_then(|r| r.observed.containers.iter().find(|c| c.name == name));
+        let error = report
+            .and_then(|r| r.observed.errors.iter().find(|e| e.name == name))
+            .map(|e| e.message.clone());
+        let waiting = report
+            .and_then(|r| r.observed.waiting.iter().find(|e| e.name == name))
+            .map(|e| e.message.clone());
+        let state_str = match (&p.host, observed, connected) {
+            (None, _, _) => "pending".to_string(),
+            (Some(_), _, false) => "unknown".to_string(),
+            (Some(_), None, true) => "pending".to_string(),
+            (Some(_), Some(o), true) => serde_json::to_value(o.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        out.push(ContainerInfo {
+            env: env.to_string(),
+            stack: p.stack.clone(),
+            service: p.service.clone(),
+            slot: p.slot,
+            host: p.host.clone(),
+            state: state_str,
+            health: observed.and_then(|o| o.health).and_then(|h| {
+                serde_json::to_value(h)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+            }),
+            exit_code: observed.and_then(|o| o.exit_code),
+            status: observed.map(|o| o.status.clone()).unwrap_or_default(),
+            error: if p.host.is_none() {
+                Some("no host available in this environment".into())
+            } else {
+                error
+            },
+            waiting,
+            up_to_date: observed.is_some_and(|o| o.spec_hash == want_hash),
+            id: observed.map(|o| o.id.clone()),
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// A container that is where it should be: running the current spec, or a one-shot
+/// (`restart: no`) that completed successfully.
+fn is_settled(c: &ContainerInfo, svc: Option<&compose::Service>) -> bool {
+    let one_shot = svc.is_some_and(|s| s.restart.is_no());
+    c.up_to_date
+        && (c.state == "running" && c.health.as_deref() != Some("starting")
+            || one_shot && c.state == "exited" && c.exit_code == Some(0))
+}
+
+fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDetail>, ApiError> {
+    let Some(row) = state.store().stack(env, name)? else {
+        return Ok(None);
+    };
+    let containers = container_infos(state, env, Some(name))?;
+    let mut services = Vec::new();
+    let mut settled = 0;
+    let mut failed = false;
+    for (svc_name, svc) in &row.project.services {
+        let mine: Vec<ContainerInfo> = containers
+            .iter()
+            .filter(|c| &c.service == svc_name)
+            .cloned()
+            .collect();
+        settled += mine.iter().filter(|c| is_settled(c, Some(svc))).count();
+        failed |= mine.iter().any(|c| {
+            c.error.is_some()
+                || c.health.as_deref() == Some("unhealthy")
+                || (c.up_to_date
+                    && c.state == "exited"
+                    && !(svc.restart.is_no() && c.exit_code == Some(0)))
+        });
+        services.push(ServiceStatus {
+            name: svc_name.clone(),
+            image: svc
+                .image
+                .clone()
+                .unwrap_or_else(|| format!("{name}-{svc_name} (build)")),
+            replicas: svc.replicas,
+            running: mine.iter().filter(|c| c.state == "running").count(),
+            containers: mine,
+        });
+    }
+    let total = containers.len();
+    let status = if settled == total {
+        "converged"
+    } else if failed {
+        "degraded"
+    } else {
+        "deploying"
+    };
+    Ok(Some(StackDetail {
+        stack: StackSummary {
+            env: env.to_string(),
+            name: name.to_string(),
+            revision: row.revision,
+            services: row.project.services.len(),
+            containers: total,
+            running: containers.iter().filter(|c| c.state == "running").count(),
+            status: status.to_string(),
+            created_ms: row.created_ms,
+            updated_ms: row.updated_ms,
+        },
+        services,
+    }))
+}

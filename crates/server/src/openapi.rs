@@ -1,0 +1,33 @@
+//! The OpenAPI document served at `/v1/openapi.json`, generated from the handlers' annotations
+//! and the DTOs in `api-types`.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::auth::User;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Drover API",
+        description = "Every route needs `Authorization: Bearer <token>`."
+    ),
+    paths(
+        crate::api::hosts::environments,
+        crate::api::hosts::list,
+        crate::api::hosts::events,
+        crate::api::stacks::deploy,
+        crate::api::stacks::list,
+        crate::api::stacks::get,
+        crate::api::stacks::export,
+        crate::api::stacks::remove,
+        crate::api::containers::list,
+        crate::api::containers::logs,
+    ),
+    components(schemas(api_types::ErrorBody, api_types::ErrorDetail))
+)]
+pub struct ApiDoc;
+
+pub async fn document(_user: User) -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,182 @@
+//! Shared server state: the store, live agent sessions and what each host last reported, and
+//! the computation of the desired state each host receives.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use proto::{Desired, Observed, ServerMsg};
+use tokio::sync::mpsc;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A connected agent.
+pub struct AgentConn {
+    pub session: u64,
+    pub env: String,
+    pub tx: mpsc::UnboundedSender<ServerMsg>,
+}
+
+/// What a host last told us, kept after it disconnects (shown as stale).
+#[derive(Default, Clone)]
+pub struct HostReport {
+    pub observed: Observed,
+    pub last_seen_ms: u64,
+}
+
+pub enum LogEvent {
+    Data(String),
+    End(Option<String>),
+}
+
+pub struct AppState {
+    store: Mutex<store::Store>,
+    pub cluster_id: String,
+    agents: RwLock<HashMap<String, AgentConn>>,
+    reports: RwLock<HashMap<String, HostReport>>,
+    ephemeral: RwLock<HashSet<String>>,
+    pub(crate) log_streams: Mutex<HashMap<u64, mpsc::Sender<LogEvent>>>,
+    next_id: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(store: store::Store, cluster_id: String) -> Self {
+        AppState {
+            store: Mutex::new(store),
+            cluster_id,
+            agents: RwLock::default(),
+            reports: RwLock::default(),
+            ephemeral: RwLock::default(),
+            log_streams: Mutex::default(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The store. Held only for short, synchronous calls.
+    pub fn store(&self) -> MutexGuard<'_, store::Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A token for an agent in this same process (`drover up`), valid until exit, never stored.
+    pub fn issue_ephemeral_agent_token(&self) -> String {
+        let token = crate::auth::new_token();
+        write(&self.ephemeral).insert(crate::auth::hash_token(&token));
+        token
+    }
+
+    pub fn is_ephemeral_agent_token(&self, hash: &str) -> bool {
+        read(&self.ephemeral).contains(hash)
+    }
+
+    pub fn register_agent(&self, host: &str, conn: AgentConn) {
+        write(&self.agents).insert(host.to_string(), conn);
+    }
+
+    pub fn unregister_agent(&self, host: &str, session: u64) {
+        let mut agents = write(&self.agents);
+        if agents.get(host).is_some_and(|c| c.session == session) {
+            agents.remove(host);
+        }
+    }
+
+    pub fn connected_hosts(&self, env: &str) -> Vec<String> {
+        let mut v: Vec<String> = read(&self.agents)
+            .iter()
+            .filter(|(_, c)| c.env == env)
+            .map(|(h, _)| h.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn is_connected(&self, host: &str) -> bool {
+        read(&self.agents).contains_key(host)
+    }
+
+    pub fn send_to(&self, host: &str, msg: ServerMsg) -> bool {
+        read(&self.agents)
+            .get(host)
+            .is_some_and(|c| c.tx.send(msg).is_ok())
+    }
+
+    pub fn set_report(&self, host: &str, observed: Observed) {
+        write(&self.reports).insert(
+            host.to_string(),
+            HostReport {
+                observed,
+                last_seen_ms: now_ms(),
+            },
+        );
+    }
+
+    pub fn touch(&self, host: &str) {
+        if let Some(r) = write(&self.reports).get_mut(host) {
+            r.last_seen_ms = now_ms();
+        }
+    }
+
+    pub fn reports(&self) -> HashMap<String, HostReport> {
+        read(&self.reports).clone()
+    }
+
+    /// The full desired state of one host, from the store.
+    pub fn desired_for_host(&self, host: &str) -> Result<Desired, store::Error> {
+        let store = self.store();
+        let placements = store.placements()?;
+        let mut by_stack: BTreeMap<(String, String), Vec<(String, u32)>> = BTreeMap::new();
+        for p in placements
+            .into_iter()
+            .filter(|p| p.host.as_deref() == Some(host))
+        {
+            by_stack
+                .entry((p.env, p.stack))
+                .or_default()
+                .push((p.service, p.slot));
+        }
+        let mut desired = Desired {
+            generation: now_ms(),
+            ..Default::default()
+        };
+        for ((env, stack), slots) in by_stack {
+            let Some(row) = store.stack(&env, &stack)? else {
+                continue;
+            };
+            let (c, n, v) = proto::desired_for_stack(&env, &row.project, &slots);
+            desired.containers.extend(c);
+            desired.networks.extend(n);
+            desired.volumes.extend(v);
+        }
+        Ok(desired)
+    }
+
+    /// Sends every connected agent its current desired state.
+    pub fn push_desired(&self) {
+        let hosts: Vec<String> = read(&self.agents).keys().cloned().collect();
+        for host in hosts {
+            match self.desired_for_host(&host) {
+                Ok(d) => {
+                    self.send_to(&host, ServerMsg::Desired(d));
+                }
+                Err(e) => tracing::error!("desired state for {host}: {e}"),
+            }
+        }
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}

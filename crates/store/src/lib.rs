@@ -1,0 +1,656 @@
+//! The durable state store. One SQLite file in WAL mode; every state change is one transaction
+//! together with its audit-log event, so a `kill -9` at any moment leaves either the old or
+//! the new state, never a mix.
+//!
+//! The server owns the only connection; callers serialise access (the server wraps it in a
+//! mutex). Times are passed in by the caller (`now_ms`): the store never reads the clock.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Audit-log retention: older events beyond this count are deleted on append.
+pub const MAX_EVENTS: i64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("store: corrupt record {what}: {why}")]
+    Corrupt { what: String, why: String },
+    #[error("store was written by a newer Drover (schema {found}, this binary knows {known})")]
+    TooNew { found: i64, known: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+const SCHEMA: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE environments (name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL);
+CREATE TABLE tokens (
+    hash TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, env TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE hosts (
+    id TEXT PRIMARY KEY, env TEXT NOT NULL, name TEXT NOT NULL, labels TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL
+);
+CREATE TABLE stacks (
+    env TEXT NOT NULL, name TEXT NOT NULL, project TEXT NOT NULL, revision INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (env, name)
+);
+CREATE TABLE placements (
+    env TEXT NOT NULL, stack TEXT NOT NULL, service TEXT NOT NULL, slot INTEGER NOT NULL,
+    host TEXT, PRIMARY KEY (env, stack, service, slot)
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, env TEXT NOT NULL,
+    actor TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX events_env ON events (env, id);
+INSERT INTO environments (name, created_ms) VALUES ('default', 0);
+"#];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRow {
+    pub name: String,
+    pub kind: String,
+    pub env: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRow {
+    pub id: String,
+    pub env: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub last_seen_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackRow {
+    pub env: String,
+    pub project: compose::Project,
+    pub revision: u64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Placement {
+    pub env: String,
+    pub stack: String,
+    pub service: String,
+    pub slot: u32,
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent<'a> {
+    pub env: &'a str,
+    pub actor: &'a str,
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub detail: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub id: i64,
+    pub time_ms: u64,
+    pub env: String,
+    pub actor: String,
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = SCHEMA.len() as i64;
+        if version > known {
+            return Err(Error::TooNew {
+                found: version,
+                known,
+            });
+        }
+        let tx = self.conn.transaction()?;
+        for (i, step) in SCHEMA.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets `key` only if it has no value yet; returns the value now stored.
+    pub fn meta_init(&mut self, key: &str, value: &str) -> Result<String> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(self.meta(key)?.unwrap_or_else(|| value.to_string()))
+    }
+
+    pub fn environments(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name FROM environments ORDER BY name")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn environment_exists(&self, env: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM environments WHERE name = ?1", [env], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    pub fn add_token(
+        &mut self,
+        hash: &str,
+        name: &str,
+        kind: &str,
+        env: &str,
+        now_ms: u64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO tokens (hash, name, kind, env, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![hash, name, kind, env, now_ms as i64],
+        )?;
+        append_event(
+            &tx,
+            now_ms,
+            &NewEvent {
+                env,
+                actor: "system",
+                kind: "token.created",
+                subject: name,
+                detail: kind,
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, kind, env FROM tokens WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(TokenRow {
+                        name: r.get(0)?,
+                        kind: r.get(1)?,
+                        env: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn count_tokens(&self, kind: &str) -> Result<u64> {
+        let n: i64 =
+            self.conn
+                .query_row("SELECT COUNT(*) FROM tokens WHERE kind = ?1", [kind], |r| {
+                    r.get(0)
+                })?;
+        Ok(n as u64)
+    }
+
+    /// Records a host (first registration) or refreshes it; returns true when it is new.
+    pub fn upsert_host(&mut self, host: &HostRow, now_ms: u64) -> Result<bool> {
+        let labels = serde_json::to_string(&host.labels).map_err(|e| Error::Corrupt {
+            what: format!("host {}", host.id),
+            why: e.to_string(),
+        })?;
+        let tx = self.conn.transaction()?;
+        let existed = tx
+            .query_row("SELECT 1 FROM hosts WHERE id = ?1", [&host.id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        tx.execute(
+            "INSERT INTO hosts (id, env, name, labels, created_ms, last_seen_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (id) DO UPDATE SET name = ?3, labels = ?4, last_seen_ms = ?5",
+            params![host.id, host.env, host.name, labels, now_ms as i64],
+        )?;
+        if !existed {
+            append_event(
+                &tx,
+                now_ms,
+                &NewEvent {
+                    env: &host.env,
+                    actor: "agent",
+                    kind: "host.registered",
+                    subject: &host.name,
+                    detail: &host.id,
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(!existed)
+    }
+
+    pub fn hosts(&self, env: &str) -> Result<Vec<HostRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, env, name, labels, last_seen_ms FROM hosts WHERE env = ?1 ORDER BY name, id",
+        )?;
+        let rows = st.query_map([env], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, env, name, labels, seen) = row?;
+            let labels = serde_json::from_str(&labels).map_err(|e| Error::Corrupt {
+                what: format!("host {id} labels"),
+                why: e.to_string(),
+            })?;
+            out.push(HostRow {
+                id,
+                env,
+                name,
+                labels,
+                last_seen_ms: seen as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn stack(&self, env: &str, name: &str) -> Result<Option<StackRow>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT project, revision, created_ms, updated_ms FROM stacks
+                 WHERE env = ?1 AND name = ?2",
+                params![env, name],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(p, rev, c, u)| decode_stack(env, name, &p, rev, c, u))
+            .transpose()
+    }
+
+    pub fn stacks(&self, env: &str) -> Result<Vec<StackRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT name, project, revision, created_ms, updated_ms FROM stacks
+             WHERE env = ?1 ORDER BY name",
+        )?;
+        let rows = st.query_map([env], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, p, rev, c, u) = row?;
+            out.push(decode_stack(env, &name, &p, rev, c, u)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes a stack's new desired state and its placements in one transaction: the
+    /// placements of the stack are replaced by `placements`. Returns the new revision.
+    pub fn put_stack(
+        &mut self,
+        env: &str,
+        project: &compose::Project,
+        placements: &[Placement],
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<u64> {
+        let json = serde_json::to_string(project).map_err(|e| Error::Corrupt {
+            what: format!("stack {}", project.name),
+            why: e.to_string(),
+        })?;
+        let tx = self.conn.transaction()?;
+        let rev: Option<i64> = tx
+            .query_row(
+                "SELECT revision FROM stacks WHERE env = ?1 AND name = ?2",
+                params![env, project.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let revision = rev.unwrap_or(0) + 1;
+        tx.execute(
+            "INSERT INTO stacks (env, name, project, revision, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (env, name) DO UPDATE SET project = ?3, revision = ?4, updated_ms = ?5",
+            params![env, project.name, json, revision, now_ms as i64],
+        )?;
+        tx.execute(
+            "DELETE FROM placements WHERE env = ?1 AND stack = ?2",
+            params![env, project.name],
+        )?;
+        {
+            let mut ins = tx.prepare(
+                "INSERT INTO placements (env, stack, service, slot, host) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for p in placements {
+                ins.execute(params![p.env, p.stack, p.service, p.slot, p.host])?;
+            }
+        }
+        append_event(&tx, now_ms, event)?;
+        tx.commit()?;
+        Ok(revision as u64)
+    }
+
+    /// Deletes a stack and its placements; returns false if there was none.
+    pub fn delete_stack(
+        &mut self,
+        env: &str,
+        name: &str,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM stacks WHERE env = ?1 AND name = ?2",
+            params![env, name],
+        )?;
+        tx.execute(
+            "DELETE FROM placements WHERE env = ?1 AND stack = ?2",
+            params![env, name],
+        )?;
+        if n > 0 {
+            append_event(&tx, now_ms, event)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// All placements, across environments.
+    pub fn placements(&self) -> Result<Vec<Placement>> {
+        let mut st = self.conn.prepare(
+            "SELECT env, stack, service, slot, host FROM placements ORDER BY env, stack, service, slot",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Placement {
+                env: r.get(0)?,
+                stack: r.get(1)?,
+                service: r.get(2)?,
+                slot: r.get(3)?,
+                host: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Assigns unplaced slots to hosts, in one transaction.
+    pub fn assign(&mut self, assignments: &[Placement]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut up = tx.prepare(
+                "UPDATE placements SET host = ?5 WHERE env = ?1 AND stack = ?2 AND service = ?3 AND slot = ?4",
+            )?;
+            for p in assignments {
+                up.execute(params![p.env, p.stack, p.service, p.slot, p.host])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn append_event(&mut self, now_ms: u64, event: &NewEvent<'_>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        append_event(&tx, now_ms, event)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Newest first.
+    pub fn events(&self, env: &str, limit: u32) -> Result<Vec<EventRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, time_ms, env, actor, kind, subject, detail FROM events
+             WHERE env = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![env, limit], |r| {
+            Ok(EventRow {
+                id: r.get(0)?,
+                time_ms: r.get::<_, i64>(1)? as u64,
+                env: r.get(2)?,
+                actor: r.get(3)?,
+                kind: r.get(4)?,
+                subject: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn decode_stack(
+    env: &str,
+    name: &str,
+    project: &str,
+    rev: i64,
+    c: i64,
+    u: i64,
+) -> Result<StackRow> {
+    let project = serde_json::from_str(project).map_err(|e| Error::Corrupt {
+        what: format!("stack {env}/{name}"),
+        why: e.to_string(),
+    })?;
+    Ok(StackRow {
+        env: env.to_string(),
+        project,
+        revision: rev as u64,
+        created_ms: c as u64,
+        updated_ms: u as u64,
+    })
+}
+
+fn append_event(tx: &rusqlite::Transaction<'_>, now_ms: u64, e: &NewEvent<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO events (time_ms, env, actor, kind, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now_ms as i64, e.env, e.actor, e.kind, e.subject, e.detail],
+    )?;
+    let id = tx.last_insert_rowid();
+    if id % 1000 == 0 {
+        tx.execute("DELETE FROM events WHERE id <= ?1", [id - MAX_EVENTS])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str) -> NewEvent<'_> {
+        NewEvent {
+            env: "default",
+            actor: "test",
+            kind,
+            subject: "s",
+            detail: "",
+        }
+    }
+
+    fn project(name: &str) -> compose::Project {
+        let mut p = compose::Project {
+            name: name.into(),
+            ..Default::default()
+        };
+        p.services.insert(
+            "web".into(),
+            compose::Service {
+                image: Some("nginx".into()),
+                replicas: 2,
+                ..Default::default()
+            },
+        );
+        p
+    }
+
+    fn slot(stack: &str, slot: u32, host: Option<&str>) -> Placement {
+        Placement {
+            env: "default".into(),
+            stack: stack.into(),
+            service: "web".into(),
+            slot,
+            host: host.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn stacks_survive_reopen_with_revisions_and_placements() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("drover.db");
+        {
+            let mut s = Store::open(&path).expect("open");
+            assert_eq!(s.meta_init("cluster_id", "abc").expect("meta"), "abc");
+            let p = project("shop");
+            let r1 = s
+                .put_stack(
+                    "default",
+                    &p,
+                    &[slot("shop", 1, None)],
+                    &ev("stack.deployed"),
+                    10,
+                )
+                .expect("put");
+            let r2 = s
+                .put_stack(
+                    "default",
+                    &p,
+                    &[slot("shop", 1, Some("h1")), slot("shop", 2, None)],
+                    &ev("stack.deployed"),
+                    20,
+                )
+                .expect("put");
+            assert_eq!((r1, r2), (1, 2));
+        }
+        let mut s = Store::open(&path).expect("reopen");
+        assert_eq!(s.meta_init("cluster_id", "other").expect("meta"), "abc");
+        let row = s.stack("default", "shop").expect("get").expect("exists");
+        assert_eq!(row.revision, 2);
+        assert_eq!((row.created_ms, row.updated_ms), (10, 20));
+        assert_eq!(row.project, project("shop"));
+        assert_eq!(
+            s.placements().expect("placements"),
+            vec![slot("shop", 1, Some("h1")), slot("shop", 2, None)]
+        );
+        s.assign(&[slot("shop", 2, Some("h2"))]).expect("assign");
+        assert_eq!(s.placements().expect("p")[1].host.as_deref(), Some("h2"));
+        assert!(
+            s.delete_stack("default", "shop", &ev("stack.removed"), 30)
+                .expect("rm")
+        );
+        assert!(
+            !s.delete_stack("default", "shop", &ev("stack.removed"), 31)
+                .expect("rm")
+        );
+        assert!(s.placements().expect("p").is_empty());
+        let kinds: Vec<String> = s
+            .events("default", 10)
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["stack.removed", "stack.deployed", "stack.deployed"]);
+    }
+
+    #[test]
+    fn tokens_are_found_by_hash_only() {
+        let mut s = Store::open_in_memory().expect("open");
+        s.add_token("h1", "admin", "admin", "default", 1)
+            .expect("add");
+        assert_eq!(
+            s.token("h1").expect("get").map(|t| t.kind),
+            Some("admin".into())
+        );
+        assert_eq!(s.token("nope").expect("get"), None);
+        assert_eq!(s.count_tokens("admin").expect("count"), 1);
+    }
+
+    #[test]
+    fn hosts_upsert_reports_first_registration() {
+        let mut s = Store::open_in_memory().expect("open");
+        let mut h = HostRow {
+            id: "h1".into(),
+            env: "default".into(),
+            name: "node1".into(),
+            labels: BTreeMap::from([("region".into(), "eu".into())]),
+            last_seen_ms: 0,
+        };
+        assert!(s.upsert_host(&h, 5).expect("upsert"));
+        h.name = "node1b".into();
+        assert!(!s.upsert_host(&h, 6).expect("upsert"));
+        let hosts = s.hosts("default").expect("hosts");
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].name, "node1b");
+        assert_eq!(hosts[0].last_seen_ms, 6);
+        assert!(s.environment_exists("default").expect("env"));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.db");
+        drop(Store::open(&path).expect("open"));
+        let c = Connection::open(&path).expect("raw");
+        c.pragma_update(None, "user_version", 99).expect("bump");
+        drop(c);
+        assert!(matches!(
+            Store::open(&path),
+            Err(Error::TooNew { found: 99, .. })
+        ));
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command: make sure a Docker engine runs (installing Debian's docker.io if none is
+# found, which needs root), build the local test images, then run every test of the
+# workspace — unit tests and end-to-end tests against the real engine.
+#   scripts/test.sh [extra cargo nextest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-docker.sh
+scripts/build-test-images.sh
+
+if cargo nextest --version >/dev/null 2>&1; then
+    exec cargo nextest run --workspace --no-fail-fast "$@"
+else
+    echo "test.sh: cargo-nextest not found, using cargo test" >&2
+    exec cargo test --workspace --no-fail-fast "$@"
+fi

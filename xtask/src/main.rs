@@ -1,0 +1,211 @@
+//! Automation. `cargo run --release -p xtask -- bench-deploy [--runs N]`
+//!
+//! bench-deploy: a 30-service stack deployed by `drover stack deploy` and by `docker-compose
+//! up -d` (Debian's 1.29) on the same engine and images, alternating runs; prints the wall
+//! times, the ratio (target: Drover <= 0.8x), and the idle RSS of `drover up` with the stack
+//! running (target <= 50 MB). Needs a running engine and `drover-test/app:1`
+//! (`scripts/build-test-images.sh`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+const SERVICES: usize = 30;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench-deploy") => {
+            let runs = args
+                .iter()
+                .position(|a| a == "--runs")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(3);
+            bench_deploy(runs)
+        }
+        _ => bail!("usage: cargo run --release -p xtask -- bench-deploy [--runs N]"),
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+fn compose_file() -> String {
+    // Ten chains of three (a <- b <- c): dependencies limit concurrency, as in real stacks.
+    let mut s = String::from("services:\n");
+    for i in 0..SERVICES {
+        s.push_str(&format!(
+            "  svc{i:02}:\n    image: drover-test/app:1\n    environment:\n      NAME: svc{i:02}\n    stop_grace_period: 1s\n"
+        ));
+        if i % 3 != 0 {
+            s.push_str(&format!("    depends_on:\n      - svc{:02}\n", i - 1));
+        }
+    }
+    s
+}
+
+struct Up {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_up(drover: &Path, dir: &Path) -> Result<Up> {
+    let mut child = Command::new(drover)
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("DROVER_CONFIG", dir.join("cli.json"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut url, mut token) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(u) = line.strip_prefix("Drover is listening on ") {
+            url = u.to_string();
+        }
+        if let Some(t) = line.strip_prefix("admin token (shown once, stored only as a hash): ") {
+            token = t.to_string();
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    if token.is_empty() {
+        bail!("drover up did not print a token");
+    }
+    Ok(Up { child, url, token })
+}
+
+fn rss_kb(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS")
+}
+
+fn count_containers(label: &str) -> Result<usize> {
+    Ok(
+        run(Command::new("docker").args(["ps", "-aq", "--filter", label]))?
+            .lines()
+            .count(),
+    )
+}
+
+fn wait_gone(label: &str) -> Result<()> {
+    let start = Instant::now();
+    while count_containers(label)? > 0 {
+        if start.elapsed() > Duration::from_secs(120) {
+            bail!("containers with {label} did not go away");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn bench_deploy(runs: usize) -> Result<()> {
+    let root = root();
+    run(Command::new("cargo")
+        .args(["build", "--release", "-p", "drover"])
+        .current_dir(&root))?;
+    let drover = root.join("target/release/drover");
+    run(Command::new("docker").args(["image", "inspect", "drover-test/app:1"]))
+        .context("test image missing: run scripts/build-test-images.sh")?;
+    let compose_version = run(Command::new("docker-compose").arg("version").arg("--short"))
+        .context("docker-compose missing: apt-get install docker-compose")?;
+
+    let dir = std::env::temp_dir().join(format!("drover-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("docker-compose.yml");
+    std::fs::write(&file, compose_file())?;
+    let up = start_up(&drover, &dir)?;
+    let cli = |args: &[&str]| -> Result<String> {
+        run(Command::new(&drover)
+            .args(args)
+            .env("DROVER_URL", &up.url)
+            .env("DROVER_TOKEN", &up.token))
+    };
+    let file_s = file.to_string_lossy().to_string();
+    let (mut d_times, mut c_times) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        let t = Instant::now();
+        cli(&["stack", "deploy", "-f", &file_s, "-p", "benchdrover"])?;
+        let d = t.elapsed().as_secs_f64();
+        if count_containers("label=io.drover.stack=benchdrover")? != SERVICES {
+            bail!("drover did not create {SERVICES} containers");
+        }
+        cli(&["stack", "rm", "benchdrover"])?;
+        wait_gone("label=io.drover.stack=benchdrover")?;
+
+        let t = Instant::now();
+        run(Command::new("docker-compose")
+            .args(["-p", "benchcompose", "-f", &file_s, "up", "-d"])
+            .current_dir(&dir))?;
+        let c = t.elapsed().as_secs_f64();
+        run(Command::new("docker-compose")
+            .args(["-p", "benchcompose", "-f", &file_s, "down", "-t", "1"])
+            .current_dir(&dir))?;
+        wait_gone("label=com.docker.compose.project=benchcompose")?;
+        println!("run {}: drover {d:.2}s, docker-compose {c:.2}s", i + 1);
+        d_times.push(d);
+        c_times.push(c);
+    }
+    let (d, c) = (median(&mut d_times), median(&mut c_times));
+    println!(
+        "deploy {SERVICES} services (median of {runs}): drover stack deploy {d:.2}s, docker-compose {} up -d {c:.2}s, ratio {:.2}x (target <= 0.8x)",
+        compose_version.trim(),
+        d / c
+    );
+
+    cli(&["stack", "deploy", "-f", &file_s, "-p", "benchdrover"])?;
+    std::thread::sleep(Duration::from_secs(5));
+    let rss = rss_kb(up.child.id())?;
+    println!(
+        "idle RSS of drover up with {SERVICES} containers running: {:.1} MB (target <= 50 MB)",
+        rss as f64 / 1024.0
+    );
+    cli(&["stack", "rm", "benchdrover"])?;
+    wait_gone("label=io.drover.stack=benchdrover")?;
+    drop(up);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
