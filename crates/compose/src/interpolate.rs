@@ -330,7 +330,7 @@ mod tests {
         assert_eq!(run("a${SET}b$SET.c"), "avalueb".to_owned() + "value.c");
         assert_eq!(run("$SET_x"), " (unset: SET_x)");
         assert_eq!(run("${UNSET}/x"), "/x (unset: UNSET)");
-        assert_eq!(run("$UNSET $UNSET"), " (unset: UNSET)");
+        assert_eq!(run("[$UNSET|$UNSET]"), "[|] (unset: UNSET)");
         assert_eq!(run("pa$$word"), "pa$word");
         assert_eq!(run("$${SET}"), "${SET}");
         assert_eq!(run("héllo ${SET} wörld"), "héllo value wörld");

@@ -18,6 +18,8 @@ use crate::{
 };
 
 type Entries = [(Rc<Node>, Rc<Node>)];
+/// Key, value (`None` when absent or null), position of the entry and its path.
+type KeyValue = (String, Option<String>, Location, String);
 
 const TOP_KEYS: &[&str] = &["version", "name", "services", "networks", "volumes"];
 const TOP_UNSUPPORTED: &[&str] = &["secrets", "configs", "include", "models"];
@@ -464,12 +466,7 @@ impl Cx<'_> {
     }
 
     /// `["K=V", "K"]` or `{K: V}`; `None` for a key without value (or a null value).
-    fn key_values(
-        &self,
-        node: &Node,
-        path: &str,
-        separator: char,
-    ) -> Result<Vec<(String, Option<String>, Location, String)>, Error> {
+    fn key_values(&self, node: &Node, path: &str, separator: char) -> Result<Vec<KeyValue>, Error> {
         let mut out = Vec::new();
         match &node.kind {
             Kind::Seq(items) => {
@@ -539,11 +536,7 @@ impl Cx<'_> {
             }
             match key {
                 "version" => self.warn(k, &path, "obsolete, ignored"),
-                "name" => {
-                    if !v.is_null() {
-                        name_node = Some((self.string(v, &path)?, &**v));
-                    }
-                }
+                "name" if !v.is_null() => name_node = Some((self.string(v, &path)?, &**v)),
                 "services" => services_node = Some((&**k, &**v)),
                 "networks" => project.networks = self.top_networks(v, &path)?,
                 "volumes" => project.volumes = self.top_volumes(v, &path)?,
@@ -1375,10 +1368,8 @@ impl Cx<'_> {
                             };
                         }
                         "required" => dep.required = self.bool(v, &kp)?,
-                        "restart" => {
-                            if self.bool(v, &kp)? {
-                                self.warn(v, &kp, "not supported yet, ignored");
-                            }
+                        "restart" if self.bool(v, &kp)? => {
+                            self.warn(v, &kp, "not supported yet, ignored");
                         }
                         _ => {}
                     }

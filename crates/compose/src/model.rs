@@ -241,12 +241,18 @@ pub struct Volume {
 
 impl Service {
     /// A stable digest of everything that defines this service's containers. Two services
-    /// with the same hash need no container change on redeploy.
+    /// with the same hash need no container change on redeploy (whatever their replica count).
     pub fn spec_hash(&self) -> String {
         use sha2::{Digest, Sha256};
         // Serialising our own types to JSON cannot fail (no non-string map keys, no NaN from
         // the parser: cpus is validated finite).
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        // The replica count is not part of a container's spec: scaling touches no
+        // existing container.
+        let spec = Service {
+            replicas: 1,
+            ..self.clone()
+        };
+        let bytes = serde_json::to_vec(&spec).unwrap_or_default();
         hex::encode(&Sha256::digest(&bytes)[..12])
     }
 }

@@ -139,7 +139,7 @@ pub fn validate(project: &Project) -> Result<(), Error> {
             ),
         );
     }
-    for (key, _) in &project.extensions {
+    for key in project.extensions.keys() {
         if !key.starts_with("x-") {
             return fail(
                 key.clone(),
