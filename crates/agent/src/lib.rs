@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub observed: watch::Sender<Observed>,
     pub cluster: watch::Sender<Option<String>>,
     pub wake: Notify,
+    /// Server base URL and token, for fetching build contexts.
+    pub server: String,
+    pub token: String,
 }
 
 /// Runs the agent until the process ends.
@@ -54,6 +57,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         observed: watch::channel(Observed::default()).0,
         cluster: watch::channel(None).0,
         wake: Notify::new(),
+        server: cfg.server.trim_end_matches('/').to_string(),
+        token: cfg.token.clone(),
     });
     let hello = proto::Hello {
         protocol: proto::PROTOCOL_VERSION,

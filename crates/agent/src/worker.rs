@@ -128,7 +128,7 @@ async fn round(
         return Ok(false);
     }
     let results =
-        futures_util::future::join_all(plan.actions.iter().map(|a| apply(engine, a))).await;
+        futures_util::future::join_all(plan.actions.iter().map(|a| apply(shared, engine, a))).await;
     for (action, result) in plan.actions.iter().zip(results) {
         let name = action.target().to_string();
         match result {
@@ -195,12 +195,20 @@ fn publish(
     });
 }
 
-async fn apply(engine: &engine::Engine, action: &Action) -> Result<(), engine::Error> {
+async fn apply(
+    shared: &Shared,
+    engine: &engine::Engine,
+    action: &Action,
+) -> Result<(), engine::Error> {
     match action {
         Action::CreateNetwork(n) => engine.create_network(n).await,
         Action::CreateVolume(v) => engine.create_volume(v).await,
-        Action::Run(c) => engine.run(c).await.map(|_| ()),
+        Action::Run(c) => {
+            ensure_built(shared, engine, c).await?;
+            engine.run(c).await.map(|_| ())
+        }
         Action::Replace { old_id, container } => {
+            ensure_built(shared, engine, container).await?;
             engine.remove(old_id).await?;
             engine.run(container).await.map(|_| ())
         }
@@ -220,4 +228,46 @@ fn describe(a: &Action) -> String {
         Action::Remove { name, .. } => format!("remove {name}"),
         Action::RemoveNetwork { name } => format!("remove network {name}"),
     }
+}
+
+/// One build at a time on a host: replicas of a `build:` service share one image.
+static BUILDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// For a `build:` service whose image the engine lacks: fetch the build context the client
+/// uploaded to the server and build the image here.
+async fn ensure_built(
+    shared: &Shared,
+    engine: &engine::Engine,
+    c: &proto::DesiredContainer,
+) -> Result<(), engine::Error> {
+    let Some(build) = &c.spec.build else {
+        return Ok(());
+    };
+    let Some(image) = c.spec.image_ref(&c.stack, &c.service) else {
+        return Ok(());
+    };
+    let _one_at_a_time = BUILDS.lock().await;
+    if engine.image_exists(&image).await? {
+        return Ok(());
+    }
+    let digest = build.context_digest.as_deref().ok_or_else(|| {
+        engine::Error::Engine(format!(
+            "image {image} must be built but no build context was uploaded (deploy with `drover stack deploy`)"
+        ))
+    })?;
+    let url = format!("{}/v1/agent/blobs/{digest}", shared.server);
+    let fetch_err =
+        |e: String| engine::Error::Engine(format!("fetching build context {digest}: {e}"));
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&shared.token)
+        .send()
+        .await
+        .map_err(|e| fetch_err(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(fetch_err(format!("server answered {}", resp.status())));
+    }
+    let tar = resp.bytes().await.map_err(|e| fetch_err(e.to_string()))?;
+    tracing::info!("building {image} ({} byte context)", tar.len());
+    engine.build(&image, build, tar).await
 }

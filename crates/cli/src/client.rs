@@ -79,6 +79,22 @@ impl Client {
             .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
     }
 
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, Failure> {
+        let req = self
+            .http
+            .post(self.env_url(path))
+            .header("Content-Type", "application/x-tar")
+            .body(body);
+        let resp = self.send(req).await?;
+        resp.json()
+            .await
+            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), Failure> {
         self.send(self.http.delete(self.env_url(path))).await?;
         Ok(())

@@ -69,6 +69,20 @@ pub fn sanitize_name(raw: &str) -> String {
     }
 }
 
+/// The directory of the compose file `load` would read.
+pub fn compose_dir(opts: &LoadOptions) -> Result<PathBuf, Failure> {
+    let file = match opts.files.first() {
+        Some(f) => f.clone(),
+        None => default_file()?,
+    };
+    let abs = std::path::absolute(&file)
+        .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+    Ok(abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/")))
+}
+
 pub fn load(opts: &LoadOptions) -> Result<compose::Loaded, Failure> {
     let file = match opts.files.first() {
         Some(f) => f.clone(),

@@ -257,7 +257,16 @@ struct Cx<'a> {
     input: &'a Input<'a>,
     warnings: Vec<Warning>,
     refs: Refs,
+    /// Ports created so far: ranges can expand a short string into many ports.
+    ports: usize,
+    /// `env_file` bytes read so far: aliases can name the same file many times.
+    env_file_bytes: usize,
 }
+
+/// Most ports a project may publish or expose, after expanding ranges.
+const MAX_PORTS: usize = 65_536;
+/// Most `env_file` content read for one project, counting repeated reads.
+const MAX_ENV_FILE_BYTES: usize = 4 * crate::MAX_FILE_BYTES;
 
 pub(crate) fn load(input: &Input) -> Result<Loaded, Error> {
     let file = input.file_name;
@@ -277,6 +286,8 @@ pub(crate) fn load(input: &Input) -> Result<Loaded, Error> {
         input,
         warnings: interp.warnings,
         refs: Refs::default(),
+        ports: 0,
+        env_file_bytes: 0,
     };
     let project = cx.project(&root)?;
     if let Err(e) = crate::validate(&project) {
@@ -436,7 +447,6 @@ impl Cx<'_> {
     /// Iterates a mapping's entries with their key text and path, rejecting unknown keys,
     /// warning about unsupported ones and skipping null values. `x-*` keys are passed on
     /// only when `extensions` is true, else they are warned about.
-    #[allow(clippy::too_many_arguments)]
     fn fields<'n>(
         &mut self,
         node: &'n Node,
@@ -982,6 +992,17 @@ impl Cx<'_> {
             };
             match self.input.files.read(&file) {
                 Ok(text) => {
+                    self.env_file_bytes = self.env_file_bytes.saturating_add(text.len());
+                    if self.env_file_bytes > MAX_ENV_FILE_BYTES {
+                        return Err(self.err(
+                            &item,
+                            &p,
+                            format!(
+                                "env_file contents too large: more than {MAX_ENV_FILE_BYTES} \
+                                 bytes in total"
+                            ),
+                        ));
+                    }
                     for (k, v) in crate::parse_dotenv(&file, &text)? {
                         out.push((k, Some(v)));
                     }
@@ -1011,7 +1032,15 @@ impl Cx<'_> {
                 }
                 Kind::Seq(_) => return Err(self.expected(item, &p, "a string, number or mapping")),
             }
+            if self.ports + out.len() > MAX_PORTS {
+                return Err(self.err(
+                    item,
+                    &p,
+                    format!("too many ports: the project's ports expand to more than {MAX_PORTS}"),
+                ));
+            }
         }
+        self.ports += out.len();
         Ok(out)
     }
 

@@ -97,6 +97,27 @@ pub struct Build {
     pub args: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// SHA-256 of the build context tarball uploaded to the server (set by the client that
+    /// deploys, not part of compose syntax: never written back by `to_compose_yaml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_digest: Option<String>,
+}
+
+impl Service {
+    /// The image the service's containers run: `image:` if given, else for a `build:`
+    /// service `<stack>-<service>:<first 12 hex of the context digest>` (`latest` before upload).
+    pub fn image_ref(&self, stack: &str, service: &str) -> Option<String> {
+        if let Some(i) = &self.image {
+            return Some(i.clone());
+        }
+        let b = self.build.as_ref()?;
+        let tag = b
+            .context_digest
+            .as_deref()
+            .map(|d| d.chars().take(12).collect::<String>())
+            .unwrap_or_else(|| "latest".into());
+        Some(format!("{stack}-{service}:{tag}"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

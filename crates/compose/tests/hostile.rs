@@ -140,3 +140,44 @@ fn garbage() {
         let _ = common::load_text("garbage.yml", text);
     }
 }
+
+#[test]
+fn port_range_amplification() {
+    let text = "x-p: &p [\"1-65535:1-65535\"]\nservices:\n  a:\n    image: x\n    ports: *p\n  b:\n    image: x\n    ports: *p\n";
+    check_error(
+        text,
+        expect![
+            "evil.yml:1:10: services.b.ports[0]: too many ports: the project's ports expand to more than 65536"
+        ],
+    );
+}
+
+#[test]
+fn env_file_amplification() {
+    let mut text = String::from(
+        "x-e: &e [web.env, web.env, web.env, web.env, web.env, web.env, web.env, web.env]\nx-s: &s {image: x, env_file: *e}\nservices:\n",
+    );
+    for i in 0..2000 {
+        let _ = writeln!(text, "  s{i}: *s");
+    }
+    // web.env is tiny, so this loads; the budget only counts.
+    assert!(common::load_text("evil.yml", &text).is_ok());
+    let big = format!("K={}\n", "v".repeat(3 << 20));
+    let files: std::collections::BTreeMap<String, String> = [("big.env".to_owned(), big)].into();
+    let vars = std::collections::BTreeMap::new();
+    let text =
+        "x-s: &s {image: x, env_file: [big.env, big.env]}\nservices:\n  a: *s\n  b: *s\n  c: *s\n";
+    let err = compose::load(&compose::Input {
+        file_name: "evil.yml",
+        text,
+        project_name: None,
+        default_name: "x",
+        variables: &vars,
+        profiles: &[],
+        base_dir: None,
+        files: &files,
+    })
+    .err()
+    .map(|e| e.to_string());
+    expect!["evil.yml:1:40: services.c.env_file[1]: env_file contents too large: more than 16777216 bytes in total"].assert_eq(&err.unwrap_or_default());
+}

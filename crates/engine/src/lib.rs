@@ -15,9 +15,9 @@ use bollard::models::{
     VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptions, ListVolumesOptions, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptions, ListVolumesOptions,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 use proto::{
@@ -279,6 +279,54 @@ impl Engine {
         Ok(())
     }
 
+    pub async fn image_exists(&self, image: &str) -> Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Builds `image` from a build context tarball (the classic builder, as engine 20.10
+    /// offers it). The build output's error, if any, is the error.
+    pub async fn build(
+        &self,
+        image: &str,
+        build: &compose::Build,
+        context_tar: bytes::Bytes,
+    ) -> Result<()> {
+        let args: HashMap<String, String> = build.args.clone().into_iter().collect();
+        let mut opts = BuildImageOptionsBuilder::default()
+            .t(image)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&args);
+        if let Some(d) = &build.dockerfile {
+            opts = opts.dockerfile(d);
+        }
+        if let Some(t) = &build.target {
+            opts = opts.target(t);
+        }
+        let mut stream = std::pin::pin!(self.docker.build_image(
+            opts.build(),
+            None,
+            Some(bollard::body_full(context_tar)),
+        ));
+        while let Some(item) = stream.next().await {
+            let info =
+                item.map_err(|e| Error::Engine(format!("building {image}: {}", Error::from(e))))?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::Engine(format!(
+                    "building {image}: {}",
+                    detail.message.unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub async fn start(&self, id: &str) -> Result<()> {
         Ok(self.docker.start_container(id, None).await?)
     }
@@ -351,11 +399,9 @@ fn exit_code_from_status(status: &str) -> Option<i64> {
 /// mounts, first network with aliases, health check, restart policy, limits and labels.
 pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<ContainerCreateBody> {
     let s = &c.spec;
-    let image = match (&s.image, &s.build) {
-        (Some(i), _) => i.clone(),
-        (None, Some(_)) => format!("{}-{}", c.stack, c.service),
-        (None, None) => return Err(Error::Engine(format!("service {} has no image", c.service))),
-    };
+    let image = s
+        .image_ref(&c.stack, &c.service)
+        .ok_or_else(|| Error::Engine(format!("service {} has no image", c.service)))?;
     let mut labels: HashMap<String, String> = s.labels.clone().into_iter().collect();
     labels.insert(LABEL_CLUSTER.into(), cluster.into());
     labels.insert(LABEL_ENV.into(), c.env.clone());

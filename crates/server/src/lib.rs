@@ -72,7 +72,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         )?;
         new_admin_token = Some(token);
     }
-    let state = Arc::new(AppState::new(store, cluster_id));
+    let state = Arc::new(AppState::new(store, cluster_id, cfg.data_dir.join("blobs")));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| Error::Listen {

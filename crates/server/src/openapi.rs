@@ -23,6 +23,7 @@ use crate::auth::User;
         crate::api::stacks::remove,
         crate::api::containers::list,
         crate::api::containers::logs,
+        crate::api::blobs::upload,
     ),
     components(schemas(api_types::ErrorBody, api_types::ErrorDetail))
 )]

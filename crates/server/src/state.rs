@@ -38,6 +38,8 @@ pub enum LogEvent {
 pub struct AppState {
     store: Mutex<store::Store>,
     pub cluster_id: String,
+    /// Uploaded build contexts, by SHA-256.
+    pub blobs_dir: std::path::PathBuf,
     agents: RwLock<HashMap<String, AgentConn>>,
     reports: RwLock<HashMap<String, HostReport>>,
     ephemeral: RwLock<HashSet<String>>,
@@ -46,10 +48,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: store::Store, cluster_id: String) -> Self {
+    pub fn new(store: store::Store, cluster_id: String, blobs_dir: std::path::PathBuf) -> Self {
         AppState {
             store: Mutex::new(store),
             cluster_id,
+            blobs_dir,
             agents: RwLock::default(),
             reports: RwLock::default(),
             ephemeral: RwLock::default(),

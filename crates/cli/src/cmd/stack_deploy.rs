@@ -25,8 +25,10 @@ pub async fn run(
         eprintln!("warning: {w}");
     }
     let name = loaded.project.name.clone();
+    let mut project = loaded.project;
+    upload_build_contexts(client, &mut project, &file.options()).await?;
     let req = DeployRequest {
-        project: Some(loaded.project),
+        project: Some(project),
         ..Default::default()
     };
     let resp: DeployResponse = client.post("/stacks", &req).await?;
@@ -44,6 +46,49 @@ pub async fn run(
         return Ok(());
     }
     wait(client, &name, Duration::from_secs(timeout)).await
+}
+
+/// Tars each `build:` context (relative to the compose file's directory), uploads it, and
+/// records its digest in the project so the agent can fetch it and build.
+async fn upload_build_contexts(
+    client: &Client,
+    project: &mut compose::Project,
+    opts: &crate::local::LoadOptions,
+) -> Result<(), Failure> {
+    let base = crate::local::compose_dir(opts)?;
+    for (name, svc) in project.services.iter_mut() {
+        let Some(build) = svc.build.as_mut() else {
+            continue;
+        };
+        let dir = base.join(&build.context);
+        if !dir.is_dir() {
+            return Err(Failure::input(format!(
+                "service {name}: build context {} is not a directory",
+                dir.display()
+            )));
+        }
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.follow_symlinks(false);
+        tar.append_dir_all(".", &dir).map_err(|e| {
+            Failure::input(format!(
+                "service {name}: reading build context {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let bytes = tar
+            .into_inner()
+            .map_err(|e| Failure::input(format!("service {name}: build context: {e}")))?;
+        let size = bytes.len();
+        let created: BlobCreated = client.post_bytes("/blobs", bytes).await?;
+        println!("service {name}: uploaded build context ({size} bytes)");
+        build.context_digest = Some(created.digest);
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct BlobCreated {
+    digest: String,
 }
 
 pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), Failure> {

@@ -532,3 +532,52 @@ fn invalid_input_is_refused_clearly_and_creates_nothing() {
     );
     assert_eq!(code, 404);
 }
+
+#[test]
+fn build_context_is_sent_to_the_engine_and_rebuilt_on_change() {
+    let mut d = Drover::up();
+    let stack = unique("build");
+    let port = free_port();
+    let ctx = d.dir.path().join("app");
+    std::fs::create_dir_all(&ctx).expect("context dir");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM drover-test/app:1\nARG FLAVOUR\nENV GREETING=built-$FLAVOUR\nCOPY note.txt /note.txt\n",
+    )
+    .expect("Dockerfile");
+    std::fs::write(ctx.join("note.txt"), "one").expect("note");
+    let file = d.write(
+        "compose.yml",
+        &format!(
+            "services:\n  app:\n    build:\n      context: ./app\n      args:\n        FLAVOUR: plain\n    ports: [\"127.0.0.1:{port}:8080\"]\n    stop_grace_period: 1s\n"
+        ),
+    );
+    let out = d.deploy(&stack, &file);
+    assert!(out.contains("uploaded build context"), "{out}");
+    let (code, body) = http_get(port, "/env/GREETING").expect("app answers");
+    assert_eq!((code, body.trim()), (200, "built-plain"));
+    let image1 = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.Config.Image}}",
+        &format!("{stack}-app-1"),
+    ]);
+    assert!(image1.starts_with(&format!("{stack}-app:")), "{image1}");
+
+    // Same context: nothing changes. Edited context: a new image and a new container.
+    let out = d.deploy(&stack, &file);
+    assert!(out.contains("0 changed"), "{out}");
+    std::fs::write(ctx.join("note.txt"), "two").expect("note");
+    let out = d.deploy(&stack, &file);
+    assert!(out.contains("1 changed"), "{out}");
+    let image2 = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.Config.Image}}",
+        &format!("{stack}-app-1"),
+    ]);
+    assert_ne!(image1, image2);
+    for image in [image1, image2] {
+        docker(&["rmi", "-f", &image]);
+    }
+}

@@ -1,5 +1,6 @@
 //! REST routes under `/v1`, one file per resource.
 
+pub mod blobs;
 pub mod containers;
 pub mod hosts;
 pub mod stacks;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::state::AppState;
 
@@ -39,6 +40,11 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/v1/environments/{env}/hosts", get(hosts::list))
         .route("/v1/environments/{env}/events", get(hosts::events))
         .route("/v1/agent/connect", get(crate::agents::connect))
+        .route(
+            "/v1/environments/{env}/blobs",
+            post(blobs::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/agent/blobs/{digest}", get(blobs::download))
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
