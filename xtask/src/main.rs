@@ -1,4 +1,10 @@
-//! Automation. `cargo run --release -p xtask -- bench-deploy [--runs N]`
+//! Automation.
+//! - `cargo run --release -p xtask -- bench-deploy [--runs N]`
+//! - `cargo run --release -p xtask -- bench-hostile`
+//!
+//! bench-hostile: how long `compose::load` takes to refuse hostile documents (alias bomb,
+//! 10,000-deep nesting, a huge flat document), and the process's peak RSS after each
+//! (target: each refused within 100 ms, bounded memory).
 //!
 //! bench-deploy: a 30-service stack deployed by `drover stack deploy` and by `docker-compose
 //! up -d` (Debian's 1.29) on the same engine and images, alternating runs; prints the wall
@@ -27,7 +33,10 @@ fn main() -> Result<()> {
                 .unwrap_or(3);
             bench_deploy(runs)
         }
-        _ => bail!("usage: cargo run --release -p xtask -- bench-deploy [--runs N]"),
+        Some("bench-hostile") => bench_hostile(),
+        _ => {
+            bail!("usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile")
+        }
     }
 }
 
@@ -207,5 +216,68 @@ fn bench_deploy(runs: usize) -> Result<()> {
     wait_gone("label=io.drover.stack=benchdrover")?;
     drop(up);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn bench_hostile() -> Result<()> {
+    let mut bomb = String::from("x-l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("x-l{i}: &l{i} [{refs}]\n"));
+    }
+    bomb.push_str("services:\n  web:\n    image: nginx\n    x-boom: *l9\n");
+    let deep_flow = format!("services: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_map = format!(
+        "services: {}1{}\n",
+        "{a: ".repeat(10_000),
+        "}".repeat(10_000)
+    );
+    let flat = format!("x-many: [{}]\nservices: {{}}\n", "1,".repeat(1_900_000));
+    let oversized = "#".repeat(compose::MAX_FILE_BYTES + 1);
+    let cases = [
+        ("alias bomb (10^9 nodes)", bomb),
+        ("10,000-deep flow nesting", deep_flow),
+        ("10,000-deep mapping nesting", deep_map),
+        ("1.9M scalars, 3.8 MB", flat),
+        ("over the 4 MiB size cap", oversized),
+    ];
+    let vars = std::collections::BTreeMap::new();
+    let before = peak_rss_kb();
+    println!("peak RSS before: {:.1} MB", before as f64 / 1024.0);
+    for (name, text) in cases {
+        let start = Instant::now();
+        let result = compose::load(&compose::Input {
+            file_name: "evil.yml",
+            text: &text,
+            project_name: Some("evil"),
+            default_name: "evil",
+            variables: &vars,
+            profiles: &[],
+            base_dir: None,
+            files: &compose::NoFiles,
+        });
+        let took = start.elapsed();
+        let outcome = match result {
+            Ok(_) => "ACCEPTED (should be refused)".to_string(),
+            Err(e) => e.message,
+        };
+        println!(
+            "{name:<28} refused in {:>7.2} ms, peak RSS {:>6.1} MB: {outcome}",
+            took.as_secs_f64() * 1000.0,
+            peak_rss_kb() as f64 / 1024.0
+        );
+    }
     Ok(())
 }

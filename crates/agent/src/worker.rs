@@ -1,12 +1,17 @@
 //! Observe -> reconcile -> act -> report, level-triggered. Woken by a new desired state, by
-//! engine events and at least every 5 s. Acts only once the server has sent a desired state
+//! engine events, by each completed action, and at least every 5 s. Acts only once the server has sent a desired state
 //! in this process's life: a restarted agent that cannot reach the server changes nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::BTreeSet;
+use std::time::Instant;
+
 use futures_util::StreamExt;
+use futures_util::future::{BoxFuture, FutureExt, join_all};
+use futures_util::stream::FuturesUnordered;
 use proto::{ContainerError, Observed};
 use reconciler::{Action, Failure};
 
@@ -42,20 +47,138 @@ pub async fn run(shared: Arc<Shared>) {
         };
         tracing::info!("engine connected");
         let events = watch_events(engine.clone(), shared.clone());
-        loop {
-            match round(&shared, &engine, &mut failures, &mut errors).await {
-                Ok(true) => continue, // acted: look again at once
-                Ok(false) => {}
-                Err(e) => {
-                    report_engine_down(&shared, e.to_string());
-                    break;
-                }
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(5), shared.wake.notified()).await;
+        if let Err(e) = drive(&shared, &engine, &mut failures, &mut errors).await {
+            report_engine_down(&shared, e.to_string());
         }
         events.abort();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+type Done = (Action, Result<(), engine::Error>);
+
+/// Reconciles continuously while the engine answers. Container actions run concurrently and
+/// the state is looked at again as soon as any one of them completes, so a dependent starts
+/// the moment its dependency is up, not when a whole batch is done. Returns when the engine
+/// is gone.
+async fn drive(
+    shared: &Shared,
+    engine: &engine::Engine,
+    failures: &mut BTreeMap<String, Failure>,
+    errors: &mut BTreeMap<String, String>,
+) -> Result<(), engine::Error> {
+    let mut inflight: FuturesUnordered<BoxFuture<'_, Done>> = FuturesUnordered::new();
+    let mut inflight_names: BTreeSet<String> = BTreeSet::new();
+    let mut status = engine.status().await;
+    let mut status_at = Instant::now();
+    loop {
+        if status_at.elapsed() > Duration::from_secs(5) {
+            status = engine.status().await;
+            status_at = Instant::now();
+        }
+        if !status.up {
+            return Err(engine::Error::Unreachable(
+                status.error.clone().unwrap_or_default(),
+            ));
+        }
+        let containers = engine.containers().await?;
+        let desired = shared.desired.borrow().clone();
+        let waiting = match &desired {
+            None => Vec::new(),
+            Some(desired) => {
+                let networks = engine.networks().await?;
+                let volumes = engine.volumes().await?;
+                let now = now_ms();
+                let plan = reconciler::reconcile(&reconciler::Input {
+                    desired,
+                    observed: &containers,
+                    networks: &networks,
+                    volumes: &volumes,
+                    failures,
+                    now_ms: now,
+                });
+                failures.retain(|n, _| desired.containers.iter().any(|c| &c.name == n));
+                errors.retain(|n, _| desired.containers.iter().any(|c| &c.name == n));
+                let (infra, rest): (Vec<Action>, Vec<Action>) = plan
+                    .actions
+                    .into_iter()
+                    .filter(|a| !inflight_names.contains(a.target()))
+                    .partition(|a| a.is_infra());
+                if !infra.is_empty() {
+                    // Networks and volumes before any container that needs them.
+                    let done =
+                        join_all(infra.into_iter().map(|a| apply_owned(shared, engine, a))).await;
+                    for d in done {
+                        record(d, failures, errors, now)?;
+                    }
+                    continue;
+                }
+                for a in rest {
+                    inflight_names.insert(a.target().to_string());
+                    inflight.push(Box::pin(apply_owned(shared, engine, a)));
+                }
+                plan.waiting
+            }
+        };
+        let generation = desired.as_ref().map(|d| d.generation).unwrap_or(0);
+        publish(
+            shared,
+            generation,
+            status.clone(),
+            containers,
+            errors,
+            waiting,
+        );
+        if inflight.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), shared.wake.notified()).await;
+            continue;
+        }
+        tokio::select! {
+            Some(done) = inflight.next() => {
+                inflight_names.remove(done.0.target());
+                record(done, failures, errors, now_ms())?;
+                // Take every other completion that is already there.
+                while let Some(Some(done)) = inflight.next().now_or_never() {
+                    inflight_names.remove(done.0.target());
+                    record(done, failures, errors, now_ms())?;
+                }
+            }
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+/// Notes an action's outcome; an unreachable engine ends the drive.
+fn record(
+    (action, result): Done,
+    failures: &mut BTreeMap<String, Failure>,
+    errors: &mut BTreeMap<String, String>,
+    now: u64,
+) -> Result<(), engine::Error> {
+    let name = action.target().to_string();
+    match result {
+        Ok(()) => {
+            tracing::info!("{}", describe(&action));
+            failures.remove(&name);
+            errors.remove(&name);
+        }
+        Err(e) => {
+            tracing::warn!("{} failed: {e}", describe(&action));
+            if matches!(e, engine::Error::Unreachable(_)) {
+                return Err(e);
+            }
+            let f = failures.entry(name.clone()).or_default();
+            f.count += 1;
+            f.last_ms = now;
+            errors.insert(name, e.to_string());
+        }
+    }
+    Ok(())
+}
+
+async fn apply_owned(shared: &Shared, engine: &engine::Engine, action: Action) -> Done {
+    let result = apply(shared, engine, &action).await;
+    (action, result)
 }
 
 fn report_engine_down(shared: &Shared, error: String) {
@@ -83,82 +206,6 @@ fn watch_events(engine: engine::Engine, shared: Arc<Shared>) -> tokio::task::Joi
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
-}
-
-/// One round; returns whether any action was taken. Errors only when the engine is gone.
-async fn round(
-    shared: &Shared,
-    engine: &engine::Engine,
-    failures: &mut BTreeMap<String, Failure>,
-    errors: &mut BTreeMap<String, String>,
-) -> Result<bool, engine::Error> {
-    let status = engine.status().await;
-    if !status.up {
-        return Err(engine::Error::Unreachable(status.error.unwrap_or_default()));
-    }
-    let containers = engine.containers().await?;
-    let desired = shared.desired.borrow().clone();
-    let Some(desired) = desired else {
-        publish(shared, 0, status, containers, errors, Vec::new());
-        return Ok(false);
-    };
-    let networks = engine.networks().await?;
-    let volumes = engine.volumes().await?;
-    let now = now_ms();
-    let plan = reconciler::reconcile(&reconciler::Input {
-        desired: &desired,
-        observed: &containers,
-        networks: &networks,
-        volumes: &volumes,
-        failures,
-        now_ms: now,
-    });
-    // Forget failures of containers no longer desired.
-    failures.retain(|n, _| desired.containers.iter().any(|c| &c.name == n));
-    errors.retain(|n, _| desired.containers.iter().any(|c| &c.name == n));
-    if plan.actions.is_empty() {
-        publish(
-            shared,
-            desired.generation,
-            status,
-            containers,
-            errors,
-            plan.waiting,
-        );
-        return Ok(false);
-    }
-    let results =
-        futures_util::future::join_all(plan.actions.iter().map(|a| apply(shared, engine, a))).await;
-    for (action, result) in plan.actions.iter().zip(results) {
-        let name = action.target().to_string();
-        match result {
-            Ok(()) => {
-                tracing::info!("{}", describe(action));
-                failures.remove(&name);
-                errors.remove(&name);
-            }
-            Err(e) => {
-                tracing::warn!("{} failed: {e}", describe(action));
-                if matches!(e, engine::Error::Unreachable(_)) {
-                    return Err(e);
-                }
-                let f = failures.entry(name.clone()).or_default();
-                f.count += 1;
-                f.last_ms = now;
-                errors.insert(name, e.to_string());
-            }
-        }
-    }
-    let containers = engine.containers().await?;
-    publish(
-        shared,
-        desired.generation,
-        status,
-        containers,
-        errors,
-        plan.waiting,
-    );
-    Ok(true)
 }
 
 fn publish(
@@ -207,6 +254,10 @@ async fn apply(
             ensure_built(shared, engine, c).await?;
             engine.run(c).await.map(|_| ())
         }
+        Action::Create(c) => {
+            ensure_built(shared, engine, c).await?;
+            engine.create(c).await.map(|_| ())
+        }
         Action::Replace { old_id, container } => {
             ensure_built(shared, engine, container).await?;
             engine.remove(old_id).await?;
@@ -223,6 +274,7 @@ fn describe(a: &Action) -> String {
         Action::CreateNetwork(n) => format!("create network {}", n.name),
         Action::CreateVolume(v) => format!("create volume {}", v.name),
         Action::Run(c) => format!("run {}", c.name),
+        Action::Create(c) => format!("create {}", c.name),
         Action::Replace { container, .. } => format!("replace {}", container.name),
         Action::Start { name, .. } => format!("start {name}"),
         Action::Remove { name, .. } => format!("remove {name}"),

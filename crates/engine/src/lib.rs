@@ -229,6 +229,14 @@ impl Engine {
 
     /// Creates and starts a container, pulling its image first if the engine lacks it.
     pub async fn run(&self, c: &DesiredContainer) -> Result<String> {
+        let id = self.create(c).await?;
+        self.docker.start_container(&id, None).await?;
+        Ok(id)
+    }
+
+    /// Creates a container (joined to all its networks) without starting it, pulling its
+    /// image first if the engine lacks it.
+    pub async fn create(&self, c: &DesiredContainer) -> Result<String> {
         let body = container_config(c, &self.cluster)?;
         let opts = CreateContainerOptionsBuilder::default()
             .name(&c.name)
@@ -259,7 +267,6 @@ impl Engine {
             };
             self.docker.connect_network(&att.network, req).await?;
         }
-        self.docker.start_container(&created.id, None).await?;
         Ok(created.id)
     }
 

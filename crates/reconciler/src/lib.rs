@@ -3,7 +3,8 @@
 //! passes `now_ms`), no randomness — so it is cheap to call on every event and easy to test.
 //!
 //! Rules, in short:
-//! - a desired container that does not exist is run once its dependencies allow it;
+//! - a desired container that does not exist is run once its dependencies allow it, and
+//!   created ahead (not started) while they do not;
 //! - one whose spec hash differs from the desired one, or that is dead, is replaced;
 //! - one that was created but never started is started once its dependencies allow it;
 //! - one that exited while its restart policy says it should run (`always`, `unless-stopped`)
@@ -51,6 +52,8 @@ pub enum Action {
     CreateVolume(DesiredVolume),
     /// Create and start a container that does not exist.
     Run(DesiredContainer),
+    /// Create, without starting, a container whose dependencies are not ready yet.
+    Create(DesiredContainer),
     /// Remove `old_id`, then create and start `container` under the same name.
     Replace {
         old_id: String,
@@ -70,12 +73,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// Creates a network or volume that container actions of the same plan may need.
+    pub fn is_infra(&self) -> bool {
+        matches!(self, Action::CreateNetwork(_) | Action::CreateVolume(_))
+    }
+
     /// Name of the engine object the action is about.
     pub fn target(&self) -> &str {
         match self {
             Action::CreateNetwork(n) => &n.name,
             Action::CreateVolume(v) => &v.name,
-            Action::Run(c) => &c.name,
+            Action::Run(c) | Action::Create(c) => &c.name,
             Action::Replace { container, .. } => &container.name,
             Action::Start { name, .. }
             | Action::Remove { name, .. }
@@ -86,8 +94,8 @@ impl Action {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
-    /// Networks and volumes first; then container actions, all independent of each other so
-    /// the caller may run them concurrently.
+    /// Network and volume creations first ([`Action::is_infra`]): the caller completes those,
+    /// then runs the container actions, which are independent of each other, concurrently.
     pub actions: Vec<Action>,
     /// Containers held back, with why.
     pub waiting: Vec<(String, String)>,
@@ -102,17 +110,14 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
         .collect();
 
     // Networks and volumes the desired containers need.
-    let mut missing_infra = false;
     for n in &input.desired.networks {
         if !n.external && !input.networks.contains_key(&n.name) {
             plan.actions.push(Action::CreateNetwork(n.clone()));
-            missing_infra = true;
         }
     }
     for v in &input.desired.volumes {
         if !v.external && !input.volumes.contains(&v.name) {
             plan.actions.push(Action::CreateVolume(v.clone()));
-            missing_infra = true;
         }
     }
 
@@ -152,14 +157,11 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
                 continue;
             }
         }
-        if missing_infra {
-            plan.waiting.push((
-                want.name.clone(),
-                "waiting for its networks and volumes".to_string(),
-            ));
-            continue;
-        }
         if let Some(reason) = blocked_by_dependency(want, input) {
+            // Create ahead (creating is most of the cost); start once dependencies allow.
+            if have.is_none() {
+                plan.actions.push(Action::Create(want.clone()));
+            }
             plan.waiting.push((want.name.clone(), reason));
             continue;
         }

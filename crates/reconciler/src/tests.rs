@@ -152,6 +152,7 @@ fn check(fixture: &str, expect: Expect) {
             Action::CreateNetwork(n) => format!("create-network {}", n.name),
             Action::CreateVolume(v) => format!("create-volume {}", v.name),
             Action::Run(c) => format!("run {}", c.name),
+            Action::Create(c) => format!("create {}", c.name),
             Action::Replace { old_id, container } => {
                 format!("replace {old_id} with {}", container.name)
             }
@@ -182,7 +183,7 @@ fn missing_container_is_run_after_its_network() {
         "want s-web-1\ndnet s_default",
         expect![[r#"
             create-network s_default
-            wait s-web-1: waiting for its networks and volumes
+            run s-web-1
         "#]],
     );
     check(
@@ -209,7 +210,7 @@ fn volumes_are_created_but_never_removed() {
         "want s-db-1\ndvol s_data",
         expect![[r#"
             create-volume s_data
-            wait s-db-1: waiting for its networks and volumes
+            run s-db-1
         "#]],
     );
     check("vol s_data\nvol other", expect![""]);
@@ -284,12 +285,14 @@ fn depends_on_conditions_gate_start() {
         base,
         expect![[r#"
             run s-db-1
+            create s-web-1
             wait s-web-1: waiting for db to be healthy
         "#]],
     );
     check(
         &format!("{base}have s-db-1 health=starting"),
         expect![[r#"
+            create s-web-1
             wait s-web-1: waiting for db to be healthy
         "#]],
     );
@@ -302,6 +305,7 @@ fn depends_on_conditions_gate_start() {
     check(
         "want s-migrate-1\nwant s-app-1 dep=migrate:done\nhave s-migrate-1 state=running",
         expect![[r#"
+            create s-app-1
             wait s-app-1: waiting for migrate to complete successfully
         "#]],
     );
@@ -325,6 +329,7 @@ fn dependency_with_stale_spec_does_not_count() {
         "want s-db-1 hash=new\nwant s-web-1 dep=db:started\nhave s-db-1 hash=old",
         expect![[r#"
             replace id-s-db-1 with s-db-1
+            create s-web-1
             wait s-web-1: waiting for db to start
         "#]],
     );
