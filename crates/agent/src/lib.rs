@@ -40,7 +40,8 @@ pub struct Config {
 /// State shared between the session and the worker.
 pub(crate) struct Shared {
     pub desired: watch::Sender<Option<Desired>>,
-    pub observed: watch::Sender<Observed>,
+    /// What the worker last observed; `None` until its first look at the engine.
+    pub observed: watch::Sender<Option<Observed>>,
     pub cluster: watch::Sender<Option<String>>,
     pub wake: Notify,
     /// Server base URL and token, for fetching build contexts.
@@ -54,7 +55,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let host_id = host_id(&cfg.data_dir)?;
     let shared = Arc::new(Shared {
         desired: watch::channel(None).0,
-        observed: watch::channel(Observed::default()).0,
+        observed: watch::channel(None).0,
         cluster: watch::channel(None).0,
         wake: Notify::new(),
         server: cfg.server.trim_end_matches('/').to_string(),

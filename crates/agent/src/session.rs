@@ -53,7 +53,6 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
         _ => return Err("unexpected first message from server".into()),
     }
     // Report what we have right away.
-    shared.observed.send_modify(|_| {});
     let mut observed_rx = shared.observed.subscribe();
     observed_rx.mark_changed();
     let (log_tx, mut log_rx) = mpsc::channel::<AgentMsg>(256);
@@ -92,7 +91,11 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
             changed = observed_rx.changed() => {
                 if changed.is_err() { break Ok(()); }
                 let o = observed_rx.borrow_and_update().clone();
-                if let Err(e) = send(&mut sink, &AgentMsg::Observed(o)).await { break Err(e); }
+                if let Some(o) = o
+                    && let Err(e) = send(&mut sink, &AgentMsg::Observed(o)).await
+                {
+                    break Err(e);
+                }
             }
             Some(msg) = log_rx.recv() => {
                 if let Err(e) = send(&mut sink, &msg).await { break Err(e); }

@@ -184,7 +184,7 @@ async fn apply_owned(shared: &Shared, engine: &engine::Engine, action: Action) -
 fn report_engine_down(shared: &Shared, error: String) {
     tracing::warn!("engine unreachable: {error}");
     shared.observed.send_modify(|o| {
-        o.engine = proto::EngineStatus {
+        o.get_or_insert_with(Observed::default).engine = proto::EngineStatus {
             up: false,
             error: Some(error),
             ..Default::default()
@@ -233,10 +233,10 @@ fn publish(
             .collect(),
     };
     shared.observed.send_if_modified(|o| {
-        if *o == observed {
+        if o.as_ref() == Some(&observed) {
             false
         } else {
-            *o = observed;
+            *o = Some(observed);
             true
         }
     });

@@ -113,7 +113,8 @@ pub struct HostInfo {
     pub id: String,
     pub name: String,
     pub env: String,
-    /// `up`, `down` (agent not connected), `engine_down` (agent up, engine unreachable).
+    /// `up`, `down` (agent not connected), `connecting` (connected, nothing reported yet),
+    /// `engine_down` (agent up, engine unreachable).
     pub state: String,
     pub engine_version: Option<String>,
     pub engine_error: Option<String>,

@@ -30,6 +30,7 @@ services:
     networks:
       default:
         aliases: [backend]
+      back: {{}}
     healthcheck:
       test: {HEALTH}
       interval: 1s
@@ -41,8 +42,11 @@ services:
   db:
     image: drover-test/app:1
     environment: {{ NAME: db }}
+    networks: [back]
     restart: always
     stop_grace_period: 1s
+networks:
+  back: {{}}
 "#
     )
 }
@@ -62,6 +66,17 @@ fn three_service_stack_runs_and_is_kept_converged() {
     assert!(body.contains("name=api"), "{body}");
     let (code, body) = http_get(port, "/call/backend:8080/").expect("web answers");
     assert_eq!((code, body.contains("name=api")), (200, true), "{body}");
+
+    // db is only on the `back` network: api reaches it, web cannot even resolve it.
+    docker_ok(&[
+        "exec",
+        &format!("{stack}-api-1"),
+        "/app",
+        "health",
+        "http://db:8080/health",
+    ]);
+    let (code, _) = http_get(port, "/call/db:8080/").expect("web answers");
+    assert_eq!(code, 502, "web must not reach db across networks");
 
     // Listing commands.
     let ls = d.ok(&["stack", "ls"]);
@@ -148,10 +163,10 @@ fn three_service_stack_runs_and_is_kept_converged() {
             .all(|c| c == &foreign)
             .then_some(())
     });
-    wait_for(Duration::from_secs(30), "stack network to go", || {
+    wait_for(Duration::from_secs(30), "stack networks to go", || {
         docker_ok(&["network", "ls", "--format", "{{.Name}}"])
             .lines()
-            .all(|n| n != format!("{stack}_default"))
+            .all(|n| n != format!("{stack}_default") && n != format!("{stack}_back"))
             .then_some(())
     });
     assert_eq!(stack_containers(&stack), vec![foreign.clone()]);
@@ -320,7 +335,7 @@ fn engine_down_is_a_host_status_and_the_agent_recovers() {
     d.start_agent(&[("DOCKER_HOST", host.as_str())]);
     let hosts = wait_for(Duration::from_secs(20), "host to show engine_down", || {
         let h = d.ok(&["host", "ls"]);
-        h.contains("engine_down").then_some(h)
+        (h.contains("engine_down") && h.contains("engine unreachable")).then_some(h)
     });
     assert!(hosts.contains("engine unreachable"), "{hosts}");
     // The engine "returns": the socket path now leads to the real engine.
@@ -580,4 +595,92 @@ fn build_context_is_sent_to_the_engine_and_rebuilt_on_change() {
     for image in [image1, image2] {
         docker(&["rmi", "-f", &image]);
     }
+}
+
+#[test]
+fn logs_follow_and_interpolation_from_env_files() {
+    let mut d = Drover::up();
+    let stack = unique("logs");
+    let port = free_port();
+    let dir = d.dir.path().join("proj");
+    std::fs::create_dir_all(&dir).expect("project dir");
+    // `.env` beside the file feeds interpolation; `--env-file` replaces it; `env_file` fills
+    // the container environment.
+    std::fs::write(
+        dir.join(".env"),
+        format!("APP_PORT={port}\nGREETING=from-dotenv\n"),
+    )
+    .expect(".env");
+    std::fs::write(dir.join("app.env"), "FROM_ENV_FILE=yes\n").expect("app.env");
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  app:\n    image: drover-test/app:1\n    ports: [\"127.0.0.1:${APP_PORT}:8080\"]\n    env_file: app.env\n    environment:\n      GREETING: ${GREETING:-unset}\n      PRICE: $$5\n    stop_grace_period: 1s\n",
+    )
+    .expect("compose");
+    d.track(&stack);
+    let r = d.cli_in(&dir, &["stack", "deploy", "-p", &stack]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for (var, want) in [
+        ("GREETING", "from-dotenv"),
+        ("FROM_ENV_FILE", "yes"),
+        ("PRICE", "$5"),
+    ] {
+        let (code, body) = http_get(port, &format!("/env/{var}")).expect("app answers");
+        assert_eq!((code, body.trim()), (200, want), "{var}");
+    }
+    let other = dir.join("other.env");
+    std::fs::write(&other, format!("APP_PORT={port}\nGREETING=from-env-file\n"))
+        .expect("other.env");
+    let r = d.cli_in(
+        &dir,
+        &[
+            "stack",
+            "deploy",
+            "-p",
+            &stack,
+            "--env-file",
+            &other.to_string_lossy(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (_, body) = http_get(port, "/env/GREETING").expect("app answers");
+    assert_eq!(body.trim(), "from-env-file");
+
+    // `logs -f` streams lines as they are written.
+    let mut child = std::process::Command::new(bin())
+        .args(["logs", "-f", &format!("{stack}-app-1")])
+        .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn logs -f");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let marker = unique("marker");
+    http_get(port, &format!("/{marker}")).expect("app answers");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains(&marker) => break true,
+            Ok(line) => seen.push(line),
+            Err(_) if Instant::now() > deadline => break false,
+            Err(_) => {}
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "marker not streamed; saw {seen:?}");
 }

@@ -45,10 +45,11 @@ pub async fn list(
                 .map(|r| r.observed.engine.clone())
                 .unwrap_or_default();
             let connected = state.is_connected(&h.id);
-            let host_state = match (connected, engine.up) {
-                (false, _) => "down",
-                (true, false) => "engine_down",
-                (true, true) => "up",
+            let host_state = match (connected, report.is_some(), engine.up) {
+                (false, _, _) => "down",
+                (true, false, _) => "connecting",
+                (true, true, false) => "engine_down",
+                (true, true, true) => "up",
             };
             HostInfo {
                 containers: placements
