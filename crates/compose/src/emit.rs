@@ -198,6 +198,19 @@ fn service(s: &Service) -> Map<String, Value> {
     if !resources.is_empty() {
         deploy.insert("resources".into(), Value::Object(resources));
     }
+    if s.global {
+        deploy.insert("mode".into(), "global".into());
+    }
+    if !s.placement.is_empty() {
+        let mut placement = Map::new();
+        if !s.placement.constraints.is_empty() {
+            placement.insert("constraints".into(), json!(s.placement.constraints));
+        }
+        if let Some(n) = s.placement.max_replicas_per_node {
+            placement.insert("max_replicas_per_node".into(), n.into());
+        }
+        deploy.insert("placement".into(), Value::Object(placement));
+    }
     if !deploy.is_empty() {
         m.insert("deploy".into(), Value::Object(deploy));
     }

@@ -14,7 +14,8 @@ use crate::validate::{
 use crate::yaml::{self, Kind, Node, ScalarType};
 use crate::{
     Build, Condition, Dependency, Error, Healthcheck, Input, Loaded, Location, Mount, MountKind,
-    Network, Port, Project, Resources, RestartPolicy, Service, ServiceNetwork, Volume, Warning,
+    Network, Placement, Port, Project, Resources, RestartPolicy, Service, ServiceNetwork, Volume,
+    Warning,
 };
 
 type Entries = [(Rc<Node>, Rc<Node>)];
@@ -147,11 +148,18 @@ const BUILD_UNSUPPORTED: &[&str] = &[
     "ulimits",
 ];
 
-const DEPLOY_KEYS: &[&str] = &["replicas", "resources", "restart_policy", "mode"];
+const DEPLOY_KEYS: &[&str] = &[
+    "replicas",
+    "resources",
+    "restart_policy",
+    "mode",
+    "placement",
+];
+const PLACEMENT_KEYS: &[&str] = &["constraints", "max_replicas_per_node"];
+const PLACEMENT_UNSUPPORTED: &[&str] = &["preferences"];
 const DEPLOY_UNSUPPORTED: &[&str] = &[
     "endpoint_mode",
     "labels",
-    "placement",
     "rollback_config",
     "update_config",
 ];
@@ -794,6 +802,8 @@ impl Cx<'_> {
                 "deploy" => {
                     let deploy = self.deploy(v, &p)?;
                     replicas = deploy.replicas;
+                    svc.global = deploy.global;
+                    svc.placement = deploy.placement;
                     svc.limits = deploy.limits;
                     svc.reservations = deploy.reservations;
                     deploy_restart = deploy.restart;
@@ -1508,7 +1518,7 @@ impl Cx<'_> {
                     let mode = self.string(v, &p)?;
                     match mode.as_str() {
                         "replicated" => {}
-                        "global" => self.warn(v, &p, "global mode is not supported yet, ignored"),
+                        "global" => out.global = true,
                         _ => return Err(self.err(v, &p, format!("unknown deploy mode '{mode}'"))),
                     }
                 }
@@ -1530,6 +1540,50 @@ impl Cx<'_> {
                     }
                 }
                 "restart_policy" => out.restart = Some(self.restart_policy(v, &p)?),
+                "placement" => out.placement = self.placement(v, &p)?,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn placement(&mut self, node: &Node, path: &str) -> Result<Placement, Error> {
+        let mut out = Placement::default();
+        for (_, key, v, p) in self.fields(
+            node,
+            path,
+            PLACEMENT_KEYS,
+            PLACEMENT_UNSUPPORTED,
+            "deploy.placement",
+            false,
+        )? {
+            match key.as_str() {
+                "constraints" => {
+                    for (i, item) in self.seq(v, &p)?.iter().enumerate() {
+                        let ip = format!("{p}[{i}]");
+                        let text =
+                            self.scalar(item, &ip, "a constraint like 'node.labels.region == eu'")?;
+                        let key = text.trim_start();
+                        if ["node.role", "node.platform.", "engine.labels."]
+                            .iter()
+                            .any(|k| key.starts_with(k))
+                        {
+                            self.warn(
+                                item,
+                                &ip,
+                                "swarm roles, platforms and engine labels do not exist in Drover; constraint ignored",
+                            );
+                            continue;
+                        }
+                        let c = scheduler::parse_constraint(&text)
+                            .map_err(|m| self.err(item, &ip, m))?;
+                        out.constraints.push(c.to_source());
+                    }
+                }
+                "max_replicas_per_node" => {
+                    out.max_replicas_per_node =
+                        Some(self.integer(v, &p, "a number of replicas")?);
+                }
                 _ => {}
             }
         }
@@ -1764,6 +1818,8 @@ impl Cx<'_> {
 #[derive(Default)]
 struct Deploy<'n> {
     replicas: Option<(u32, &'n Node, String)>,
+    global: bool,
+    placement: Placement,
     limits: Resources,
     reservations: Resources,
     restart: Option<RestartPolicy>,

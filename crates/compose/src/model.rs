@@ -61,6 +61,12 @@ pub struct Service {
     pub limits: Resources,
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub reservations: Resources,
+    /// `deploy.mode: global`: one container on every host that matches the placement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global: bool,
+    /// `deploy.placement`.
+    #[serde(default, skip_serializing_if = "Placement::is_empty")]
+    pub placement: Placement,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +236,22 @@ pub struct Resources {
 impl Resources {
     pub fn is_empty(&self) -> bool {
         self.cpus.is_none() && self.memory.is_none() && self.pids.is_none()
+    }
+}
+
+/// `deploy.placement`: where containers may run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Placement {
+    /// Swarm-style constraints, validated: `node.labels.region == eu`, `node.hostname != a`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas_per_node: Option<u32>,
+}
+
+impl Placement {
+    pub fn is_empty(&self) -> bool {
+        self.constraints.is_empty() && self.max_replicas_per_node.is_none()
     }
 }
 

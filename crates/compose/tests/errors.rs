@@ -520,3 +520,13 @@ fn relative_binds_without_base_dir() {
     "#]]
     .assert_eq(&load_with(text, None, "app", Some("/home/me/proj")));
 }
+
+#[test]
+fn placement_errors() {
+    check(
+        "services:\n  web:\n    image: x\n    deploy:\n      placement:\n        constraints: [\"region == eu\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:6:23: services.web.deploy.placement.constraints[0]: constraint "region == eu": key must be node.labels.NAME, node.hostname or node.id
+        "#]],
+    );
+}

@@ -116,37 +116,37 @@ fn deploy_resources() {
         "deploy-resources.yml",
         include_str!("fixtures/deploy-resources.yml"),
         expect![[r#"
-        name: "mystack"
-        services:
-          api:
-            image: "acme/api:1"
-            restart: "on-failure:3"
-            deploy:
-              replicas: 3
-              resources:
-                limits:
-                  cpus: "0.5"
-                  memory: 1610612736
-                  pids: 100
-                reservations:
-                  cpus: "0.25"
-                  memory: 20971520
-          batch:
-            image: "acme/batch:1"
-            restart: "on-failure"
-            deploy:
-              replicas: 0
-              resources:
-                limits:
-                  memory: 2147483648
-          gpu:
-            image: "nvidia/cuda:12.3.1-base-ubuntu22.04"
-        --- warnings
-        deploy-resources.yml:18:16: services.api.deploy.restart_policy.delay: not supported yet, ignored
-        deploy-resources.yml:19:7: services.api.deploy.update_config: not supported yet, ignored
-        deploy-resources.yml:21:7: services.api.deploy.placement: not supported yet, ignored
-        deploy-resources.yml:36:11: services.gpu.deploy.resources.reservations.devices: not supported yet, ignored
-    "#]],
+            name: "mystack"
+            services:
+              api:
+                image: "acme/api:1"
+                restart: "on-failure:3"
+                deploy:
+                  replicas: 3
+                  resources:
+                    limits:
+                      cpus: "0.5"
+                      memory: 1610612736
+                      pids: 100
+                    reservations:
+                      cpus: "0.25"
+                      memory: 20971520
+              batch:
+                image: "acme/batch:1"
+                restart: "on-failure"
+                deploy:
+                  replicas: 0
+                  resources:
+                    limits:
+                      memory: 2147483648
+              gpu:
+                image: "nvidia/cuda:12.3.1-base-ubuntu22.04"
+            --- warnings
+            deploy-resources.yml:18:16: services.api.deploy.restart_policy.delay: not supported yet, ignored
+            deploy-resources.yml:19:7: services.api.deploy.update_config: not supported yet, ignored
+            deploy-resources.yml:22:23: services.api.deploy.placement.constraints[0]: swarm roles, platforms and engine labels do not exist in Drover; constraint ignored
+            deploy-resources.yml:36:11: services.gpu.deploy.resources.reservations.devices: not supported yet, ignored
+        "#]],
     );
 }
 
@@ -1122,5 +1122,45 @@ fn wordpress() {
         --- warnings
         wordpress.yml:15:5: services.db.expose: not supported yet, ignored
     "#]],
+    );
+}
+
+#[test]
+fn placement() {
+    check_fixture(
+        "placement.yml",
+        include_str!("fixtures/placement.yml"),
+        expect![[r#"
+            name: "mystack"
+            services:
+              cache:
+                image: "redis:7"
+                x-drover:
+                  singleton: true
+                  affinity:
+                    - service: "web"
+                      anti: true
+                      hard: false
+              node-exporter:
+                image: "prom/node-exporter:v1.8.2"
+                deploy:
+                  mode: "global"
+                  placement:
+                    constraints:
+                      - "node.labels.monitoring == on"
+              web:
+                image: "nginx:1.27"
+                deploy:
+                  replicas: 4
+                  resources:
+                    reservations:
+                      cpus: "0.5"
+                      memory: 268435456
+                  placement:
+                    constraints:
+                      - "node.labels.region == eu"
+                      - "node.hostname != db1"
+                    max_replicas_per_node: 2
+        "#]],
     );
 }

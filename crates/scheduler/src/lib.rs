@@ -116,6 +116,15 @@ pub fn parse_constraint(text: &str) -> Result<Constraint, String> {
 }
 
 impl Constraint {
+    /// The constraint written back in its canonical source form: `node.labels.a == b`.
+    pub fn to_source(&self) -> String {
+        let op = match self.op {
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        };
+        format!("{} {op} {}", self.key, self.value)
+    }
+
     pub fn holds(&self, host: &Host) -> bool {
         let actual = match self.key.as_str() {
             "node.hostname" => Some(host.hostname.as_str()),
