@@ -44,9 +44,26 @@ pub(crate) struct Shared {
     pub observed: watch::Sender<Option<Observed>>,
     pub cluster: watch::Sender<Option<String>>,
     pub wake: Notify,
+    /// When the server was last heard from (ms since the epoch), and the singleton lease it
+    /// granted: past `last_contact_ms + lease_ms` the agent is fenced.
+    pub last_contact_ms: std::sync::atomic::AtomicU64,
+    pub lease_ms: std::sync::atomic::AtomicU64,
     /// Server base URL and token, for fetching build contexts.
     pub server: String,
     pub token: String,
+}
+
+impl Shared {
+    pub(crate) fn contact(&self) {
+        self.last_contact_ms
+            .store(worker::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the lease runs out (ms since the epoch).
+    pub(crate) fn lease_deadline(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.last_contact_ms.load(Relaxed) + self.lease_ms.load(Relaxed)
+    }
 }
 
 /// Runs the agent until the process ends.
@@ -58,6 +75,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         observed: watch::channel(None).0,
         cluster: watch::channel(None).0,
         wake: Notify::new(),
+        last_contact_ms: std::sync::atomic::AtomicU64::new(0),
+        lease_ms: std::sync::atomic::AtomicU64::new(proto::LEASE_MS),
         server: cfg.server.trim_end_matches('/').to_string(),
         token: cfg.token.clone(),
     });

@@ -17,7 +17,7 @@ use reconciler::{Action, Failure};
 
 use crate::Shared;
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -89,6 +89,7 @@ async fn drive(
                 let networks = engine.networks().await?;
                 let volumes = engine.volumes().await?;
                 let now = now_ms();
+                let fenced = now > shared.lease_deadline();
                 let plan = reconciler::reconcile(&reconciler::Input {
                     desired,
                     observed: &containers,
@@ -96,6 +97,7 @@ async fn drive(
                     volumes: &volumes,
                     failures,
                     now_ms: now,
+                    fenced,
                 });
                 failures.retain(|n, _| desired.containers.iter().any(|c| &c.name == n));
                 errors.retain(|n, _| desired.containers.iter().any(|c| &c.name == n));
@@ -127,10 +129,14 @@ async fn drive(
             status.clone(),
             containers,
             errors,
+            failures,
             waiting,
         );
         if inflight.is_empty() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), shared.wake.notified()).await;
+            // Look again within 5 s, and right when the lease would run out.
+            let until_fence = shared.lease_deadline().saturating_sub(now_ms()) + 50;
+            let wait = Duration::from_millis(until_fence.clamp(50, 5000));
+            let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
             continue;
         }
         tokio::select! {
@@ -214,6 +220,7 @@ fn publish(
     engine: proto::EngineStatus,
     containers: Vec<proto::ObservedContainer>,
     errors: &BTreeMap<String, String>,
+    failures: &BTreeMap<String, Failure>,
     waiting: Vec<(String, String)>,
 ) {
     let observed = Observed {
@@ -225,11 +232,16 @@ fn publish(
             .map(|(name, message)| ContainerError {
                 name: name.clone(),
                 message: message.clone(),
+                count: failures.get(name).map(|f| f.count).unwrap_or(1),
             })
             .collect(),
         waiting: waiting
             .into_iter()
-            .map(|(name, message)| ContainerError { name, message })
+            .map(|(name, message)| ContainerError {
+                name,
+                message,
+                count: 0,
+            })
             .collect(),
     };
     shared.observed.send_if_modified(|o| {
@@ -265,6 +277,7 @@ async fn apply(
         }
         Action::Start { id, .. } => engine.start(id).await,
         Action::Remove { id, .. } => engine.remove(id).await,
+        Action::Kill { id, .. } => engine.kill_remove(id).await,
         Action::RemoveNetwork { name } => engine.remove_network(name).await,
     }
 }
@@ -278,6 +291,7 @@ fn describe(a: &Action) -> String {
         Action::Replace { container, .. } => format!("replace {}", container.name),
         Action::Start { name, .. } => format!("start {name}"),
         Action::Remove { name, .. } => format!("remove {name}"),
+        Action::Kill { name, .. } => format!("kill {name} (lease expired: fenced)"),
         Action::RemoveNetwork { name } => format!("remove network {name}"),
     }
 }

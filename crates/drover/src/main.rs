@@ -42,6 +42,10 @@ struct ServerArgs {
     /// Where the store lives [default: the user's data dir, e.g. ~/.local/share/drover]
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Seconds without word from a host's agent before the host is down and its containers
+    /// are replaced elsewhere
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    down_after: u64,
 }
 
 #[derive(Args)]
@@ -131,6 +135,10 @@ async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
     let started = server::start(server::Config {
         listen: args.listen,
         data_dir: data_dir.clone(),
+        timing: server::scheduling::Timing {
+            down_after_ms: args.down_after * 1000,
+            ..Default::default()
+        },
     })
     .await?;
     let mut addr = started.addr;

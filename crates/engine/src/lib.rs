@@ -341,6 +341,11 @@ impl Engine {
     /// Stops (grace period from the container's own stop timeout) and removes.
     pub async fn remove(&self, id: &str) -> Result<()> {
         let _ = self.docker.stop_container(id, None).await;
+        self.kill_remove(id).await
+    }
+
+    /// Removes at once (SIGKILL), no grace period.
+    pub async fn kill_remove(&self, id: &str) -> Result<()> {
         let opts = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(false)

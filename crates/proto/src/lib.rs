@@ -63,7 +63,14 @@ pub enum ServerMsg {
     Welcome {
         cluster_id: String,
         env: String,
+        /// How long the agent may keep singleton containers running without hearing from the
+        /// server; after that it removes them (fencing), because the server may be starting
+        /// them elsewhere.
+        #[serde(default = "default_lease_ms")]
+        lease_ms: u64,
     },
+    /// Answer to every heartbeat: proof of contact for the agent's lease.
+    HeartbeatAck,
     /// Refused: wrong protocol, bad token... The agent logs it and retries with backoff.
     Refused {
         reason: String,
@@ -208,6 +215,65 @@ pub struct ObservedContainer {
 pub struct ContainerError {
     pub name: String,
     pub message: String,
+    /// Consecutive failures so far (for errors); 0 for waits.
+    #[serde(default)]
+    pub count: u32,
+}
+
+/// The default singleton lease.
+pub const LEASE_MS: u64 = 10_000;
+
+fn default_lease_ms() -> u64 {
+    LEASE_MS
+}
+
+/// Drover's own settings for a service, from its `x-drover` extension key.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XDrover {
+    /// Never run two of this service's containers at once, even across a partition.
+    /// Default: true for services with a bind mount or a named local volume.
+    #[serde(default)]
+    pub singleton: Option<bool>,
+    /// Affinity to other services of the stack.
+    #[serde(default)]
+    pub affinity: Vec<AffinityRule>,
+    /// `spread` (default) or `binpack`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AffinityRule {
+    /// A service of the same stack.
+    pub service: String,
+    /// Keep away from it rather than near it.
+    #[serde(default)]
+    pub anti: bool,
+    /// A hard rule filters hosts; a soft one (default) only prefers.
+    #[serde(default)]
+    pub hard: bool,
+}
+
+/// Reads `x-drover`; `Err` names what is wrong.
+pub fn x_drover(service: &compose::Service) -> Result<XDrover, String> {
+    match service.extensions.get("x-drover") {
+        None => Ok(XDrover::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("x-drover: {e}")),
+    }
+}
+
+/// Whether a service is a singleton: `x-drover.singleton`, else true when it mounts a bind
+/// or a named volume (its data lives on one host).
+pub fn is_singleton(service: &compose::Service) -> bool {
+    let explicit = x_drover(service).ok().and_then(|x| x.singleton);
+    explicit.unwrap_or_else(|| {
+        service.volumes.iter().any(|m| {
+            m.kind == compose::MountKind::Bind
+                || (m.kind == compose::MountKind::Volume && m.source.is_some())
+        })
+    })
 }
 
 /// Engine name of a stack's network or volume: the explicit `name:` if given, else

@@ -12,7 +12,9 @@
 //! - a Drover container of this cluster that is not desired is removed;
 //! - a network this cluster created that no desired container uses and no container is still
 //!   attached to by stack is removed; volumes are never removed here (data);
-//! - after a failure, the same container is retried with exponential backoff.
+//! - after a failure, the same container is retried with exponential backoff;
+//! - when the agent is fenced (its lease expired), singleton containers are removed and not
+//!   created, whatever the desired state says.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +46,9 @@ pub struct Input<'a> {
     pub volumes: &'a BTreeSet<String>,
     pub failures: &'a BTreeMap<String, Failure>,
     pub now_ms: u64,
+    /// The agent's singleton lease has expired (no word from the server): singleton
+    /// containers must not run here, since the server may be starting them elsewhere.
+    pub fenced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +72,11 @@ pub enum Action {
         id: String,
         name: String,
     },
+    /// Remove at once, without a grace period (fencing a singleton).
+    Kill {
+        id: String,
+        name: String,
+    },
     RemoveNetwork {
         name: String,
     },
@@ -87,6 +97,7 @@ impl Action {
             Action::Replace { container, .. } => &container.name,
             Action::Start { name, .. }
             | Action::Remove { name, .. }
+            | Action::Kill { name, .. }
             | Action::RemoveNetwork { name } => name,
         }
     }
@@ -121,14 +132,16 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
         }
     }
 
+    let fenced = |c: &&DesiredContainer| input.fenced && proto::is_singleton(&c.spec);
     let desired_names: BTreeSet<&str> = input
         .desired
         .containers
         .iter()
+        .filter(|c| !fenced(c))
         .map(|c| c.name.as_str())
         .collect();
 
-    for want in &input.desired.containers {
+    for want in input.desired.containers.iter().filter(|c| !fenced(c)) {
         let have = observed.get(want.name.as_str()).copied();
         let needs_start = match have {
             Some(c) if c.spec_hash != want.spec_hash || c.state == ContainerState::Dead => {
@@ -179,7 +192,17 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
     }
 
     for c in input.observed {
-        if !desired_names.contains(c.name.as_str()) {
+        let fenced_here = input
+            .desired
+            .containers
+            .iter()
+            .any(|d| d.name == c.name && fenced(&d));
+        if fenced_here {
+            plan.actions.push(Action::Kill {
+                id: c.id.clone(),
+                name: c.name.clone(),
+            });
+        } else if !desired_names.contains(c.name.as_str()) {
             plan.actions.push(Action::Remove {
                 id: c.id.clone(),
                 name: c.name.clone(),

@@ -2,9 +2,10 @@
 //! the expectation is the plan, one line per action or wait.
 //!
 //! ```text
-//! want NAME hash=H [restart=always] [dep=SVC:started|healthy|done] [healthcheck]
+//! want NAME hash=H [restart=always] [dep=SVC:started|healthy|done] [healthcheck] [singleton]
 //! have NAME hash=H state=running|exited|created|dead [health=healthy|starting] [exit=N]
 //! net NAME owned|foreign        vol NAME        fail NAME count=N last=MS        now MS
+//! fenced
 //! ```
 //! Container names are `s-<service>-1` in stack `s`; the service is the middle part.
 
@@ -29,6 +30,10 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                     image: Some("img".into()),
                     ..Default::default()
                 };
+                if kv.contains_key("singleton") {
+                    spec.extensions
+                        .insert("x-drover".into(), serde_json::json!({"singleton": true}));
+                }
                 if kv.get("restart") == Some(&"always") {
                     spec.restart = RestartPolicy::Always;
                 }
@@ -122,6 +127,7 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                 );
             }
             "now" => env.now_ms = name.parse().unwrap_or(0),
+            "fenced" => env.fenced = true,
             other => panic!("unknown fixture line kind {other:?}"),
         }
     }
@@ -134,6 +140,7 @@ struct Env {
     volumes: BTreeSet<String>,
     failures: BTreeMap<String, Failure>,
     now_ms: u64,
+    fenced: bool,
 }
 
 fn check(fixture: &str, expect: Expect) {
@@ -145,6 +152,7 @@ fn check(fixture: &str, expect: Expect) {
         volumes: &env.volumes,
         failures: &env.failures,
         now_ms: env.now_ms,
+        fenced: env.fenced,
     });
     let mut out = String::new();
     for a in &plan.actions {
@@ -158,6 +166,7 @@ fn check(fixture: &str, expect: Expect) {
             }
             Action::Start { id, .. } => format!("start {id}"),
             Action::Remove { id, .. } => format!("remove {id}"),
+            Action::Kill { id, .. } => format!("kill {id}"),
             Action::RemoveNetwork { name } => format!("remove-network {name}"),
         };
         out.push_str(&line);
@@ -356,4 +365,16 @@ fn backoff_is_capped() {
     assert_eq!(backoff_ms(1), 1000);
     assert_eq!(backoff_ms(2), 2000);
     assert_eq!(backoff_ms(50), 60_000);
+}
+
+#[test]
+fn a_fenced_agent_removes_its_singletons_and_keeps_the_rest() {
+    check(
+        "want s-db-1 singleton\nwant s-web-1\nhave s-db-1\nhave s-web-1\nfenced",
+        expect![[r#"
+            kill id-s-db-1
+        "#]],
+    );
+    check("want s-db-1 singleton\nfenced", expect![""]);
+    check("want s-db-1 singleton\nhave s-db-1", expect![""]);
 }

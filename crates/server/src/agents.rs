@@ -83,13 +83,14 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
     let welcome = ServerMsg::Welcome {
         cluster_id: state.cluster_id.clone(),
         env: env.clone(),
+        lease_ms: proto::LEASE_MS,
     };
     if send(&mut sink, &welcome).await.is_err() {
         state.unregister_agent(&host, session_id);
         return;
     }
-    if let Err(e) = crate::api::stacks::place_pending(&state, &env) {
-        tracing::error!("placing pending containers: {e:?}");
+    if let Err(e) = state.reschedule(&env) {
+        tracing::error!("scheduling: {e}");
     }
     state.push_desired();
 
@@ -117,7 +118,12 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
                 };
                 match serde_json::from_str::<AgentMsg>(&msg) {
                     Ok(AgentMsg::Observed(o)) => state.set_report(&host, o),
-                    Ok(AgentMsg::Heartbeat) => state.touch(&host),
+                    Ok(AgentMsg::Heartbeat) => {
+                        state.touch(&host);
+                        if send(&mut sink, &ServerMsg::HeartbeatAck).await.is_err() {
+                            break;
+                        }
+                    }
                     Ok(AgentMsg::LogData { req, data }) => forward_log(&state, req, LogEvent::Data(data)).await,
                     Ok(AgentMsg::LogEnd { req, error }) => forward_log(&state, req, LogEvent::End(error)).await,
                     Ok(AgentMsg::Hello(_)) => {}

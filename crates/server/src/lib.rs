@@ -4,7 +4,8 @@
 //! `router(state)` builds the whole HTTP app without a socket; [`start`] binds it.
 //! Module map: `state` (shared state, desired-state computation, pushes to agents),
 //! `auth` (bearer tokens, stored as SHA-256 only), `error` (the one `ApiError`),
-//! `agents` (the WebSocket session of each agent), `placement` (which host runs a slot),
+//! `agents` (the WebSocket session of each agent), `scheduling` (placement and failover
+//! around the pure `scheduler` crate),
 //! `api/*` (one file per resource), `openapi` (the document at `/v1/openapi.json`).
 
 mod agents;
@@ -12,7 +13,7 @@ mod api;
 mod auth;
 mod error;
 mod openapi;
-mod placement;
+pub mod scheduling;
 mod state;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub enum Error {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub timing: scheduling::Timing,
 }
 
 pub struct Started {
@@ -72,7 +74,13 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         )?;
         new_admin_token = Some(token);
     }
-    let state = Arc::new(AppState::new(store, cluster_id, cfg.data_dir.join("blobs")));
+    let state = Arc::new(AppState::new(
+        store,
+        cluster_id,
+        cfg.data_dir.join("blobs"),
+        cfg.timing,
+    ));
+    tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| Error::Listen {

@@ -45,10 +45,21 @@ pub struct AppState {
     ephemeral: RwLock<HashSet<String>>,
     pub(crate) log_streams: Mutex<HashMap<u64, mpsc::Sender<LogEvent>>>,
     next_id: AtomicU64,
+    /// Why replicas are unplaced, per environment and container name.
+    pending: RwLock<HashMap<String, HashMap<String, String>>>,
+    pub timing: crate::scheduling::Timing,
+    /// When this server process started: hosts count as seen then, so a restart of the
+    /// control plane never fails hosts over before their agents had time to reconnect.
+    pub started_ms: u64,
 }
 
 impl AppState {
-    pub fn new(store: store::Store, cluster_id: String, blobs_dir: std::path::PathBuf) -> Self {
+    pub fn new(
+        store: store::Store,
+        cluster_id: String,
+        blobs_dir: std::path::PathBuf,
+        timing: crate::scheduling::Timing,
+    ) -> Self {
         AppState {
             store: Mutex::new(store),
             cluster_id,
@@ -58,6 +69,9 @@ impl AppState {
             ephemeral: RwLock::default(),
             log_streams: Mutex::default(),
             next_id: AtomicU64::new(1),
+            pending: RwLock::default(),
+            timing,
+            started_ms: now_ms(),
         }
     }
 
@@ -126,6 +140,26 @@ impl AppState {
         if let Some(r) = write(&self.reports).get_mut(host) {
             r.last_seen_ms = now_ms();
         }
+    }
+
+    pub fn report(&self, host: &str) -> Option<HostReport> {
+        read(&self.reports).get(host).cloned()
+    }
+
+    pub fn set_pending_reasons(&self, env: &str, reasons: HashMap<String, String>) {
+        write(&self.pending).insert(env.to_string(), reasons);
+    }
+
+    pub fn pending_reason(&self, env: &str, container: &str) -> Option<String> {
+        read(&self.pending).get(env)?.get(container).cloned()
+    }
+
+    /// Runs a scheduling pass over `env` and pushes desired states if placements changed.
+    pub fn reschedule(&self, env: &str) -> Result<(), store::Error> {
+        if crate::scheduling::pass(self, env, &self.timing)? {
+            self.push_desired();
+        }
+        Ok(())
     }
 
     pub fn reports(&self) -> HashMap<String, HostReport> {

@@ -25,7 +25,8 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-const SCHEMA: &[&str] = &[r#"
+const SCHEMA: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE environments (name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL);
 CREATE TABLE tokens (
@@ -50,7 +51,12 @@ CREATE TABLE events (
 );
 CREATE INDEX events_env ON events (env, id);
 INSERT INTO environments (name, created_ms) VALUES ('default', 0);
-"#];
+"#,
+    r#"
+ALTER TABLE hosts ADD COLUMN user_labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE hosts ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRow {
@@ -64,7 +70,23 @@ pub struct HostRow {
     pub id: String,
     pub env: String,
     pub name: String,
+    /// Labels the agent reports (`drover agent --label`).
     pub labels: BTreeMap<String, String>,
+    pub last_seen_ms: u64,
+}
+
+/// A host as the server manages it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRecord {
+    pub id: String,
+    pub env: String,
+    pub name: String,
+    /// Agent labels overlaid with labels set through the API (`drover host label`).
+    pub labels: BTreeMap<String, String>,
+    /// Labels set through the API only.
+    pub user_labels: BTreeMap<String, String>,
+    pub draining: bool,
+    pub created_ms: u64,
     pub last_seen_ms: u64,
 }
 
@@ -272,35 +294,159 @@ impl Store {
         Ok(!existed)
     }
 
-    pub fn hosts(&self, env: &str) -> Result<Vec<HostRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, env, name, labels, last_seen_ms FROM hosts WHERE env = ?1 ORDER BY name, id",
-        )?;
-        let rows = st.query_map([env], |r| {
+    pub fn hosts(&self, env: &str) -> Result<Vec<HostRecord>> {
+        self.query_hosts("WHERE env = ?1", env)
+    }
+
+    pub fn host(&self, id: &str) -> Result<Option<HostRecord>> {
+        Ok(self.query_hosts("WHERE id = ?1", id)?.into_iter().next())
+    }
+
+    fn query_hosts(&self, filter: &str, arg: &str) -> Result<Vec<HostRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id, env, name, labels, user_labels, draining, created_ms, last_seen_ms
+             FROM hosts {filter} ORDER BY name, id"
+        ))?;
+        let rows = st.query_map([arg], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, bool>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, env, name, labels, seen) = row?;
-            let labels = serde_json::from_str(&labels).map_err(|e| Error::Corrupt {
-                what: format!("host {id} labels"),
-                why: e.to_string(),
-            })?;
-            out.push(HostRow {
+            let (id, env, name, labels, user_labels, draining, created, seen) = row?;
+            let decode = |text: &str| -> Result<BTreeMap<String, String>> {
+                serde_json::from_str(text).map_err(|e| Error::Corrupt {
+                    what: format!("host {id} labels"),
+                    why: e.to_string(),
+                })
+            };
+            let user_labels = decode(&user_labels)?;
+            let mut labels = decode(&labels)?;
+            labels.extend(user_labels.clone());
+            out.push(HostRecord {
                 id,
                 env,
                 name,
                 labels,
+                user_labels,
+                draining,
+                created_ms: created as u64,
                 last_seen_ms: seen as u64,
             });
         }
         Ok(out)
+    }
+
+    /// Replaces the API-set labels of a host.
+    pub fn set_host_labels(
+        &mut self,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(labels).map_err(|e| Error::Corrupt {
+            what: format!("host {id}"),
+            why: e.to_string(),
+        })?;
+        self.update_host(
+            "UPDATE hosts SET user_labels = ?2 WHERE id = ?1",
+            params![id, json],
+            event,
+            now_ms,
+        )
+    }
+
+    pub fn set_draining(
+        &mut self,
+        id: &str,
+        draining: bool,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        self.update_host(
+            "UPDATE hosts SET draining = ?2 WHERE id = ?1",
+            params![id, draining],
+            event,
+            now_ms,
+        )
+    }
+
+    /// One host update with its audit event, in one transaction; false if no such host.
+    fn update_host(
+        &mut self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(sql, args)?;
+        if n > 0 {
+            append_event(&tx, now_ms, event)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Forgets a host; its placements become unplaced (to be placed again).
+    pub fn delete_host(&mut self, id: &str, event: &NewEvent<'_>, now_ms: u64) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM hosts WHERE id = ?1", [id])?;
+        tx.execute("UPDATE placements SET host = NULL WHERE host = ?1", [id])?;
+        if n > 0 {
+            append_event(&tx, now_ms, event)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    pub fn touch_host(&mut self, id: &str, now_ms: u64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE hosts SET last_seen_ms = ?2 WHERE id = ?1",
+            params![id, now_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Moves placements in one transaction: each given placement's host is set as given
+    /// (`None` unplaces it), and `remove` placements are deleted. One audit event.
+    pub fn move_placements(
+        &mut self,
+        set: &[Placement],
+        remove: &[Placement],
+        event: Option<&NewEvent<'_>>,
+        now_ms: u64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut up = tx.prepare(
+                "INSERT INTO placements (env, stack, service, slot, host) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (env, stack, service, slot) DO UPDATE SET host = ?5",
+            )?;
+            for p in set {
+                up.execute(params![p.env, p.stack, p.service, p.slot, p.host])?;
+            }
+            let mut del = tx.prepare(
+                "DELETE FROM placements WHERE env = ?1 AND stack = ?2 AND service = ?3 AND slot = ?4",
+            )?;
+            for p in remove {
+                del.execute(params![p.env, p.stack, p.service, p.slot])?;
+            }
+        }
+        if let Some(e) = event {
+            append_event(&tx, now_ms, e)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn stack(&self, env: &str, name: &str) -> Result<Option<StackRow>> {
@@ -431,21 +577,6 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Assigns unplaced slots to hosts, in one transaction.
-    pub fn assign(&mut self, assignments: &[Placement]) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut up = tx.prepare(
-                "UPDATE placements SET host = ?5 WHERE env = ?1 AND stack = ?2 AND service = ?3 AND slot = ?4",
-            )?;
-            for p in assignments {
-                up.execute(params![p.env, p.stack, p.service, p.slot, p.host])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     pub fn append_event(&mut self, now_ms: u64, event: &NewEvent<'_>) -> Result<()> {
@@ -587,7 +718,8 @@ mod tests {
             s.placements().expect("placements"),
             vec![slot("shop", 1, Some("h1")), slot("shop", 2, None)]
         );
-        s.assign(&[slot("shop", 2, Some("h2"))]).expect("assign");
+        s.move_placements(&[slot("shop", 2, Some("h2"))], &[], None, 25)
+            .expect("move");
         assert_eq!(s.placements().expect("p")[1].host.as_deref(), Some("h2"));
         assert!(
             s.delete_stack("default", "shop", &ev("stack.removed"), 30)
@@ -638,6 +770,44 @@ mod tests {
         assert_eq!(hosts[0].name, "node1b");
         assert_eq!(hosts[0].last_seen_ms, 6);
         assert!(s.environment_exists("default").expect("env"));
+
+        // API labels overlay agent labels and survive the agent re-registering.
+        let user = BTreeMap::from([
+            ("region".to_string(), "us".to_string()),
+            ("tier".to_string(), "gold".to_string()),
+        ]);
+        assert!(
+            s.set_host_labels("h1", &user, &ev("host.labelled"), 7)
+                .expect("label")
+        );
+        s.upsert_host(&h, 8).expect("upsert");
+        let rec = s.host("h1").expect("host").expect("exists");
+        assert_eq!(rec.labels.get("region").map(String::as_str), Some("us"));
+        assert_eq!(rec.labels.get("tier").map(String::as_str), Some("gold"));
+        assert!(!rec.draining);
+        assert!(
+            s.set_draining("h1", true, &ev("host.drained"), 9)
+                .expect("drain")
+        );
+        assert!(s.host("h1").expect("host").expect("exists").draining);
+
+        // Deleting a host unplaces its slots.
+        let p = project("shop");
+        let placed = [slot("shop", 1, Some("h1")), slot("shop", 2, Some("h2"))];
+        s.put_stack("default", &p, &placed, &ev("stack.created"), 10)
+            .expect("put");
+        assert!(s.delete_host("h1", &ev("host.removed"), 11).expect("rm"));
+        assert_eq!(s.host("h1").expect("host"), None);
+        let hosts: Vec<Option<String>> = s
+            .placements()
+            .expect("p")
+            .into_iter()
+            .map(|p| p.host)
+            .collect();
+        assert_eq!(hosts, [None, Some("h2".to_string())]);
+        s.move_placements(&[], &[slot("shop", 2, None)], None, 12)
+            .expect("remove");
+        assert_eq!(s.placements().expect("p").len(), 1);
     }
 
     #[test]

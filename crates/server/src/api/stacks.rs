@@ -92,19 +92,55 @@ pub async fn deploy(
         );
     }
 
-    let placements = {
-        let store = state.store();
-        let all = store.placements()?;
-        let (mine, others): (Vec<_>, Vec<_>) = all
-            .into_iter()
-            .partition(|p| p.env == env && p.stack == project.name);
-        let mut load: BTreeMap<String, usize> = BTreeMap::new();
-        for p in others {
-            if let Some(h) = p.host {
-                *load.entry(h).or_default() += 1;
-            }
+    for (name, svc) in &project.services {
+        let x = proto::x_drover(svc).map_err(|e| ApiError {
+            field: Some(format!("project.services.{name}")),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_compose",
+                format!("services.{name}.{e}"),
+            )
+        })?;
+        if let Some(a) = x
+            .affinity
+            .iter()
+            .find(|a| !project.services.contains_key(&a.service))
+        {
+            return Err(ApiError {
+                field: Some(format!("project.services.{name}")),
+                ..ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_compose",
+                    format!(
+                        "services.{name}.x-drover.affinity: no service '{}' in this stack",
+                        a.service
+                    ),
+                )
+            });
         }
-        crate::placement::place(&env, &project, &mine, &state.connected_hosts(&env), &load)
+        if let Some(s) = x
+            .strategy
+            .as_deref()
+            .filter(|s| *s != "spread" && *s != "binpack")
+        {
+            return Err(ApiError {
+                field: Some(format!("project.services.{name}")),
+                ..ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_compose",
+                    format!("services.{name}.x-drover.strategy: '{s}' is not spread or binpack"),
+                )
+            });
+        }
+    }
+    let placements = {
+        let existing: Vec<store::Placement> = state
+            .store()
+            .placements()?
+            .into_iter()
+            .filter(|p| p.env == env && p.stack == project.name)
+            .collect();
+        crate::scheduling::deploy_placements(&env, &project, &existing)
     };
     let detail = format!(
         "changed: [{}] unchanged: [{}] removed: [{}]",
@@ -126,6 +162,7 @@ pub async fn deploy(
     state
         .store()
         .put_stack(&env, &project, &placements, &event, now_ms())?;
+    state.reschedule(&env)?;
     state.push_desired();
     let stack = summary_of(&state, &env, &project.name)?
         .ok_or_else(|| ApiError::not_found("stack vanished during deploy"))?;
@@ -136,40 +173,6 @@ pub async fn deploy(
         removed,
         warnings,
     }))
-}
-
-/// Places unplaced slots of every stack in `env` on connected hosts.
-pub fn place_pending(state: &AppState, env: &str) -> Result<(), ApiError> {
-    let hosts = state.connected_hosts(env);
-    if hosts.is_empty() {
-        return Ok(());
-    }
-    let mut store = state.store();
-    let all = store.placements()?;
-    if all.iter().all(|p| p.host.is_some() || p.env != env) {
-        return Ok(());
-    }
-    let mut load: BTreeMap<String, usize> = BTreeMap::new();
-    for p in &all {
-        if let Some(h) = &p.host {
-            *load.entry(h.clone()).or_default() += 1;
-        }
-    }
-    let mut assign = Vec::new();
-    for mut p in all.into_iter().filter(|p| p.host.is_none() && p.env == env) {
-        let Some(best) = hosts
-            .iter()
-            .min_by_key(|h| (load.get(*h).copied().unwrap_or(0), (*h).clone()))
-            .cloned()
-        else {
-            break;
-        };
-        *load.entry(best.clone()).or_default() += 1;
-        p.host = Some(best);
-        assign.push(p);
-    }
-    store.assign(&assign)?;
-    Ok(())
 }
 
 #[utoipa::path(get, path = "/v1/environments/{env}/stacks", responses((status = 200, body = Vec<StackSummary>)))]
@@ -304,7 +307,11 @@ pub fn container_infos(
             exit_code: observed.and_then(|o| o.exit_code),
             status: observed.map(|o| o.status.clone()).unwrap_or_default(),
             error: if p.host.is_none() {
-                Some("no host available in this environment".into())
+                Some(
+                    state
+                        .pending_reason(env, &name)
+                        .unwrap_or_else(|| "waiting to be placed".into()),
+                )
             } else {
                 error
             },
