@@ -113,16 +113,53 @@ pub struct HostInfo {
     pub id: String,
     pub name: String,
     pub env: String,
-    /// `up`, `down` (agent not connected), `connecting` (connected, nothing reported yet),
-    /// `engine_down` (agent up, engine unreachable).
+    /// `up`; `connecting` (connected, nothing reported yet); `engine_down` (agent up, engine
+    /// unreachable); `disconnected` (agent gone less than the down-after time); `down`.
     pub state: String,
     pub engine_version: Option<String>,
     pub engine_error: Option<String>,
     pub cpus: Option<u64>,
     pub memory: Option<u64>,
     pub labels: BTreeMap<String, String>,
+    /// Labels set through the API (`drover host label`), included in `labels`.
+    pub user_labels: BTreeMap<String, String>,
+    /// Marked to run nothing: its containers are moved away.
+    pub draining: bool,
     pub containers: usize,
+    /// CPU (millicores) and memory (bytes) reserved by the containers placed here.
+    pub reserved_cpu_milli: u64,
+    pub reserved_memory: u64,
+    /// Capacity minus reservations, when the host has reported its capacity.
+    pub free_cpu_milli: Option<u64>,
+    pub free_memory: Option<u64>,
     pub last_seen_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostDetail {
+    pub host: HostInfo,
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// `PUT /v1/environments/{env}/hosts/{id}/labels`: the API-set labels, replaced whole.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
+pub struct HostLabels {
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `POST /v1/environments/{env}/hosts/{id}/drain`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DrainRequest {
+    /// false to make the host schedulable again.
+    pub drain: bool,
+}
+
+/// `POST /v1/environments/{env}/hosts/tokens`: a registration token for agents.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostToken {
+    /// Shown once; only its hash is stored.
+    pub token: String,
+    pub env: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

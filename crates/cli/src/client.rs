@@ -95,6 +95,19 @@ impl Client {
             .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
+        let resp = self
+            .send(self.http.put(self.env_url(path)).json(body))
+            .await?;
+        resp.json()
+            .await
+            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), Failure> {
         self.send(self.http.delete(self.env_url(path))).await?;
         Ok(())

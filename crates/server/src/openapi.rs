@@ -15,6 +15,11 @@ use crate::auth::User;
     paths(
         crate::api::hosts::environments,
         crate::api::hosts::list,
+        crate::api::hosts::inspect,
+        crate::api::hosts::set_labels,
+        crate::api::hosts::drain,
+        crate::api::hosts::remove,
+        crate::api::hosts::create_token,
         crate::api::hosts::events,
         crate::api::stacks::deploy,
         crate::api::stacks::list,

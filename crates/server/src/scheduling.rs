@@ -2,7 +2,8 @@
 //! runs the pure scheduler, and writes the placements back. Run after every deploy, when an
 //! agent connects, and every second by [`run_loop`], which is also where failover happens:
 //!
-//! - a host silent for `down_after` is down: its replicas are placed elsewhere — at once for
+//! - a host silent for `down_after` is down: its replicas are placed elsewhere (when they fit
+//!   somewhere; otherwise they stay, so nothing is stopped for nothing) — at once for
 //!   ordinary services, and for singletons only once the host's lease has run out too (the
 //!   cut-off agent removes its singletons at that moment), so a singleton never runs twice;
 //! - a draining host's replicas are placed elsewhere;
@@ -288,14 +289,10 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<bool, store:
     };
     let plan = scheduler::schedule(&snapshot, &groups, strategy, now);
 
-    // Write back: placed replicas get their host, the rest of the moved ones are unplaced.
-    let mut set: BTreeMap<(String, String, u32), Placement> = unplace
-        .into_iter()
-        .map(|mut p| {
-            p.host = None;
-            ((p.stack.clone(), p.service.clone(), p.slot), p)
-        })
-        .collect();
+    // Write back: placed replicas get their host. A replica that had to move but fits
+    // nowhere else stays where it is (still running on a draining host, or waiting for its
+    // down host to return) rather than becoming pending: nothing is stopped for nothing.
+    let mut set: BTreeMap<(String, String, u32), Placement> = BTreeMap::new();
     let mut next_global_slot: HashMap<String, u32> = HashMap::new();
     for (key, slot, h) in &plan.placed {
         let Some((stack, service)) = split_group(key, env) else {

@@ -106,6 +106,11 @@ impl AppState {
         }
     }
 
+    /// Ends a host's agent session (its host was removed).
+    pub fn disconnect_agent(&self, host: &str) {
+        write(&self.agents).remove(host);
+    }
+
     pub fn connected_hosts(&self, env: &str) -> Vec<String> {
         let mut v: Vec<String> = read(&self.agents)
             .iter()

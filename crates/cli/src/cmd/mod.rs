@@ -1,6 +1,7 @@
 //! Subcommands that talk to the API: one file each.
 
 mod events;
+mod host;
 mod host_ls;
 mod logs;
 mod ps;
@@ -68,6 +69,37 @@ pub enum Command {
 pub enum HostCmd {
     /// List hosts with their state
     Ls,
+    /// Show a host, with its containers, as JSON
+    Inspect { host: String },
+    /// Set (KEY=VALUE) or remove (KEY-) labels that placement constraints match
+    Label {
+        host: String,
+        #[arg(required = true)]
+        changes: Vec<String>,
+    },
+    /// Move a host's containers to other hosts and place nothing new on it
+    Drain {
+        host: String,
+        /// Make the host schedulable again
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Forget a host (its containers are placed elsewhere)
+    Rm {
+        host: String,
+        /// Even while its agent is connected
+        #[arg(long)]
+        force: bool,
+    },
+    /// Registration tokens for agents
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print the command that registers a host with it
+    Create,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -156,6 +188,15 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         Command::Ps => ps::run(&client, None).await,
         Command::Logs { name, follow, tail } => logs::run(&client, &name, follow, tail).await,
         Command::Host(HostCmd::Ls) => host_ls::run(&client).await,
+        Command::Host(HostCmd::Inspect { host }) => host::inspect(&client, &host).await,
+        Command::Host(HostCmd::Label { host, changes }) => {
+            host::label(&client, &host, &changes).await
+        }
+        Command::Host(HostCmd::Drain { host, undo }) => host::drain(&client, &host, !undo).await,
+        Command::Host(HostCmd::Rm { host, force }) => host::rm(&client, &host, force).await,
+        Command::Host(HostCmd::Token(TokenCmd::Create)) => {
+            host::token_create(&client, &cfg.url).await
+        }
         Command::Events { limit } => events::run(&client, limit).await,
     }
 }

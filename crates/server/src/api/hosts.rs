@@ -2,15 +2,19 @@
 
 use std::sync::Arc;
 
-use api_types::{Environment, Event, HostInfo};
+use std::collections::BTreeMap;
+
+use api_types::{DrainRequest, Environment, Event, HostDetail, HostInfo, HostLabels, HostToken};
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::check_env;
-use crate::auth::User;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::auth::{User, new_token};
+use crate::error::{ApiError, JsonBody};
+use crate::scheduling::{self, Liveness};
+use crate::state::{AppState, now_ms};
 
 #[utoipa::path(get, path = "/v1/environments", responses((status = 200, body = Vec<Environment>)))]
 pub async fn environments(
@@ -27,6 +31,77 @@ pub async fn environments(
     ))
 }
 
+/// A host as the API shows it: liveness, capacity and what is reserved on it.
+pub fn host_info(
+    state: &AppState,
+    h: store::HostRecord,
+    placements: &[store::Placement],
+    stacks: &BTreeMap<(String, String), compose::Project>,
+) -> HostInfo {
+    let report = state.report(&h.id);
+    let engine = report
+        .as_ref()
+        .map(|r| r.observed.engine.clone())
+        .unwrap_or_default();
+    let live = scheduling::liveness(state, &h, &state.timing, now_ms());
+    let host_state = match live {
+        Liveness::Up => "up",
+        Liveness::Unready if report.is_some() => "engine_down",
+        Liveness::Unready => "connecting",
+        Liveness::Silent => "disconnected",
+        Liveness::Down => "down",
+    };
+    let mine: Vec<&store::Placement> = placements
+        .iter()
+        .filter(|p| p.host.as_deref() == Some(h.id.as_str()))
+        .collect();
+    let (mut cpu, mut mem) = (0u64, 0u64);
+    for p in &mine {
+        if let Some(svc) = stacks
+            .get(&(p.env.clone(), p.stack.clone()))
+            .and_then(|s| s.services.get(&p.service))
+        {
+            cpu += svc
+                .reservations
+                .cpus
+                .map(|c| (c * 1000.0) as u64)
+                .unwrap_or(0);
+            mem += svc.reservations.memory.unwrap_or(0);
+        }
+    }
+    HostInfo {
+        containers: mine.len(),
+        state: host_state.to_string(),
+        free_cpu_milli: engine.cpus.map(|c| (c * 1000).saturating_sub(cpu)),
+        free_memory: engine.memory.map(|m| m.saturating_sub(mem)),
+        reserved_cpu_milli: cpu,
+        reserved_memory: mem,
+        engine_version: engine.version,
+        engine_error: engine.error,
+        cpus: engine.cpus,
+        memory: engine.memory,
+        last_seen_ms: Some(report.map(|r| r.last_seen_ms).unwrap_or(h.last_seen_ms)),
+        draining: h.draining,
+        id: h.id,
+        name: h.name,
+        env: h.env,
+        labels: h.labels,
+        user_labels: h.user_labels,
+    }
+}
+
+fn all_stacks(
+    state: &AppState,
+    env: &str,
+) -> Result<BTreeMap<(String, String), compose::Project>, ApiError> {
+    Ok(state
+        .store()
+        .stacks(env)?
+        .into_iter()
+        .map(|s| ((s.env.clone(), s.project.name.clone()), s.project))
+        .collect())
+}
+
 #[utoipa::path(get, path = "/v1/environments/{env}/hosts", responses((status = 200, body = Vec<HostInfo>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -36,40 +111,192 @@ pub async fn list(
     check_env(&state, &caller, &env)?;
     let hosts = state.store().hosts(&env)?;
     let placements = state.store().placements()?;
-    let reports = state.reports();
-    let out = hosts
+    let stacks = all_stacks(&state, &env)?;
+    Ok(Json(
+        hosts
+            .into_iter()
+            .map(|h| host_info(&state, h, &placements, &stacks))
+            .collect(),
+    ))
+}
+
+/// The host `id` of `env`, or 404.
+fn find_host(state: &AppState, env: &str, id: &str) -> Result<store::HostRecord, ApiError> {
+    state
+        .store()
+        .host(id)?
+        .filter(|h| h.env == env)
+        .ok_or_else(|| ApiError::not_found(format!("host '{id}' not found in environment '{env}'")))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{env}/hosts/{id}", responses((status = 200, body = HostDetail), (status = 404, body = api_types::ErrorBody)))]
+pub async fn inspect(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, id)): Path<(String, String)>,
+) -> Result<Json<HostDetail>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let h = find_host(&state, &env, &id)?;
+    let placements = state.store().placements()?;
+    let stacks = all_stacks(&state, &env)?;
+    let containers = crate::api::stacks::container_infos(&state, &env, None)?
         .into_iter()
-        .map(|h| {
-            let report = reports.get(&h.id);
-            let engine = report
-                .map(|r| r.observed.engine.clone())
-                .unwrap_or_default();
-            let connected = state.is_connected(&h.id);
-            let host_state = match (connected, report.is_some(), engine.up) {
-                (false, _, _) => "down",
-                (true, false, _) => "connecting",
-                (true, true, false) => "engine_down",
-                (true, true, true) => "up",
-            };
-            HostInfo {
-                containers: placements
-                    .iter()
-                    .filter(|p| p.host.as_deref() == Some(h.id.as_str()))
-                    .count(),
-                state: host_state.to_string(),
-                engine_version: engine.version,
-                engine_error: engine.error,
-                cpus: engine.cpus,
-                memory: engine.memory,
-                last_seen_ms: Some(report.map(|r| r.last_seen_ms).unwrap_or(h.last_seen_ms)),
-                id: h.id,
-                name: h.name,
-                env: h.env,
-                labels: h.labels,
-            }
-        })
+        .filter(|c| c.host.as_deref() == Some(id.as_str()))
         .collect();
-    Ok(Json(out))
+    Ok(Json(HostDetail {
+        host: host_info(&state, h, &placements, &stacks),
+        containers,
+    }))
+}
+
+/// Label keys and values: what the scheduler's constraints can match.
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if labels.len() > 64 {
+        return Err(ApiError::bad_request("labels", "at most 64 labels"));
+    }
+    for (k, v) in labels {
+        let key_ok = !k.is_empty()
+            && k.len() <= 128
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+        if !key_ok {
+            return Err(ApiError::bad_request(
+                "labels",
+                format!("invalid label key {k:?}: letters, digits and . _ - / only, at most 128"),
+            ));
+        }
+        if v.len() > 256 || v.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "labels",
+                format!("invalid value for label {k:?}: at most 256 printable characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(put, path = "/v1/environments/{env}/hosts/{id}/labels", request_body = HostLabels, responses((status = 200, body = HostInfo), (status = 400, body = api_types::ErrorBody)))]
+pub async fn set_labels(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<HostLabels>,
+) -> Result<Json<HostInfo>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    check_labels(&body.labels)?;
+    let h = find_host(&state, &env, &id)?;
+    let detail = format!("{:?}", body.labels);
+    let event = store::NewEvent {
+        env: &env,
+        actor: &caller.name,
+        kind: "host.labelled",
+        subject: &h.name,
+        detail: &detail,
+    };
+    state
+        .store()
+        .set_host_labels(&id, &body.labels, &event, now_ms())?;
+    state.reschedule(&env)?;
+    let h = find_host(&state, &env, &id)?;
+    let placements = state.store().placements()?;
+    Ok(Json(host_info(
+        &state,
+        h,
+        &placements,
+        &all_stacks(&state, &env)?,
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/environments/{env}/hosts/{id}/drain", request_body = DrainRequest, responses((status = 200, body = HostInfo)))]
+pub async fn drain(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<DrainRequest>,
+) -> Result<Json<HostInfo>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let h = find_host(&state, &env, &id)?;
+    let event = store::NewEvent {
+        env: &env,
+        actor: &caller.name,
+        kind: if body.drain {
+            "host.drained"
+        } else {
+            "host.undrained"
+        },
+        subject: &h.name,
+        detail: &h.id,
+    };
+    state
+        .store()
+        .set_draining(&id, body.drain, &event, now_ms())?;
+    state.reschedule(&env)?;
+    let h = find_host(&state, &env, &id)?;
+    let placements = state.store().placements()?;
+    Ok(Json(host_info(
+        &state,
+        h,
+        &placements,
+        &all_stacks(&state, &env)?,
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(delete, path = "/v1/environments/{env}/hosts/{id}", params(("force" = Option<bool>, Query, description = "remove even while its agent is connected")),
+    responses((status = 204), (status = 409, body = api_types::ErrorBody)))]
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, id)): Path<(String, String)>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<StatusCode, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let h = find_host(&state, &env, &id)?;
+    if state.is_connected(&id) && !q.force {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "host_connected",
+            format!(
+                "host {} is connected: drain it and stop its agent first, or remove with --force",
+                h.name
+            ),
+        ));
+    }
+    let event = store::NewEvent {
+        env: &env,
+        actor: &caller.name,
+        kind: "host.removed",
+        subject: &h.name,
+        detail: &h.id,
+    };
+    state.store().delete_host(&id, &event, now_ms())?;
+    state.disconnect_agent(&id);
+    state.reschedule(&env)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/environments/{env}/hosts/tokens", responses((status = 200, body = HostToken)))]
+pub async fn create_token(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path(env): Path<String>,
+) -> Result<Json<HostToken>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let token = new_token();
+    let name = format!("agent-{}", &crate::auth::hash_token(&token)[..8]);
+    state.store().add_token(
+        &crate::auth::hash_token(&token),
+        &name,
+        "agent",
+        &env,
+        now_ms(),
+    )?;
+    Ok(Json(HostToken { token, env }))
 }
 
 #[derive(Deserialize)]

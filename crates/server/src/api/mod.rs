@@ -38,6 +38,22 @@ pub fn routes(state: Arc<AppState>) -> Router {
             get(containers::logs),
         )
         .route("/v1/environments/{env}/hosts", get(hosts::list))
+        .route(
+            "/v1/environments/{env}/hosts/tokens",
+            post(hosts::create_token),
+        )
+        .route(
+            "/v1/environments/{env}/hosts/{id}",
+            get(hosts::inspect).delete(hosts::remove),
+        )
+        .route(
+            "/v1/environments/{env}/hosts/{id}/labels",
+            axum::routing::put(hosts::set_labels),
+        )
+        .route(
+            "/v1/environments/{env}/hosts/{id}/drain",
+            post(hosts::drain),
+        )
         .route("/v1/environments/{env}/events", get(hosts::events))
         .route("/v1/agent/connect", get(crate::agents::connect))
         .route(
