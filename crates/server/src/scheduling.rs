@@ -92,18 +92,23 @@ pub enum Liveness {
 
 pub fn liveness(state: &AppState, host: &store::HostRecord, timing: &Timing, now: u64) -> Liveness {
     let report = state.report(&host.id);
-    if state.is_connected(&host.id) {
+    let last = report
+        .as_ref()
+        .map(|r| r.last_seen_ms)
+        .unwrap_or(0)
+        .max(host.last_seen_ms)
+        .max(state.started_ms);
+    let silent_for = now.saturating_sub(last);
+    // A connection can look open long after its peer is gone (a cut link): what counts is
+    // hearing from the agent, which heartbeats every few seconds.
+    let fresh = silent_for < 2 * proto::HEARTBEAT_SECS * 1000 + 1000;
+    if state.is_connected(&host.id) && (fresh || report.is_none()) {
         return match report {
             Some(r) if r.observed.engine.up => Liveness::Up,
             _ => Liveness::Unready,
         };
     }
-    let last = report
-        .map(|r| r.last_seen_ms)
-        .unwrap_or(0)
-        .max(host.last_seen_ms)
-        .max(state.started_ms);
-    if now.saturating_sub(last) >= timing.down_after_ms {
+    if silent_for >= timing.down_after_ms {
         Liveness::Down
     } else {
         Liveness::Silent

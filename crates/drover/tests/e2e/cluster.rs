@@ -1,0 +1,391 @@
+//! Multi-host end-to-end test: three hosts, each a network namespace with its own Docker
+//! engine and `drover agent` (scripts/cluster.sh), the server on the bridge at 10.77.0.1.
+//! One test runs the scenarios in order on one cluster: spread, constraints, global services
+//! following labels, resource exhaustion (pending with the reason), drain, host loss (time to
+//! replacement printed), host return (stale copies removed), and a singleton that never runs
+//! twice across a partition. All traffic stays on the bridge and in the namespaces it creates.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+const HOSTS: usize = 3;
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    url: String,
+    token: String,
+    server: Option<Child>,
+    agents: Vec<Option<Child>>,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cluster.sh")
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        require_engine();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(script())
+            .args(["up", &HOSTS.to_string()])
+            .arg(dir.path().join("hosts"))
+            .output()
+            .expect("cluster.sh");
+        assert!(
+            out.status.success(),
+            "cluster.sh up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+        let mut server = Command::new(bin())
+            .args([
+                "server",
+                "--listen",
+                &format!("10.77.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.path().join("server"))
+            .env("DROVER_CONFIG", dir.path().join("cli.json"))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn server");
+        let stdout = server.stdout.take().expect("stdout");
+        let mut token = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if let Some(t) = line.strip_prefix("admin token (shown once, stored only as a hash): ")
+            {
+                token = t.to_string();
+            }
+            if line == "ready" {
+                break;
+            }
+        }
+        let mut c = Cluster {
+            dir,
+            url: format!("http://10.77.0.1:{port}"),
+            token,
+            server: Some(server),
+            agents: Vec::new(),
+        };
+        // Agents register with a host token, as an operator would.
+        let created = c.ok(&["host", "token", "create"]);
+        let agent_token = created
+            .split_whitespace()
+            .skip_while(|w| *w != "--token")
+            .nth(1)
+            .expect("token in output")
+            .to_string();
+        for i in 1..=HOSTS {
+            let region = if i < 3 { "eu" } else { "us" };
+            let child = c.spawn_agent(i, &agent_token, region);
+            c.agents.push(Some(child));
+        }
+        wait_for(Duration::from_secs(30), "3 hosts up", || {
+            (c.ok(&["host", "ls"]).matches(" up ").count() == HOSTS).then_some(())
+        });
+        std::fs::write(c.dir.path().join("agent-token"), &agent_token).expect("token file");
+        c
+    }
+
+    fn spawn_agent(&self, i: usize, token: &str, region: &str) -> Child {
+        let b = self.dir.path().join("hosts").join(format!("h{i}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(b.join("agent.log"))
+            .expect("agent log");
+        Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/drvh{i}"))
+            .arg(bin())
+            .args(["agent", "--server", &self.url, "--token", token])
+            .args(["--label", &format!("region={region}"), "--data-dir"])
+            .arg(b.join("agent"))
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", b.join("docker.sock").display()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn agent")
+    }
+
+    fn cli(&self, args: &[&str]) -> Run {
+        let out = Command::new(bin())
+            .args(args)
+            .env("DROVER_URL", &self.url)
+            .env("DROVER_TOKEN", &self.token)
+            .env("DROVER_CONFIG", self.dir.path().join("cli.json"))
+            .output()
+            .expect("run drover CLI");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.cli(args);
+        assert_eq!(r.code, 0, "drover {args:?}: {}\n{}", r.stdout, r.stderr);
+        r.stdout
+    }
+
+    fn deploy(&self, stack: &str, compose: &str) -> Run {
+        self.deploy_with(stack, compose, &["--timeout", "60"])
+    }
+
+    fn deploy_with(&self, stack: &str, compose: &str, flags: &[&str]) -> Run {
+        let file = self.dir.path().join(format!("{stack}.yml"));
+        std::fs::write(&file, compose).expect("compose file");
+        let file = file.to_string_lossy().to_string();
+        let mut args = vec!["stack", "deploy", "-f", &file, "-p", stack];
+        args.extend_from_slice(flags);
+        self.cli(&args)
+    }
+
+    /// Running containers of `stack` (optionally one service) on host `i`, by engine.
+    fn running(&self, i: usize, stack: &str, service: Option<&str>) -> Vec<String> {
+        let sock = self.dir.path().join(format!("hosts/h{i}/docker.sock"));
+        let mut args = vec![
+            "-H".to_string(),
+            format!("unix://{}", sock.display()),
+            "ps".into(),
+            "--filter".into(),
+            format!("label=io.drover.stack={stack}"),
+            "--filter".into(),
+            "status=running".into(),
+            "--format".into(),
+            "{{.Names}}".into(),
+        ];
+        if let Some(s) = service {
+            args.push("--filter".into());
+            args.push(format!("label=io.drover.service={s}"));
+        }
+        let out = Command::new("docker").args(&args).output().expect("docker");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Running count of a service on each host.
+    fn spread(&self, stack: &str, service: &str) -> Vec<usize> {
+        (1..=HOSTS)
+            .map(|i| self.running(i, stack, Some(service)).len())
+            .collect()
+    }
+
+    fn net(&self, how: &str, i: usize) {
+        let st = Command::new(script())
+            .args([how, &i.to_string()])
+            .status()
+            .expect("cluster.sh");
+        assert!(st.success());
+    }
+
+    fn host_id(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("hosts/h{i}/agent/host-id")))
+            .expect("host id")
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for a in self.agents.iter_mut().flatten() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = Command::new(script())
+            .args(["down", &HOSTS.to_string()])
+            .arg(self.dir.path().join("hosts"))
+            .status();
+    }
+}
+
+fn app(extra: &str) -> String {
+    format!("    image: drover-test/app:1\n    stop_grace_period: 1s\n{extra}")
+}
+
+#[test]
+fn three_hosts_schedule_fail_over_and_fence() {
+    let c = Cluster::start();
+
+    // Spread: three replicas, one per host.
+    let r = c.deploy(
+        "spread",
+        &format!(
+            "services:\n  web:\n{}    deploy:\n      replicas: 3\n",
+            app("")
+        ),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.spread("spread", "web"), vec![1, 1, 1]);
+
+    // Constraints: only hosts labelled region=eu (1 and 2).
+    let r = c.deploy(
+        "eu",
+        &format!(
+            "services:\n  api:\n{}    deploy:\n      replicas: 4\n      placement:\n        constraints: [node.labels.region == eu]\n",
+            app("")
+        ),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.spread("eu", "api"), vec![2, 2, 0]);
+
+    // Global: one per matching host, following label changes.
+    let r = c.deploy(
+        "glob",
+        &format!(
+            "services:\n  mon:\n{}    deploy:\n      mode: global\n      placement:\n        constraints: [node.labels.region == eu]\n",
+            app("")
+        ),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.spread("glob", "mon"), vec![1, 1, 0]);
+    let h3 = c.host_id(3);
+    c.ok(&["host", "label", &h3, "region=eu"]);
+    wait_for(
+        Duration::from_secs(20),
+        "global service on the relabelled host",
+        || (c.spread("glob", "mon") == [1, 1, 1]).then_some(()),
+    );
+    c.ok(&["host", "label", &h3, "region-"]);
+    wait_for(
+        Duration::from_secs(20),
+        "global service off the host again",
+        || (c.spread("glob", "mon") == [1, 1, 0]).then_some(()),
+    );
+
+    // Exhaustion: a reservation no host has stays pending, with the reason.
+    let r = c.deploy_with(
+        "big",
+        &format!(
+            "services:\n  huge:\n{}    deploy:\n      resources:\n        reservations:\n          memory: 100000g\n",
+            app("")
+        ),
+        &["--detach"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let ps = wait_for(Duration::from_secs(10), "pending reason", || {
+        let ps = c.ok(&["stack", "ps", "big"]);
+        ps.contains("no host fits").then_some(ps)
+    });
+    assert!(
+        ps.contains("pending") && ps.contains("3 hosts short of memory"),
+        "{ps}"
+    );
+    c.ok(&["stack", "rm", "big"]);
+
+    // Drain: host 1's replicas move away; it runs nothing of ours afterwards.
+    let h1 = c.host_id(1);
+    c.ok(&["host", "drain", &h1]);
+    wait_for(Duration::from_secs(30), "drained host to be empty", || {
+        let empty = ["spread", "eu", "glob"]
+            .iter()
+            .all(|s| c.running(1, s, None).is_empty());
+        let moved = c.spread("spread", "web").iter().sum::<usize>() == 3
+            && c.spread("eu", "api") == [0, 4, 0];
+        (empty && moved).then_some(())
+    });
+    assert!(c.ok(&["host", "ls"]).contains("(draining)"));
+    c.ok(&["host", "drain", "--undo", &h1]);
+
+    // Host loss: cut host 3's link; its replica is replaced on the others.
+    for s in ["eu", "glob"] {
+        c.ok(&["stack", "rm", s]);
+    }
+    let before = c.spread("spread", "web");
+    assert!(before[2] >= 1, "host 3 runs a web replica: {before:?}");
+    let cut = Instant::now();
+    c.net("cut", 3);
+    let down = wait_for(Duration::from_secs(30), "host 3 down", || {
+        c.ok(&["host", "ls"])
+            .lines()
+            .any(|l| l.starts_with(&h3[..12]) && l.contains(" down"))
+            .then(|| cut.elapsed())
+    });
+    let replaced = wait_for(Duration::from_secs(40), "web replaced on hosts 1-2", || {
+        let s = c.spread("spread", "web");
+        (s[0] + s[1] == 3).then(|| cut.elapsed())
+    });
+    eprintln!(
+        "host loss: marked down after {:.1} s, replacement running after {:.1} s (defaults; targets 10 s / 15 s)",
+        down.as_secs_f64(),
+        replaced.as_secs_f64()
+    );
+    // The lost host's engine still runs its (now stale) copies, cut off from everything.
+    assert_eq!(c.spread("spread", "web")[2], before[2]);
+
+    // Return: the stale copy is removed, nothing duplicated.
+    c.net("heal", 3);
+    wait_for(
+        Duration::from_secs(40),
+        "stale copies removed on return",
+        || {
+            let s = c.spread("spread", "web");
+            (s[2] == 0 && s.iter().sum::<usize>() == 3).then_some(())
+        },
+    );
+    wait_for(Duration::from_secs(30), "host 3 up again", || {
+        (c.ok(&["host", "ls"]).matches(" up ").count() == HOSTS).then_some(())
+    });
+
+    // Singleton across a partition: never two running at once.
+    let r = c.deploy(
+        "single",
+        &format!(
+            "services:\n  db:\n{}    x-drover:\n      singleton: true\n",
+            app("")
+        ),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let at = c.spread("single", "db");
+    let home = at.iter().position(|n| *n == 1).expect("db runs somewhere") + 1;
+    let cut = Instant::now();
+    c.net("cut", home);
+    let mut fenced_at = None;
+    let moved = loop {
+        let s = c.spread("single", "db");
+        let total: usize = s.iter().sum();
+        assert!(total <= 1, "singleton running twice: {s:?}");
+        if s[home - 1] == 0 && fenced_at.is_none() {
+            fenced_at = Some(cut.elapsed());
+        }
+        if total == 1 && s[home - 1] == 0 {
+            break cut.elapsed();
+        }
+        assert!(
+            cut.elapsed() < Duration::from_secs(60),
+            "singleton never moved: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "singleton: fenced on the cut-off host after {:.1} s, running elsewhere after {:.1} s",
+        fenced_at.unwrap_or_default().as_secs_f64(),
+        moved.as_secs_f64()
+    );
+    c.net("heal", home);
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(8) {
+        let s = c.spread("single", "db");
+        assert!(
+            s.iter().sum::<usize>() <= 1,
+            "singleton running twice after heal: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(c.spread("single", "db").iter().sum::<usize>(), 1);
+}
