@@ -52,11 +52,17 @@ impl Client {
         })
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
-        let resp = self.send(self.http.get(self.env_url(path))).await?;
-        resp.json()
+    /// Sends `req` and decodes a JSON answer.
+    async fn json<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, Failure> {
+        self.send(req)
+            .await?
+            .json()
             .await
             .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        self.json(self.http.get(self.env_url(path))).await
     }
 
     pub async fn get_text(&self, path: &str) -> Result<String, Failure> {
@@ -71,12 +77,8 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, Failure> {
-        let resp = self
-            .send(self.http.post(self.env_url(path)).json(body))
-            .await?;
-        resp.json()
+        self.json(self.http.post(self.env_url(path)).json(body))
             .await
-            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
     }
 
     pub async fn post_bytes<T: DeserializeOwned>(
@@ -89,10 +91,7 @@ impl Client {
             .post(self.env_url(path))
             .header("Content-Type", "application/x-tar")
             .body(body);
-        let resp = self.send(req).await?;
-        resp.json()
-            .await
-            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
+        self.json(req).await
     }
 
     pub async fn put<B: Serialize, T: DeserializeOwned>(
@@ -100,12 +99,8 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, Failure> {
-        let resp = self
-            .send(self.http.put(self.env_url(path)).json(body))
-            .await?;
-        resp.json()
+        self.json(self.http.put(self.env_url(path)).json(body))
             .await
-            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), Failure> {

@@ -41,33 +41,22 @@ impl Cluster {
         );
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-        let mut server = Command::new(bin())
-            .args([
-                "server",
-                "--listen",
-                &format!("10.77.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(dir.path().join("server"))
-            .env("DROVER_CONFIG", dir.path().join("cli.json"))
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn server");
-        let stdout = server.stdout.take().expect("stdout");
-        let mut token = String::new();
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-            if let Some(t) = line.strip_prefix("admin token (shown once, stored only as a hash): ")
-            {
-                token = t.to_string();
-            }
-            if line == "ready" {
-                break;
-            }
-        }
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "server",
+            "--listen",
+            &format!("10.77.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("server"))
+        .env("DROVER_CONFIG", dir.path().join("cli.json"))
+        .stderr(log);
+        let (server, ready) = spawn_ready(&mut cmd);
+        let ready = ready.unwrap_or_else(|seen| panic!("drover server did not start: {seen}"));
+        let token = ready.token.expect("admin token on first start");
         let mut c = Cluster {
             dir,
-            url: format!("http://10.77.0.1:{port}"),
+            url: ready.url,
             token,
             server: Some(server),
             agents: Vec::new(),

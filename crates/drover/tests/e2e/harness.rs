@@ -120,6 +120,46 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// What `drover up|server` printed before "ready".
+pub struct Ready {
+    pub url: String,
+    /// Only on the very first start.
+    pub token: Option<String>,
+}
+
+/// Spawns `drover up|server` and reads its stdout up to "ready"; the rest is drained in the
+/// background so the child never blocks on a full pipe. `Err` holds what it printed when it
+/// exited before being ready.
+pub fn spawn_ready(cmd: &mut Command) -> (Child, Result<Ready, String>) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn drover");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut url, mut token, mut seen) = (String::new(), None, String::new());
+    let ready = loop {
+        let Some(Ok(line)) = lines.next() else {
+            break false;
+        };
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(u) = line.strip_prefix("Drover is listening on ") {
+            url = u.trim().to_string();
+        }
+        if let Some(t) = line.strip_prefix("admin token (shown once, stored only as a hash): ") {
+            token = Some(t.trim().to_string());
+        }
+        if line == "ready" {
+            break true;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let result = if ready {
+        Ok(Ready { url, token })
+    } else {
+        Err(seen)
+    };
+    (child, result)
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -190,44 +230,26 @@ impl Drover {
             .append(true)
             .open(&self.server_log)
             .expect("log file");
-        let mut child = Command::new(bin())
-            .args([mode, "--listen", &self.listen, "--data-dir"])
+        let mut cmd = Command::new(bin());
+        cmd.args([mode, "--listen", &self.listen, "--data-dir"])
             .arg(self.data_dir())
             .env("DROVER_CONFIG", self.config_path())
             .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn drover");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut seen = String::new();
-        loop {
-            let line = match lines.next() {
-                Some(Ok(l)) => l,
-                _ => panic!(
-                    "drover {mode} exited before ready; stdout: {seen}; log: {}",
-                    std::fs::read_to_string(&self.server_log).unwrap_or_default()
-                ),
-            };
-            seen.push_str(&line);
-            seen.push('\n');
-            if let Some(u) = line.strip_prefix("Drover is listening on ") {
-                self.url = u.trim().to_string();
-            }
-            if let Some(t) = line.strip_prefix("admin token (shown once, stored only as a hash): ")
-            {
-                self.token = t.trim().to_string();
-            }
-            if line == "ready" {
-                break;
-            }
+            .stderr(log);
+        let (child, ready) = spawn_ready(&mut cmd);
+        let ready = ready.unwrap_or_else(|seen| {
+            panic!(
+                "drover {mode} exited before ready; stdout: {seen}; log: {}",
+                std::fs::read_to_string(&self.server_log).unwrap_or_default()
+            )
+        });
+        self.url = ready.url;
+        if let Some(t) = ready.token {
+            self.token = t;
         }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         assert!(
             !self.token.is_empty(),
-            "no admin token printed on first start: {seen}"
+            "no admin token printed on first start"
         );
         self.server = Some(child);
     }

@@ -149,6 +149,19 @@ pub async fn inspect(
     }))
 }
 
+/// After a change to a host: a scheduling pass, then the host as it is now.
+fn rescheduled_info(state: &AppState, env: &str, id: &str) -> Result<Json<HostInfo>, ApiError> {
+    state.reschedule(env)?;
+    let h = find_host(state, env, id)?;
+    let placements = state.store().placements()?;
+    Ok(Json(host_info(
+        state,
+        h,
+        &placements,
+        &all_stacks(state, env)?,
+    )))
+}
+
 /// Label keys and values: what the scheduler's constraints can match.
 fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
     if labels.len() > 64 {
@@ -196,15 +209,7 @@ pub async fn set_labels(
     state
         .store()
         .set_host_labels(&id, &body.labels, &event, now_ms())?;
-    state.reschedule(&env)?;
-    let h = find_host(&state, &env, &id)?;
-    let placements = state.store().placements()?;
-    Ok(Json(host_info(
-        &state,
-        h,
-        &placements,
-        &all_stacks(&state, &env)?,
-    )))
+    rescheduled_info(&state, &env, &id)
 }
 
 #[utoipa::path(post, path = "/v1/environments/{env}/hosts/{id}/drain", request_body = DrainRequest, responses((status = 200, body = HostInfo)))]
@@ -230,15 +235,7 @@ pub async fn drain(
     state
         .store()
         .set_draining(&id, body.drain, &event, now_ms())?;
-    state.reschedule(&env)?;
-    let h = find_host(&state, &env, &id)?;
-    let placements = state.store().placements()?;
-    Ok(Json(host_info(
-        &state,
-        h,
-        &placements,
-        &all_stacks(&state, &env)?,
-    )))
+    rescheduled_info(&state, &env, &id)
 }
 
 #[derive(Deserialize)]
