@@ -196,15 +196,25 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<bool, store:
             .and_then(|r| r.observed.errors.iter().find(|e| e.name == name))
             .map(|e| e.count)
             .unwrap_or(0);
+        let group = group_key(env, &p.stack, &p.service);
         if fail_count > 0 {
-            failures.push((group_key(env, &p.stack, &p.service), h, fail_count));
+            state.remember_failure(&group, host, fail_count, now);
         }
-        let others_up = live
-            .iter()
-            .enumerate()
-            .any(|(i, l)| i != h && *l == Liveness::Up);
-        if moved || (fail_count >= scheduler::AVOID_AFTER && others_up) {
+        // Move a failing replica only to a host where this service has not failed lately:
+        // once every host has been tried, it stays (no ping-pong).
+        let untried_elsewhere = live.iter().enumerate().any(|(i, l)| {
+            i != h
+                && *l == Liveness::Up
+                && !hosts[i].draining
+                && state.failures_of(&group, &hosts[i].id, now) < scheduler::AVOID_AFTER
+        });
+        if moved || (fail_count >= scheduler::AVOID_AFTER && untried_elsewhere) {
             unplace.push(p.clone());
+        }
+    }
+    for (group, host, count) in state.recent_failures(now) {
+        if let Some(&h) = index.get(host.as_str()) {
+            failures.push((group, h, count));
         }
     }
 

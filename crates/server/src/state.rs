@@ -9,6 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use proto::{Desired, Observed, ServerMsg};
 use tokio::sync::mpsc;
 
+/// How long the scheduler remembers that a service failed on a host.
+pub const FAILURE_MEMORY_MS: u64 = 5 * 60 * 1000;
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -45,6 +48,8 @@ pub struct AppState {
     ephemeral: RwLock<HashSet<String>>,
     pub(crate) log_streams: Mutex<HashMap<u64, mpsc::Sender<LogEvent>>>,
     next_id: AtomicU64,
+    /// Recent failures of a service on a host: (group, host) -> (count, when last seen).
+    failure_memory: Mutex<HashMap<(String, String), (u32, u64)>>,
     /// Why replicas are unplaced, per environment and container name.
     pending: RwLock<HashMap<String, HashMap<String, String>>>,
     pub timing: crate::scheduling::Timing,
@@ -70,6 +75,7 @@ impl AppState {
             log_streams: Mutex::default(),
             next_id: AtomicU64::new(1),
             pending: RwLock::default(),
+            failure_memory: Mutex::default(),
             timing,
             started_ms: now_ms(),
         }
@@ -159,6 +165,41 @@ impl AppState {
         read(&self.pending).get(env)?.get(container).cloned()
     }
 
+    /// Notes that a service's container failed `count` times in a row on `host`.
+    pub fn remember_failure(&self, group: &str, host: &str, count: u32, now: u64) {
+        let mut m = self
+            .failure_memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let e = m.entry((group.to_string(), host.to_string())).or_default();
+        e.0 = e.0.max(count);
+        e.1 = now;
+    }
+
+    /// Failures of a service on a host within [`FAILURE_MEMORY_MS`].
+    pub fn failures_of(&self, group: &str, host: &str, now: u64) -> u32 {
+        let m = self
+            .failure_memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        m.get(&(group.to_string(), host.to_string()))
+            .filter(|(_, at)| now.saturating_sub(*at) < FAILURE_MEMORY_MS)
+            .map(|(n, _)| *n)
+            .unwrap_or(0)
+    }
+
+    /// Every remembered failure still within [`FAILURE_MEMORY_MS`]; older ones are forgotten.
+    pub fn recent_failures(&self, now: u64) -> Vec<(String, String, u32)> {
+        let mut m = self
+            .failure_memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, (_, at)| now.saturating_sub(*at) < FAILURE_MEMORY_MS);
+        m.iter()
+            .map(|((g, h), (n, _))| (g.clone(), h.clone(), *n))
+            .collect()
+    }
+
     /// Runs a scheduling pass over `env` and pushes desired states if placements changed.
     pub fn reschedule(&self, env: &str) -> Result<(), store::Error> {
         if crate::scheduling::pass(self, env, &self.timing)? {
@@ -221,4 +262,33 @@ fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_remembered_for_a_while_then_forgotten() {
+        let store = store::Store::open_in_memory().expect("store");
+        let state = AppState::new(
+            store,
+            "c".into(),
+            std::env::temp_dir(),
+            crate::scheduling::Timing::default(),
+        );
+        state.remember_failure("default/s/web", "h1", 2, 1_000);
+        state.remember_failure("default/s/web", "h1", 4, 2_000);
+        state.remember_failure("default/s/web", "h1", 1, 3_000);
+        assert_eq!(state.failures_of("default/s/web", "h1", 3_000), 4);
+        assert_eq!(state.failures_of("default/s/web", "h2", 3_000), 0);
+        assert_eq!(state.failures_of("default/s/db", "h1", 3_000), 0);
+        let later = 3_000 + FAILURE_MEMORY_MS;
+        assert_eq!(state.failures_of("default/s/web", "h1", later), 0);
+        assert_eq!(
+            state.recent_failures(3_001),
+            vec![("default/s/web".to_string(), "h1".to_string(), 4)]
+        );
+        assert!(state.recent_failures(later).is_empty());
+    }
 }
