@@ -2,6 +2,8 @@
 //! - `cargo run --release -p xtask -- bench-deploy [--runs N]`
 //! - `cargo run --release -p xtask -- bench-hostile`
 //! - `cargo run --release -p xtask -- bench-scheduler`
+//! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--failover]`
+//!   (see `sim.rs`: the server with simulated agents over the real protocol)
 //!
 //! bench-scheduler: the pure scheduler on the C1M shape (5,000 hosts of mixed capacity and
 //! labels, 1,000 services x 1,000 replicas, 15 % constrained) and on kube-scheduler's
@@ -25,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+mod sim;
+
 const SERVICES: usize = 30;
 
 fn main() -> Result<()> {
@@ -41,9 +45,31 @@ fn main() -> Result<()> {
         }
         Some("bench-hostile") => bench_hostile(),
         Some("bench-scheduler") => bench_scheduler(),
+        Some("bench-agents") => {
+            let num = |flag: &str, default: usize| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| args.get(i + 1))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(default)
+            };
+            let root = root();
+            run(Command::new("cargo")
+                .args(["build", "--release", "-p", "drover"])
+                .current_dir(&root))?;
+            sim::run(
+                &root.join("target/release/drover"),
+                sim::Shape {
+                    agents: num("--agents", 500),
+                    services: num("--services", 100),
+                    replicas: num("--replicas", 100) as u32,
+                },
+                args.iter().any(|a| a == "--failover"),
+            )
+        }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-scheduler"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-scheduler | bench-agents [--agents N --services S --replicas R --failover]"
             )
         }
     }

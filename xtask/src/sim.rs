@@ -1,0 +1,376 @@
+//! `bench-agents`: end-to-end scheduling through the real server with simulated agents.
+//!
+//! A release `drover server` on its durable SQLite store; N simulated agents in this process
+//! speak the real agent protocol over WebSocket (hello, heartbeats, and an `Observed` report
+//! saying every desired container runs — a fake engine, named as such); S stacks of one
+//! service with R replicas each are submitted through the REST API. Printed: placements/s from
+//! the first submit to every container reported running, p99 latency of API reads made
+//! during the run, and the server's peak RSS. Then `--failover`: one host goes silent and the
+//! time until it is marked down and its containers run elsewhere is printed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures_util::{SinkExt, StreamExt};
+use proto::{AgentMsg, ContainerState, Observed, ObservedContainer, ServerMsg};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub struct Shape {
+    pub agents: usize,
+    pub services: usize,
+    pub replicas: u32,
+}
+
+/// One simulated agent: reports every desired container as running until `silent` is set.
+async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>) -> Result<()> {
+    let mut req = format!("{url}/v1/agent/connect")
+        .replace("http://", "ws://")
+        .into_client_request()?;
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse()?);
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let (mut sink, mut stream) = ws.split();
+    let hello = AgentMsg::Hello(proto::Hello {
+        protocol: proto::PROTOCOL_VERSION,
+        host_id: format!("sim-{i:05}"),
+        hostname: format!("sim{i:05}"),
+        agent_version: "sim".into(),
+        labels: BTreeMap::from([("region".to_string(), ["eu", "us", "ap"][i % 3].to_string())]),
+    });
+    sink.send(Message::Text(serde_json::to_string(&hello)?.into()))
+        .await?;
+    let engine = proto::EngineStatus {
+        up: true,
+        version: Some("fake-engine".into()),
+        cpus: Some(32),
+        memory: Some(128 << 30),
+        error: None,
+    };
+    let report = |containers: Vec<ObservedContainer>, generation| {
+        AgentMsg::Observed(Observed {
+            generation,
+            engine: engine.clone(),
+            containers,
+            errors: vec![],
+            waiting: vec![],
+        })
+    };
+    sink.send(Message::Text(
+        serde_json::to_string(&report(vec![], 0))?.into(),
+    ))
+    .await?;
+    let mut beat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let Some(Ok(Message::Text(text))) = msg else { break };
+                if silent.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if let Ok(ServerMsg::Desired(d)) = serde_json::from_str::<ServerMsg>(&text) {
+                    let containers = d
+                        .containers
+                        .iter()
+                        .map(|c| ObservedContainer {
+                            id: c.name.clone(),
+                            name: c.name.clone(),
+                            env: c.env.clone(),
+                            stack: c.stack.clone(),
+                            service: c.service.clone(),
+                            slot: c.slot,
+                            spec_hash: c.spec_hash.clone(),
+                            state: ContainerState::Running,
+                            health: None,
+                            exit_code: None,
+                            image: String::new(),
+                            status: "Up (fake engine)".into(),
+                        })
+                        .collect();
+                    let msg = serde_json::to_string(&report(containers, d.generation))?;
+                    sink.send(Message::Text(msg.into())).await?;
+                }
+            }
+            _ = beat.tick() => {
+                if silent.load(Ordering::Relaxed) {
+                    continue;
+                }
+                sink.send(Message::Text(serde_json::to_string(&AgentMsg::Heartbeat)?.into())).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+pub fn run(drover: &Path, shape: Shape, failover: bool) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(drover, shape, failover))
+}
+
+async fn run_async(drover: &Path, shape: Shape, failover: bool) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("drover-sim-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let mut server = std::process::Command::new(drover)
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("DROVER_CONFIG", dir.join("cli.json"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = server.stdout.take().context("stdout")?;
+    let (mut url, mut token) = (String::new(), String::new());
+    {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let line = line?;
+            if let Some(u) = line.strip_prefix("Drover is listening on ") {
+                url = u.to_string();
+            }
+            if let Some(t) = line.strip_prefix("admin token (shown once, stored only as a hash): ")
+            {
+                token = t.to_string();
+            }
+            if line == "ready" {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+    }
+    let pid = server.id();
+    let result = drive(&url, &token, &shape, failover, pid).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) -> Result<()> {
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{url}/v1/environments/default{path}");
+    let created: api_types::HostToken = http
+        .post(api("/hosts/tokens"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let silent: Vec<Arc<AtomicBool>> = (0..shape.agents)
+        .map(|_| Arc::new(AtomicBool::new(false)))
+        .collect();
+    let t = Instant::now();
+    for (i, s) in silent.iter().enumerate() {
+        let (url, tok, s) = (url.to_string(), created.token.clone(), s.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sim_agent(url, tok, i, s).await {
+                eprintln!("sim agent {i}: {e}");
+            }
+        });
+    }
+    loop {
+        let hosts: Vec<api_types::HostInfo> = http
+            .get(api("/hosts"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if hosts.iter().filter(|h| h.state == "up").count() == shape.agents {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "only {} of {} simulated agents came up",
+                hosts.len(),
+                shape.agents
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "{} simulated agents registered in {:.1}s",
+        shape.agents,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Reads during the run, at a steady rate.
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (http, url, token, done) = (
+            http.clone(),
+            api("/stacks"),
+            token.to_string(),
+            done.clone(),
+        );
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let s = Instant::now();
+                if http.get(&url).bearer_auth(&token).send().await.is_ok() {
+                    lat.push(s.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            lat
+        })
+    };
+
+    let total = shape.services * shape.replicas as usize;
+    let start = Instant::now();
+    for s in 0..shape.services {
+        let mut project = compose::Project {
+            name: format!("sim{s:04}"),
+            ..Default::default()
+        };
+        let mut svc = compose::Service {
+            image: Some("fake/app:1".into()),
+            replicas: shape.replicas,
+            ..Default::default()
+        };
+        if s % 7 == 0 {
+            svc.placement.constraints = vec!["node.labels.region == eu".into()];
+        }
+        project.services.insert("app".into(), svc);
+        let body = api_types::DeployRequest {
+            project: Some(project),
+            ..Default::default()
+        };
+        let resp = http
+            .post(api("/stacks"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("deploy {s}: {}", resp.text().await?);
+        }
+    }
+    let submitted = start.elapsed();
+    loop {
+        let containers: Vec<api_types::ContainerInfo> = http
+            .get(api("/containers"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let running = containers.iter().filter(|c| c.state == "running").count();
+        if running == total {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("{running} of {total} running after 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let all_running = start.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let lat = reader.await?;
+    println!(
+        "{total} containers ({} services x {}) on {} simulated agents: submitted in {:.1}s, all running after {:.1}s = {:.0} placements/s end to end (target >= 5,000/s at 5,000 hosts x 1M)",
+        shape.services,
+        shape.replicas,
+        shape.agents,
+        submitted.as_secs_f64(),
+        all_running.as_secs_f64(),
+        total as f64 / all_running.as_secs_f64()
+    );
+    println!(
+        "API reads during the run: {} requests, p99 {:.1} ms (target <= 50 ms); server peak RSS {:.0} MB",
+        lat.len(),
+        p99(lat).as_secs_f64() * 1000.0,
+        peak_rss_mb(pid)
+    );
+
+    if failover {
+        // Silence the agent with the most containers.
+        let hosts: Vec<api_types::HostInfo> = http
+            .get(api("/hosts"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let victim = hosts
+            .iter()
+            .max_by_key(|h| h.containers)
+            .context("a host")?
+            .clone();
+        let idx: usize = victim
+            .id
+            .trim_start_matches("sim-")
+            .parse()
+            .context("sim host id")?;
+        let t = Instant::now();
+        silent[idx].store(true, Ordering::Relaxed);
+        let mut down_at = None;
+        loop {
+            let containers: Vec<api_types::ContainerInfo> = http
+                .get(api("/containers"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let hosts: Vec<api_types::HostInfo> = http
+                .get(api("/hosts"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if down_at.is_none() && hosts.iter().any(|h| h.id == victim.id && h.state == "down") {
+                down_at = Some(t.elapsed());
+            }
+            let moved = containers
+                .iter()
+                .filter(|c| c.host.as_deref() != Some(victim.id.as_str()) && c.state == "running")
+                .count();
+            if down_at.is_some() && moved == total {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(120) {
+                bail!("failover did not complete in 120 s ({moved}/{total})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "failover: host with {} containers silenced among {} hosts: down after {:.1}s, all replacements running after {:.1}s (targets 10 s / 15 s)",
+            victim.containers,
+            shape.agents,
+            down_at.unwrap_or_default().as_secs_f64(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
