@@ -119,6 +119,20 @@ fn peak_rss_mb(pid: u32) -> f64 {
         / 1024.0
 }
 
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> Result<T> {
+    Ok(http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
 fn p99(mut v: Vec<Duration>) -> Duration {
     if v.is_empty() {
         return Duration::ZERO;
@@ -198,13 +212,7 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         });
     }
     loop {
-        let hosts: Vec<api_types::HostInfo> = http
-            .get(api("/hosts"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let hosts: Vec<api_types::HostInfo> = get_json(&http, &api("/hosts"), token).await?;
         if hosts.iter().filter(|h| h.state == "up").count() == shape.agents {
             break;
         }
@@ -277,13 +285,8 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
     }
     let submitted = start.elapsed();
     loop {
-        let containers: Vec<api_types::ContainerInfo> = http
-            .get(api("/containers"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let containers: Vec<api_types::ContainerInfo> =
+            get_json(&http, &api("/containers"), token).await?;
         let running = containers.iter().filter(|c| c.state == "running").count();
         if running == total {
             break;
@@ -314,13 +317,7 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
 
     if failover {
         // Silence the agent with the most containers.
-        let hosts: Vec<api_types::HostInfo> = http
-            .get(api("/hosts"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let hosts: Vec<api_types::HostInfo> = get_json(&http, &api("/hosts"), token).await?;
         let victim = hosts
             .iter()
             .max_by_key(|h| h.containers)
@@ -335,20 +332,9 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         silent[idx].store(true, Ordering::Relaxed);
         let mut down_at = None;
         loop {
-            let containers: Vec<api_types::ContainerInfo> = http
-                .get(api("/containers"))
-                .bearer_auth(token)
-                .send()
-                .await?
-                .json()
-                .await?;
-            let hosts: Vec<api_types::HostInfo> = http
-                .get(api("/hosts"))
-                .bearer_auth(token)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let containers: Vec<api_types::ContainerInfo> =
+                get_json(&http, &api("/containers"), token).await?;
+            let hosts: Vec<api_types::HostInfo> = get_json(&http, &api("/hosts"), token).await?;
             if down_at.is_none() && hosts.iter().any(|h| h.id == victim.id && h.state == "down") {
                 down_at = Some(t.elapsed());
             }
