@@ -125,6 +125,12 @@ impl Cluster {
         r.stdout
     }
 
+    /// Deploys and requires success.
+    fn deploy_ok(&self, stack: &str, compose: &str) {
+        let r = self.deploy(stack, compose);
+        assert_eq!(r.code, 0, "deploy {stack}: {}\n{}", r.stdout, r.stderr);
+    }
+
     fn deploy(&self, stack: &str, compose: &str) -> Run {
         self.deploy_with(stack, compose, &["--timeout", "60"])
     }
@@ -212,36 +218,33 @@ fn three_hosts_schedule_fail_over_and_fence() {
     let c = Cluster::start();
 
     // Spread: three replicas, one per host.
-    let r = c.deploy(
+    c.deploy_ok(
         "spread",
         &format!(
             "services:\n  web:\n{}    deploy:\n      replicas: 3\n",
             app("")
         ),
     );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(c.spread("spread", "web"), vec![1, 1, 1]);
 
     // Constraints: only hosts labelled region=eu (1 and 2).
-    let r = c.deploy(
+    c.deploy_ok(
         "eu",
         &format!(
             "services:\n  api:\n{}    deploy:\n      replicas: 4\n      placement:\n        constraints: [node.labels.region == eu]\n",
             app("")
         ),
     );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(c.spread("eu", "api"), vec![2, 2, 0]);
 
     // Global: one per matching host, following label changes.
-    let r = c.deploy(
+    c.deploy_ok(
         "glob",
         &format!(
             "services:\n  mon:\n{}    deploy:\n      mode: global\n      placement:\n        constraints: [node.labels.region == eu]\n",
             app("")
         ),
     );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(c.spread("glob", "mon"), vec![1, 1, 0]);
     let h3 = c.host_id(3);
     c.ok(&["host", "label", &h3, "region=eu"]);
@@ -332,14 +335,13 @@ fn three_hosts_schedule_fail_over_and_fence() {
     });
 
     // Singleton across a partition: never two running at once.
-    let r = c.deploy(
+    c.deploy_ok(
         "single",
         &format!(
             "services:\n  db:\n{}    x-drover:\n      singleton: true\n",
             app("")
         ),
     );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let at = c.spread("single", "db");
     let home = at.iter().position(|n| *n == 1).expect("db runs somewhere") + 1;
     let cut = Instant::now();
