@@ -63,7 +63,7 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
         labels: hello.labels.clone(),
         last_seen_ms: 0,
     };
-    let registered = state.store().upsert_host(&row, now_ms());
+    let registered = state.register_host(&row, now_ms());
     if let Err(e) = registered {
         tracing::error!("registering host {host}: {e}");
         let _ = send(&mut sink, &refused("server store error")).await;
@@ -89,10 +89,8 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
         state.unregister_agent(&host, session_id);
         return;
     }
-    if let Err(e) = state.reschedule(&env) {
-        tracing::error!("scheduling: {e}");
-    }
-    state.push_desired();
+    state.push_host(&host);
+    state.schedule_soon();
 
     let mut my_logs: Vec<u64> = Vec::new();
     loop {

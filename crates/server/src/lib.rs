@@ -12,6 +12,7 @@ mod agents;
 mod api;
 mod auth;
 mod error;
+mod model;
 mod openapi;
 pub mod scheduling;
 mod state;
@@ -79,7 +80,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         cluster_id,
         cfg.data_dir.join("blobs"),
         cfg.timing,
-    ));
+    )?);
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -17,11 +17,13 @@
 //! removes the stale copies.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use store::Placement;
 
-use crate::state::{AppState, now_ms};
+use crate::model::{Name, SlotId, StackKey};
+use crate::state::{AppState, HostReport, now_ms};
 
 /// Failover timing.
 #[derive(Debug, Clone, Copy)]
@@ -92,12 +94,7 @@ pub enum Liveness {
 
 pub fn liveness(state: &AppState, host: &store::HostRecord, timing: &Timing, now: u64) -> Liveness {
     let report = state.report(&host.id);
-    let last = report
-        .as_ref()
-        .map(|r| r.last_seen_ms)
-        .unwrap_or(0)
-        .max(host.last_seen_ms)
-        .max(state.started_ms);
+    let last = last_heard(state, host, report.as_ref());
     let silent_for = now.saturating_sub(last);
     // A connection can look open long after its peer is gone (a cut link): what counts is
     // hearing from the agent, which heartbeats every few seconds.
@@ -115,142 +112,241 @@ pub fn liveness(state: &AppState, host: &store::HostRecord, timing: &Timing, now
     }
 }
 
-/// One scheduling pass over `env`. Returns whether any placement changed (the caller then
-/// pushes desired states).
-pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<bool, store::Error> {
+/// When the host's agent was last heard from (the server's start counts as hearing it).
+fn last_heard(state: &AppState, host: &store::HostRecord, report: Option<&HostReport>) -> u64 {
+    report
+        .map(|r| r.last_seen_ms)
+        .unwrap_or(0)
+        .max(host.last_seen_ms)
+        .max(state.started_ms)
+}
+
+/// What a pass decided: placements to set (`host: None` never occurs) and to delete.
+struct Moves {
+    set: Vec<Placement>,
+    remove: Vec<Placement>,
+}
+
+/// One scheduling pass over `env`: decides from the model and writes the moves through,
+/// serialised with deploys. Desired states are pushed by the caller.
+pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::Error> {
+    let _serial = state.serialise_writes();
     let now = now_ms();
-    let hosts = state.store().hosts(env)?;
-    let stacks: BTreeMap<String, compose::Project> = state
-        .store()
-        .stacks(env)?
-        .into_iter()
-        .map(|s| (s.project.name.clone(), s.project))
+    let Some(moves) = decide(state, env, timing, now) else {
+        return Ok(());
+    };
+    let mut moved: Vec<String> = moves
+        .set
+        .iter()
+        .map(|p| {
+            let to = p
+                .host
+                .as_deref()
+                .map(|h| &h[..h.len().min(12)])
+                .unwrap_or("pending");
+            format!(
+                "{} -> {to}",
+                proto::container_name(&p.stack, &p.service, p.slot)
+            )
+        })
+        .chain(moves.remove.iter().map(|p| {
+            format!(
+                "{} removed",
+                proto::container_name(&p.stack, &p.service, p.slot)
+            )
+        }))
         .collect();
-    let placements: Vec<Placement> = state
-        .store()
-        .placements()?
-        .into_iter()
-        .filter(|p| p.env == env)
-        .collect();
+    let total = moved.len();
+    if total > 100 {
+        moved.truncate(100);
+        moved.push(format!("and {} more", total - 100));
+    }
+    let detail = moved.join(", ");
+    let event = store::NewEvent {
+        env,
+        actor: "scheduler",
+        kind: "placement.changed",
+        subject: "containers",
+        detail: &detail,
+    };
+    state.move_placements(&moves.set, &moves.remove, Some(&event), now)?;
+    tracing::info!("placements: {detail}");
+    Ok(())
+}
+
+/// The decisions of one pass, from the model. `None` when nothing changes. Only hosts that
+/// are down, draining or reporting failures, pending slots and global services are looked
+/// at unless something must be placed, so an idle pass costs little at any scale.
+fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Moves> {
+    let model = state.model();
+    let hosts = model.hosts(env);
     let index: HashMap<&str, usize> = hosts
         .iter()
         .enumerate()
         .map(|(i, h)| (h.id.as_str(), i))
         .collect();
+    let reports: Vec<Option<HostReport>> = hosts.iter().map(|h| state.report(&h.id)).collect();
     let live: Vec<Liveness> = hosts
         .iter()
         .map(|h| liveness(state, h, timing, now))
         .collect();
-    let reports = state.reports();
-    let spec = |p: &Placement| {
-        stacks
-            .get(&p.stack)
-            .and_then(|s| s.services.get(&p.service))
+    let spec = |key: &StackKey, service: &str| {
+        model
+            .stack_by_key(key)
+            .and_then(|e| e.row.project.services.get(service))
     };
 
-    // Replicas that must move, and failures the scheduler should remember.
-    let mut failures: Vec<(String, usize, u32)> = Vec::new();
-    let mut unplace: Vec<Placement> = Vec::new();
-    let mut remove: Vec<Placement> = Vec::new();
-    for p in &placements {
-        let (Some(host), Some(svc)) = (p.host.as_deref(), spec(p)) else {
-            continue;
-        };
-        let Some(&h) = index.get(host) else {
-            // The host record is gone.
-            if svc.global {
-                remove.push(p.clone());
-            } else {
-                unplace.push(p.clone());
-            }
-            continue;
-        };
-        let record = &hosts[h];
-        if svc.global {
-            // A global replica stays with its host unless the host no longer qualifies.
-            let constraints_hold = svc.placement.constraints.iter().all(|c| {
-                scheduler::parse_constraint(c).is_ok_and(|c| c.holds(&sched_host(record, None)))
-            });
-            if record.draining || !constraints_hold {
-                remove.push(p.clone());
-            }
+    // Replicas that must move (kept placed until the scheduler finds them a new host), and
+    // global replicas to delete.
+    let mut unplace: BTreeSet<(StackKey, SlotId)> = BTreeSet::new();
+    let mut remove: Vec<(StackKey, SlotId)> = Vec::new();
+    for (h, record) in hosts.iter().enumerate() {
+        let down = live[h] == Liveness::Down;
+        let failing = reports[h]
+            .as_ref()
+            .is_some_and(|r| r.observed.errors.iter().any(|e| e.count > 0));
+        if !down && !record.draining && !failing {
             continue;
         }
-        let moved = match live[h] {
-            Liveness::Down => {
-                let last = reports
-                    .get(host)
-                    .map(|r| r.last_seen_ms)
-                    .unwrap_or(0)
-                    .max(record.last_seen_ms)
-                    .max(state.started_ms);
-                !proto::is_singleton(svc)
-                    || now.saturating_sub(last)
-                        >= timing.down_after_ms.max(proto::LEASE_MS) + timing.singleton_margin_ms
-            }
-            _ => record.draining,
+        let Some(stacks) = model.slots_on(&record.id) else {
+            continue;
         };
-        let name = proto::container_name(&p.stack, &p.service, p.slot);
-        let fail_count = reports
-            .get(host)
-            .and_then(|r| r.observed.errors.iter().find(|e| e.name == name))
-            .map(|e| e.count)
-            .unwrap_or(0);
-        let group = group_key(env, &p.stack, &p.service);
-        if fail_count > 0 {
-            state.remember_failure(&group, host, fail_count, now);
-        }
-        // Move a failing replica only to a host where this service has not failed lately:
-        // once every host has been tried, it stays (no ping-pong).
-        let untried_elsewhere = live.iter().enumerate().any(|(i, l)| {
-            i != h
-                && *l == Liveness::Up
-                && !hosts[i].draining
-                && state.failures_of(&group, &hosts[i].id, now) < scheduler::AVOID_AFTER
-        });
-        if moved || (fail_count >= scheduler::AVOID_AFTER && untried_elsewhere) {
-            unplace.push(p.clone());
+        let singleton_may_move = now.saturating_sub(last_heard(state, record, reports[h].as_ref()))
+            >= timing.down_after_ms.max(proto::LEASE_MS) + timing.singleton_margin_ms;
+        for (key, slots) in stacks.iter().filter(|(k, _)| &*k.0 == env) {
+            for slot in slots {
+                let Some(svc) = spec(key, &slot.0) else {
+                    continue;
+                };
+                if svc.global {
+                    continue; // below
+                }
+                let moved = if down {
+                    !proto::is_singleton(svc) || singleton_may_move
+                } else {
+                    record.draining
+                };
+                let name = proto::container_name(&key.1, &slot.0, slot.1);
+                let fail_count = reports[h]
+                    .as_ref()
+                    .and_then(|r| r.error(&name))
+                    .map(|e| e.count)
+                    .unwrap_or(0);
+                let group = group_key(env, &key.1, &slot.0);
+                if fail_count > 0 {
+                    state.remember_failure(&group, &record.id, fail_count, now);
+                }
+                // Move a failing replica only to a host where this service has not failed
+                // lately: once every host has been tried, it stays (no ping-pong).
+                let untried_elsewhere = fail_count >= scheduler::AVOID_AFTER
+                    && live.iter().enumerate().any(|(i, l)| {
+                        i != h
+                            && *l == Liveness::Up
+                            && !hosts[i].draining
+                            && state.failures_of(&group, &hosts[i].id, now) < scheduler::AVOID_AFTER
+                    });
+                if moved || untried_elsewhere {
+                    unplace.insert((key.clone(), slot.clone()));
+                }
+            }
         }
     }
+
+    // Global services: a replica stays with its host unless the host is gone, draining or
+    // no longer matches; a host that matches and has none needs one.
+    let mut globals_wanting = false;
+    for entry in model.stacks(env) {
+        let key: StackKey = (env.into(), entry.row.project.name.as_str().into());
+        for (service, svc) in entry.row.project.services.iter().filter(|(_, s)| s.global) {
+            let constraints: Vec<scheduler::Constraint> = svc
+                .placement
+                .constraints
+                .iter()
+                .filter_map(|c| scheduler::parse_constraint(c).ok())
+                .collect();
+            let matches = |r: &store::HostRecord| {
+                let h = sched_host(r, None);
+                constraints.iter().all(|c| c.holds(&h))
+            };
+            let mut covered: BTreeSet<usize> = BTreeSet::new();
+            for (slot, host) in entry.slots.range((service.as_str().into(), 0)..) {
+                if *slot.0 != **service {
+                    break;
+                }
+                let keep = host
+                    .as_deref()
+                    .and_then(|h| index.get(h))
+                    .is_some_and(|&i| !hosts[i].draining && matches(hosts[i]));
+                if keep {
+                    covered.extend(host.as_deref().and_then(|h| index.get(h)).copied());
+                } else {
+                    remove.push((key.clone(), slot.clone()));
+                }
+            }
+            globals_wanting |= hosts.iter().enumerate().any(|(i, r)| {
+                live[i] == Liveness::Up && !r.draining && !covered.contains(&i) && matches(r)
+            });
+        }
+    }
+
+    let pending: Vec<&(StackKey, SlotId)> = model.pending(env).collect();
+    if unplace.is_empty() && remove.is_empty() && pending.is_empty() && !globals_wanting {
+        state.set_pending_reasons(env, HashMap::new());
+        return None;
+    }
+
+    // The snapshot: every host, schedulable when up and not draining; every replica that
+    // stays where it is.
+    let mut failures: Vec<(String, usize, u32)> = Vec::new();
     for (group, host, count) in state.recent_failures(now) {
         if let Some(&h) = index.get(host.as_str()) {
             failures.push((group, h, count));
         }
     }
-
-    // The snapshot: every host, schedulable when up and not draining.
     let snap_hosts: Vec<scheduler::Host> = hosts
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let mut s = sched_host(h, reports.get(&h.id).map(|r| &r.observed.engine));
+            let engine = reports[i].as_ref().map(|r| &r.observed.engine);
+            let mut s = sched_host(h, engine);
             s.schedulable = live[i] == Liveness::Up && !h.draining;
             s
         })
         .collect();
-    let unplaced_keys: BTreeSet<(&str, &str, u32)> = unplace
-        .iter()
-        .chain(remove.iter())
-        .map(|p| (p.stack.as_str(), p.service.as_str(), p.slot))
-        .collect();
+    let removed: BTreeSet<&(StackKey, SlotId)> = remove.iter().collect();
     let mut existing = Vec::new();
-    let mut pending: BTreeMap<(String, String), Vec<u32>> = BTreeMap::new();
-    for p in &placements {
-        let Some(svc) = spec(p) else { continue };
-        let staying = !unplaced_keys.contains(&(p.stack.as_str(), p.service.as_str(), p.slot));
-        match p.host.as_deref().and_then(|h| index.get(h)) {
-            Some(&h) if staying => existing.push(scheduler::Existing {
-                host: h,
-                group: group_key(env, &p.stack, &p.service),
-                cpu_milli: cpu_milli(svc),
-                memory: svc.reservations.memory.unwrap_or(0),
-                ports: ports(svc),
-            }),
-            _ if !svc.global => pending
-                .entry((p.stack.clone(), p.service.clone()))
-                .or_default()
-                .push(p.slot),
-            _ => {}
+    let mut wanted: BTreeMap<(StackKey, Name), Vec<u32>> = BTreeMap::new();
+    for entry in model.stacks(env) {
+        let key: StackKey = (env.into(), entry.row.project.name.as_str().into());
+        let mut service: Option<(&Name, &compose::Service, String)> = None;
+        for (slot, host) in &entry.slots {
+            if service.as_ref().is_none_or(|(s, _, _)| **s != slot.0) {
+                service = entry
+                    .row
+                    .project
+                    .services
+                    .get(&*slot.0)
+                    .map(|svc| (&slot.0, svc, group_key(env, &key.1, &slot.0)));
+            }
+            let Some((_, svc, group)) = &service else {
+                continue;
+            };
+            let k = (key.clone(), slot.clone());
+            let staying = !unplace.contains(&k) && !removed.contains(&k);
+            match host.as_deref().and_then(|h| index.get(h)) {
+                Some(&h) if staying => existing.push(scheduler::Existing {
+                    host: h,
+                    group: group.clone(),
+                    cpu_milli: cpu_milli(svc),
+                    memory: svc.reservations.memory.unwrap_or(0),
+                    ports: ports(svc),
+                }),
+                _ if !svc.global => wanted
+                    .entry((key.clone(), slot.0.clone()))
+                    .or_default()
+                    .push(slot.1),
+                _ => {}
+            }
         }
     }
     let snapshot = scheduler::Snapshot {
@@ -259,19 +355,21 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<bool, store:
         failures,
     };
 
-    // Groups: pending replicas of replicated services, and every global service.
+    // Groups: replicas to place of replicated services, and every global service.
     let mut groups = Vec::new();
-    let mut strategies = Vec::new();
-    for (stack_name, project) in &stacks {
+    let mut binpack = false;
+    for entry in model.stacks(env) {
+        let project = &entry.row.project;
+        let key: StackKey = (env.into(), project.name.as_str().into());
         for (service, svc) in &project.services {
-            let slots = pending.remove(&(stack_name.clone(), service.clone()));
+            let slots = wanted.remove(&(key.clone(), service.as_str().into()));
             if !svc.global && slots.is_none() {
                 continue;
             }
             let x = proto::x_drover(svc).unwrap_or_default();
-            strategies.push(x.strategy.clone());
+            binpack |= x.strategy.as_deref() == Some("binpack");
             groups.push(scheduler::Group {
-                key: group_key(env, stack_name, service),
+                key: group_key(env, &project.name, service),
                 slots: slots.unwrap_or_default(),
                 cpu_milli: cpu_milli(svc),
                 memory: svc.reservations.memory.unwrap_or(0),
@@ -286,7 +384,7 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<bool, store:
                     .affinity
                     .iter()
                     .map(|a| scheduler::Affinity {
-                        group: group_key(env, stack_name, &a.service),
+                        group: group_key(env, &project.name, &a.service),
                         anti: a.anti,
                         hard: a.hard,
                     })
@@ -296,7 +394,6 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<bool, store:
             });
         }
     }
-    let binpack = strategies.iter().any(|s| s.as_deref() == Some("binpack"));
     let strategy = if binpack {
         scheduler::Strategy::Binpack
     } else {
@@ -304,22 +401,27 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<bool, store:
     };
     let plan = scheduler::schedule(&snapshot, &groups, strategy, now);
 
-    // Write back: placed replicas get their host. A replica that had to move but fits
-    // nowhere else stays where it is (still running on a draining host, or waiting for its
-    // down host to return) rather than becoming pending: nothing is stopped for nothing.
-    let mut set: BTreeMap<(String, String, u32), Placement> = BTreeMap::new();
+    // Placed replicas get their host. A replica that had to move but fits nowhere else
+    // stays where it is (still running on a draining host, or waiting for its down host to
+    // return) rather than becoming pending: nothing is stopped for nothing.
+    let mut set = Vec::new();
     let mut next_global_slot: HashMap<String, u32> = HashMap::new();
-    for (key, slot, h) in &plan.placed {
-        let Some((stack, service)) = split_group(key, env) else {
+    for (group, slot, h) in &plan.placed {
+        let Some((stack, service)) = split_group(group, env) else {
+            continue;
+        };
+        let key: StackKey = (env.into(), stack.into());
+        let Some(entry) = model.stack_by_key(&key) else {
             continue;
         };
         let slot = if *slot == 0 {
             // Global: the next free slot number of that service.
-            let next = next_global_slot.entry(key.clone()).or_insert_with(|| {
-                placements
-                    .iter()
-                    .filter(|p| p.stack == stack && p.service == service)
-                    .map(|p| p.slot)
+            let next = next_global_slot.entry(group.clone()).or_insert_with(|| {
+                entry
+                    .slots
+                    .keys()
+                    .filter(|(s, _)| &**s == service)
+                    .map(|(_, n)| *n)
                     .max()
                     .unwrap_or(0)
             });
@@ -328,75 +430,41 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<bool, store:
         } else {
             *slot
         };
-        set.insert(
-            (stack.to_string(), service.to_string(), slot),
-            Placement {
-                env: env.to_string(),
-                stack: stack.to_string(),
-                service: service.to_string(),
-                slot,
-                host: Some(hosts[*h].id.clone()),
-            },
-        );
+        let host = &hosts[*h].id;
+        let current = entry.slots.get(&(Name::from(service), slot));
+        if current.is_some_and(|c| c.as_deref() == Some(host.as_str())) {
+            continue;
+        }
+        set.push(Placement {
+            env: env.to_string(),
+            stack: stack.to_string(),
+            service: service.to_string(),
+            slot,
+            host: Some(host.clone()),
+        });
     }
     let mut reasons = HashMap::new();
-    for (key, slot, why) in plan.pending {
-        if let Some((stack, service)) = split_group(&key, env) {
+    for (group, slot, why) in plan.pending {
+        if let Some((stack, service)) = split_group(&group, env) {
             reasons.insert(proto::container_name(stack, service, slot), why);
         }
     }
     state.set_pending_reasons(env, reasons);
-    let changes: Vec<Placement> = set
-        .into_values()
-        .filter(|p| {
-            !placements.iter().any(|q| {
-                q.stack == p.stack && q.service == p.service && q.slot == p.slot && q.host == p.host
-            })
-        })
-        .collect();
-    if changes.is_empty() && remove.is_empty() {
-        return Ok(false);
-    }
-    let moved: Vec<String> = changes
+    let remove: Vec<Placement> = remove
         .iter()
-        .map(|p| {
-            let to = p
-                .host
-                .as_deref()
-                .map(|h| &h[..h.len().min(12)])
-                .unwrap_or("pending");
-            format!(
-                "{} -> {to}",
-                proto::container_name(&p.stack, &p.service, p.slot)
-            )
-        })
-        .chain(remove.iter().map(|p| {
-            format!(
-                "{} removed",
-                proto::container_name(&p.stack, &p.service, p.slot)
-            )
-        }))
+        .map(|(key, slot)| crate::model::placement(env, &key.1, slot, None))
         .collect();
-    let detail = moved.join(", ");
-    let event = store::NewEvent {
-        env,
-        actor: "scheduler",
-        kind: "placement.changed",
-        subject: "containers",
-        detail: &detail,
-    };
-    state
-        .store()
-        .move_placements(&changes, &remove, Some(&event), now)?;
-    tracing::info!("placements: {detail}");
-    Ok(true)
+    if set.is_empty() && remove.is_empty() {
+        return None;
+    }
+    Some(Moves { set, remove })
 }
 
 fn split_group<'a>(key: &'a str, env: &str) -> Option<(&'a str, &'a str)> {
     key.strip_prefix(env)?.strip_prefix('/')?.split_once('/')
 }
 
-fn cpu_milli(svc: &compose::Service) -> u64 {
+pub fn cpu_milli(svc: &compose::Service) -> u64 {
     svc.reservations
         .cpus
         .map(|c| (c * 1000.0).round().max(0.0) as u64)
@@ -422,29 +490,33 @@ fn sched_host(h: &store::HostRecord, engine: Option<&proto::EngineStatus>) -> sc
     }
 }
 
-/// Runs a scheduling pass over every environment each second (failover, drain, global
-/// services, pending replicas), pushing desired states when placements change.
-pub async fn run_loop(state: std::sync::Arc<AppState>, timing: Timing) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// Runs a scheduling pass over every environment each second and whenever one is asked
+/// for (deploys, agents connecting, host changes; requests made during a pass are served by
+/// the next one), then pushes the new desired state of every host whose part changed.
+pub async fn run_loop(state: Arc<AppState>, timing: Timing) {
     loop {
-        tick.tick().await;
-        let envs = match state.store().environments() {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!("scheduling: {e}");
-                continue;
+        let ticket = state.next_pass(Duration::from_secs(1)).await;
+        let st = state.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            let envs = match st.store().environments() {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!("scheduling: {e}");
+                    return;
+                }
+            };
+            for env in envs {
+                if let Err(e) = pass(&st, &env, &timing) {
+                    tracing::error!("scheduling {env}: {e}");
+                }
             }
-        };
-        let mut changed = false;
-        for env in envs {
-            match pass(&state, &env, &timing) {
-                Ok(c) => changed |= c,
-                Err(e) => tracing::error!("scheduling {env}: {e}"),
-            }
+            st.push_dirty();
+        })
+        .await;
+        if let Err(e) = ran {
+            tracing::error!("scheduling pass failed: {e}");
         }
-        if changed {
-            state.push_desired();
-        }
+        state.pass_done(ticket);
     }
 }
 

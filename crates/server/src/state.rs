@@ -1,13 +1,15 @@
 //! Shared server state: the store, live agent sessions and what each host last reported, and
 //! the computation of the desired state each host receives.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use proto::{Desired, Observed, ServerMsg};
 use tokio::sync::mpsc;
+
+use crate::model::{Model, Name, StackKey};
 
 /// How long the scheduler remembers that a service failed on a host.
 pub const FAILURE_MEMORY_MS: u64 = 5 * 60 * 1000;
@@ -26,11 +28,69 @@ pub struct AgentConn {
     pub tx: mpsc::UnboundedSender<ServerMsg>,
 }
 
-/// What a host last told us, kept after it disconnects (shown as stale).
+/// What a host last told us, kept after it disconnects (shown as stale). Cheap to clone.
 #[derive(Default, Clone)]
 pub struct HostReport {
-    pub observed: Observed,
+    pub observed: Arc<Observed>,
+    /// Container name -> index in `observed.containers`.
+    by_name: Arc<HashMap<String, usize>>,
     pub last_seen_ms: u64,
+}
+
+impl HostReport {
+    pub fn new(observed: Observed, last_seen_ms: u64) -> Self {
+        let by_name = observed
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        HostReport {
+            observed: Arc::new(observed),
+            by_name: Arc::new(by_name),
+            last_seen_ms,
+        }
+    }
+
+    pub fn container(&self, name: &str) -> Option<&proto::ObservedContainer> {
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.observed.containers.get(i))
+    }
+
+    /// The last error of container `name` and how many times in a row it failed.
+    pub fn error(&self, name: &str) -> Option<&proto::ContainerError> {
+        self.observed.errors.iter().find(|e| e.name == name)
+    }
+
+    pub fn waiting(&self, name: &str) -> Option<&str> {
+        self.observed
+            .waiting
+            .iter()
+            .find(|e| e.name == name)
+            .map(|w| w.message.as_str())
+    }
+}
+
+/// An audit event owned, to hand to blocking store work.
+pub struct Audit {
+    pub env: String,
+    pub actor: String,
+    pub kind: &'static str,
+    pub subject: String,
+    pub detail: String,
+}
+
+impl Audit {
+    pub fn event(&self) -> store::NewEvent<'_> {
+        store::NewEvent {
+            env: &self.env,
+            actor: &self.actor,
+            kind: self.kind,
+            subject: &self.subject,
+            detail: &self.detail,
+        }
+    }
 }
 
 pub enum LogEvent {
@@ -40,6 +100,15 @@ pub enum LogEvent {
 
 pub struct AppState {
     store: Mutex<store::Store>,
+    /// The in-memory mirror of the store that every read is served from.
+    model: RwLock<Model>,
+    /// Serialises placement-changing writes with scheduling passes (which decide from the
+    /// model, then write): a pass never works from a model a deploy changed under it.
+    writes: Mutex<()>,
+    /// Requests for a scheduling pass, and the last request a finished pass covered.
+    requested: AtomicU64,
+    wake: tokio::sync::Notify,
+    passed: tokio::sync::watch::Sender<u64>,
     pub cluster_id: String,
     /// Uploaded build contexts, by SHA-256.
     pub blobs_dir: std::path::PathBuf,
@@ -64,9 +133,15 @@ impl AppState {
         cluster_id: String,
         blobs_dir: std::path::PathBuf,
         timing: crate::scheduling::Timing,
-    ) -> Self {
-        AppState {
+    ) -> Result<Self, store::Error> {
+        let model = Model::load(&store)?;
+        Ok(AppState {
             store: Mutex::new(store),
+            model: RwLock::new(model),
+            writes: Mutex::new(()),
+            requested: AtomicU64::new(0),
+            wake: tokio::sync::Notify::new(),
+            passed: tokio::sync::watch::Sender::new(0),
             cluster_id,
             blobs_dir,
             agents: RwLock::default(),
@@ -78,12 +153,132 @@ impl AppState {
             failure_memory: Mutex::default(),
             timing,
             started_ms: now_ms(),
+        })
+    }
+
+    /// The store. Held only for short, synchronous calls. Changes to hosts, stacks and
+    /// placements go through the write-through methods below instead.
+    pub fn store(&self) -> MutexGuard<'_, store::Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The in-memory model, for reading. Not held across awaits.
+    pub fn model(&self) -> RwLockReadGuard<'_, Model> {
+        read(&self.model)
+    }
+
+    /// Runs `write` on the store and, once it committed, `apply` on the model, both under the
+    /// store lock so the model sees changes in commit order.
+    fn write_through<T>(
+        &self,
+        write: impl FnOnce(&mut store::Store) -> Result<T, store::Error>,
+        apply: impl FnOnce(&mut Model, &store::Store, &T) -> Result<(), store::Error>,
+    ) -> Result<T, store::Error> {
+        let _serial = self.serialise_writes();
+        let mut store = self.store();
+        let out = write(&mut store)?;
+        apply(&mut write_lock(&self.model), &store, &out)?;
+        Ok(out)
+    }
+
+    /// Held by whoever decides placements from the model and then writes them.
+    pub(crate) fn serialise_writes(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs blocking work (store writes, which may wait for a scheduling pass) off the
+    /// async workers.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&AppState) -> T + Send + 'static,
+    ) -> T {
+        let state = self.clone();
+        match tokio::task::spawn_blocking(move || f(&state)).await {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
 
-    /// The store. Held only for short, synchronous calls.
-    pub fn store(&self) -> MutexGuard<'_, store::Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    /// Registers or refreshes a host (an agent said hello). Not serialised with passes: a
+    /// pass that misses a host being registered just sees it on the next one.
+    pub fn register_host(&self, row: &store::HostRow, now: u64) -> Result<bool, store::Error> {
+        let mut store = self.store();
+        let new = store.upsert_host(row, now)?;
+        let record = store.host(&row.id)?;
+        write_lock(&self.model).put_host(&row.id, record);
+        Ok(new)
+    }
+
+    /// A change to host `id` (labels, draining, removal), mirrored from the store's record.
+    pub fn change_host(
+        &self,
+        id: &str,
+        write: impl FnOnce(&mut store::Store) -> Result<bool, store::Error>,
+    ) -> Result<bool, store::Error> {
+        self.write_through(write, |m, s, _| {
+            m.put_host(id, s.host(id)?);
+            Ok(())
+        })
+    }
+
+    /// A stack's new desired state with all its placements.
+    pub fn put_stack(
+        &self,
+        env: &str,
+        project: &compose::Project,
+        placements: &[store::Placement],
+        event: &store::NewEvent<'_>,
+        now: u64,
+    ) -> Result<(), store::Error> {
+        self.write_through(
+            |s| s.put_stack(env, project, placements, event, now),
+            |m, _, &revision| {
+                let created_ms = m
+                    .stack(env, &project.name)
+                    .map_or(now, |e| e.row.created_ms);
+                let row = store::StackRow {
+                    env: env.to_string(),
+                    project: project.clone(),
+                    revision,
+                    created_ms,
+                    updated_ms: now,
+                };
+                m.put_stack(row, placements);
+                Ok(())
+            },
+        )
+        .map(|_| ())
+    }
+
+    pub fn delete_stack(
+        &self,
+        env: &str,
+        name: &str,
+        event: &store::NewEvent<'_>,
+        now: u64,
+    ) -> Result<bool, store::Error> {
+        self.write_through(
+            |s| s.delete_stack(env, name, event, now),
+            |m, _, _| {
+                m.delete_stack(env, name);
+                Ok(())
+            },
+        )
+    }
+
+    /// Placement moves. The caller holds [`AppState::serialise_writes`] (a pass decides
+    /// from the model and writes under it).
+    pub fn move_placements(
+        &self,
+        set: &[store::Placement],
+        remove: &[store::Placement],
+        event: Option<&store::NewEvent<'_>>,
+        now: u64,
+    ) -> Result<(), store::Error> {
+        let mut store = self.store();
+        store.move_placements(set, remove, event, now)?;
+        write_lock(&self.model).move_placements(set, remove);
+        Ok(())
     }
 
     pub fn next_id(&self) -> u64 {
@@ -138,13 +333,7 @@ impl AppState {
     }
 
     pub fn set_report(&self, host: &str, observed: Observed) {
-        write(&self.reports).insert(
-            host.to_string(),
-            HostReport {
-                observed,
-                last_seen_ms: now_ms(),
-            },
-        );
+        write(&self.reports).insert(host.to_string(), HostReport::new(observed, now_ms()));
     }
 
     pub fn touch(&self, host: &str) {
@@ -200,67 +389,91 @@ impl AppState {
             .collect()
     }
 
-    /// Runs a scheduling pass over `env` and pushes desired states if placements changed.
-    pub fn reschedule(&self, env: &str) -> Result<(), store::Error> {
-        if crate::scheduling::pass(self, env, &self.timing)? {
-            self.push_desired();
-        }
-        Ok(())
+    /// Asks for a scheduling pass soon (coalesced with other requests).
+    pub fn schedule_soon(&self) -> u64 {
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.wake.notify_one();
+        ticket
+    }
+
+    /// Asks for a scheduling pass and waits until one that started after this call has
+    /// finished (its placements written and desired states pushed).
+    pub async fn schedule_now(&self) {
+        let ticket = self.schedule_soon();
+        let mut rx = self.passed.subscribe();
+        let _ = rx.wait_for(|done| *done >= ticket).await;
+    }
+
+    /// For the scheduling loop: waits for a request or `tick`, whichever comes first, and
+    /// returns the ticket the coming pass covers.
+    pub(crate) async fn next_pass(&self, tick: std::time::Duration) -> u64 {
+        let _ = tokio::time::timeout(tick, self.wake.notified()).await;
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// For the scheduling loop: the pass covering `ticket` has finished.
+    pub(crate) fn pass_done(&self, ticket: u64) {
+        self.passed.send_replace(ticket);
     }
 
     pub fn reports(&self) -> HashMap<String, HostReport> {
         read(&self.reports).clone()
     }
 
-    /// The full desired state of one host, from the store.
-    pub fn desired_for_host(&self, host: &str) -> Result<Desired, store::Error> {
-        let store = self.store();
-        let placements = store.placements()?;
-        let mut by_stack: BTreeMap<(String, String), Vec<(String, u32)>> = BTreeMap::new();
-        for p in placements
-            .into_iter()
-            .filter(|p| p.host.as_deref() == Some(host))
-        {
-            by_stack
-                .entry((p.env, p.stack))
-                .or_default()
-                .push((p.service, p.slot));
-        }
+    /// The part of host `host`'s desired state that belongs to the given stacks (all of its
+    /// stacks when `only` is `None`).
+    pub fn desired_for_host(&self, host: &str, only: Option<&BTreeSet<StackKey>>) -> Desired {
+        let model = self.model();
         let mut desired = Desired {
             generation: now_ms(),
             ..Default::default()
         };
-        for ((env, stack), slots) in by_stack {
-            let Some(row) = store.stack(&env, &stack)? else {
+        let Some(stacks) = model.slots_on(host) else {
+            return desired;
+        };
+        for (key, slots) in stacks {
+            if only.is_some_and(|o| !o.contains(key)) {
+                continue;
+            }
+            let Some(entry) = model.stack_by_key(key) else {
                 continue;
             };
-            let (c, n, v) = proto::desired_for_stack(&env, &row.project, &slots);
+            let slots: Vec<(String, u32)> =
+                slots.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+            let (c, n, v) = proto::desired_for_stack(&key.0, &entry.row.project, &slots);
             desired.containers.extend(c);
             desired.networks.extend(n);
             desired.volumes.extend(v);
         }
-        Ok(desired)
+        desired
     }
 
-    /// Sends every connected agent its current desired state.
-    pub fn push_desired(&self) {
-        let hosts: Vec<String> = read(&self.agents).keys().cloned().collect();
-        for host in hosts {
-            match self.desired_for_host(&host) {
-                Ok(d) => {
-                    self.send_to(&host, ServerMsg::Desired(d));
-                }
-                Err(e) => tracing::error!("desired state for {host}: {e}"),
+    /// Sends host `host` its full desired state.
+    pub fn push_host(&self, host: &str) {
+        let d = self.desired_for_host(host, None);
+        self.send_to(host, ServerMsg::Desired(d));
+    }
+
+    /// Sends every connected host whose desired state changed its new desired state.
+    pub fn push_dirty(&self) {
+        let dirty: HashMap<Name, BTreeSet<StackKey>> = write_lock(&self.model).take_dirty();
+        for host in dirty.keys() {
+            if self.is_connected(host) {
+                self.push_host(host);
             }
         }
     }
 }
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
 }
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    write_lock(l)
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -276,7 +489,8 @@ mod tests {
             "c".into(),
             std::env::temp_dir(),
             crate::scheduling::Timing::default(),
-        );
+        )
+        .expect("state");
         state.remember_failure("default/s/web", "h1", 2, 1_000);
         state.remember_failure("default/s/web", "h1", 4, 2_000);
         state.remember_failure("default/s/web", "h1", 1, 3_000);

@@ -25,7 +25,7 @@ pub async fn list(
     Path(env): Path<String>,
 ) -> Result<Json<Vec<ContainerInfo>>, ApiError> {
     check_env(&state, &caller, &env)?;
-    Ok(Json(container_infos(&state, &env, None)?))
+    Ok(Json(container_infos(&state, &env, None)))
 }
 
 #[derive(Deserialize)]
@@ -64,7 +64,7 @@ pub async fn logs(
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
     check_env(&state, &caller, &env)?;
-    let info = container_infos(&state, &env, None)?
+    let info = container_infos(&state, &env, None)
         .into_iter()
         .find(|c| c.name == name)
         .ok_or_else(|| {

@@ -14,7 +14,7 @@ use crate::api::check_env;
 use crate::auth::{User, new_token};
 use crate::error::{ApiError, JsonBody};
 use crate::scheduling::{self, Liveness};
-use crate::state::{AppState, now_ms};
+use crate::state::{AppState, Audit, now_ms};
 
 #[utoipa::path(get, path = "/v1/environments", responses((status = 200, body = Vec<Environment>)))]
 pub async fn environments(
@@ -32,12 +32,7 @@ pub async fn environments(
 }
 
 /// A host as the API shows it: liveness, capacity and what is reserved on it.
-pub fn host_info(
-    state: &AppState,
-    h: store::HostRecord,
-    placements: &[store::Placement],
-    stacks: &BTreeMap<(String, String), compose::Project>,
-) -> HostInfo {
+pub fn host_info(state: &AppState, h: store::HostRecord) -> HostInfo {
     let report = state.report(&h.id);
     let engine = report
         .as_ref()
@@ -51,26 +46,24 @@ pub fn host_info(
         Liveness::Silent => "disconnected",
         Liveness::Down => "down",
     };
-    let mine: Vec<&store::Placement> = placements
-        .iter()
-        .filter(|p| p.host.as_deref() == Some(h.id.as_str()))
-        .collect();
-    let (mut cpu, mut mem) = (0u64, 0u64);
-    for p in &mine {
-        if let Some(svc) = stacks
-            .get(&(p.env.clone(), p.stack.clone()))
-            .and_then(|s| s.services.get(&p.service))
-        {
-            cpu += svc
-                .reservations
-                .cpus
-                .map(|c| (c * 1000.0) as u64)
-                .unwrap_or(0);
-            mem += svc.reservations.memory.unwrap_or(0);
+    let (mut cpu, mut mem, mut containers) = (0u64, 0u64, 0usize);
+    {
+        let model = state.model();
+        for (key, slots) in model.slots_on(&h.id).into_iter().flatten() {
+            let Some(entry) = model.stack_by_key(key) else {
+                continue;
+            };
+            for (service, _) in slots {
+                containers += 1;
+                if let Some(svc) = entry.row.project.services.get(&**service) {
+                    cpu += scheduling::cpu_milli(svc);
+                    mem += svc.reservations.memory.unwrap_or(0);
+                }
+            }
         }
     }
     HostInfo {
-        containers: mine.len(),
+        containers,
         state: host_state.to_string(),
         free_cpu_milli: engine.cpus.map(|c| (c * 1000).saturating_sub(cpu)),
         free_memory: engine.memory.map(|m| m.saturating_sub(mem)),
@@ -90,18 +83,6 @@ pub fn host_info(
     }
 }
 
-fn all_stacks(
-    state: &AppState,
-    env: &str,
-) -> Result<BTreeMap<(String, String), compose::Project>, ApiError> {
-    Ok(state
-        .store()
-        .stacks(env)?
-        .into_iter()
-        .map(|s| ((s.env.clone(), s.project.name.clone()), s.project))
-        .collect())
-}
-
 #[utoipa::path(get, path = "/v1/environments/{env}/hosts", responses((status = 200, body = Vec<HostInfo>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -109,23 +90,19 @@ pub async fn list(
     Path(env): Path<String>,
 ) -> Result<Json<Vec<HostInfo>>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let hosts = state.store().hosts(&env)?;
-    let placements = state.store().placements()?;
-    let stacks = all_stacks(&state, &env)?;
+    let hosts: Vec<store::HostRecord> = state.model().hosts(&env).into_iter().cloned().collect();
     Ok(Json(
-        hosts
-            .into_iter()
-            .map(|h| host_info(&state, h, &placements, &stacks))
-            .collect(),
+        hosts.into_iter().map(|h| host_info(&state, h)).collect(),
     ))
 }
 
 /// The host `id` of `env`, or 404.
 fn find_host(state: &AppState, env: &str, id: &str) -> Result<store::HostRecord, ApiError> {
     state
-        .store()
-        .host(id)?
+        .model()
+        .host(id)
         .filter(|h| h.env == env)
+        .cloned()
         .ok_or_else(|| ApiError::not_found(format!("host '{id}' not found in environment '{env}'")))
 }
 
@@ -137,29 +114,29 @@ pub async fn inspect(
 ) -> Result<Json<HostDetail>, ApiError> {
     check_env(&state, &caller, &env)?;
     let h = find_host(&state, &env, &id)?;
-    let placements = state.store().placements()?;
-    let stacks = all_stacks(&state, &env)?;
-    let containers = crate::api::stacks::container_infos(&state, &env, None)?
-        .into_iter()
-        .filter(|c| c.host.as_deref() == Some(id.as_str()))
-        .collect();
+    let containers = crate::api::stacks::host_containers(&state, &env, &id);
     Ok(Json(HostDetail {
-        host: host_info(&state, h, &placements, &stacks),
+        host: host_info(&state, h),
         containers,
     }))
 }
 
-/// After a change to a host: a scheduling pass, then the host as it is now.
-fn rescheduled_info(state: &AppState, env: &str, id: &str) -> Result<Json<HostInfo>, ApiError> {
-    state.reschedule(env)?;
-    let h = find_host(state, env, id)?;
-    let placements = state.store().placements()?;
-    Ok(Json(host_info(
-        state,
-        h,
-        &placements,
-        &all_stacks(state, env)?,
-    )))
+/// Applies a change to host `id` (store and model), runs a scheduling pass, and answers
+/// with the host as it is now.
+async fn change_host(
+    state: &Arc<AppState>,
+    id: &str,
+    audit: Audit,
+    write: impl FnOnce(&mut store::Store, &store::NewEvent<'_>) -> Result<bool, store::Error>
+    + Send
+    + 'static,
+) -> Result<(), ApiError> {
+    let host = id.to_string();
+    state
+        .blocking(move |s| s.change_host(&host, |st| write(st, &audit.event())))
+        .await?;
+    state.schedule_now().await;
+    Ok(())
 }
 
 /// Label keys and values: what the scheduler's constraints can match.
@@ -199,17 +176,19 @@ pub async fn set_labels(
     check_labels(&body.labels)?;
     let h = find_host(&state, &env, &id)?;
     let detail = format!("{:?}", body.labels);
-    let event = store::NewEvent {
-        env: &env,
-        actor: &caller.name,
+    let audit = Audit {
+        env: env.clone(),
+        actor: caller.name.clone(),
         kind: "host.labelled",
-        subject: &h.name,
-        detail: &detail,
+        subject: h.name,
+        detail,
     };
-    state
-        .store()
-        .set_host_labels(&id, &body.labels, &event, now_ms())?;
-    rescheduled_info(&state, &env, &id)
+    let (host, labels) = (id.clone(), body.labels);
+    change_host(&state, &id, audit, move |s, e| {
+        s.set_host_labels(&host, &labels, e, now_ms())
+    })
+    .await?;
+    Ok(Json(host_info(&state, find_host(&state, &env, &id)?)))
 }
 
 #[utoipa::path(post, path = "/v1/environments/{env}/hosts/{id}/drain", request_body = DrainRequest, responses((status = 200, body = HostInfo)))]
@@ -221,21 +200,23 @@ pub async fn drain(
 ) -> Result<Json<HostInfo>, ApiError> {
     check_env(&state, &caller, &env)?;
     let h = find_host(&state, &env, &id)?;
-    let event = store::NewEvent {
-        env: &env,
-        actor: &caller.name,
+    let audit = Audit {
+        env: env.clone(),
+        actor: caller.name.clone(),
         kind: if body.drain {
             "host.drained"
         } else {
             "host.undrained"
         },
-        subject: &h.name,
-        detail: &h.id,
+        subject: h.name,
+        detail: h.id,
     };
-    state
-        .store()
-        .set_draining(&id, body.drain, &event, now_ms())?;
-    rescheduled_info(&state, &env, &id)
+    let (host, drain) = (id.clone(), body.drain);
+    change_host(&state, &id, audit, move |s, e| {
+        s.set_draining(&host, drain, e, now_ms())
+    })
+    .await?;
+    Ok(Json(host_info(&state, find_host(&state, &env, &id)?)))
 }
 
 #[derive(Deserialize)]
@@ -264,16 +245,19 @@ pub async fn remove(
             ),
         ));
     }
-    let event = store::NewEvent {
-        env: &env,
-        actor: &caller.name,
+    let audit = Audit {
+        env: env.clone(),
+        actor: caller.name.clone(),
         kind: "host.removed",
-        subject: &h.name,
-        detail: &h.id,
+        subject: h.name,
+        detail: h.id,
     };
-    state.store().delete_host(&id, &event, now_ms())?;
+    let host = id.clone();
     state.disconnect_agent(&id);
-    state.reschedule(&env)?;
+    change_host(&state, &id, audit, move |s, e| {
+        s.delete_host(&host, e, now_ms())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

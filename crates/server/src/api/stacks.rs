@@ -1,7 +1,7 @@
 //! Stacks: deploy (create or update), list, inspect with live container status, export as a
 //! compose file, remove.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use api_types::{
@@ -15,7 +15,8 @@ use axum::response::IntoResponse;
 use crate::api::check_env;
 use crate::auth::User;
 use crate::error::{ApiError, JsonBody};
-use crate::state::{AppState, now_ms};
+use crate::model::SlotId;
+use crate::state::{AppState, Audit, HostReport, now_ms};
 
 /// Files are not readable on the server: `env_file` must be resolved by the client.
 struct NoFiles;
@@ -73,7 +74,10 @@ pub async fn deploy(
         ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_compose", e.to_string())
     })?;
 
-    let old = state.store().stack(&env, &project.name)?;
+    let old = state
+        .model()
+        .stack(&env, &project.name)
+        .map(|e| e.row.clone());
     let (mut changed, mut unchanged, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     let old_services = old.as_ref().map(|o| &o.project.services);
     for (name, svc) in &project.services {
@@ -134,12 +138,18 @@ pub async fn deploy(
         }
     }
     let placements = {
-        let existing: Vec<store::Placement> = state
-            .store()
-            .placements()?
-            .into_iter()
-            .filter(|p| p.env == env && p.stack == project.name)
-            .collect();
+        let model = state.model();
+        let existing: Vec<store::Placement> = model
+            .stack(&env, &project.name)
+            .map(|e| {
+                e.slots
+                    .iter()
+                    .map(|(slot, host)| {
+                        crate::model::placement(&env, &project.name, slot, host.as_ref())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         crate::scheduling::deploy_placements(&env, &project, &existing)
     };
     let detail = format!(
@@ -148,22 +158,23 @@ pub async fn deploy(
         unchanged.join(", "),
         removed.join(", ")
     );
-    let event = store::NewEvent {
-        env: &env,
-        actor: &caller.name,
-        kind: if old.is_some() {
-            "stack.updated"
-        } else {
-            "stack.created"
-        },
-        subject: &project.name,
-        detail: &detail,
+    let kind = if old.is_some() {
+        "stack.updated"
+    } else {
+        "stack.created"
     };
+    let audit = Audit {
+        env: env.clone(),
+        actor: caller.name.clone(),
+        kind,
+        subject: project.name.clone(),
+        detail,
+    };
+    let p = project.clone();
     state
-        .store()
-        .put_stack(&env, &project, &placements, &event, now_ms())?;
-    state.reschedule(&env)?;
-    state.push_desired();
+        .blocking(move |s| s.put_stack(&audit.env, &p, &placements, &audit.event(), now_ms()))
+        .await?;
+    state.schedule_now().await;
     let stack = summary_of(&state, &env, &project.name)?
         .ok_or_else(|| ApiError::not_found("stack vanished during deploy"))?;
     Ok(Json(DeployResponse {
@@ -183,10 +194,9 @@ pub async fn list(
 ) -> Result<Json<Vec<StackSummary>>, ApiError> {
     check_env(&state, &caller, &env)?;
     let names: Vec<String> = state
-        .store()
-        .stacks(&env)?
-        .into_iter()
-        .map(|s| s.project.name)
+        .model()
+        .stacks(&env)
+        .map(|s| s.row.project.name.clone())
         .collect();
     let mut out = Vec::new();
     for n in names {
@@ -216,9 +226,13 @@ pub async fn export(
     Path((env, name)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_env(&state, &caller, &env)?;
-    let row = state.store().stack(&env, &name)?.ok_or_else(|| {
-        ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
-    })?;
+    let row = state
+        .model()
+        .stack(&env, &name)
+        .map(|e| e.row.clone())
+        .ok_or_else(|| {
+            ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
+        })?;
     Ok((
         [(header::CONTENT_TYPE, "application/yaml")],
         compose::to_compose_yaml(&row.project),
@@ -232,96 +246,145 @@ pub async fn remove(
     Path((env, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_env(&state, &caller, &env)?;
-    let event = store::NewEvent {
-        env: &env,
-        actor: &caller.name,
+    let audit = Audit {
+        env: env.clone(),
+        actor: caller.name.clone(),
         kind: "stack.removed",
-        subject: &name,
-        detail: "",
+        subject: name.clone(),
+        detail: String::new(),
     };
-    if !state.store().delete_stack(&env, &name, &event, now_ms())? {
+    let deleted = state
+        .blocking(move |s| s.delete_stack(&audit.env, &audit.subject, &audit.event(), now_ms()))
+        .await?;
+    if !deleted {
         return Err(ApiError::not_found(format!(
             "stack '{name}' not found in environment '{env}'"
         )));
     }
-    state.push_desired();
+    state.schedule_now().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Desired containers of `env` (optionally one stack) joined with what hosts report.
-pub fn container_infos(
+pub fn container_infos(state: &AppState, env: &str, stack: Option<&str>) -> Vec<ContainerInfo> {
+    let model = state.model();
+    let slots = model
+        .stacks(env)
+        .filter(|e| stack.is_none_or(|n| n == e.row.project.name))
+        .flat_map(|e| {
+            e.slots
+                .iter()
+                .map(move |(slot, host)| (&e.row.project, slot, host.as_deref()))
+        });
+    join_reports(state, env, slots)
+}
+
+/// The containers placed on host `host`.
+pub fn host_containers(state: &AppState, env: &str, host: &str) -> Vec<ContainerInfo> {
+    let model = state.model();
+    let slots = model
+        .slots_on(host)
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| &*key.0 == env)
+        .filter_map(|(key, slots)| Some((model.stack_by_key(key)?, slots)))
+        .flat_map(|(e, slots)| {
+            slots
+                .iter()
+                .map(move |slot| (&e.row.project, slot, Some(host)))
+        });
+    join_reports(state, env, slots)
+}
+
+/// Desired container slots joined with what their hosts report.
+fn join_reports<'a>(
     state: &AppState,
     env: &str,
-    stack: Option<&str>,
-) -> Result<Vec<ContainerInfo>, ApiError> {
-    let placements = state.store().placements()?;
-    let reports = state.reports();
-    let stacks: BTreeMap<String, compose::Project> = state
-        .store()
-        .stacks(env)?
-        .into_iter()
-        .filter(|s| stack.is_none_or(|n| n == s.project.name))
-        .map(|s| (s.project.name.clone(), s.project))
-        .collect();
-    let mut out = Vec::new();
-    for p in placements
-        .into_iter()
-        .filter(|p| p.env == env && stacks.contains_key(&p.stack))
-    {
-        let name = proto::container_name(&p.stack, &p.service, p.slot);
-        let want_hash = stacks
-            .get(&p.stack)
-            .and_then(|s| s.services.get(&p.service))
-            .map(|s| s.spec_hash())
-            .unwrap_or_default();
-        let report = p.host.as_ref().and_then(|h| reports.get(h));
-        let connected = p.host.as_ref().is_some_and(|h| state.is_connected(h));
-        let observed = report.and_then(|r| r.observed.containers.iter().find(|c| c.name == name));
-        let error = report
-            .and_then(|r| r.observed.errors.iter().find(|e| e.name == name))
-            .map(|e| e.message.clone());
-        let waiting = report
-            .and_then(|r| r.observed.waiting.iter().find(|e| e.name == name))
-            .map(|e| e.message.clone());
-        let state_str = match (&p.host, observed, connected) {
-            (None, _, _) => "pending".to_string(),
-            (Some(_), _, false) => "unknown".to_string(),
-            (Some(_), None, true) => "pending".to_string(),
-            (Some(_), Some(o), true) => serde_json::to_value(o.state)
+    slots: impl Iterator<Item = (&'a compose::Project, &'a SlotId, Option<&'a str>)>,
+) -> Vec<ContainerInfo> {
+    let mut reports = ReportCache::default();
+    slots
+        .map(|(project, slot, host)| container_info(state, &mut reports, env, project, slot, host))
+        .collect()
+}
+
+/// Reports and connectedness of hosts, looked up once per request.
+#[derive(Default)]
+struct ReportCache(HashMap<String, (Option<HostReport>, bool)>);
+
+impl ReportCache {
+    fn get(&mut self, state: &AppState, host: &str) -> &(Option<HostReport>, bool) {
+        self.0
+            .entry(host.to_string())
+            .or_insert_with(|| (state.report(host), state.is_connected(host)))
+    }
+}
+
+/// One desired container joined with what its host reports.
+fn container_info(
+    state: &AppState,
+    reports: &mut ReportCache,
+    env: &str,
+    project: &compose::Project,
+    (service, slot): &SlotId,
+    host: Option<&str>,
+) -> ContainerInfo {
+    let name = proto::container_name(&project.name, service, *slot);
+    let want_hash = project
+        .services
+        .get(&**service)
+        .map(|s| s.spec_hash())
+        .unwrap_or_default();
+    let (report, connected) = match host {
+        Some(h) => reports.get(state, h).clone(),
+        None => (None, false),
+    };
+    let observed = report.as_ref().and_then(|r| r.container(&name));
+    let error = report
+        .as_ref()
+        .and_then(|r| r.error(&name))
+        .map(|e| e.message.clone());
+    let waiting = report
+        .as_ref()
+        .and_then(|r| r.waiting(&name))
+        .map(str::to_string);
+    let state_str = match (host, observed, connected) {
+        (None, _, _) => "pending".to_string(),
+        (Some(_), _, false) => "unknown".to_string(),
+        (Some(_), None, true) => "pending".to_string(),
+        (Some(_), Some(o), true) => serde_json::to_value(o.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+    };
+    ContainerInfo {
+        env: env.to_string(),
+        stack: project.name.clone(),
+        service: service.to_string(),
+        slot: *slot,
+        host: host.map(str::to_string),
+        state: state_str,
+        health: observed.and_then(|o| o.health).and_then(|h| {
+            serde_json::to_value(h)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-        };
-        out.push(ContainerInfo {
-            env: env.to_string(),
-            stack: p.stack.clone(),
-            service: p.service.clone(),
-            slot: p.slot,
-            host: p.host.clone(),
-            state: state_str,
-            health: observed.and_then(|o| o.health).and_then(|h| {
-                serde_json::to_value(h)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-            }),
-            exit_code: observed.and_then(|o| o.exit_code),
-            status: observed.map(|o| o.status.clone()).unwrap_or_default(),
-            error: if p.host.is_none() {
-                Some(
-                    state
-                        .pending_reason(env, &name)
-                        .unwrap_or_else(|| "waiting to be placed".into()),
-                )
-            } else {
-                error
-            },
-            waiting,
-            up_to_date: observed.is_some_and(|o| o.spec_hash == want_hash),
-            id: observed.map(|o| o.id.clone()),
-            name,
-        });
+        }),
+        exit_code: observed.and_then(|o| o.exit_code),
+        status: observed.map(|o| o.status.clone()).unwrap_or_default(),
+        error: if host.is_none() {
+            Some(
+                state
+                    .pending_reason(env, &name)
+                    .unwrap_or_else(|| "waiting to be placed".into()),
+            )
+        } else {
+            error
+        },
+        waiting,
+        up_to_date: observed.is_some_and(|o| o.spec_hash == want_hash),
+        id: observed.map(|o| o.id.clone()),
+        name,
     }
-    Ok(out)
 }
 
 /// A container that is where it should be: running the current spec, or a one-shot
@@ -334,10 +397,10 @@ fn is_settled(c: &ContainerInfo, svc: Option<&compose::Service>) -> bool {
 }
 
 fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDetail>, ApiError> {
-    let Some(row) = state.store().stack(env, name)? else {
+    let Some(row) = state.model().stack(env, name).map(|e| e.row.clone()) else {
         return Ok(None);
     };
-    let containers = container_infos(state, env, Some(name))?;
+    let containers = container_infos(state, env, Some(name));
     let mut services = Vec::new();
     let mut settled = 0;
     let mut failed = false;

@@ -1,0 +1,422 @@
+//! The in-memory model: hosts, stacks (decoded once) and placements indexed by stack and by
+//! host. It mirrors the store: every change is written to SQLite first, in one transaction,
+//! and applied here only once that committed (see the write-through methods of `AppState`).
+//! Reads — API, scheduling passes, desired states — never touch SQLite.
+//!
+//! The model also remembers which (host, stack) pairs changed since the last push, so only
+//! those hosts get a new desired state, and only for those stacks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use store::{HostRecord, Placement, StackRow};
+
+/// A shared, immutable name (environment, stack, service or host id).
+pub type Name = Arc<str>;
+
+/// One replica slot: `(service, slot number)` within a stack.
+pub type SlotId = (Name, u32);
+
+/// A stack and where each of its replica slots is placed (`None`: pending).
+pub struct StackEntry {
+    pub row: Arc<StackRow>,
+    pub slots: BTreeMap<SlotId, Option<Name>>,
+}
+
+/// `(env, stack)`.
+pub type StackKey = (Name, Name);
+
+#[derive(Default)]
+pub struct Model {
+    hosts: BTreeMap<Name, HostRecord>,
+    stacks: BTreeMap<StackKey, StackEntry>,
+    /// host -> (env, stack) -> slots of that stack placed there.
+    by_host: HashMap<Name, BTreeMap<StackKey, BTreeSet<SlotId>>>,
+    /// host -> stacks whose part on that host changed since the last [`Model::take_dirty`].
+    dirty: HashMap<Name, BTreeSet<StackKey>>,
+    /// Slots waiting for a host.
+    pending: BTreeSet<(StackKey, SlotId)>,
+}
+
+impl Model {
+    /// The model of what `store` holds.
+    pub fn load(store: &store::Store) -> Result<Model, store::Error> {
+        let mut m = Model::default();
+        for env in store.environments()? {
+            for h in store.hosts(&env)? {
+                m.hosts.insert(h.id.as_str().into(), h);
+            }
+            for row in store.stacks(&env)? {
+                let key: StackKey = (env.as_str().into(), row.project.name.as_str().into());
+                m.stacks.insert(
+                    key,
+                    StackEntry {
+                        row: Arc::new(row),
+                        slots: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        for p in store.placements()? {
+            let key: StackKey = (p.env.as_str().into(), p.stack.as_str().into());
+            if !m.stacks.contains_key(&key) {
+                continue;
+            }
+            let host = p.host.as_deref().map(|h| m.host_name(h));
+            m.set_slot(&key, (p.service.as_str().into(), p.slot), host);
+        }
+        m.dirty.clear();
+        Ok(m)
+    }
+
+    /// The shared name of host `id` (the same allocation as the host record's key).
+    fn host_name(&self, id: &str) -> Name {
+        self.hosts
+            .get_key_value(id)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| id.into())
+    }
+
+    /// Sets (or adds) one slot's host, keeping the host index, pending count and dirty set.
+    fn set_slot(&mut self, key: &StackKey, slot: SlotId, host: Option<Name>) {
+        let Some(entry) = self.stacks.get_mut(key) else {
+            return;
+        };
+        let old = entry.slots.insert(slot.clone(), host.clone());
+        let old_host = match old {
+            Some(Some(h)) => Some(h),
+            Some(None) => {
+                self.pending.remove(&(key.clone(), slot.clone()));
+                None
+            }
+            None => None,
+        };
+        if let Some(h) = &old_host {
+            if host.as_ref() == Some(h) {
+                return;
+            }
+            self.unindex(h, key, &slot);
+        }
+        match host {
+            Some(h) => self.index(h, key, slot),
+            None => {
+                self.pending.insert((key.clone(), slot));
+            }
+        }
+    }
+
+    fn index(&mut self, host: Name, key: &StackKey, slot: SlotId) {
+        self.by_host
+            .entry(host.clone())
+            .or_default()
+            .entry(key.clone())
+            .or_default()
+            .insert(slot);
+        self.dirty.entry(host).or_default().insert(key.clone());
+    }
+
+    fn unindex(&mut self, host: &Name, key: &StackKey, slot: &SlotId) {
+        if let Some(stacks) = self.by_host.get_mut(host) {
+            if let Some(slots) = stacks.get_mut(key) {
+                slots.remove(slot);
+                if slots.is_empty() {
+                    stacks.remove(key);
+                }
+            }
+            if stacks.is_empty() {
+                self.by_host.remove(host);
+            }
+        }
+        self.dirty
+            .entry(host.clone())
+            .or_default()
+            .insert(key.clone());
+    }
+
+    fn remove_slot(&mut self, key: &StackKey, slot: &SlotId) {
+        let Some(entry) = self.stacks.get_mut(key) else {
+            return;
+        };
+        match entry.slots.remove(slot) {
+            Some(Some(h)) => self.unindex(&h, key, slot),
+            Some(None) => {
+                self.pending.remove(&(key.clone(), slot.clone()));
+            }
+            None => {}
+        }
+    }
+
+    // ---- writes (called after the store committed the same change) ----
+
+    /// A host's record as the store now has it (`None`: deleted — its slots become pending).
+    pub fn put_host(&mut self, id: &str, record: Option<HostRecord>) {
+        match record {
+            Some(r) => {
+                let name = self.host_name(id);
+                self.hosts.insert(name, r);
+            }
+            None => {
+                self.hosts.remove(id);
+                let Some(stacks) = self.by_host.get(id).cloned() else {
+                    return;
+                };
+                for (key, slots) in stacks {
+                    for slot in slots {
+                        self.set_slot(&key, slot, None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A stack's new revision and the full set of its placements.
+    pub fn put_stack(&mut self, row: StackRow, placements: &[Placement]) {
+        let key: StackKey = (row.env.as_str().into(), row.project.name.as_str().into());
+        let row = Arc::new(row);
+        let wanted: BTreeMap<SlotId, Option<Name>> = placements
+            .iter()
+            .map(|p| {
+                (
+                    (p.service.as_str().into(), p.slot),
+                    p.host.as_deref().map(|h| self.host_name(h)),
+                )
+            })
+            .collect();
+        let old: Vec<SlotId> = match self.stacks.get_mut(&key) {
+            Some(entry) => {
+                entry.row = row;
+                entry.slots.keys().cloned().collect()
+            }
+            None => {
+                self.stacks.insert(
+                    key.clone(),
+                    StackEntry {
+                        row,
+                        slots: BTreeMap::new(),
+                    },
+                );
+                Vec::new()
+            }
+        };
+        for slot in old.iter().filter(|s| !wanted.contains_key(*s)) {
+            self.remove_slot(&key, slot);
+        }
+        for (slot, host) in wanted {
+            self.set_slot(&key, slot, host);
+        }
+        // The spec may have changed for slots that stayed where they were.
+        let hosts: Vec<Name> = self.stacks[&key]
+            .slots
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        for h in hosts {
+            self.dirty.entry(h).or_default().insert(key.clone());
+        }
+    }
+
+    pub fn delete_stack(&mut self, env: &str, name: &str) {
+        let key: StackKey = (env.into(), name.into());
+        let slots: Vec<SlotId> = match self.stacks.get(&key) {
+            Some(e) => e.slots.keys().cloned().collect(),
+            None => return,
+        };
+        for slot in &slots {
+            self.remove_slot(&key, slot);
+        }
+        self.stacks.remove(&key);
+    }
+
+    /// Placement moves: `set` gives slots their (new) host, `remove` deletes slots.
+    pub fn move_placements(&mut self, set: &[Placement], remove: &[Placement]) {
+        for p in set {
+            let key: StackKey = (p.env.as_str().into(), p.stack.as_str().into());
+            let host = p.host.as_deref().map(|h| self.host_name(h));
+            self.set_slot(&key, (p.service.as_str().into(), p.slot), host);
+        }
+        for p in remove {
+            let key: StackKey = (p.env.as_str().into(), p.stack.as_str().into());
+            self.remove_slot(&key, &(p.service.as_str().into(), p.slot));
+        }
+    }
+
+    /// Hosts whose desired state changed since the last call, with the stacks that changed.
+    pub fn take_dirty(&mut self) -> HashMap<Name, BTreeSet<StackKey>> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    // ---- reads ----
+
+    /// Hosts of `env`, ordered by name then id.
+    pub fn hosts(&self, env: &str) -> Vec<&HostRecord> {
+        let mut v: Vec<&HostRecord> = self.hosts.values().filter(|h| h.env == env).collect();
+        v.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        v
+    }
+
+    pub fn host(&self, id: &str) -> Option<&HostRecord> {
+        self.hosts.get(id)
+    }
+
+    /// Stacks of `env`, by name.
+    pub fn stacks<'a>(&'a self, env: &'a str) -> impl Iterator<Item = &'a StackEntry> + 'a {
+        self.stacks
+            .iter()
+            .filter(move |((e, _), _)| &**e == env)
+            .map(|(_, s)| s)
+    }
+
+    pub fn stack(&self, env: &str, name: &str) -> Option<&StackEntry> {
+        self.stacks.get(&(Name::from(env), Name::from(name)))
+    }
+
+    /// The slots placed on `host`, by stack.
+    pub fn slots_on(&self, host: &str) -> Option<&BTreeMap<StackKey, BTreeSet<SlotId>>> {
+        self.by_host.get(host)
+    }
+
+    /// Slots of `env` waiting for a host.
+    pub fn pending<'a>(&'a self, env: &'a str) -> impl Iterator<Item = &'a (StackKey, SlotId)> {
+        self.pending.iter().filter(move |((e, _), _)| &**e == env)
+    }
+
+    /// The stack entry of `key`.
+    pub fn stack_by_key(&self, key: &StackKey) -> Option<&StackEntry> {
+        self.stacks.get(key)
+    }
+}
+
+/// A placement row of `env`/`stack` for one slot.
+pub fn placement(env: &str, stack: &str, slot: &SlotId, host: Option<&Name>) -> Placement {
+    Placement {
+        env: env.to_string(),
+        stack: stack.to_string(),
+        service: slot.0.to_string(),
+        slot: slot.1,
+        host: host.map(|h| h.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(env: &str, name: &str) -> StackRow {
+        StackRow {
+            env: env.into(),
+            project: compose::Project {
+                name: name.into(),
+                ..Default::default()
+            },
+            revision: 1,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    fn p(stack: &str, service: &str, slot: u32, host: Option<&str>) -> Placement {
+        Placement {
+            env: "default".into(),
+            stack: stack.into(),
+            service: service.into(),
+            slot,
+            host: host.map(str::to_string),
+        }
+    }
+
+    /// The host index as `host: stack/service.slot ...` lines, for comparison.
+    fn index(m: &Model) -> Vec<String> {
+        let mut out: Vec<String> = m
+            .by_host
+            .iter()
+            .map(|(h, stacks)| {
+                let slots: Vec<String> = stacks
+                    .iter()
+                    .flat_map(|((_, s), slots)| {
+                        slots.iter().map(move |(svc, n)| format!("{s}/{svc}.{n}"))
+                    })
+                    .collect();
+                format!("{h}: {}", slots.join(" "))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn dirty(m: &mut Model) -> Vec<String> {
+        let mut out: Vec<String> = m
+            .take_dirty()
+            .into_iter()
+            .map(|(h, s)| {
+                let s: Vec<String> = s.iter().map(|(_, n)| n.to_string()).collect();
+                format!("{h}: {}", s.join(" "))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn placements_are_indexed_by_host_and_changes_mark_hosts_dirty() {
+        let mut m = Model::default();
+        m.put_stack(
+            row("default", "s"),
+            &[p("s", "web", 1, Some("a")), p("s", "web", 2, None)],
+        );
+        assert_eq!(index(&m), ["a: s/web.1"]);
+        assert_eq!(m.pending("default").count(), 1);
+        assert_eq!(dirty(&mut m), ["a: s"]);
+
+        m.move_placements(
+            &[p("s", "web", 2, Some("b")), p("s", "web", 1, Some("b"))],
+            &[],
+        );
+        assert_eq!(index(&m), ["b: s/web.1 s/web.2"]);
+        assert_eq!(m.pending("default").count(), 0);
+        assert_eq!(dirty(&mut m), ["a: s", "b: s"]);
+
+        // Redeploy with fewer replicas: the dropped slot leaves its host.
+        m.put_stack(row("default", "s"), &[p("s", "web", 1, Some("b"))]);
+        assert_eq!(index(&m), ["b: s/web.1"]);
+        assert_eq!(dirty(&mut m), ["b: s"]);
+
+        m.move_placements(&[], &[p("s", "web", 1, Some("b"))]);
+        assert!(index(&m).is_empty());
+        m.put_stack(row("default", "t"), &[p("t", "db", 1, Some("c"))]);
+        m.delete_stack("default", "t");
+        assert!(index(&m).is_empty());
+        assert!(m.stack("default", "t").is_none());
+        assert_eq!(m.pending("default").count(), 0);
+    }
+
+    #[test]
+    fn a_deleted_host_leaves_its_slots_pending() {
+        let mut m = Model::default();
+        let host = HostRecord {
+            id: "a".into(),
+            env: "default".into(),
+            name: "a".into(),
+            labels: BTreeMap::new(),
+            user_labels: BTreeMap::new(),
+            draining: false,
+            created_ms: 0,
+            last_seen_ms: 0,
+        };
+        m.put_host("a", Some(host));
+        m.put_stack(
+            row("default", "s"),
+            &[p("s", "web", 1, Some("a")), p("s", "web", 2, Some("a"))],
+        );
+        assert_eq!(m.hosts("default").len(), 1);
+        m.put_host("a", None);
+        assert!(m.hosts("default").is_empty());
+        assert!(index(&m).is_empty());
+        assert_eq!(m.pending("default").count(), 2);
+        let slots: Vec<Option<Name>> = m
+            .stack("default", "s")
+            .map(|s| s.slots.values().cloned().collect())
+            .unwrap_or_default();
+        assert_eq!(slots, vec![None, None]);
+    }
+}
