@@ -24,6 +24,8 @@ pub struct Shape {
     pub agents: usize,
     pub services: usize,
     pub replicas: u32,
+    /// Deploys in flight at once.
+    pub concurrency: usize,
 }
 
 /// One simulated agent: reports every desired container as running until `silent` is set.
@@ -231,21 +233,28 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         t.elapsed().as_secs_f64()
     );
 
-    // Reads during the run, at a steady rate.
+    // Reads during the run, at a steady rate: one stack or one host, as `drover stack ps`
+    // and `drover host inspect` do.
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
-        let (http, url, token, done) = (
-            http.clone(),
-            api("/stacks"),
-            token.to_string(),
-            done.clone(),
-        );
+        let (http, token, done) = (http.clone(), token.to_string(), done.clone());
+        let base = api("");
+        let (services, agents) = (shape.services, shape.agents);
         tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut i: usize = 0;
             while !done.load(Ordering::Relaxed) {
+                i += 1;
+                let url = if i % 2 == 0 {
+                    format!("{base}/stacks/sim{:04}", (i * 7919) % services)
+                } else {
+                    format!("{base}/hosts/sim-{:05}", (i * 7919) % agents)
+                };
                 let s = Instant::now();
-                if http.get(&url).bearer_auth(&token).send().await.is_ok() {
-                    lat.push(s.elapsed());
+                if let Ok(r) = http.get(&url).bearer_auth(&token).send().await {
+                    if r.bytes().await.is_ok() {
+                        lat.push(s.elapsed());
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -255,7 +264,7 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
 
     let total = shape.services * shape.replicas as usize;
     let start = Instant::now();
-    for s in 0..shape.services {
+    let deploys = futures_util::stream::iter(0..shape.services).map(|s| {
         let mut project = compose::Project {
             name: format!("sim{s:04}"),
             ..Default::default()
@@ -273,46 +282,63 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
             project: Some(project),
             ..Default::default()
         };
-        let resp = http
-            .post(api("/stacks"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("deploy {s}: {}", resp.text().await?);
+        let (http, url) = (http.clone(), api("/stacks"));
+        async move {
+            let resp = http.post(url).bearer_auth(token).json(&body).send().await?;
+            if !resp.status().is_success() {
+                bail!("deploy {s}: {}", resp.text().await?);
+            }
+            Ok(())
         }
-    }
+    });
+    let results: Vec<Result<()>> = deploys
+        .buffer_unordered(shape.concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
     let submitted = start.elapsed();
     loop {
-        let containers: Vec<api_types::ContainerInfo> =
-            get_json(&http, &api("/containers"), token).await?;
-        let running = containers.iter().filter(|c| c.state == "running").count();
+        let stacks: Vec<api_types::StackSummary> =
+            get_json(&http, &api("/stacks"), token).await?;
+        let running: usize = stacks.iter().map(|s| s.running).sum();
         if running == total {
             break;
         }
-        if start.elapsed() > Duration::from_secs(600) {
-            bail!("{running} of {total} running after 600 s");
+        if start.elapsed() > Duration::from_secs(900) {
+            bail!("{running} of {total} running after 900 s");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let all_running = start.elapsed();
     done.store(true, Ordering::Relaxed);
     let lat = reader.await?;
     println!(
-        "{total} containers ({} services x {}) on {} simulated agents: submitted in {:.1}s, all running after {:.1}s = {:.0} placements/s end to end (target >= 5,000/s at 5,000 hosts x 1M)",
+        "{total} containers ({} services x {}) on {} simulated agents: submitted in {:.1}s ({} deploys in flight), all running after {:.1}s = {:.0} placements/s end to end (target >= 5,000/s at 5,000 hosts x 1M)",
         shape.services,
         shape.replicas,
         shape.agents,
         submitted.as_secs_f64(),
+        shape.concurrency,
         all_running.as_secs_f64(),
         total as f64 / all_running.as_secs_f64()
     );
     println!(
-        "API reads during the run: {} requests, p99 {:.1} ms (target <= 50 ms); server peak RSS {:.0} MB",
+        "API reads during the run (one stack or one host): {} requests, p99 {:.1} ms (target <= 50 ms); server peak RSS {:.0} MB",
         lat.len(),
         p99(lat).as_secs_f64() * 1000.0,
         peak_rss_mb(pid)
+    );
+    let t = Instant::now();
+    let _: Vec<api_types::StackSummary> = get_json(&http, &api("/stacks"), token).await?;
+    let stacks_list = t.elapsed();
+    let t = Instant::now();
+    let _: Vec<api_types::HostInfo> = get_json(&http, &api("/hosts"), token).await?;
+    println!(
+        "listing all {} stacks: {:.0} ms; all {} hosts: {:.0} ms",
+        shape.services,
+        stacks_list.as_secs_f64() * 1000.0,
+        shape.agents,
+        t.elapsed().as_secs_f64() * 1000.0
     );
 
     if failover {
@@ -331,22 +357,21 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         let t = Instant::now();
         silent[idx].store(true, Ordering::Relaxed);
         let mut down_at = None;
+        let host_url = api(&format!("/hosts/{}", victim.id));
         loop {
-            let containers: Vec<api_types::ContainerInfo> =
-                get_json(&http, &api("/containers"), token).await?;
-            let hosts: Vec<api_types::HostInfo> = get_json(&http, &api("/hosts"), token).await?;
-            if down_at.is_none() && hosts.iter().any(|h| h.id == victim.id && h.state == "down") {
+            let host: api_types::HostDetail = get_json(&http, &host_url, token).await?;
+            if down_at.is_none() && host.host.state == "down" {
                 down_at = Some(t.elapsed());
             }
-            let moved = containers
-                .iter()
-                .filter(|c| c.host.as_deref() != Some(victim.id.as_str()) && c.state == "running")
-                .count();
-            if down_at.is_some() && moved == total {
-                break;
+            if down_at.is_some() && host.host.containers == 0 {
+                let stacks: Vec<api_types::StackSummary> =
+                    get_json(&http, &api("/stacks"), token).await?;
+                if stacks.iter().map(|s| s.running).sum::<usize>() == total {
+                    break;
+                }
             }
             if t.elapsed() > Duration::from_secs(120) {
-                bail!("failover did not complete in 120 s ({moved}/{total})");
+                bail!("failover did not complete in 120 s");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
