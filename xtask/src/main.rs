@@ -54,11 +54,18 @@ fn main() -> Result<()> {
                     .unwrap_or(default)
             };
             let root = root();
-            run(Command::new("cargo")
-                .args(["build", "--release", "-p", "drover"])
-                .current_dir(&root))?;
+            // DROVER_BIN: a binary to measure instead (e.g. `--profile profiling` for perf).
+            let bin = match std::env::var_os("DROVER_BIN") {
+                Some(b) => PathBuf::from(b),
+                None => {
+                    run(Command::new("cargo")
+                        .args(["build", "--release", "-p", "drover"])
+                        .current_dir(&root))?;
+                    root.join("target/release/drover")
+                }
+            };
             sim::run(
-                &root.join("target/release/drover"),
+                &bin,
                 sim::Shape {
                     agents: num("--agents", 500),
                     services: num("--services", 100),

@@ -28,7 +28,8 @@ pub struct Shape {
     pub concurrency: usize,
 }
 
-/// One simulated agent: reports every desired container as running until `silent` is set.
+/// One simulated agent: keeps the desired state (full states and stack patches, as the real
+/// agent does) and reports every desired container as running until `silent` is set.
 async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>) -> Result<()> {
     let mut req = format!("{url}/v1/agent/connect")
         .replace("http://", "ws://")
@@ -67,6 +68,7 @@ async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>
     ))
     .await?;
     let mut beat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
+    let mut current = proto::Desired::default();
     loop {
         tokio::select! {
             msg = stream.next() => {
@@ -74,7 +76,18 @@ async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>
                 if silent.load(Ordering::Relaxed) {
                     continue;
                 }
-                if let Ok(ServerMsg::Desired(d)) = serde_json::from_str::<ServerMsg>(&text) {
+                let d = match serde_json::from_str::<ServerMsg>(&text) {
+                    Ok(ServerMsg::Desired(d)) => {
+                        current = d;
+                        Some(&current)
+                    }
+                    Ok(ServerMsg::DesiredStacks(patch)) => {
+                        current.apply(patch);
+                        Some(&current)
+                    }
+                    _ => None,
+                };
+                if let Some(d) = d {
                     let containers = d
                         .containers
                         .iter()
@@ -245,16 +258,16 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
             let mut i: usize = 0;
             while !done.load(Ordering::Relaxed) {
                 i += 1;
-                let url = if i % 2 == 0 {
+                let url = if i.is_multiple_of(2) {
                     format!("{base}/stacks/sim{:04}", (i * 7919) % services)
                 } else {
                     format!("{base}/hosts/sim-{:05}", (i * 7919) % agents)
                 };
                 let s = Instant::now();
-                if let Ok(r) = http.get(&url).bearer_auth(&token).send().await {
-                    if r.bytes().await.is_ok() {
-                        lat.push(s.elapsed());
-                    }
+                if let Ok(r) = http.get(&url).bearer_auth(&token).send().await
+                    && r.bytes().await.is_ok()
+                {
+                    lat.push(s.elapsed());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -298,8 +311,7 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
     results.into_iter().collect::<Result<Vec<()>>>()?;
     let submitted = start.elapsed();
     loop {
-        let stacks: Vec<api_types::StackSummary> =
-            get_json(&http, &api("/stacks"), token).await?;
+        let stacks: Vec<api_types::StackSummary> = get_json(&http, &api("/stacks"), token).await?;
         let running: usize = stacks.iter().map(|s| s.running).sum();
         if running == total {
             break;

@@ -84,6 +84,15 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
                         shared.desired.send_replace(Some(d));
                         shared.wake.notify_one();
                     }
+                    Ok(ServerMsg::DesiredStacks(patch)) => {
+                        // Patches follow a full state within the session, so there is one.
+                        shared.desired.send_modify(|d| {
+                            if let Some(d) = d {
+                                d.apply(patch);
+                            }
+                        });
+                        shared.wake.notify_one();
+                    }
                     Ok(ServerMsg::Logs { req, container, follow, tail }) => {
                         let tx = log_tx.clone();
                         let cluster = shared.cluster.borrow().clone().unwrap_or_default();

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// How often an agent sends at least a heartbeat.
 pub const HEARTBEAT_SECS: u64 = 3;
 
@@ -39,8 +39,10 @@ pub struct Hello {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Adjacently tagged (`{"type": ..., "msg": ...}`, the tag first) so that big messages are
+/// parsed in one pass rather than buffered to find their tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", content = "msg", rename_all = "snake_case")]
 pub enum AgentMsg {
     Hello(Hello),
     Observed(Observed),
@@ -57,8 +59,9 @@ pub enum AgentMsg {
     },
 }
 
+/// Tagged like [`AgentMsg`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", content = "msg", rename_all = "snake_case")]
 pub enum ServerMsg {
     Welcome {
         cluster_id: String,
@@ -76,6 +79,9 @@ pub enum ServerMsg {
         reason: String,
     },
     Desired(Desired),
+    /// Replaces the part of the last `Desired` that belongs to the listed stacks (sent after
+    /// a full `Desired` in the same session, when only some stacks changed on this host).
+    DesiredStacks(DesiredPatch),
     Logs {
         req: u64,
         container: String,
@@ -88,7 +94,7 @@ pub enum ServerMsg {
 }
 
 /// Everything that should exist on one host. Level-triggered: each message replaces the
-/// previous one entirely.
+/// previous one entirely (a `DesiredStacks` patch replaces some stacks' share of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Desired {
     /// Increases with every change; echoed in [`Observed::generation`].
@@ -96,6 +102,57 @@ pub struct Desired {
     pub containers: Vec<DesiredContainer>,
     pub networks: Vec<DesiredNetwork>,
     pub volumes: Vec<DesiredVolume>,
+}
+
+/// Everything of some stacks that should exist on one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DesiredPatch {
+    pub generation: u64,
+    pub stacks: Vec<StackPart>,
+}
+
+/// One stack's share of a host's desired state; empty when the stack has nothing there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct StackPart {
+    pub env: String,
+    pub stack: String,
+    pub containers: Vec<DesiredContainer>,
+    pub networks: Vec<DesiredNetwork>,
+    pub volumes: Vec<DesiredVolume>,
+}
+
+impl Desired {
+    /// The desired state made of these parts.
+    pub fn from_parts(generation: u64, parts: Vec<StackPart>) -> Desired {
+        let mut d = Desired {
+            generation,
+            ..Default::default()
+        };
+        for p in parts {
+            d.containers.extend(p.containers);
+            d.networks.extend(p.networks);
+            d.volumes.extend(p.volumes);
+        }
+        d
+    }
+
+    /// Replaces everything of the patch's stacks by what the patch gives.
+    pub fn apply(&mut self, patch: DesiredPatch) {
+        let replaced: std::collections::BTreeSet<(String, String)> = patch
+            .stacks
+            .iter()
+            .map(|p| (p.env.clone(), p.stack.clone()))
+            .collect();
+        let kept = |env: &String, stack: &String| !replaced.contains(&(env.clone(), stack.clone()));
+        self.containers.retain(|c| kept(&c.env, &c.stack));
+        self.networks.retain(|n| kept(&n.env, &n.stack));
+        self.volumes.retain(|v| kept(&v.env, &v.stack));
+        let rest = Desired::from_parts(patch.generation, patch.stacks);
+        self.generation = patch.generation;
+        self.containers.extend(rest.containers);
+        self.networks.extend(rest.networks);
+        self.volumes.extend(rest.volumes);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +246,32 @@ pub enum Health {
     Starting,
     Healthy,
     Unhealthy,
+}
+
+impl ContainerState {
+    /// The name as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Paused => "paused",
+            ContainerState::Exited => "exited",
+            ContainerState::Removing => "removing",
+            ContainerState::Dead => "dead",
+        }
+    }
+}
+
+impl Health {
+    /// The name as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,11 +379,7 @@ pub fn desired_for_stack(
     env: &str,
     project: &compose::Project,
     slots: &[(String, u32)],
-) -> (
-    Vec<DesiredContainer>,
-    Vec<DesiredNetwork>,
-    Vec<DesiredVolume>,
-) {
+) -> StackPart {
     let stack = project.name.as_str();
     let mut containers = Vec::new();
     let mut used_networks = std::collections::BTreeSet::new();
@@ -374,5 +453,77 @@ pub fn desired_for_stack(
             }
         })
         .collect();
-    (containers, networks, volumes)
+    StackPart {
+        env: env.to_string(),
+        stack: stack.to_string(),
+        containers,
+        networks,
+        volumes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(stack: &str, containers: &[&str]) -> StackPart {
+        let mut project = compose::Project {
+            name: stack.into(),
+            ..Default::default()
+        };
+        for c in containers {
+            project.services.insert(
+                (*c).to_string(),
+                compose::Service {
+                    image: Some("img".into()),
+                    ..Default::default()
+                },
+            );
+        }
+        let slots: Vec<(String, u32)> = containers.iter().map(|c| (c.to_string(), 1)).collect();
+        desired_for_stack("default", &project, &slots)
+    }
+
+    fn names(d: &Desired) -> Vec<String> {
+        let mut v: Vec<String> = d.containers.iter().map(|c| c.name.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_patch_replaces_only_its_stacks() {
+        let mut d = Desired::from_parts(1, vec![part("a", &["web", "db"]), part("b", &["x"])]);
+        assert_eq!(names(&d), ["a-db-1", "a-web-1", "b-x-1"]);
+        d.apply(DesiredPatch {
+            generation: 2,
+            stacks: vec![
+                part("a", &["web"]),
+                part("c", &["y"]),
+                StackPart {
+                    env: "default".into(),
+                    stack: "b".into(),
+                    ..Default::default()
+                },
+            ],
+        });
+        assert_eq!(d.generation, 2);
+        assert_eq!(names(&d), ["a-web-1", "c-y-1"]);
+    }
+
+    #[test]
+    fn state_names_are_the_serialised_names() {
+        use ContainerState::*;
+        for s in [Created, Running, Restarting, Paused, Exited, Removing, Dead] {
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::Value::from(s.as_str()))
+            );
+        }
+        for h in [Health::Starting, Health::Healthy, Health::Unhealthy] {
+            assert_eq!(
+                serde_json::to_value(h).ok(),
+                Some(serde_json::Value::from(h.as_str()))
+            );
+        }
+    }
 }

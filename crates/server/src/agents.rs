@@ -16,7 +16,7 @@ use proto::{AgentMsg, PROTOCOL_VERSION, ServerMsg};
 use tokio::sync::mpsc;
 
 use crate::auth::AgentCaller;
-use crate::state::{AgentConn, AppState, LogEvent, now_ms};
+use crate::state::{AgentConn, AppState, Changes, LogEvent, now_ms};
 
 /// Largest message an agent may send (an Observed report of a big host).
 const MAX_AGENT_MSG: usize = 16 * 1024 * 1024;
@@ -32,12 +32,16 @@ pub async fn connect(
 
 async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let hello = match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<AgentMsg>(&t).ok(),
-        _ => None,
+    let first = match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
+        _ => String::new(),
     };
-    let Some(AgentMsg::Hello(hello)) = hello else {
-        let _ = send(&mut sink, &refused("expected a hello message first")).await;
+    let Ok(AgentMsg::Hello(hello)) = serde_json::from_str::<AgentMsg>(&first) else {
+        let reason = match other_protocol(&first) {
+            Some(v) => format!("agent speaks protocol {v}, server speaks {PROTOCOL_VERSION}"),
+            None => "expected a hello message first".to_string(),
+        };
+        let _ = send(&mut sink, &refused(&reason)).await;
         return;
     };
     if hello.protocol != PROTOCOL_VERSION {
@@ -71,12 +75,14 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
     }
     let session_id = state.next_id();
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let changes = Arc::new(Changes::default());
     state.register_agent(
         &host,
         AgentConn {
             session: session_id,
             env: env.clone(),
             tx,
+            changes: changes.clone(),
         },
     );
     tracing::info!(host = %host, name = %hello.hostname, "agent connected");
@@ -89,12 +95,19 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
         state.unregister_agent(&host, session_id);
         return;
     }
-    state.push_host(&host);
+    changes.all();
     state.schedule_soon();
 
     let mut my_logs: Vec<u64> = Vec::new();
     loop {
         tokio::select! {
+            () = changes.wake.notified() => {
+                let Some(pending) = changes.take() else { continue };
+                let msg = state.desired_msg(&host, pending);
+                if send(&mut sink, &msg).await.is_err() {
+                    break;
+                }
+            }
             out = rx.recv() => {
                 let Some(msg) = out else { break };
                 if let ServerMsg::Logs { req, .. } = &msg {
@@ -157,6 +170,15 @@ async fn forward_log(state: &AppState, req: u64, ev: LogEvent) {
     }
 }
 
+/// The protocol version a hello of another protocol version names, wherever it put it.
+fn other_protocol(text: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v.get("protocol")
+        .or_else(|| v.get("msg")?.get("protocol"))?
+        .as_u64()
+        .filter(|p| *p != u64::from(PROTOCOL_VERSION))
+}
+
 fn refused(reason: &str) -> ServerMsg {
     ServerMsg::Refused {
         reason: reason.to_string(),
@@ -169,4 +191,24 @@ where
 {
     let text = serde_json::to_string(msg).map_err(|_| ())?;
     sink.send(Message::Text(text.into())).await.map_err(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hellos_of_other_protocols_are_recognised() {
+        assert_eq!(
+            other_protocol(r#"{"type":"hello","protocol":1,"host_id":"x"}"#),
+            Some(1)
+        );
+        assert_eq!(
+            other_protocol(r#"{"type":"hello","msg":{"protocol":3}}"#),
+            Some(3)
+        );
+        let current = format!(r#"{{"type":"hello","msg":{{"protocol":{PROTOCOL_VERSION}}}}}"#);
+        assert_eq!(other_protocol(&current), None);
+        assert_eq!(other_protocol("not json"), None);
+    }
 }

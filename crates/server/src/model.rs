@@ -21,6 +21,29 @@ pub type SlotId = (Name, u32);
 pub struct StackEntry {
     pub row: Arc<StackRow>,
     pub slots: BTreeMap<SlotId, Option<Name>>,
+    /// Spec hash of each service (what a container must carry to be up to date).
+    pub hashes: BTreeMap<String, Arc<str>>,
+}
+
+impl StackEntry {
+    fn new(row: Arc<StackRow>) -> StackEntry {
+        let hashes = row
+            .project
+            .services
+            .iter()
+            .map(|(n, s)| (n.clone(), s.spec_hash().into()))
+            .collect();
+        StackEntry {
+            row,
+            slots: BTreeMap::new(),
+            hashes,
+        }
+    }
+
+    /// The spec hash of `service` ("" if there is no such service).
+    pub fn spec_hash(&self, service: &str) -> &str {
+        self.hashes.get(service).map_or("", |h| h)
+    }
 }
 
 /// `(env, stack)`.
@@ -48,13 +71,7 @@ impl Model {
             }
             for row in store.stacks(&env)? {
                 let key: StackKey = (env.as_str().into(), row.project.name.as_str().into());
-                m.stacks.insert(
-                    key,
-                    StackEntry {
-                        row: Arc::new(row),
-                        slots: BTreeMap::new(),
-                    },
-                );
+                m.stacks.insert(key, StackEntry::new(Arc::new(row)));
             }
         }
         for p in store.placements()? {
@@ -184,17 +201,13 @@ impl Model {
             .collect();
         let old: Vec<SlotId> = match self.stacks.get_mut(&key) {
             Some(entry) => {
-                entry.row = row;
+                let slots = std::mem::take(&mut entry.slots);
+                *entry = StackEntry::new(row);
+                entry.slots = slots;
                 entry.slots.keys().cloned().collect()
             }
             None => {
-                self.stacks.insert(
-                    key.clone(),
-                    StackEntry {
-                        row,
-                        slots: BTreeMap::new(),
-                    },
-                );
+                self.stacks.insert(key.clone(), StackEntry::new(row));
                 Vec::new()
             }
         };

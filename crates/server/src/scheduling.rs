@@ -399,7 +399,18 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
     } else {
         scheduler::Strategy::Spread
     };
+    // The scheduler runs without the model lock (agents registering must not wait for it);
+    // placements cannot change meanwhile, as this pass holds the write serialisation.
+    let host_ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
+    let remove: Vec<Placement> = remove
+        .iter()
+        .map(|(key, slot)| crate::model::placement(env, &key.1, slot, None))
+        .collect();
+    drop(hosts);
+    drop(model);
     let plan = scheduler::schedule(&snapshot, &groups, strategy, now);
+    drop(snapshot);
+    let model = state.model();
 
     // Placed replicas get their host. A replica that had to move but fits nowhere else
     // stays where it is (still running on a draining host, or waiting for its down host to
@@ -430,7 +441,7 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
         } else {
             *slot
         };
-        let host = &hosts[*h].id;
+        let host = &host_ids[*h];
         let current = entry.slots.get(&(Name::from(service), slot));
         if current.is_some_and(|c| c.as_deref() == Some(host.as_str())) {
             continue;
@@ -450,10 +461,6 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
         }
     }
     state.set_pending_reasons(env, reasons);
-    let remove: Vec<Placement> = remove
-        .iter()
-        .map(|(key, slot)| crate::model::placement(env, &key.1, slot, None))
-        .collect();
     if set.is_empty() && remove.is_empty() {
         return None;
     }

@@ -26,6 +26,47 @@ pub struct AgentConn {
     pub session: u64,
     pub env: String,
     pub tx: mpsc::UnboundedSender<ServerMsg>,
+    /// What changed in the host's desired state since the session last sent it. The
+    /// session computes the message when it is ready to send, so a slow agent gets the
+    /// latest state once, never a backlog.
+    pub changes: Arc<Changes>,
+}
+
+/// Changes to one host's desired state not yet sent: everything, or some stacks.
+#[derive(Default)]
+pub struct Changes {
+    pending: Mutex<Option<Pending>>,
+    pub wake: tokio::sync::Notify,
+}
+
+pub enum Pending {
+    All,
+    Stacks(BTreeSet<StackKey>),
+}
+
+impl Changes {
+    pub fn all(&self) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pending::All);
+        self.wake.notify_one();
+    }
+
+    pub fn stacks(&self, keys: BTreeSet<StackKey>) {
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *p {
+            Some(Pending::All) => {}
+            Some(Pending::Stacks(s)) => s.extend(keys),
+            None => *p = Some(Pending::Stacks(keys)),
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    pub fn take(&self) -> Option<Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 /// What a host last told us, kept after it disconnects (shown as stale). Cheap to clone.
@@ -420,46 +461,62 @@ impl AppState {
         read(&self.reports).clone()
     }
 
-    /// The part of host `host`'s desired state that belongs to the given stacks (all of its
-    /// stacks when `only` is `None`).
-    pub fn desired_for_host(&self, host: &str, only: Option<&BTreeSet<StackKey>>) -> Desired {
+    /// Host `host`'s share of the given stacks (of all its stacks when `only` is `None`);
+    /// a listed stack with nothing on the host gives an empty part.
+    pub fn desired_parts(
+        &self,
+        host: &str,
+        only: Option<&BTreeSet<StackKey>>,
+    ) -> Vec<proto::StackPart> {
         let model = self.model();
-        let mut desired = Desired {
-            generation: now_ms(),
-            ..Default::default()
+        let on_host = model.slots_on(host);
+        let keys: Vec<&StackKey> = match only {
+            Some(o) => o.iter().collect(),
+            None => on_host.into_iter().flat_map(|m| m.keys()).collect(),
         };
-        let Some(stacks) = model.slots_on(host) else {
-            return desired;
-        };
-        for (key, slots) in stacks {
-            if only.is_some_and(|o| !o.contains(key)) {
-                continue;
-            }
-            let Some(entry) = model.stack_by_key(key) else {
-                continue;
-            };
-            let slots: Vec<(String, u32)> =
-                slots.iter().map(|(s, n)| (s.to_string(), *n)).collect();
-            let (c, n, v) = proto::desired_for_stack(&key.0, &entry.row.project, &slots);
-            desired.containers.extend(c);
-            desired.networks.extend(n);
-            desired.volumes.extend(v);
-        }
-        desired
+        keys.into_iter()
+            .map(|key| {
+                let slots: Vec<(String, u32)> = on_host
+                    .and_then(|m| m.get(key))
+                    .into_iter()
+                    .flatten()
+                    .map(|(s, n)| (s.to_string(), *n))
+                    .collect();
+                match model.stack_by_key(key) {
+                    Some(entry) if !slots.is_empty() => {
+                        proto::desired_for_stack(&key.0, &entry.row.project, &slots)
+                    }
+                    _ => proto::StackPart {
+                        env: key.0.to_string(),
+                        stack: key.1.to_string(),
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect()
     }
 
-    /// Sends host `host` its full desired state.
-    pub fn push_host(&self, host: &str) {
-        let d = self.desired_for_host(host, None);
-        self.send_to(host, ServerMsg::Desired(d));
+    /// The message that brings host `host`'s agent up to date with `pending`.
+    pub fn desired_msg(&self, host: &str, pending: Pending) -> ServerMsg {
+        match pending {
+            Pending::All => ServerMsg::Desired(Desired::from_parts(
+                now_ms(),
+                self.desired_parts(host, None),
+            )),
+            Pending::Stacks(keys) => ServerMsg::DesiredStacks(proto::DesiredPatch {
+                generation: now_ms(),
+                stacks: self.desired_parts(host, Some(&keys)),
+            }),
+        }
     }
 
     /// Sends every connected host whose desired state changed its new desired state.
     pub fn push_dirty(&self) {
         let dirty: HashMap<Name, BTreeSet<StackKey>> = write_lock(&self.model).take_dirty();
-        for host in dirty.keys() {
-            if self.is_connected(host) {
-                self.push_host(host);
+        let agents = read(&self.agents);
+        for (host, stacks) in dirty {
+            if let Some(c) = agents.get(&*host) {
+                c.changes.stacks(stacks);
             }
         }
     }

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use crate::api::check_env;
 use crate::auth::User;
 use crate::error::{ApiError, JsonBody};
-use crate::model::SlotId;
+use crate::model::{SlotId, StackEntry};
 use crate::state::{AppState, Audit, HostReport, now_ms};
 
 /// Files are not readable on the server: `env_file` must be resolved by the client.
@@ -175,10 +175,13 @@ pub async fn deploy(
         .blocking(move |s| s.put_stack(&audit.env, &p, &placements, &audit.event(), now_ms()))
         .await?;
     state.schedule_now().await;
-    let stack = summary_of(&state, &env, &project.name)?
+    let stack = state
+        .model()
+        .stack(&env, &project.name)
+        .map(|e| stack_summary(&state, &env, e))
         .ok_or_else(|| ApiError::not_found("stack vanished during deploy"))?;
     Ok(Json(DeployResponse {
-        stack: stack.stack,
+        stack,
         changed,
         unchanged,
         removed,
@@ -193,18 +196,13 @@ pub async fn list(
     Path(env): Path<String>,
 ) -> Result<Json<Vec<StackSummary>>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let names: Vec<String> = state
-        .model()
-        .stacks(&env)
-        .map(|s| s.row.project.name.clone())
-        .collect();
-    let mut out = Vec::new();
-    for n in names {
-        if let Some(d) = summary_of(&state, &env, &n)? {
-            out.push(d.stack);
-        }
-    }
-    Ok(Json(out))
+    let model = state.model();
+    Ok(Json(
+        model
+            .stacks(&env)
+            .map(|e| stack_summary(&state, &env, e))
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}", responses((status = 200, body = StackDetail), (status = 404, body = api_types::ErrorBody)))]
@@ -274,7 +272,7 @@ pub fn container_infos(state: &AppState, env: &str, stack: Option<&str>) -> Vec<
         .flat_map(|e| {
             e.slots
                 .iter()
-                .map(move |(slot, host)| (&e.row.project, slot, host.as_deref()))
+                .map(move |(slot, host)| (e, slot, host.as_deref()))
         });
     join_reports(state, env, slots)
 }
@@ -288,11 +286,7 @@ pub fn host_containers(state: &AppState, env: &str, host: &str) -> Vec<Container
         .flatten()
         .filter(|(key, _)| &*key.0 == env)
         .filter_map(|(key, slots)| Some((model.stack_by_key(key)?, slots)))
-        .flat_map(|(e, slots)| {
-            slots
-                .iter()
-                .map(move |slot| (&e.row.project, slot, Some(host)))
-        });
+        .flat_map(|(e, slots)| slots.iter().map(move |slot| (e, slot, Some(host))));
     join_reports(state, env, slots)
 }
 
@@ -300,23 +294,27 @@ pub fn host_containers(state: &AppState, env: &str, host: &str) -> Vec<Container
 fn join_reports<'a>(
     state: &AppState,
     env: &str,
-    slots: impl Iterator<Item = (&'a compose::Project, &'a SlotId, Option<&'a str>)>,
+    slots: impl Iterator<Item = (&'a StackEntry, &'a SlotId, Option<&'a str>)>,
 ) -> Vec<ContainerInfo> {
     let mut reports = ReportCache::default();
     slots
-        .map(|(project, slot, host)| container_info(state, &mut reports, env, project, slot, host))
+        .map(|(entry, slot, host)| container_info(state, &mut reports, env, entry, slot, host))
         .collect()
 }
 
 /// Reports and connectedness of hosts, looked up once per request.
 #[derive(Default)]
-struct ReportCache(HashMap<String, (Option<HostReport>, bool)>);
+struct ReportCache {
+    hosts: HashMap<String, (Option<HostReport>, bool)>,
+}
 
 impl ReportCache {
     fn get(&mut self, state: &AppState, host: &str) -> &(Option<HostReport>, bool) {
-        self.0
-            .entry(host.to_string())
-            .or_insert_with(|| (state.report(host), state.is_connected(host)))
+        if !self.hosts.contains_key(host) {
+            let seen = (state.report(host), state.is_connected(host));
+            self.hosts.insert(host.to_string(), seen);
+        }
+        &self.hosts[host]
     }
 }
 
@@ -325,16 +323,13 @@ fn container_info(
     state: &AppState,
     reports: &mut ReportCache,
     env: &str,
-    project: &compose::Project,
+    entry: &StackEntry,
     (service, slot): &SlotId,
     host: Option<&str>,
 ) -> ContainerInfo {
+    let project = &entry.row.project;
     let name = proto::container_name(&project.name, service, *slot);
-    let want_hash = project
-        .services
-        .get(&**service)
-        .map(|s| s.spec_hash())
-        .unwrap_or_default();
+    let want_hash = entry.spec_hash(service);
     let (report, connected) = match host {
         Some(h) => reports.get(state, h).clone(),
         None => (None, false),
@@ -348,15 +343,7 @@ fn container_info(
         .as_ref()
         .and_then(|r| r.waiting(&name))
         .map(str::to_string);
-    let state_str = match (host, observed, connected) {
-        (None, _, _) => "pending".to_string(),
-        (Some(_), _, false) => "unknown".to_string(),
-        (Some(_), None, true) => "pending".to_string(),
-        (Some(_), Some(o), true) => serde_json::to_value(o.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-    };
+    let state_str = observed_state(host, connected, observed).to_string();
     ContainerInfo {
         env: env.to_string(),
         stack: project.name.clone(),
@@ -364,11 +351,9 @@ fn container_info(
         slot: *slot,
         host: host.map(str::to_string),
         state: state_str,
-        health: observed.and_then(|o| o.health).and_then(|h| {
-            serde_json::to_value(h)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-        }),
+        health: observed
+            .and_then(|o| o.health)
+            .map(|h| h.as_str().to_string()),
         exit_code: observed.and_then(|o| o.exit_code),
         status: observed.map(|o| o.status.clone()).unwrap_or_default(),
         error: if host.is_none() {
@@ -387,13 +372,118 @@ fn container_info(
     }
 }
 
-/// A container that is where it should be: running the current spec, or a one-shot
-/// (`restart: no`) that completed successfully.
-fn is_settled(c: &ContainerInfo, svc: Option<&compose::Service>) -> bool {
-    let one_shot = svc.is_some_and(|s| s.restart.is_no());
-    c.up_to_date
-        && (c.state == "running" && c.health.as_deref() != Some("starting")
-            || one_shot && c.state == "exited" && c.exit_code == Some(0))
+/// A stack's container tallies, from which its status follows.
+#[derive(Default)]
+struct Tally {
+    total: usize,
+    running: usize,
+    settled: usize,
+    failed: bool,
+}
+
+impl Tally {
+    /// Counts one container. Settled: running the current spec (and not still starting), or
+    /// a one-shot (`restart: no`) that completed successfully. Failed: an error, unhealthy,
+    /// or the current spec exited when it should not have.
+    fn add(&mut self, svc: Option<&compose::Service>, c: &Seen<'_>) {
+        let one_shot = svc.is_some_and(|s| s.restart.is_no());
+        let ok_exit = one_shot && c.state == "exited" && c.exit_code == Some(0);
+        self.total += 1;
+        self.running += usize::from(c.state == "running");
+        if c.up_to_date && (c.state == "running" && c.health != Some("starting") || ok_exit) {
+            self.settled += 1;
+        }
+        self.failed |= c.error
+            || c.health == Some("unhealthy")
+            || (c.up_to_date && c.state == "exited" && !ok_exit);
+    }
+
+    fn status(&self) -> &'static str {
+        if self.settled == self.total {
+            "converged"
+        } else if self.failed {
+            "degraded"
+        } else {
+            "deploying"
+        }
+    }
+}
+
+/// What counts about one container for its stack's status.
+struct Seen<'a> {
+    state: &'a str,
+    health: Option<&'a str>,
+    exit_code: Option<i64>,
+    up_to_date: bool,
+    error: bool,
+}
+
+impl<'a> From<&'a ContainerInfo> for Seen<'a> {
+    fn from(c: &'a ContainerInfo) -> Self {
+        Seen {
+            state: &c.state,
+            health: c.health.as_deref(),
+            exit_code: c.exit_code,
+            up_to_date: c.up_to_date,
+            error: c.error.is_some(),
+        }
+    }
+}
+
+/// The stack's summary alone, counted without building each container's record.
+fn stack_summary(state: &AppState, env: &str, entry: &StackEntry) -> StackSummary {
+    let project = &entry.row.project;
+    let mut reports = ReportCache::default();
+    let mut tally = Tally::default();
+    for ((service, slot), host) in &entry.slots {
+        let svc = project.services.get(&**service);
+        let name = proto::container_name(&project.name, service, *slot);
+        let want_hash = entry.spec_hash(service);
+        let (report, connected) = match host.as_deref() {
+            Some(h) => reports.get(state, h).clone(),
+            None => (None, false),
+        };
+        let observed = report.as_ref().and_then(|r| r.container(&name));
+        tally.add(
+            svc,
+            &Seen {
+                state: observed_state(host.as_deref(), connected, observed),
+                health: observed.and_then(|o| o.health).map(|h| h.as_str()),
+                exit_code: observed.and_then(|o| o.exit_code),
+                up_to_date: observed.is_some_and(|o| o.spec_hash == want_hash),
+                error: host.is_none() || report.as_ref().is_some_and(|r| r.error(&name).is_some()),
+            },
+        );
+    }
+    summary_row(env, &entry.row, &tally)
+}
+
+fn summary_row(env: &str, row: &store::StackRow, tally: &Tally) -> StackSummary {
+    StackSummary {
+        env: env.to_string(),
+        name: row.project.name.clone(),
+        revision: row.revision,
+        services: row.project.services.len(),
+        containers: tally.total,
+        running: tally.running,
+        status: tally.status().to_string(),
+        created_ms: row.created_ms,
+        updated_ms: row.updated_ms,
+    }
+}
+
+/// A container's state as shown: pending until placed and reported, unknown while its
+/// host is not connected.
+fn observed_state(
+    host: Option<&str>,
+    connected: bool,
+    observed: Option<&proto::ObservedContainer>,
+) -> &'static str {
+    match (host, observed, connected) {
+        (None, _, _) | (Some(_), None, true) => "pending",
+        (Some(_), _, false) => "unknown",
+        (Some(_), Some(o), true) => o.state.as_str(),
+    }
 }
 
 fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDetail>, ApiError> {
@@ -402,22 +492,16 @@ fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDet
     };
     let containers = container_infos(state, env, Some(name));
     let mut services = Vec::new();
-    let mut settled = 0;
-    let mut failed = false;
+    let mut tally = Tally::default();
     for (svc_name, svc) in &row.project.services {
         let mine: Vec<ContainerInfo> = containers
             .iter()
             .filter(|c| &c.service == svc_name)
             .cloned()
             .collect();
-        settled += mine.iter().filter(|c| is_settled(c, Some(svc))).count();
-        failed |= mine.iter().any(|c| {
-            c.error.is_some()
-                || c.health.as_deref() == Some("unhealthy")
-                || (c.up_to_date
-                    && c.state == "exited"
-                    && !(svc.restart.is_no() && c.exit_code == Some(0)))
-        });
+        for c in &mine {
+            tally.add(Some(svc), &c.into());
+        }
         services.push(ServiceStatus {
             name: svc_name.clone(),
             image: svc
@@ -429,26 +513,8 @@ fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDet
             containers: mine,
         });
     }
-    let total = containers.len();
-    let status = if settled == total {
-        "converged"
-    } else if failed {
-        "degraded"
-    } else {
-        "deploying"
-    };
     Ok(Some(StackDetail {
-        stack: StackSummary {
-            env: env.to_string(),
-            name: name.to_string(),
-            revision: row.revision,
-            services: row.project.services.len(),
-            containers: total,
-            running: containers.iter().filter(|c| c.state == "running").count(),
-            status: status.to_string(),
-            created_ms: row.created_ms,
-            updated_ms: row.updated_ms,
-        },
+        stack: summary_row(env, &row, &tally),
         services,
     }))
 }
