@@ -38,12 +38,17 @@ pub struct Host {
     pub schedulable: bool,
 }
 
-/// A replica already running (or placed) somewhere.
+/// Replicas already running (or placed) on a host: `replicas` of `group`, which together
+/// reserve `cpu_milli`, `memory` and `ports`. Callers may split a host's load: an entry
+/// with resources and no replicas, and entries with replicas and no resources, add up
+/// the same. Groups never scheduled nor referred to may be lumped under any name that is
+/// not a group key (e.g. "").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Existing {
     pub host: usize,
-    /// The group (service) it belongs to, e.g. `default/shop/web`.
+    /// The group (service) they belong to, e.g. `default/shop/web`.
     pub group: String,
+    pub replicas: u32,
     pub cpu_milli: u64,
     pub memory: u64,
     pub ports: Vec<PortKey>,
@@ -219,9 +224,11 @@ impl<'a> State<'a> {
             };
             u.cpu += e.cpu_milli;
             u.memory += e.memory;
-            u.containers += 1;
+            u.containers += e.replicas;
             u.ports.extend(e.ports.iter().cloned());
-            *per_group.entry((e.group.as_str(), e.host)).or_default() += 1;
+            if e.replicas > 0 {
+                *per_group.entry((e.group.as_str(), e.host)).or_default() += e.replicas;
+            }
         }
         State {
             snap,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! host NAME [cpu=MILLI] [mem=BYTES|Ng|Nm] [label=K:V]... [down]
-//! existing HOSTNAME GROUP [cpu=..] [mem=..] [port=P]
+//! existing HOSTNAME GROUP [replicas=N] [cpu=..] [mem=..] [port=P]
 //! fail GROUP HOSTNAME COUNT
 //! group KEY xN [cpu=..] [mem=..] [port=P] [c=KEY==V|c=KEY!=V] [max=N] [global]
 //!       [aff=G|anti=G|soft-aff=G|soft-anti=G]
@@ -62,6 +62,10 @@ fn parse(fixture: &str) -> (Snapshot, Vec<Group>, Strategy) {
             "existing" => snap.existing.push(Existing {
                 host: host_idx(&snap, words[1]),
                 group: words[2].to_string(),
+                replicas: kv("replicas")
+                    .next()
+                    .map(|n| n.parse().expect("replicas"))
+                    .unwrap_or(1),
                 cpu_milli: kv("cpu").next().map(size).unwrap_or(0),
                 memory: kv("mem").next().map(size).unwrap_or(0),
                 ports: kv("port")
@@ -153,6 +157,23 @@ fn spread_prefers_hosts_with_fewer_containers() {
             web.1 -> b
             web.2 -> a
         "#]],
+    );
+}
+
+#[test]
+fn a_hosts_load_may_be_given_split_into_resources_and_replica_counts() {
+    let plan = |fixture: &str| {
+        let (snap, groups, strategy) = parse(fixture);
+        schedule(&snap, &groups, strategy, 7)
+    };
+    let hosts = "host a mem=4g\nhost b mem=4g\nhost c mem=4g\n";
+    let one_by_one = "existing a web mem=1g\nexisting a web mem=1g\nexisting b db mem=2g port=80\n";
+    let split = "existing a - replicas=0 mem=2g\nexisting a web replicas=2\n\
+                 existing b - replicas=1 mem=2g port=80\n";
+    let groups = "group web x3 mem=1g max=2 port=80\ngroup api x2 mem=1g anti=web";
+    assert_eq!(
+        plan(&format!("{hosts}{one_by_one}{groups}")),
+        plan(&format!("{hosts}{split}{groups}"))
     );
 }
 

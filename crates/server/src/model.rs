@@ -49,6 +49,56 @@ impl StackEntry {
 /// `(env, stack)`.
 pub type StackKey = (Name, Name);
 
+/// What replicas reserve on a host, and how many there are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Load {
+    pub containers: u32,
+    pub cpu_milli: u64,
+    pub memory: u64,
+    pub ports: Vec<scheduler::PortKey>,
+}
+
+impl Load {
+    /// One replica of `svc`.
+    pub fn of(svc: &compose::Service) -> Load {
+        Load {
+            containers: 1,
+            cpu_milli: svc
+                .reservations
+                .cpus
+                .map(|c| (c * 1000.0).round().max(0.0) as u64)
+                .unwrap_or(0),
+            memory: svc.reservations.memory.unwrap_or(0),
+            ports: svc
+                .ports
+                .iter()
+                .filter_map(|p| p.published.map(|pp| (pp, p.protocol.clone())))
+                .collect(),
+        }
+    }
+
+    pub fn add(&mut self, o: &Load) {
+        self.containers += o.containers;
+        self.cpu_milli += o.cpu_milli;
+        self.memory += o.memory;
+        self.ports.extend(o.ports.iter().cloned());
+    }
+
+    pub fn sub(&mut self, o: &Load) {
+        self.containers = self.containers.saturating_sub(o.containers);
+        self.cpu_milli = self.cpu_milli.saturating_sub(o.cpu_milli);
+        self.memory = self.memory.saturating_sub(o.memory);
+        for p in &o.ports {
+            if let Some(i) = self.ports.iter().position(|q| q == p) {
+                self.ports.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// A service: `(env, stack)` and service name.
+pub type GroupId = (StackKey, Name);
+
 #[derive(Default)]
 pub struct Model {
     hosts: BTreeMap<Name, HostRecord>,
@@ -59,6 +109,10 @@ pub struct Model {
     dirty: HashMap<Name, BTreeSet<StackKey>>,
     /// Slots waiting for a host.
     pending: BTreeSet<(StackKey, SlotId)>,
+    /// What the slots placed on each host reserve, kept as slots come and go.
+    loads: HashMap<Name, Load>,
+    /// Replicas of each service per host.
+    groups: HashMap<GroupId, HashMap<Name, u32>>,
 }
 
 impl Model {
@@ -122,7 +176,42 @@ impl Model {
         }
     }
 
+    /// Adds (or takes away) one replica of `service` on `host` to the host's load and the
+    /// service's counts, as the stack's current spec says.
+    fn account(&mut self, host: &Name, key: &StackKey, service: &Name, add: bool) {
+        let load = self.replica_load(key, service);
+        let group = (key.clone(), service.clone());
+        if add {
+            self.loads.entry(host.clone()).or_default().add(&load);
+            *self
+                .groups
+                .entry(group)
+                .or_default()
+                .entry(host.clone())
+                .or_default() += 1;
+            return;
+        }
+        if let Some(l) = self.loads.get_mut(host) {
+            l.sub(&load);
+            if l.containers == 0 {
+                self.loads.remove(host);
+            }
+        }
+        if let Some(hosts) = self.groups.get_mut(&group) {
+            if let Some(n) = hosts.get_mut(host) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    hosts.remove(host);
+                }
+            }
+            if hosts.is_empty() {
+                self.groups.remove(&group);
+            }
+        }
+    }
+
     fn index(&mut self, host: Name, key: &StackKey, slot: SlotId) {
+        self.account(&host, key, &slot.0, true);
         self.by_host
             .entry(host.clone())
             .or_default()
@@ -133,6 +222,7 @@ impl Model {
     }
 
     fn unindex(&mut self, host: &Name, key: &StackKey, slot: &SlotId) {
+        self.account(host, key, &slot.0, false);
         if let Some(stacks) = self.by_host.get_mut(host) {
             if let Some(slots) = stacks.get_mut(key) {
                 slots.remove(slot);
@@ -199,6 +289,21 @@ impl Model {
                 )
             })
             .collect();
+        // The loads of slots that stay follow the new spec: take them out under the old one
+        // and put them back under the new one.
+        let placed: Vec<(Name, Name)> = self
+            .stacks
+            .get(&key)
+            .map(|e| {
+                e.slots
+                    .iter()
+                    .filter_map(|((svc, _), h)| Some((h.clone()?, svc.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (h, svc) in &placed {
+            self.account(h, &key, svc, false);
+        }
         let old: Vec<SlotId> = match self.stacks.get_mut(&key) {
             Some(entry) => {
                 let slots = std::mem::take(&mut entry.slots);
@@ -211,6 +316,9 @@ impl Model {
                 Vec::new()
             }
         };
+        for (h, svc) in &placed {
+            self.account(h, &key, svc, true);
+        }
         for slot in old.iter().filter(|s| !wanted.contains_key(*s)) {
             self.remove_slot(&key, slot);
         }
@@ -292,6 +400,28 @@ impl Model {
     /// Slots of `env` waiting for a host.
     pub fn pending<'a>(&'a self, env: &'a str) -> impl Iterator<Item = &'a (StackKey, SlotId)> {
         self.pending.iter().filter(move |((e, _), _)| &**e == env)
+    }
+
+    /// What one replica of a service reserves (a service no longer in its stack: nothing).
+    pub fn replica_load(&self, key: &StackKey, service: &str) -> Load {
+        self.stacks
+            .get(key)
+            .and_then(|e| e.row.project.services.get(service))
+            .map(Load::of)
+            .unwrap_or(Load {
+                containers: 1,
+                ..Load::default()
+            })
+    }
+
+    /// What is placed on `host`.
+    pub fn host_load(&self, host: &str) -> Option<&Load> {
+        self.loads.get(host)
+    }
+
+    /// Where the replicas of a service are, and how many on each host.
+    pub fn group_hosts(&self, group: &GroupId) -> Option<&HashMap<Name, u32>> {
+        self.groups.get(group)
     }
 
     /// The stack entry of `key`.
@@ -401,6 +531,55 @@ mod tests {
         assert!(index(&m).is_empty());
         assert!(m.stack("default", "t").is_none());
         assert_eq!(m.pending("default").count(), 0);
+    }
+
+    fn row_with(name: &str, service: &str, memory: u64, port: Option<u16>) -> StackRow {
+        let mut r = row("default", name);
+        let mut svc = compose::Service {
+            image: Some("x".into()),
+            ..Default::default()
+        };
+        svc.reservations.memory = Some(memory);
+        if let Some(p) = port {
+            svc.ports.push(compose::Port {
+                published: Some(p),
+                target: p,
+                host_ip: None,
+                protocol: "tcp".into(),
+            });
+        }
+        r.project.services.insert(service.into(), svc);
+        r
+    }
+
+    #[test]
+    fn host_loads_and_service_counts_follow_placements_and_specs() {
+        let mut m = Model::default();
+        let load = |m: &Model, h: &str| {
+            m.host_load(h)
+                .map(|l| (l.containers, l.memory, l.ports.len()))
+        };
+        let web: GroupId = (("default".into(), "s".into()), "web".into());
+        let two_on_a = [p("s", "web", 1, Some("a")), p("s", "web", 2, Some("a"))];
+        m.put_stack(row_with("s", "web", 1 << 30, Some(80)), &two_on_a);
+        assert_eq!(load(&m, "a"), Some((2, 2 << 30, 2)));
+        // A new spec reserves more: the replicas that stay count with it.
+        m.put_stack(row_with("s", "web", 2 << 30, None), &two_on_a);
+        assert_eq!(load(&m, "a"), Some((2, 4 << 30, 0)));
+        m.move_placements(&[p("s", "web", 2, Some("b"))], &[]);
+        assert_eq!(load(&m, "a"), Some((1, 2 << 30, 0)));
+        assert_eq!(load(&m, "b"), Some((1, 2 << 30, 0)));
+        let counts: BTreeMap<String, u32> = m
+            .group_hosts(&web)
+            .into_iter()
+            .flatten()
+            .map(|(h, n)| (h.to_string(), *n))
+            .collect();
+        assert_eq!(counts, BTreeMap::from([("a".into(), 1), ("b".into(), 1)]));
+        m.delete_stack("default", "s");
+        assert_eq!(load(&m, "a"), None);
+        assert_eq!(load(&m, "b"), None);
+        assert!(m.group_hosts(&web).is_none());
     }
 
     #[test]

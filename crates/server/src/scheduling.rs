@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use store::Placement;
 
-use crate::model::{Name, SlotId, StackKey};
+use crate::model::{GroupId, Load, Name, SlotId, StackKey};
 use crate::state::{AppState, HostReport, now_ms};
 
 /// Failover timing.
@@ -313,67 +313,43 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
             s
         })
         .collect();
-    let removed: BTreeSet<&(StackKey, SlotId)> = remove.iter().collect();
-    let mut existing = Vec::new();
-    let mut wanted: BTreeMap<(StackKey, Name), Vec<u32>> = BTreeMap::new();
-    for entry in model.stacks(env) {
-        let key: StackKey = (env.into(), entry.row.project.name.as_str().into());
-        let mut service: Option<(&Name, &compose::Service, String)> = None;
-        for (slot, host) in &entry.slots {
-            if service.as_ref().is_none_or(|(s, _, _)| **s != slot.0) {
-                service = entry
-                    .row
-                    .project
-                    .services
-                    .get(&*slot.0)
-                    .map(|svc| (&slot.0, svc, group_key(env, &key.1, &slot.0)));
-            }
-            let Some((_, svc, group)) = &service else {
-                continue;
-            };
-            let k = (key.clone(), slot.clone());
-            let staying = !unplace.contains(&k) && !removed.contains(&k);
-            match host.as_deref().and_then(|h| index.get(h)) {
-                Some(&h) if staying => existing.push(scheduler::Existing {
-                    host: h,
-                    group: group.clone(),
-                    cpu_milli: cpu_milli(svc),
-                    memory: svc.reservations.memory.unwrap_or(0),
-                    ports: ports(svc),
-                }),
-                _ if !svc.global => wanted
-                    .entry((key.clone(), slot.0.clone()))
-                    .or_default()
-                    .push(slot.1),
-                _ => {}
-            }
-        }
+    // Replicas to place, by service: pending ones and those that must move.
+    let mut wanted: BTreeMap<GroupId, Vec<u32>> = BTreeMap::new();
+    for (key, slot) in pending.iter().copied().chain(unplace.iter()) {
+        wanted
+            .entry((key.clone(), slot.0.clone()))
+            .or_default()
+            .push(slot.1);
     }
-    let snapshot = scheduler::Snapshot {
-        hosts: snap_hosts,
-        existing,
-        failures,
-    };
-
-    // Groups: replicas to place of replicated services, and every global service.
+    // Groups: those services, and every global service. Relevant to the scheduler: these
+    // and the services they have affinities with.
     let mut groups = Vec::new();
+    let mut relevant: BTreeSet<GroupId> = BTreeSet::new();
     let mut binpack = false;
     for entry in model.stacks(env) {
         let project = &entry.row.project;
         let key: StackKey = (env.into(), project.name.as_str().into());
         for (service, svc) in &project.services {
-            let slots = wanted.remove(&(key.clone(), service.as_str().into()));
+            let gid: GroupId = (key.clone(), service.as_str().into());
+            let slots = wanted.remove(&gid);
             if !svc.global && slots.is_none() {
                 continue;
             }
             let x = proto::x_drover(svc).unwrap_or_default();
             binpack |= x.strategy.as_deref() == Some("binpack");
+            relevant.insert(gid);
+            relevant.extend(
+                x.affinity
+                    .iter()
+                    .map(|a| (key.clone(), Name::from(a.service.as_str()))),
+            );
+            let load = Load::of(svc);
             groups.push(scheduler::Group {
                 key: group_key(env, &project.name, service),
                 slots: slots.unwrap_or_default(),
-                cpu_milli: cpu_milli(svc),
-                memory: svc.reservations.memory.unwrap_or(0),
-                ports: ports(svc),
+                cpu_milli: load.cpu_milli,
+                memory: load.memory,
+                ports: load.ports,
                 constraints: svc
                     .placement
                     .constraints
@@ -394,6 +370,72 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
             });
         }
     }
+
+    // Replicas that stay: each host's load as the model keeps it, less the replicas that
+    // move, given as one lump per host, plus the relevant services' replica counts per
+    // host. The cost follows hosts and relevant services, not all replicas.
+    let mut loads: Vec<Load> = hosts
+        .iter()
+        .map(|h| model.host_load(&h.id).cloned().unwrap_or_default())
+        .collect();
+    let mut counts: BTreeMap<&GroupId, HashMap<usize, u32>> = relevant
+        .iter()
+        .map(|g| {
+            let on: HashMap<usize, u32> = model
+                .group_hosts(g)
+                .into_iter()
+                .flatten()
+                .filter_map(|(h, n)| Some((*index.get(&**h)?, *n)))
+                .collect();
+            (g, on)
+        })
+        .collect();
+    for (key, slot) in unplace.iter().chain(remove.iter()) {
+        let host = model
+            .stack_by_key(key)
+            .and_then(|e| e.slots.get(slot))
+            .and_then(|h| h.as_deref())
+            .and_then(|h| index.get(h));
+        let Some(&h) = host else { continue };
+        loads[h].sub(&model.replica_load(key, &slot.0));
+        if let Some(n) = counts
+            .get_mut(&(key.clone(), slot.0.clone()))
+            .and_then(|m| m.get_mut(&h))
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+    let mut existing = Vec::new();
+    let mut counted = vec![0u32; hosts.len()];
+    for (g, on) in &counts {
+        for (&h, &n) in on.iter().filter(|(_, n)| **n > 0) {
+            counted[h] += n;
+            existing.push(scheduler::Existing {
+                host: h,
+                group: group_key(env, &g.0.1, &g.1),
+                replicas: n,
+                cpu_milli: 0,
+                memory: 0,
+                ports: Vec::new(),
+            });
+        }
+    }
+    for (h, load) in loads.into_iter().enumerate() {
+        existing.push(scheduler::Existing {
+            host: h,
+            group: String::new(),
+            replicas: load.containers.saturating_sub(counted[h]),
+            cpu_milli: load.cpu_milli,
+            memory: load.memory,
+            ports: load.ports,
+        });
+    }
+    let snapshot = scheduler::Snapshot {
+        hosts: snap_hosts,
+        existing,
+        failures,
+    };
+
     let strategy = if binpack {
         scheduler::Strategy::Binpack
     } else {
@@ -469,20 +511,6 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
 
 fn split_group<'a>(key: &'a str, env: &str) -> Option<(&'a str, &'a str)> {
     key.strip_prefix(env)?.strip_prefix('/')?.split_once('/')
-}
-
-pub fn cpu_milli(svc: &compose::Service) -> u64 {
-    svc.reservations
-        .cpus
-        .map(|c| (c * 1000.0).round().max(0.0) as u64)
-        .unwrap_or(0)
-}
-
-fn ports(svc: &compose::Service) -> Vec<scheduler::PortKey> {
-    svc.ports
-        .iter()
-        .filter_map(|p| p.published.map(|pp| (pp, p.protocol.clone())))
-        .collect()
 }
 
 /// A store host as the scheduler sees it; capacity from the host's last engine report.

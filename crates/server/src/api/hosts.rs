@@ -46,24 +46,10 @@ pub fn host_info(state: &AppState, h: store::HostRecord) -> HostInfo {
         Liveness::Silent => "disconnected",
         Liveness::Down => "down",
     };
-    let (mut cpu, mut mem, mut containers) = (0u64, 0u64, 0usize);
-    {
-        let model = state.model();
-        for (key, slots) in model.slots_on(&h.id).into_iter().flatten() {
-            let Some(entry) = model.stack_by_key(key) else {
-                continue;
-            };
-            for (service, _) in slots {
-                containers += 1;
-                if let Some(svc) = entry.row.project.services.get(&**service) {
-                    cpu += scheduling::cpu_milli(svc);
-                    mem += svc.reservations.memory.unwrap_or(0);
-                }
-            }
-        }
-    }
+    let load = state.model().host_load(&h.id).cloned().unwrap_or_default();
+    let (cpu, mem) = (load.cpu_milli, load.memory);
     HostInfo {
-        containers,
+        containers: load.containers as usize,
         state: host_state.to_string(),
         free_cpu_milli: engine.cpus.map(|c| (c * 1000).saturating_sub(cpu)),
         free_memory: engine.memory.map(|m| m.saturating_sub(mem)),
