@@ -121,6 +121,20 @@ async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>
     Ok(())
 }
 
+/// CPU seconds (user + system) a process has used so far (clock ticks of 1/100 s).
+fn cpu_secs(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0)
+        / 100.0
+}
+
 fn peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -247,13 +261,15 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
     );
 
     // Reads during the run, at a steady rate: one stack or one host, as `drover stack ps`
-    // and `drover host inspect` do.
+    // and `drover host inspect` do. The reader is a client of its own (a thread and
+    // runtime apart from the simulated agents), so its latency is the server's.
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
-        let (http, token, done) = (http.clone(), token.to_string(), done.clone());
+        let (token, done) = (token.to_string(), done.clone());
         let base = api("");
         let (services, agents) = (shape.services, shape.agents);
-        tokio::spawn(async move {
+        let read_all = async move {
+            let http = reqwest::Client::new();
             let mut lat = Vec::new();
             let mut i: usize = 0;
             while !done.load(Ordering::Relaxed) {
@@ -272,10 +288,18 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             lat
+        };
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(read_all))
+                .unwrap_or_default()
         })
     };
 
     let total = shape.services * shape.replicas as usize;
+    let (server_cpu0, sim_cpu0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
     let start = Instant::now();
     let deploys = futures_util::stream::iter(0..shape.services).map(|s| {
         let mut project = compose::Project {
@@ -322,8 +346,14 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let all_running = start.elapsed();
+    let (server_cpu, sim_cpu) = (
+        cpu_secs(&pid.to_string()) - server_cpu0,
+        cpu_secs("self") - sim_cpu0,
+    );
     done.store(true, Ordering::Relaxed);
-    let lat = reader.await?;
+    let lat = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
     println!(
         "{total} containers ({} services x {}) on {} simulated agents: submitted in {:.1}s ({} deploys in flight), all running after {:.1}s = {:.0} placements/s end to end (target >= 5,000/s at 5,000 hosts x 1M)",
         shape.services,
@@ -339,6 +369,10 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         lat.len(),
         p99(lat).as_secs_f64() * 1000.0,
         peak_rss_mb(pid)
+    );
+    println!(
+        "CPU used meanwhile on this {}-core machine: server {server_cpu:.0} s, simulator {sim_cpu:.0} s",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let t = Instant::now();
     let _: Vec<api_types::StackSummary> = get_json(&http, &api("/stacks"), token).await?;

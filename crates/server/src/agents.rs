@@ -26,7 +26,11 @@ pub async fn connect(
     AgentCaller(caller): AgentCaller,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // Small buffers: thousands of agents stay connected, mostly idle (the 128 KiB defaults
+    // would cost 256 KiB per agent and zeroing on every read).
     ws.max_message_size(MAX_AGENT_MSG)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| session(state, caller.env, socket))
 }
 

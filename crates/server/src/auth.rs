@@ -73,7 +73,7 @@ pub fn authenticate(state: &AppState, token: Option<&str>) -> Result<Caller, Api
             env: "default".into(),
         });
     }
-    match state.store().token(&hash)? {
+    match state.token(&hash)? {
         Some(t) => Ok(Caller {
             name: t.name,
             kind: t.kind,

@@ -156,6 +156,10 @@ pub struct AppState {
     agents: RwLock<HashMap<String, AgentConn>>,
     reports: RwLock<HashMap<String, HostReport>>,
     ephemeral: RwLock<HashSet<String>>,
+    /// Tokens (by hash) and environments found in the store, so requests do not wait for
+    /// the store while it writes. Neither is ever deleted.
+    known_tokens: RwLock<HashMap<String, store::TokenRow>>,
+    known_envs: RwLock<HashSet<String>>,
     pub(crate) log_streams: Mutex<HashMap<u64, mpsc::Sender<LogEvent>>>,
     next_id: AtomicU64,
     /// Recent failures of a service on a host: (group, host) -> (count, when last seen).
@@ -188,6 +192,8 @@ impl AppState {
             agents: RwLock::default(),
             reports: RwLock::default(),
             ephemeral: RwLock::default(),
+            known_tokens: RwLock::default(),
+            known_envs: RwLock::default(),
             log_streams: Mutex::default(),
             next_id: AtomicU64::new(1),
             pending: RwLock::default(),
@@ -333,6 +339,29 @@ impl AppState {
         token
     }
 
+    /// The token with this hash.
+    pub fn token(&self, hash: &str) -> Result<Option<store::TokenRow>, store::Error> {
+        if let Some(t) = read(&self.known_tokens).get(hash) {
+            return Ok(Some(t.clone()));
+        }
+        let found = self.store().token(hash)?;
+        if let Some(t) = &found {
+            write(&self.known_tokens).insert(hash.to_string(), t.clone());
+        }
+        Ok(found)
+    }
+
+    pub fn environment_exists(&self, env: &str) -> Result<bool, store::Error> {
+        if read(&self.known_envs).contains(env) {
+            return Ok(true);
+        }
+        let exists = self.store().environment_exists(env)?;
+        if exists {
+            write(&self.known_envs).insert(env.to_string());
+        }
+        Ok(exists)
+    }
+
     pub fn is_ephemeral_agent_token(&self, hash: &str) -> bool {
         read(&self.ephemeral).contains(hash)
     }
@@ -374,7 +403,8 @@ impl AppState {
     }
 
     pub fn set_report(&self, host: &str, observed: Observed) {
-        write(&self.reports).insert(host.to_string(), HostReport::new(observed, now_ms()));
+        let report = HostReport::new(observed, now_ms());
+        write(&self.reports).insert(host.to_string(), report);
     }
 
     pub fn touch(&self, host: &str) {

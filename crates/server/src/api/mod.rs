@@ -73,7 +73,7 @@ pub fn check_env(
     env: &str,
 ) -> Result<(), crate::error::ApiError> {
     caller.may_use_env(env)?;
-    if !state.store().environment_exists(env)? {
+    if !state.environment_exists(env)? {
         return Err(crate::error::ApiError::not_found(format!(
             "environment '{env}' does not exist"
         )));
