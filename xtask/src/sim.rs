@@ -29,7 +29,8 @@ pub struct Shape {
 }
 
 /// One simulated agent: keeps the desired state (full states and stack patches, as the real
-/// agent does) and reports every desired container as running until `silent` is set.
+/// agent does) and reports every desired container as running (whole, then changes, as the
+/// real agent does) until `silent` is set.
 async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>) -> Result<()> {
     let mut req = format!("{url}/v1/agent/connect")
         .replace("http://", "ws://")
@@ -54,17 +55,17 @@ async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>
         memory: Some(128 << 30),
         error: None,
     };
-    let report = |containers: Vec<ObservedContainer>, generation| {
-        AgentMsg::Observed(Observed {
-            generation,
-            engine: engine.clone(),
-            containers,
-            errors: vec![],
-            waiting: vec![],
-        })
+    let report = |containers: Vec<ObservedContainer>, generation| Observed {
+        generation,
+        engine: engine.clone(),
+        containers,
+        errors: vec![],
+        waiting: vec![],
     };
+    // As the real agent: the first report whole, then what changed.
+    let mut last = report(vec![], 0);
     sink.send(Message::Text(
-        serde_json::to_string(&report(vec![], 0))?.into(),
+        serde_json::to_string(&AgentMsg::Observed(last.clone()))?.into(),
     ))
     .await?;
     let mut beat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
@@ -106,8 +107,10 @@ async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>
                             status: "Up (fake engine)".into(),
                         })
                         .collect();
-                    let msg = serde_json::to_string(&report(containers, d.generation))?;
-                    sink.send(Message::Text(msg.into())).await?;
+                    let now = report(containers, d.generation);
+                    let msg = AgentMsg::ObservedChanges(now.changes_since(&last));
+                    sink.send(Message::Text(serde_json::to_string(&msg)?.into())).await?;
+                    last = now;
                 }
             }
             _ = beat.tick() => {

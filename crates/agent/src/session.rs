@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use proto::{AgentMsg, ServerMsg};
+use proto::{AgentMsg, Observed, ServerMsg};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -68,6 +68,7 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
     let (log_tx, mut log_rx) = mpsc::channel::<AgentMsg>(256);
     let mut logs: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
+    let mut last_sent: Option<Observed> = None;
     let result = loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -112,10 +113,16 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
             changed = observed_rx.changed() => {
                 if changed.is_err() { break Ok(()); }
                 let o = observed_rx.borrow_and_update().clone();
-                if let Some(o) = o
-                    && let Err(e) = send(&mut sink, &AgentMsg::Observed(o)).await
-                {
-                    break Err(e);
+                if let Some(o) = o {
+                    // The first report of a session is whole; later ones carry changes.
+                    let msg = match &last_sent {
+                        Some(prev) => AgentMsg::ObservedChanges(o.changes_since(prev)),
+                        None => AgentMsg::Observed(o.clone()),
+                    };
+                    if let Err(e) = send(&mut sink, &msg).await {
+                        break Err(e);
+                    }
+                    last_sent = Some(o);
                 }
             }
             Some(msg) = log_rx.recv() => {

@@ -45,7 +45,10 @@ pub struct Hello {
 #[serde(tag = "type", content = "msg", rename_all = "snake_case")]
 pub enum AgentMsg {
     Hello(Hello),
+    /// Everything the agent sees; the first report of a session.
     Observed(Observed),
+    /// What changed since the previous report of the same session.
+    ObservedChanges(ObservedPatch),
     Heartbeat,
     /// A chunk of a log stream the server asked for.
     LogData {
@@ -212,6 +215,67 @@ pub struct Observed {
     /// Containers waiting before start, with why (dependency not healthy yet...).
     #[serde(default)]
     pub waiting: Vec<ContainerError>,
+}
+
+/// The difference between two `Observed` reports: containers new or changed, containers
+/// gone; engine status, errors and waits (short lists) in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ObservedPatch {
+    pub generation: u64,
+    pub engine: EngineStatus,
+    pub containers: Vec<ObservedContainer>,
+    /// Names of containers no longer there.
+    pub gone: Vec<String>,
+    pub errors: Vec<ContainerError>,
+    pub waiting: Vec<ContainerError>,
+}
+
+impl Observed {
+    /// What changed from `prev` to `self`.
+    pub fn changes_since(&self, prev: &Observed) -> ObservedPatch {
+        let before: std::collections::HashMap<&str, &ObservedContainer> = prev
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        let now: std::collections::HashSet<&str> =
+            self.containers.iter().map(|c| c.name.as_str()).collect();
+        ObservedPatch {
+            generation: self.generation,
+            engine: self.engine.clone(),
+            containers: self
+                .containers
+                .iter()
+                .filter(|c| before.get(c.name.as_str()) != Some(c))
+                .cloned()
+                .collect(),
+            gone: prev
+                .containers
+                .iter()
+                .filter(|c| !now.contains(c.name.as_str()))
+                .map(|c| c.name.clone())
+                .collect(),
+            errors: self.errors.clone(),
+            waiting: self.waiting.clone(),
+        }
+    }
+
+    /// `self` brought up to date by `patch` (container order aside).
+    pub fn apply(&mut self, patch: ObservedPatch) {
+        let replaced: std::collections::HashSet<&str> = patch
+            .containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(patch.gone.iter().map(String::as_str))
+            .collect();
+        self.containers
+            .retain(|c| !replaced.contains(c.name.as_str()));
+        self.containers.extend(patch.containers);
+        self.generation = patch.generation;
+        self.engine = patch.engine;
+        self.errors = patch.errors;
+        self.waiting = patch.waiting;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -508,6 +572,51 @@ mod tests {
         });
         assert_eq!(d.generation, 2);
         assert_eq!(names(&d), ["a-web-1", "c-y-1"]);
+    }
+
+    fn seen(name: &str, state: ContainerState) -> ObservedContainer {
+        ObservedContainer {
+            id: format!("id-{name}"),
+            name: name.into(),
+            env: "default".into(),
+            stack: "s".into(),
+            service: "web".into(),
+            slot: 1,
+            spec_hash: "h".into(),
+            state,
+            health: None,
+            exit_code: None,
+            image: "img".into(),
+            status: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_report_patch_carries_only_changes_and_rebuilds_the_report() {
+        use ContainerState::*;
+        let prev = Observed {
+            generation: 1,
+            containers: vec![seen("a", Running), seen("b", Running), seen("c", Running)],
+            ..Default::default()
+        };
+        let next = Observed {
+            generation: 2,
+            containers: vec![seen("a", Running), seen("b", Exited), seen("d", Created)],
+            errors: vec![ContainerError {
+                name: "b".into(),
+                message: "boom".into(),
+                count: 1,
+            }],
+            ..Default::default()
+        };
+        let patch = next.changes_since(&prev);
+        let names: Vec<&str> = patch.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["b", "d"]);
+        assert_eq!(patch.gone, ["c"]);
+        let mut rebuilt = prev.clone();
+        rebuilt.apply(patch);
+        rebuilt.containers.sort_by(|x, y| x.name.cmp(&y.name));
+        assert_eq!(rebuilt, next);
     }
 
     #[test]

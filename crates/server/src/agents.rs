@@ -133,6 +133,11 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
                 };
                 match serde_json::from_str::<AgentMsg>(&msg) {
                     Ok(AgentMsg::Observed(o)) => state.set_report(&host, o),
+                    Ok(AgentMsg::ObservedChanges(p)) => {
+                        if !state.patch_report(&host, p) {
+                            tracing::warn!(host = %host, "report changes before a full report");
+                        }
+                    }
                     Ok(AgentMsg::Heartbeat) => {
                         state.touch(&host);
                         if send(&mut sink, &ServerMsg::HeartbeatAck).await.is_err() {

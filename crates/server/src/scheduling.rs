@@ -101,7 +101,7 @@ pub fn liveness(state: &AppState, host: &store::HostRecord, timing: &Timing, now
     let fresh = silent_for < 2 * proto::HEARTBEAT_SECS * 1000 + 1000;
     if state.is_connected(&host.id) && (fresh || report.is_none()) {
         return match report {
-            Some(r) if r.observed.engine.up => Liveness::Up,
+            Some(r) if r.engine().up => Liveness::Up,
             _ => Liveness::Unready,
         };
     }
@@ -204,7 +204,7 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
         let down = live[h] == Liveness::Down;
         let failing = reports[h]
             .as_ref()
-            .is_some_and(|r| r.observed.errors.iter().any(|e| e.count > 0));
+            .is_some_and(|r| r.errors().iter().any(|e| e.count > 0));
         if !down && !record.draining && !failing {
             continue;
         }
@@ -307,7 +307,7 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let engine = reports[i].as_ref().map(|r| &r.observed.engine);
+            let engine = reports[i].as_ref().map(|r| r.engine());
             let mut s = sched_host(h, engine);
             s.schedulable = live[i] == Liveness::Up && !h.draining;
             s

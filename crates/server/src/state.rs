@@ -72,40 +72,69 @@ impl Changes {
 /// What a host last told us, kept after it disconnects (shown as stale). Cheap to clone.
 #[derive(Default, Clone)]
 pub struct HostReport {
-    pub observed: Arc<Observed>,
-    /// Container name -> index in `observed.containers`.
-    by_name: Arc<HashMap<String, usize>>,
+    body: Arc<ReportBody>,
     pub last_seen_ms: u64,
+}
+
+#[derive(Default, Clone)]
+struct ReportBody {
+    engine: proto::EngineStatus,
+    containers: HashMap<String, proto::ObservedContainer>,
+    errors: Vec<proto::ContainerError>,
+    waiting: Vec<proto::ContainerError>,
 }
 
 impl HostReport {
     pub fn new(observed: Observed, last_seen_ms: u64) -> Self {
-        let by_name = observed
-            .containers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.clone(), i))
-            .collect();
         HostReport {
-            observed: Arc::new(observed),
-            by_name: Arc::new(by_name),
+            body: Arc::new(ReportBody {
+                engine: observed.engine,
+                containers: observed
+                    .containers
+                    .into_iter()
+                    .map(|c| (c.name.clone(), c))
+                    .collect(),
+                errors: observed.errors,
+                waiting: observed.waiting,
+            }),
             last_seen_ms,
         }
     }
 
-    pub fn container(&self, name: &str) -> Option<&proto::ObservedContainer> {
-        self.by_name
-            .get(name)
-            .and_then(|&i| self.observed.containers.get(i))
+    /// Brings the report up to date with the changes an agent sent.
+    fn apply(&mut self, patch: proto::ObservedPatch, now: u64) {
+        let body = Arc::make_mut(&mut self.body);
+        for name in &patch.gone {
+            body.containers.remove(name);
+        }
+        for c in patch.containers {
+            body.containers.insert(c.name.clone(), c);
+        }
+        body.engine = patch.engine;
+        body.errors = patch.errors;
+        body.waiting = patch.waiting;
+        self.last_seen_ms = now;
     }
 
-    /// The last error of container `name` and how many times in a row it failed.
+    pub fn engine(&self) -> &proto::EngineStatus {
+        &self.body.engine
+    }
+
+    pub fn container(&self, name: &str) -> Option<&proto::ObservedContainer> {
+        self.body.containers.get(name)
+    }
+
+    /// Containers that failed, with the last error and how many times in a row.
+    pub fn errors(&self) -> &[proto::ContainerError] {
+        &self.body.errors
+    }
+
     pub fn error(&self, name: &str) -> Option<&proto::ContainerError> {
-        self.observed.errors.iter().find(|e| e.name == name)
+        self.body.errors.iter().find(|e| e.name == name)
     }
 
     pub fn waiting(&self, name: &str) -> Option<&str> {
-        self.observed
+        self.body
             .waiting
             .iter()
             .find(|e| e.name == name)
@@ -405,6 +434,17 @@ impl AppState {
     pub fn set_report(&self, host: &str, observed: Observed) {
         let report = HostReport::new(observed, now_ms());
         write(&self.reports).insert(host.to_string(), report);
+    }
+
+    /// Applies a report's changes; false if there is no report to apply them to.
+    pub fn patch_report(&self, host: &str, patch: proto::ObservedPatch) -> bool {
+        match write(&self.reports).get_mut(host) {
+            Some(r) => {
+                r.apply(patch, now_ms());
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn touch(&self, host: &str) {

@@ -36,7 +36,7 @@ pub fn host_info(state: &AppState, h: store::HostRecord) -> HostInfo {
     let report = state.report(&h.id);
     let engine = report
         .as_ref()
-        .map(|r| r.observed.engine.clone())
+        .map(|r| r.engine().clone())
         .unwrap_or_default();
     let live = scheduling::liveness(state, &h, &state.timing, now_ms());
     let host_state = match live {
