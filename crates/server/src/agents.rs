@@ -31,7 +31,12 @@ pub async fn connect(
     ws.max_message_size(MAX_AGENT_MSG)
         .read_buffer_size(8 * 1024)
         .write_buffer_size(8 * 1024)
-        .on_upgrade(move |socket| session(state, caller.env, socket))
+        .on_upgrade(move |socket| async move {
+            // Sessions run on the agents' own runtime: a burst of thousands of desired-state
+            // updates must not queue API requests behind it.
+            let rt = agent_runtime();
+            let _ = rt.spawn(session(state, caller.env, socket)).await;
+        })
 }
 
 async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
@@ -186,6 +191,37 @@ fn other_protocol(text: &str) -> Option<u64> {
         .or_else(|| v.get("msg")?.get("protocol"))?
         .as_u64()
         .filter(|p| *p != u64::from(PROTOCOL_VERSION))
+}
+
+/// The runtime agent sessions run on: one worker thread of its own, started on first use,
+/// living as long as the process.
+fn agent_runtime() -> tokio::runtime::Handle {
+    static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("drover-agents".into())
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match rt {
+                        Ok(rt) => {
+                            let _ = tx.send(Some(rt.handle().clone()));
+                            rt.block_on(std::future::pending::<()>());
+                        }
+                        Err(e) => {
+                            tracing::error!("agent runtime: {e}");
+                            let _ = tx.send(None);
+                        }
+                    }
+                });
+            let handle = spawned.ok().and_then(|_| rx.recv().ok().flatten());
+            // Without a runtime of their own, sessions share the server's.
+            handle.unwrap_or_else(tokio::runtime::Handle::current)
+        })
+        .clone()
 }
 
 fn refused(reason: &str) -> ServerMsg {

@@ -196,13 +196,26 @@ pub async fn list(
     Path(env): Path<String>,
 ) -> Result<Json<Vec<StackSummary>>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let model = state.model();
+    let names = stack_names(&state, &env);
     Ok(Json(
-        model
-            .stacks(&env)
-            .map(|e| stack_summary(&state, &env, e))
+        names
+            .iter()
+            .filter_map(|n| {
+                let model = state.model();
+                Some(stack_summary(&state, &env, model.stack(&env, n)?))
+            })
             .collect(),
     ))
+}
+
+/// The stacks of `env`. Work over all stacks takes the model lock per stack, so writers
+/// (and the readers queued behind them) never wait for a whole listing.
+fn stack_names(state: &AppState, env: &str) -> Vec<String> {
+    state
+        .model()
+        .stacks(env)
+        .map(|e| e.row.project.name.clone())
+        .collect()
 }
 
 #[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}", responses((status = 200, body = StackDetail), (status = 404, body = api_types::ErrorBody)))]
@@ -265,16 +278,23 @@ pub async fn remove(
 
 /// Desired containers of `env` (optionally one stack) joined with what hosts report.
 pub fn container_infos(state: &AppState, env: &str, stack: Option<&str>) -> Vec<ContainerInfo> {
-    let model = state.model();
-    let slots = model
-        .stacks(env)
-        .filter(|e| stack.is_none_or(|n| n == e.row.project.name))
-        .flat_map(|e| {
-            e.slots
-                .iter()
-                .map(move |(slot, host)| (e, slot, host.as_deref()))
-        });
-    join_reports(state, env, slots)
+    let names = match stack {
+        Some(n) => vec![n.to_string()],
+        None => stack_names(state, env),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let model = state.model();
+        let Some(e) = model.stack(env, &name) else {
+            continue;
+        };
+        let slots = e
+            .slots
+            .iter()
+            .map(|(slot, host)| (e, slot, host.as_deref()));
+        out.extend(join_reports(state, env, slots));
+    }
+    out
 }
 
 /// The containers placed on host `host`.
