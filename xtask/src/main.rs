@@ -2,7 +2,7 @@
 //! - `cargo run --release -p xtask -- bench-deploy [--runs N]`
 //! - `cargo run --release -p xtask -- bench-hostile`
 //! - `cargo run --release -p xtask -- bench-scheduler`
-//! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--failover]`
+//! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--read-rate R] [--failover]`
 //!   (see `sim.rs`: the server with simulated agents over the real protocol)
 //!
 //! bench-scheduler: the pure scheduler on the C1M shape (5,000 hosts of mixed capacity and
@@ -71,13 +71,14 @@ fn main() -> Result<()> {
                     services: num("--services", 100),
                     replicas: num("--replicas", 100) as u32,
                     concurrency: num("--concurrency", 16),
+                    read_rate: num("--read-rate", 0) as u32,
                 },
                 args.iter().any(|a| a == "--failover"),
             )
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --failover]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover]"
             )
         }
     }

@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 pub struct Shape {
+    /// After convergence, API reads per second to sustain for 10 s (0: none).
+    pub read_rate: u32,
     pub agents: usize,
     pub services: usize,
     pub replicas: u32,
@@ -147,6 +149,53 @@ async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>
         }
     }
     Ok(())
+}
+
+/// Open-loop reads at `rate` per second for 10 s from a client thread of its own (one stack
+/// or one host, alternating); the sorted latencies of those answered.
+fn read_load(base: &str, token: &str, shape: &Shape, rate: u32) -> Vec<Duration> {
+    let (base, token) = (base.to_string(), token.to_string());
+    let (services, agents) = (shape.services, shape.agents);
+    let run = async move {
+        let http = reqwest::Client::new();
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+        let mut tasks = Vec::new();
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut i: usize = 0;
+        while Instant::now() < end {
+            tick.tick().await;
+            i += 1;
+            let url = if i.is_multiple_of(2) {
+                format!("{base}/stacks/sim{:04}", (i * 7919) % services)
+            } else {
+                format!("{base}/hosts/sim-{:05}", (i * 7919) % agents)
+            };
+            let (http, token) = (http.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let s = Instant::now();
+                let r = http.get(&url).bearer_auth(&token).send().await.ok()?;
+                r.bytes().await.ok()?;
+                Some(s.elapsed())
+            }));
+        }
+        let mut lat = Vec::new();
+        for t in tasks {
+            if let Ok(Some(d)) = t.await {
+                lat.push(d);
+            }
+        }
+        lat.sort();
+        lat
+    };
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| rt.block_on(run))
+            .unwrap_or_default()
+    })
+    .join()
+    .unwrap_or_default()
 }
 
 /// CPU seconds (user + system) a process has used so far (clock ticks of 1/100 s).
@@ -419,6 +468,17 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         shape.agents,
         t.elapsed().as_secs_f64() * 1000.0
     );
+    if shape.read_rate > 0 {
+        let lat = read_load(&api(""), token, shape, shape.read_rate);
+        println!(
+            "{} reads/s for 10 s once converged (one stack or one host, {} containers): {} answered, p50 {:.1} ms, p99 {:.1} ms (target <= 50 ms at 1,000/s with 10,000 containers)",
+            shape.read_rate,
+            total,
+            lat.len(),
+            percentile_ms(&lat, 50),
+            percentile_ms(&lat, 99)
+        );
+    }
 
     if failover {
         // Silence the agent with the most containers.

@@ -25,7 +25,11 @@ pub async fn list(
     Path(env): Path<String>,
 ) -> Result<Json<Vec<ContainerInfo>>, ApiError> {
     check_env(&state, &caller, &env)?;
-    Ok(Json(container_infos(&state, &env, None)))
+    // Off the async workers: over a million containers this takes a while.
+    let infos = state
+        .blocking(move |state| container_infos(state, &env, None))
+        .await;
+    Ok(Json(infos))
 }
 
 #[derive(Deserialize)]

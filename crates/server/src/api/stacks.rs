@@ -196,16 +196,19 @@ pub async fn list(
     Path(env): Path<String>,
 ) -> Result<Json<Vec<StackSummary>>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let names = stack_names(&state, &env);
-    Ok(Json(
-        names
-            .iter()
-            .filter_map(|n| {
-                let model = state.model();
-                Some(stack_summary(&state, &env, model.stack(&env, n)?))
-            })
-            .collect(),
-    ))
+    // Off the async workers: over a million containers this takes a while.
+    let summaries = state
+        .blocking(move |state| {
+            stack_names(state, &env)
+                .iter()
+                .filter_map(|n| {
+                    let model = state.model();
+                    Some(stack_summary(state, &env, model.stack(&env, n)?))
+                })
+                .collect()
+        })
+        .await;
+    Ok(Json(summaries))
 }
 
 /// The stacks of `env`. Work over all stacks takes the model lock per stack, so writers
