@@ -187,15 +187,21 @@ fn read_load(base: &str, token: &str, shape: &Shape, rate: u32) -> Vec<Duration>
         lat.sort();
         lat
     };
+    on_own_thread(run).join().unwrap_or_default()
+}
+
+/// Runs a client on a thread and runtime of its own, apart from the simulated agents, so
+/// its latencies are the server's.
+fn on_own_thread<T: Default + Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map(|rt| rt.block_on(run))
+            .map(|rt| rt.block_on(fut))
             .unwrap_or_default()
     })
-    .join()
-    .unwrap_or_default()
 }
 
 /// CPU seconds (user + system) a process has used so far (clock ticks of 1/100 s).
@@ -366,13 +372,7 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
             }
             lat
         };
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| rt.block_on(read_all))
-                .unwrap_or_default()
-        })
+        on_own_thread(read_all)
     };
 
     let total = shape.services * shape.replicas as usize;
