@@ -130,7 +130,7 @@ struct Moves {
 /// One scheduling pass over `env`: decides from the model and writes the moves through,
 /// serialised with deploys. Desired states are pushed by the caller.
 pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::Error> {
-    let _serial = state.serialise_writes();
+    let serial = state.serialise_writes();
     let now = now_ms();
     let Some(moves) = decide(state, env, timing, now) else {
         return Ok(());
@@ -169,7 +169,7 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::E
         subject: "containers",
         detail: &detail,
     };
-    state.move_placements(&moves.set, &moves.remove, Some(&event), now)?;
+    state.move_placements(&serial, &moves.set, &moves.remove, Some(&event), now)?;
     tracing::info!("placements: {detail}");
     Ok(())
 }
@@ -258,12 +258,7 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
     for entry in model.stacks(env) {
         let key: StackKey = (env.into(), entry.row.project.name.as_str().into());
         for (service, svc) in entry.row.project.services.iter().filter(|(_, s)| s.global) {
-            let constraints: Vec<scheduler::Constraint> = svc
-                .placement
-                .constraints
-                .iter()
-                .filter_map(|c| scheduler::parse_constraint(c).ok())
-                .collect();
+            let constraints = constraints(svc);
             let matches = |r: &store::HostRecord| {
                 let h = sched_host(r, None);
                 constraints.iter().all(|c| c.holds(&h))
@@ -350,12 +345,7 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
                 cpu_milli: load.cpu_milli,
                 memory: load.memory,
                 ports: load.ports,
-                constraints: svc
-                    .placement
-                    .constraints
-                    .iter()
-                    .filter_map(|c| scheduler::parse_constraint(c).ok())
-                    .collect(),
+                constraints: constraints(svc),
                 affinities: x
                     .affinity
                     .iter()
@@ -507,6 +497,15 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
         return None;
     }
     Some(Moves { set, remove })
+}
+
+/// A service's placement constraints (validated at deploy, so none fails to parse here).
+fn constraints(svc: &compose::Service) -> Vec<scheduler::Constraint> {
+    svc.placement
+        .constraints
+        .iter()
+        .filter_map(|c| scheduler::parse_constraint(c).ok())
+        .collect()
 }
 
 fn split_group<'a>(key: &'a str, env: &str) -> Option<(&'a str, &'a str)> {

@@ -243,17 +243,17 @@ impl AppState {
         read(&self.model)
     }
 
-    /// Runs `write` on the store and, once it committed, `apply` on the model, both under the
+    /// Runs `commit` on the store and, once it committed, `apply` on the model, both under the
     /// store lock so the model sees changes in commit order.
     fn write_through<T>(
         &self,
-        write: impl FnOnce(&mut store::Store) -> Result<T, store::Error>,
+        commit: impl FnOnce(&mut store::Store) -> Result<T, store::Error>,
         apply: impl FnOnce(&mut Model, &store::Store, &T) -> Result<(), store::Error>,
     ) -> Result<T, store::Error> {
         let _serial = self.serialise_writes();
         let mut store = self.store();
-        let out = write(&mut store)?;
-        apply(&mut write_lock(&self.model), &store, &out)?;
+        let out = commit(&mut store)?;
+        apply(&mut write(&self.model), &store, &out)?;
         Ok(out)
     }
 
@@ -281,7 +281,7 @@ impl AppState {
         let mut store = self.store();
         let new = store.upsert_host(row, now)?;
         let record = store.host(&row.id)?;
-        write_lock(&self.model).put_host(&row.id, record);
+        write(&self.model).put_host(&row.id, record);
         Ok(new)
     }
 
@@ -289,9 +289,9 @@ impl AppState {
     pub fn change_host(
         &self,
         id: &str,
-        write: impl FnOnce(&mut store::Store) -> Result<bool, store::Error>,
+        commit: impl FnOnce(&mut store::Store) -> Result<bool, store::Error>,
     ) -> Result<bool, store::Error> {
-        self.write_through(write, |m, s, _| {
+        self.write_through(commit, |m, s, _| {
             m.put_host(id, s.host(id)?);
             Ok(())
         })
@@ -342,10 +342,11 @@ impl AppState {
         )
     }
 
-    /// Placement moves. The caller holds [`AppState::serialise_writes`] (a pass decides
-    /// from the model and writes under it).
+    /// Placement moves, under the [`AppState::serialise_writes`] guard the caller holds (a
+    /// pass decides from the model and writes under it).
     pub fn move_placements(
         &self,
+        _serial: &MutexGuard<'_, ()>,
         set: &[store::Placement],
         remove: &[store::Placement],
         event: Option<&store::NewEvent<'_>>,
@@ -353,7 +354,7 @@ impl AppState {
     ) -> Result<(), store::Error> {
         let mut store = self.store();
         store.move_placements(set, remove, event, now)?;
-        write_lock(&self.model).move_placements(set, remove);
+        write(&self.model).move_placements(set, remove);
         Ok(())
     }
 
@@ -527,10 +528,6 @@ impl AppState {
         self.passed.send_replace(ticket);
     }
 
-    pub fn reports(&self) -> HashMap<String, HostReport> {
-        read(&self.reports).clone()
-    }
-
     /// Host `host`'s share of the given stacks (of all its stacks when `only` is `None`);
     /// a listed stack with nothing on the host gives an empty part.
     pub fn desired_parts(
@@ -582,7 +579,7 @@ impl AppState {
 
     /// Sends every connected host whose desired state changed its new desired state.
     pub fn push_dirty(&self) {
-        let dirty: HashMap<Name, BTreeSet<StackKey>> = write_lock(&self.model).take_dirty();
+        let dirty: HashMap<Name, BTreeSet<StackKey>> = write(&self.model).take_dirty();
         let agents = read(&self.agents);
         for (host, stacks) in dirty {
             if let Some(c) = agents.get(&*host) {
@@ -597,10 +594,6 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    write_lock(l)
-}
-
-fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -107,8 +107,8 @@ pub async fn inspect(
     }))
 }
 
-/// Applies a change to host `id` (store and model), runs a scheduling pass, and answers
-/// with the host as it is now.
+/// Applies a change to host `id` (store and model) and waits for the scheduling pass
+/// that follows it.
 async fn change_host(
     state: &Arc<AppState>,
     id: &str,

@@ -339,6 +339,61 @@ impl ReportCache {
         }
         &self.hosts[host]
     }
+
+    /// Slot `(service, slot)` of `entry`, placed on `host`, as that host reports it.
+    fn slot<'a>(
+        &mut self,
+        state: &AppState,
+        entry: &'a StackEntry,
+        (service, slot): &'a SlotId,
+        host: Option<&'a str>,
+    ) -> SlotReport<'a> {
+        let (report, connected) = match host {
+            Some(h) => self.get(state, h).clone(),
+            None => (None, false),
+        };
+        SlotReport {
+            name: proto::container_name(&entry.row.project.name, service, *slot),
+            entry,
+            service,
+            host,
+            report,
+            connected,
+        }
+    }
+}
+
+/// One slot's container as its host reports it.
+struct SlotReport<'a> {
+    name: String,
+    entry: &'a StackEntry,
+    service: &'a str,
+    host: Option<&'a str>,
+    report: Option<HostReport>,
+    connected: bool,
+}
+
+impl SlotReport<'_> {
+    fn observed(&self) -> Option<&proto::ObservedContainer> {
+        self.report.as_ref().and_then(|r| r.container(&self.name))
+    }
+
+    /// What counts for the stack's status.
+    fn seen(&self) -> Seen<'_> {
+        let observed = self.observed();
+        let want_hash = self.entry.spec_hash(self.service);
+        Seen {
+            state: observed_state(self.host, self.connected, observed),
+            health: observed.and_then(|o| o.health).map(|h| h.as_str()),
+            exit_code: observed.and_then(|o| o.exit_code),
+            up_to_date: observed.is_some_and(|o| o.spec_hash == want_hash),
+            error: self.host.is_none()
+                || self
+                    .report
+                    .as_ref()
+                    .is_some_and(|r| r.error(&self.name).is_some()),
+        }
+    }
 }
 
 /// One desired container joined with what its host reports.
@@ -347,51 +402,40 @@ fn container_info(
     reports: &mut ReportCache,
     env: &str,
     entry: &StackEntry,
-    (service, slot): &SlotId,
+    slot: &SlotId,
     host: Option<&str>,
 ) -> ContainerInfo {
-    let project = &entry.row.project;
-    let name = proto::container_name(&project.name, service, *slot);
-    let want_hash = entry.spec_hash(service);
-    let (report, connected) = match host {
-        Some(h) => reports.get(state, h).clone(),
-        None => (None, false),
+    let r = reports.slot(state, entry, slot, host);
+    let observed = r.observed();
+    let seen = r.seen();
+    let error = match (host, &r.report) {
+        (None, _) => Some(
+            state
+                .pending_reason(env, &r.name)
+                .unwrap_or_else(|| "waiting to be placed".into()),
+        ),
+        (Some(_), Some(report)) => report.error(&r.name).map(|e| e.message.clone()),
+        (Some(_), None) => None,
     };
-    let observed = report.as_ref().and_then(|r| r.container(&name));
-    let error = report
-        .as_ref()
-        .and_then(|r| r.error(&name))
-        .map(|e| e.message.clone());
-    let waiting = report
-        .as_ref()
-        .and_then(|r| r.waiting(&name))
-        .map(str::to_string);
-    let state_str = observed_state(host, connected, observed).to_string();
     ContainerInfo {
         env: env.to_string(),
-        stack: project.name.clone(),
-        service: service.to_string(),
-        slot: *slot,
+        stack: entry.row.project.name.clone(),
+        service: slot.0.to_string(),
+        slot: slot.1,
         host: host.map(str::to_string),
-        state: state_str,
-        health: observed
-            .and_then(|o| o.health)
-            .map(|h| h.as_str().to_string()),
-        exit_code: observed.and_then(|o| o.exit_code),
+        state: seen.state.to_string(),
+        health: seen.health.map(str::to_string),
+        exit_code: seen.exit_code,
         status: observed.map(|o| o.status.clone()).unwrap_or_default(),
-        error: if host.is_none() {
-            Some(
-                state
-                    .pending_reason(env, &name)
-                    .unwrap_or_else(|| "waiting to be placed".into()),
-            )
-        } else {
-            error
-        },
-        waiting,
-        up_to_date: observed.is_some_and(|o| o.spec_hash == want_hash),
+        error,
+        waiting: r
+            .report
+            .as_ref()
+            .and_then(|rep| rep.waiting(&r.name))
+            .map(str::to_string),
+        up_to_date: seen.up_to_date,
         id: observed.map(|o| o.id.clone()),
-        name,
+        name: r.name.clone(),
     }
 }
 
@@ -455,28 +499,11 @@ impl<'a> From<&'a ContainerInfo> for Seen<'a> {
 
 /// The stack's summary alone, counted without building each container's record.
 fn stack_summary(state: &AppState, env: &str, entry: &StackEntry) -> StackSummary {
-    let project = &entry.row.project;
     let mut reports = ReportCache::default();
     let mut tally = Tally::default();
-    for ((service, slot), host) in &entry.slots {
-        let svc = project.services.get(&**service);
-        let name = proto::container_name(&project.name, service, *slot);
-        let want_hash = entry.spec_hash(service);
-        let (report, connected) = match host.as_deref() {
-            Some(h) => reports.get(state, h).clone(),
-            None => (None, false),
-        };
-        let observed = report.as_ref().and_then(|r| r.container(&name));
-        tally.add(
-            svc,
-            &Seen {
-                state: observed_state(host.as_deref(), connected, observed),
-                health: observed.and_then(|o| o.health).map(|h| h.as_str()),
-                exit_code: observed.and_then(|o| o.exit_code),
-                up_to_date: observed.is_some_and(|o| o.spec_hash == want_hash),
-                error: host.is_none() || report.as_ref().is_some_and(|r| r.error(&name).is_some()),
-            },
-        );
+    for (slot, host) in &entry.slots {
+        let r = reports.slot(state, entry, slot, host.as_deref());
+        tally.add(entry.row.project.services.get(&*slot.0), &r.seen());
     }
     summary_row(env, &entry.row, &tally)
 }
