@@ -139,11 +139,7 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::E
         .set
         .iter()
         .map(|p| {
-            let to = p
-                .host
-                .as_deref()
-                .map(|h| &h[..h.len().min(12)])
-                .unwrap_or("pending");
+            let to = p.host.as_deref().map(short_id).unwrap_or("pending");
             format!(
                 "{} -> {to}",
                 proto::container_name(&p.stack, &p.service, p.slot)
@@ -172,6 +168,12 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::E
     state.move_placements(&serial, &moves.set, &moves.remove, Some(&event), now)?;
     tracing::info!("placements: {detail}");
     Ok(())
+}
+
+/// The first 12 characters of a host id, for event details (ids may be non-ASCII, so
+/// this cuts at a character boundary, never inside one).
+fn short_id(id: &str) -> &str {
+    id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
 }
 
 /// The decisions of one pass, from the model. `None` when nothing changes. Only hosts that
@@ -588,6 +590,17 @@ mod tests {
             deploy_placements("default", &p, &[]),
             vec![slot(1, None), slot(2, None)]
         );
+    }
+
+    #[test]
+    fn short_ids_cut_at_character_boundaries() {
+        // Byte 12 falls inside "ホ": byte slicing panicked here.
+        assert_eq!(short_id("x日本語ホスト"), "x日本語ホスト");
+        assert_eq!(short_id("hôst-é"), "hôst-é");
+        assert_eq!(short_id("日本"), "日本");
+        assert_eq!(short_id("aéééééééééééééé"), "aééééééééééé");
+        assert_eq!(short_id("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_id(""), "");
     }
 
     #[test]
