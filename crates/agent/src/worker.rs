@@ -296,6 +296,24 @@ fn describe(a: &Action) -> String {
     }
 }
 
+/// Downloaded content whose SHA-256 is not the digest it was asked for by.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("content has SHA-256 {actual}, not the digest asked for: refusing to build from it")]
+struct DigestMismatch {
+    actual: String,
+}
+
+/// Checks that `content` hashes to `digest` (hex SHA-256, as the server names blobs).
+fn verify_digest(digest: &str, content: &[u8]) -> Result<(), DigestMismatch> {
+    use sha2::{Digest, Sha256};
+    let actual = hex::encode(Sha256::digest(content));
+    if actual.eq_ignore_ascii_case(digest) {
+        Ok(())
+    } else {
+        Err(DigestMismatch { actual })
+    }
+}
+
 /// One build at a time on a host: replicas of a `build:` service share one image.
 static BUILDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -334,6 +352,25 @@ async fn ensure_built(
         return Err(fetch_err(format!("server answered {}", resp.status())));
     }
     let tar = resp.bytes().await.map_err(|e| fetch_err(e.to_string()))?;
+    verify_digest(digest, &tar).map_err(|e| fetch_err(e.to_string()))?;
     tracing::info!("building {image} ({} byte context)", tar.len());
     engine.build(&image, build, tar).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_contexts_must_match_their_digest() {
+        // SHA-256 of "abc".
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(verify_digest(abc, b"abc"), Ok(()));
+        assert_eq!(verify_digest(&abc.to_uppercase(), b"abc"), Ok(()));
+        let err = verify_digest(abc, b"abd").expect_err("tampered content");
+        assert_ne!(err.actual, abc);
+        assert!(err.to_string().contains("refusing to build"), "{err}");
+        assert!(verify_digest("", b"").is_err());
+        assert!(verify_digest("not hex", b"abc").is_err());
+    }
 }

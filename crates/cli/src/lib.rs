@@ -3,7 +3,14 @@
 //! point at the user's file) and sent as a normalised project.
 //!
 //! Exit codes: 0 success, 1 the operation failed, 2 bad input (usage, invalid compose file),
-//! 3 the server could not be reached or refused the token.
+//! 3 the server could not be reached or refused the token. A reader that closes standard output
+//! early (`| head`) ends the command with 0.
+
+// Standard output goes through `out!`/`outln!`, which end quietly on a closed pipe.
+#![deny(clippy::print_stdout)]
+
+#[macro_use]
+pub mod out;
 
 pub mod client;
 pub mod cmd;

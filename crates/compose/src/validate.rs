@@ -263,6 +263,13 @@ pub fn validate(project: &Project) -> Result<(), Error> {
                 return fail(at("deploy.resources"), "invalid number of CPUs".to_owned());
             }
         }
+        // The parser compose files' constraints go through (see `load`), so a project sent
+        // as JSON cannot carry a constraint the scheduler would drop.
+        for (i, c) in s.placement.constraints.iter().enumerate() {
+            if let Err(message) = scheduler::parse_constraint(c) {
+                return fail(format!("{path}.deploy.placement.constraints[{i}]"), message);
+            }
+        }
         for key in s.environment.keys() {
             if key.is_empty() || key.contains('=') {
                 return fail(

@@ -257,3 +257,32 @@ fn spec_hash_is_stable() {
     assert_eq!(hash(&a), hash(&b));
     assert_eq!(hash(&a).map(|h| h.len()), Some(24));
 }
+
+#[test]
+fn validate_checks_placement_constraints() {
+    // A project sent as JSON goes through the parser compose files' constraints go through.
+    let mut p = project(&[("web", &[]), ("db", &[])]);
+    if let Some(s) = p.services.get_mut("web") {
+        s.placement.constraints = vec![
+            "node.labels.region == eu".to_owned(),
+            "node.hostname != db1".to_owned(),
+        ];
+    }
+    check_validate(&p, expect!["ok"]);
+
+    if let Some(s) = p.services.get_mut("web") {
+        s.placement.constraints.push("region = eu".to_owned());
+    }
+    check_validate(
+        &p,
+        expect![[
+            r#"project:0:0: services.web.deploy.placement.constraints[2]: constraint "region = eu": expected KEY == VALUE or KEY != VALUE"#
+        ]],
+    );
+
+    if let Some(s) = p.services.get_mut("web") {
+        s.placement.constraints = vec!["node.role == manager".to_owned()];
+    }
+    let err = validate(&p).err().map(|e| e.path).unwrap_or_default();
+    assert_eq!(err, "services.web.deploy.placement.constraints[0]");
+}

@@ -139,11 +139,7 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::E
         .set
         .iter()
         .map(|p| {
-            let to = p
-                .host
-                .as_deref()
-                .map(|h| &h[..h.len().min(12)])
-                .unwrap_or("pending");
+            let to = p.host.as_deref().map(short_id).unwrap_or("pending");
             format!(
                 "{} -> {to}",
                 proto::container_name(&p.stack, &p.service, p.slot)
@@ -172,6 +168,12 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::E
     state.move_placements(&serial, &moves.set, &moves.remove, Some(&event), now)?;
     tracing::info!("placements: {detail}");
     Ok(())
+}
+
+/// The first 12 characters of a host id, for event details (ids may be non-ASCII, so
+/// this cuts at a character boundary, never inside one).
+fn short_id(id: &str) -> &str {
+    id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
 }
 
 /// The decisions of one pass, from the model. `None` when nothing changes. Only hosts that
@@ -512,13 +514,19 @@ fn split_group<'a>(key: &'a str, env: &str) -> Option<(&'a str, &'a str)> {
     key.strip_prefix(env)?.strip_prefix('/')?.split_once('/')
 }
 
+/// Milli-CPUs of `cpus` as an agent reported them; saturating, as the report is outside
+/// data and `u64::MAX * 1000` must not overflow.
+pub fn cpu_milli(cpus: u64) -> u64 {
+    cpus.saturating_mul(1000)
+}
+
 /// A store host as the scheduler sees it; capacity from the host's last engine report.
 fn sched_host(h: &store::HostRecord, engine: Option<&proto::EngineStatus>) -> scheduler::Host {
     scheduler::Host {
         id: h.id.clone(),
         hostname: h.name.clone(),
         labels: h.labels.clone(),
-        cpu_milli: engine.and_then(|e| e.cpus).unwrap_or(0) * 1000,
+        cpu_milli: cpu_milli(engine.and_then(|e| e.cpus).unwrap_or(0)),
         memory: engine.and_then(|e| e.memory).unwrap_or(0),
         schedulable: false,
     }
@@ -588,6 +596,51 @@ mod tests {
             deploy_placements("default", &p, &[]),
             vec![slot(1, None), slot(2, None)]
         );
+    }
+
+    #[test]
+    fn short_ids_cut_at_character_boundaries() {
+        // Byte 12 falls inside "ホ": byte slicing panicked here.
+        assert_eq!(short_id("x日本語ホスト"), "x日本語ホスト");
+        assert_eq!(short_id("hôst-é"), "hôst-é");
+        assert_eq!(short_id("日本"), "日本");
+        assert_eq!(short_id("aéééééééééééééé"), "aééééééééééé");
+        assert_eq!(short_id("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_id(""), "");
+    }
+
+    #[test]
+    fn huge_reported_cpus_saturate() {
+        let host = store::HostRecord {
+            id: "h".into(),
+            env: "default".into(),
+            name: "h".into(),
+            labels: Default::default(),
+            user_labels: Default::default(),
+            draining: false,
+            created_ms: 0,
+            last_seen_ms: 0,
+        };
+        let engine = proto::EngineStatus {
+            up: true,
+            cpus: Some(u64::MAX),
+            ..Default::default()
+        };
+        assert_eq!(sched_host(&host, Some(&engine)).cpu_milli, u64::MAX);
+        assert_eq!(cpu_milli(4), 4000);
+        assert_eq!(sched_host(&host, None).cpu_milli, 0);
+
+        // The API's view of the host computes its free CPU from the same report.
+        let store = store::Store::open_in_memory().expect("store");
+        let state = AppState::new(store, "c".into(), std::env::temp_dir(), Timing::default())
+            .expect("state");
+        let observed = proto::Observed {
+            engine,
+            ..Default::default()
+        };
+        state.set_report("h", observed);
+        let info = crate::api::hosts::host_info(&state, host);
+        assert_eq!(info.free_cpu_milli, Some(u64::MAX));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub async fn inspect(client: &Client, arg: &str) -> Result<(), Failure> {
     let h = resolve(client, arg).await?;
     let detail: HostDetail = client.get(&format!("/hosts/{}", h.id)).await?;
     let text = serde_json::to_string_pretty(&detail).map_err(|e| Failure::failed(e.to_string()))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -55,7 +55,7 @@ pub async fn label(client: &Client, arg: &str, changes: &[String]) -> Result<(),
         .put(&format!("/hosts/{}/labels", h.id), &HostLabels { labels })
         .await?;
     let shown: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("host {} labels: {}", h.name, shown.join(" "));
+    outln!("host {} labels: {}", h.name, shown.join(" "));
     Ok(())
 }
 
@@ -65,12 +65,12 @@ pub async fn drain(client: &Client, arg: &str, drain: bool) -> Result<(), Failur
         .post(&format!("/hosts/{}/drain", h.id), &DrainRequest { drain })
         .await?;
     if drain {
-        println!(
+        outln!(
             "host {} is draining: its containers move to other hosts",
             h.name
         );
     } else {
-        println!("host {} is schedulable again", h.name);
+        outln!("host {} is schedulable again", h.name);
     }
     Ok(())
 }
@@ -80,13 +80,13 @@ pub async fn rm(client: &Client, arg: &str, force: bool) -> Result<(), Failure> 
     client
         .delete(&format!("/hosts/{}?force={force}", h.id))
         .await?;
-    println!("host {} removed", h.name);
+    outln!("host {} removed", h.name);
     Ok(())
 }
 
 pub async fn token_create(client: &Client, url: &str) -> Result<(), Failure> {
     let t: HostToken = client.post("/hosts/tokens", &serde_json::json!({})).await?;
-    println!("Run this on the host to add (replace the URL with an address the host can reach):");
-    println!("drover agent --server {url} --token {}", t.token);
+    outln!("Run this on the host to add (replace the URL with an address the host can reach):");
+    outln!("drover agent --server {url} --token {}", t.token);
     Ok(())
 }

@@ -46,17 +46,17 @@ pub async fn run(
                 while let Some(i) = pending.find('\n') {
                     let line: String = pending.drain(..=i).collect();
                     if prefix {
-                        print!("{t} | {line}");
+                        out!("{t} | {line}");
                     } else {
-                        print!("{line}");
+                        out!("{line}");
                     }
                 }
             }
             if !pending.is_empty() {
                 if prefix {
-                    println!("{t} | {pending}");
+                    outln!("{t} | {pending}");
                 } else {
-                    println!("{pending}");
+                    outln!("{pending}");
                 }
             }
             Ok::<(), Failure>(())

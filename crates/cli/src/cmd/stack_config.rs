@@ -11,9 +11,9 @@ pub fn run(file: &FileArgs, format: &str) -> Result<(), Failure> {
     if format == "json" {
         let text = serde_json::to_string_pretty(&loaded.project)
             .map_err(|e| Failure::failed(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print!("{}", compose::to_compose_yaml(&loaded.project));
+        out!("{}", compose::to_compose_yaml(&loaded.project));
     }
     Ok(())
 }

@@ -35,7 +35,7 @@ pub async fn run(
     for w in &resp.warnings {
         eprintln!("warning: {w}");
     }
-    println!(
+    outln!(
         "stack {name} revision {}: {} changed, {} unchanged, {} removed",
         resp.stack.revision,
         resp.changed.len(),
@@ -80,7 +80,7 @@ async fn upload_build_contexts(
             .map_err(|e| Failure::input(format!("service {name}: build context: {e}")))?;
         let size = bytes.len();
         let created: BlobCreated = client.post_bytes("/blobs", bytes).await?;
-        println!("service {name}: uploaded build context ({size} bytes)");
+        outln!("service {name}: uploaded build context ({size} bytes)");
         build.context_digest = Some(created.digest);
     }
     Ok(())
@@ -113,7 +113,7 @@ pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), 
                     line.push_str(&format!(": error: {e}"));
                 }
                 if last.get(&c.name) != Some(&line) {
-                    println!("  {:<32} {line}", c.name);
+                    outln!("  {:<32} {line}", c.name);
                     last.insert(c.name.clone(), line);
                 }
                 match &c.error {
@@ -135,7 +135,7 @@ pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), 
             }
         }
         if detail.stack.status == "converged" {
-            println!(
+            outln!(
                 "stack {name} is running: {}/{} containers in {:.1}s",
                 detail.stack.running,
                 detail.stack.containers,

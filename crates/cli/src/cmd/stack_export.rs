@@ -11,7 +11,7 @@ pub async fn run(client: &Client, name: &str, output: Option<&Path>) -> Result<(
         Some(p) => {
             std::fs::write(p, text).map_err(|e| Failure::failed(format!("{}: {e}", p.display())))?
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(())
 }

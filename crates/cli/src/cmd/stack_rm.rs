@@ -5,6 +5,6 @@ use crate::client::Client;
 
 pub async fn run(client: &Client, name: &str) -> Result<(), Failure> {
     client.delete(&format!("/stacks/{name}")).await?;
-    println!("stack {name} removed");
+    outln!("stack {name} removed");
     Ok(())
 }

@@ -51,7 +51,9 @@ pub fn host_info(state: &AppState, h: store::HostRecord) -> HostInfo {
     HostInfo {
         containers: load.containers as usize,
         state: host_state.to_string(),
-        free_cpu_milli: engine.cpus.map(|c| (c * 1000).saturating_sub(cpu)),
+        free_cpu_milli: engine
+            .cpus
+            .map(|c| scheduling::cpu_milli(c).saturating_sub(cpu)),
         free_memory: engine.memory.map(|m| m.saturating_sub(mem)),
         reserved_cpu_milli: cpu,
         reserved_memory: mem,

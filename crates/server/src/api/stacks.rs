@@ -69,10 +69,7 @@ pub async fn deploy(
     if let Some(name) = req.name {
         project.name = name;
     }
-    compose::validate(&project).map_err(|e| ApiError {
-        field: Some("project".into()),
-        ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_compose", e.to_string())
-    })?;
+    compose::validate(&project).map_err(invalid_project)?;
 
     let old = state
         .model()
@@ -187,6 +184,20 @@ pub async fn deploy(
         removed,
         warnings,
     }))
+}
+
+/// A project that fails [`compose::validate`]: 400, naming the offending field
+/// (`project.services.web.deploy.placement.constraints[0]`).
+fn invalid_project(e: compose::Error) -> ApiError {
+    let field = if e.path.is_empty() {
+        "project".to_string()
+    } else {
+        format!("project.{}", e.path)
+    };
+    ApiError {
+        field: Some(field),
+        ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_compose", e.to_string())
+    }
 }
 
 #[utoipa::path(get, path = "/v1/environments/{env}/stacks", responses((status = 200, body = Vec<StackSummary>)))]
@@ -567,4 +578,29 @@ fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDet
         stack: summary_row(env, &row, &tally),
         services,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_constraints_in_a_json_project_are_a_400_naming_the_field() {
+        let json = r#"{"name": "shop", "services": {"web": {"image": "nginx",
+            "placement": {"constraints": ["node.labels.region = eu"]}}}}"#;
+        let project: compose::Project = serde_json::from_str(json).expect("project json");
+        let err = compose::validate(&project)
+            .map_err(invalid_project)
+            .expect_err("invalid constraint");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err.field.as_deref(),
+            Some("project.services.web.deploy.placement.constraints[0]")
+        );
+        assert!(
+            err.message.contains("expected KEY == VALUE"),
+            "{}",
+            err.message
+        );
+    }
 }
