@@ -32,6 +32,7 @@ mod sim;
 const SERVICES: usize = 30;
 
 fn main() -> Result<()> {
+    tls::install_default_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench-deploy") => {

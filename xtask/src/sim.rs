@@ -307,6 +307,7 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
     let created: api_types::HostToken = http
         .post(api("/hosts/tokens"))
         .bearer_auth(token)
+        .json(&serde_json::json!({}))
         .send()
         .await?
         .json()

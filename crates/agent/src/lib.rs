@@ -24,15 +24,30 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid server URL {0:?}: expected http://HOST:PORT")]
+    #[error("invalid server URL {0:?}: expected https://HOST:PORT (or http:// on loopback)")]
     ServerUrl(String),
+    #[error("{0} is HTTPS: pass --ca-hash sha256:... as printed by `drover host token create`")]
+    NoPin(String),
+    #[error(
+        "no registration token: pass --token (or --token-file) as printed by `drover host token create`"
+    )]
+    NoToken,
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+    /// The agent stopped for good (host removed, token refused, server not the pinned one).
+    #[error("{0}")]
+    Stopped(String),
 }
 
 pub struct Config {
-    /// Server base URL, e.g. `http://127.0.0.1:7480`.
+    /// Server base URL, e.g. `https://10.0.0.5:7480`.
     pub server: String,
-    pub token: String,
-    /// Where the agent keeps its host id.
+    /// Registration token: needed only until the host has its credential.
+    pub token: Option<String>,
+    /// `sha256:HEX` of the server's CA certificate (needed for https until the first join,
+    /// which keeps it in the data directory).
+    pub ca_hash: Option<String>,
+    /// Where the agent keeps its host id, credential and CA pin.
     pub data_dir: PathBuf,
     pub labels: BTreeMap<String, String>,
 }
@@ -48,9 +63,14 @@ pub(crate) struct Shared {
     /// granted: past `last_contact_ms + lease_ms` the agent is fenced.
     pub last_contact_ms: std::sync::atomic::AtomicU64,
     pub lease_ms: std::sync::atomic::AtomicU64,
-    /// Server base URL and token, for fetching build contexts.
+    /// Server base URL, and a client trusting it, for fetching build contexts.
     pub server: String,
-    pub token: String,
+    pub http: reqwest::Client,
+    /// What the agent authenticates with: its registration token until the first
+    /// connection gives it the host's credential.
+    pub auth: std::sync::RwLock<String>,
+    /// Set when the agent stops for good: it fences at once.
+    pub revoked: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -59,17 +79,53 @@ impl Shared {
             .store(worker::now_ms(), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// When the lease runs out (ms since the epoch).
+    /// When the lease runs out (ms since the epoch); now, once revoked.
     pub(crate) fn lease_deadline(&self) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
+        if self.revoked.load(Relaxed) {
+            return 0;
+        }
         self.last_contact_ms.load(Relaxed) + self.lease_ms.load(Relaxed)
+    }
+
+    pub(crate) fn auth(&self) -> String {
+        self.auth.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
-/// Runs the agent until the process ends.
+/// Files in the agent's data directory.
+const CREDENTIAL_FILE: &str = "credential";
+const PIN_FILE: &str = "ca-hash";
+
+/// Runs the agent until it is stopped for good (its host removed, its token refused, the
+/// server not the pinned one): then it fences its singletons and returns why.
 pub async fn run(cfg: Config) -> Result<(), Error> {
     let ws_url = ws_url(&cfg.server)?;
     let host_id = host_id(&cfg.data_dir)?;
+    let saved_pin = read_file(&cfg.data_dir.join(PIN_FILE))?;
+    let pin = cfg.ca_hash.clone().or(saved_pin.clone());
+    let tls = match &pin {
+        Some(p) => Some(tls::pinned_client_config(p)?),
+        None if ws_url.starts_with("wss://") => return Err(Error::NoPin(cfg.server.clone())),
+        None => None,
+    };
+    let credential = read_file(&cfg.data_dir.join(CREDENTIAL_FILE))?;
+    let has_credential = credential.is_some();
+    let auth = match credential.or(cfg.token.clone()) {
+        Some(a) => a,
+        None => return Err(Error::NoToken),
+    };
+    if let Some(p) = pin.as_ref().filter(|p| saved_pin.as_ref() != Some(*p)) {
+        tls::write_private(&cfg.data_dir.join(PIN_FILE), p.as_bytes())?;
+    }
+    tls::install_default_provider();
+    let mut http = reqwest::Client::builder();
+    if let Some(t) = &tls {
+        http = http.tls_backend_preconfigured((**t).clone());
+    }
+    let http = http
+        .build()
+        .map_err(|e| Error::Stopped(format!("HTTP client: {e}")))?;
     let shared = Arc::new(Shared {
         desired: watch::channel(None).0,
         observed: watch::channel(None).0,
@@ -78,7 +134,9 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         last_contact_ms: std::sync::atomic::AtomicU64::new(0),
         lease_ms: std::sync::atomic::AtomicU64::new(proto::LEASE_MS),
         server: cfg.server.trim_end_matches('/').to_string(),
-        token: cfg.token.clone(),
+        http,
+        auth: std::sync::RwLock::new(auth),
+        revoked: std::sync::atomic::AtomicBool::new(false),
     });
     let hello = proto::Hello {
         protocol: proto::PROTOCOL_VERSION,
@@ -88,19 +146,81 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         labels: cfg.labels.clone(),
     };
     tokio::spawn(worker::run(shared.clone()));
-    session::run(shared, ws_url, cfg.token, hello).await;
-    Ok(())
+    let link = session::Link {
+        url: ws_url,
+        tls,
+        data_dir: cfg.data_dir.clone(),
+        has_credential,
+    };
+    let why = session::run(shared.clone(), link, hello).await;
+    tracing::error!("{why}");
+    fence_now(&shared).await;
+    Err(Error::Stopped(why))
+}
+
+/// Stops every singleton container now (the server may start it elsewhere) and waits,
+/// at most 15 s, until the worker has seen them gone.
+async fn fence_now(shared: &Shared) {
+    shared
+        .revoked
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    shared.wake.notify_one();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut observed = shared.observed.subscribe();
+    loop {
+        let singletons_running = {
+            let desired = shared.desired.borrow();
+            let obs = observed.borrow_and_update();
+            match (&*desired, &*obs) {
+                (Some(d), Some(o)) => d.containers.iter().any(|c| {
+                    proto::is_singleton(&c.spec)
+                        && o.containers.iter().any(|oc| {
+                            oc.name == c.name && oc.state == proto::ContainerState::Running
+                        })
+                }),
+                _ => false,
+            }
+        };
+        if !singletons_running {
+            return;
+        }
+        shared.wake.notify_one();
+        if tokio::time::timeout_at(deadline, observed.changed())
+            .await
+            .is_err()
+        {
+            tracing::warn!("singletons still running after 15 s of fencing");
+            return;
+        }
+    }
+}
+
+/// A small file's trimmed contents, `None` when missing or empty.
+fn read_file(path: &std::path::Path) -> Result<Option<String>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::DataDir {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 fn ws_url(server: &str) -> Result<String, Error> {
     let base = server.trim_end_matches('/');
-    let rest = base
-        .strip_prefix("http://")
-        .ok_or_else(|| Error::ServerUrl(server.to_string()))?;
+    let (scheme, rest) = if let Some(rest) = base.strip_prefix("https://") {
+        ("wss", rest)
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        ("ws", rest)
+    } else {
+        return Err(Error::ServerUrl(server.to_string()));
+    };
     if rest.is_empty() || rest.contains('/') {
         return Err(Error::ServerUrl(server.to_string()));
     }
-    Ok(format!("ws://{rest}/v1/agent/connect"))
+    Ok(format!("{scheme}://{rest}/v1/agent/connect"))
 }
 
 /// The host's stable id, kept in `data_dir/host-id` (created on first run).
@@ -139,6 +259,10 @@ mod tests {
         assert_eq!(
             ws_url("http://127.0.0.1:7480/").ok().as_deref(),
             Some("ws://127.0.0.1:7480/v1/agent/connect")
+        );
+        assert_eq!(
+            ws_url("https://10.0.0.5:7480").ok().as_deref(),
+            Some("wss://10.0.0.5:7480/v1/agent/connect")
         );
         assert!(ws_url("127.0.0.1:7480").is_err());
         assert!(ws_url("http://").is_err());

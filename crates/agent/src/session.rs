@@ -14,15 +14,44 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::Shared;
 
-pub async fn run(shared: Arc<Shared>, url: String, token: String, hello: proto::Hello) {
+/// Where and how to reach the server.
+pub struct Link {
+    /// `ws://` or `wss://` URL of the agent endpoint.
+    pub url: String,
+    /// The TLS configuration (trusting the pinned CA only) for `wss://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Where the credential is kept once the server gives it.
+    pub data_dir: std::path::PathBuf,
+    /// Whether the agent authenticates with its host's credential (else a registration
+    /// token).
+    pub has_credential: bool,
+}
+
+/// How a session ended.
+enum End {
+    /// Try again after a pause.
+    Retry(String),
+    /// Stop the agent, for this reason.
+    Fatal(String),
+}
+
+impl From<String> for End {
+    fn from(e: String) -> Self {
+        End::Retry(e)
+    }
+}
+
+/// Runs sessions with the server, reconnecting, until one ends for good; returns why.
+pub async fn run(shared: Arc<Shared>, mut link: Link, hello: proto::Hello) -> String {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match once(&shared, &url, &token, &hello).await {
+        match once(&shared, &mut link, &hello).await {
             Ok(()) => {
                 tracing::warn!("server closed the session; reconnecting");
                 backoff = Duration::from_millis(500);
             }
-            Err(e) => tracing::warn!("server session: {e}; retrying in {backoff:?}"),
+            Err(End::Fatal(why)) => return why,
+            Err(End::Retry(e)) => tracing::warn!("server session: {e}; retrying in {backoff:?}"),
         }
         tokio::time::sleep(backoff).await;
         // Capped low: after a server restart every agent must be back well within the
@@ -31,19 +60,79 @@ pub async fn run(shared: Arc<Shared>, url: String, token: String, hello: proto::
     }
 }
 
-async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> Result<(), String> {
-    let mut req = url.into_client_request().map_err(|e| e.to_string())?;
-    let auth = format!("Bearer {token}")
+/// Any byte stream a WebSocket can run over: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+
+/// Opens the WebSocket: TCP, TLS against the pinned CA when `wss://`, then the upgrade.
+async fn connect(link: &Link, auth: &str) -> Result<Ws, End> {
+    let mut req = link
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| End::Fatal(e.to_string()))?;
+    let header = format!("Bearer {auth}")
         .parse()
-        .map_err(|_| "token is not a valid header value".to_string())?;
-    req.headers_mut().insert("Authorization", auth);
-    let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .map_err(|_| "connect timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+        .map_err(|_| End::Fatal("token is not a valid header value".into()))?;
+    req.headers_mut().insert("Authorization", header);
+    let uri = req.uri().clone();
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if link.tls.is_some() { 443 } else { 80 });
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| End::Retry(format!("connect {host}:{port}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let io: Box<dyn Io> = match &link.tls {
+        None => Box::new(tcp),
+        Some(cfg) => {
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| End::Fatal(format!("server name {host:?}: {e}")))?;
+            match tokio_rustls::TlsConnector::from(cfg.clone())
+                .connect(name, tcp)
+                .await
+            {
+                Ok(s) => Box::new(s),
+                Err(e) if e.to_string().contains(tls::PIN_MISMATCH) => {
+                    return Err(End::Fatal(format!(
+                        "server {host}:{port}: {}: refusing to connect (check --ca-hash)",
+                        tls::PIN_MISMATCH
+                    )));
+                }
+                Err(e) => return Err(End::Retry(format!("TLS with {host}:{port}: {e}"))),
+            }
+        }
+    };
+    match tokio_tungstenite::client_async(req, io).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp))
+            if resp.status() == 401 || resp.status() == 403 =>
+        {
+            Err(End::Fatal(if link.has_credential {
+                "the server refused this host's credential: the host was removed (drover host rm); \
+                 to join again, delete the agent's data directory and use a new registration token"
+                    .to_string()
+            } else {
+                "the server refused the registration token: it was removed, has expired or is used up"
+                    .to_string()
+            }))
+        }
+        Err(e) => Err(End::Retry(e.to_string())),
+    }
+}
+
+async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<(), End> {
+    let ws = tokio::time::timeout(Duration::from_secs(10), connect(link, &shared.auth()))
+        .await
+        .map_err(|_| End::Retry("connect timed out".into()))??;
     let (mut sink, mut stream) = ws.split();
     send(&mut sink, &AgentMsg::Hello(hello.clone())).await?;
     match next_msg(&mut stream).await? {
@@ -51,7 +140,16 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
             cluster_id,
             env,
             lease_ms,
+            credential,
         } => {
+            if let Some(c) = credential {
+                // Kept before use: a host whose credential is lost cannot come back.
+                tls::write_private(&link.data_dir.join(crate::CREDENTIAL_FILE), c.as_bytes())
+                    .map_err(|e| End::Fatal(format!("keeping the host credential: {e}")))?;
+                *shared.auth.write().unwrap_or_else(|p| p.into_inner()) = c;
+                link.has_credential = true;
+                tracing::info!("registered: this host now has its own credential");
+            }
             tracing::info!(%cluster_id, %env, "connected to server");
             shared
                 .lease_ms
@@ -59,8 +157,13 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
             shared.contact();
             shared.cluster.send_replace(Some(cluster_id));
         }
-        ServerMsg::Refused { reason } => return Err(format!("server refused: {reason}")),
-        _ => return Err("unexpected first message from server".into()),
+        ServerMsg::Refused { reason } => {
+            return Err(End::Retry(format!("server refused: {reason}")));
+        }
+        ServerMsg::Revoked { reason } => {
+            return Err(End::Fatal(format!("server refused: {reason}")));
+        }
+        _ => return Err(End::Retry("unexpected first message from server".into())),
     }
     // Report what we have right away.
     let mut observed_rx = shared.observed.subscribe();
@@ -76,7 +179,7 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Close(_))) | None => break Ok(()),
                     Some(Ok(_)) => continue,
-                    Some(Err(e)) => break Err(e.to_string()),
+                    Some(Err(e)) => break Err(End::Retry(e.to_string())),
                 };
                 shared.contact();
                 match serde_json::from_str::<ServerMsg>(&text) {
@@ -105,7 +208,8 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
                             h.abort();
                         }
                     }
-                    Ok(ServerMsg::Refused { reason }) => break Err(format!("server refused: {reason}")),
+                    Ok(ServerMsg::Refused { reason }) => break Err(End::Retry(format!("server refused: {reason}"))),
+                    Ok(ServerMsg::Revoked { reason }) => break Err(End::Fatal(format!("server: {reason}"))),
                     Ok(ServerMsg::Welcome { .. }) => {}
                     Err(e) => tracing::warn!("bad server message: {e}"),
                 }
@@ -120,16 +224,16 @@ async fn once(shared: &Shared, url: &str, token: &str, hello: &proto::Hello) -> 
                         None => AgentMsg::Observed(o.clone()),
                     };
                     if let Err(e) = send(&mut sink, &msg).await {
-                        break Err(e);
+                        break Err(End::Retry(e));
                     }
                     last_sent = Some(o);
                 }
             }
             Some(msg) = log_rx.recv() => {
-                if let Err(e) = send(&mut sink, &msg).await { break Err(e); }
+                if let Err(e) = send(&mut sink, &msg).await { break Err(End::Retry(e)); }
             }
             _ = heartbeat.tick() => {
-                if let Err(e) = send(&mut sink, &AgentMsg::Heartbeat).await { break Err(e); }
+                if let Err(e) = send(&mut sink, &AgentMsg::Heartbeat).await { break Err(End::Retry(e)); }
             }
         }
     };

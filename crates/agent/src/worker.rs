@@ -342,9 +342,10 @@ async fn ensure_built(
     let url = format!("{}/v1/agent/blobs/{digest}", shared.server);
     let fetch_err =
         |e: String| engine::Error::Engine(format!("fetching build context {digest}: {e}"));
-    let resp = reqwest::Client::new()
+    let resp = shared
+        .http
         .get(&url)
-        .bearer_auth(&shared.token)
+        .bearer_auth(shared.auth())
         .send()
         .await
         .map_err(|e| fetch_err(e.to_string()))?;

@@ -154,12 +154,48 @@ pub struct DrainRequest {
     pub drain: bool,
 }
 
-/// `POST /v1/environments/{env}/hosts/tokens`: a registration token for agents.
+/// `POST /v1/environments/{env}/hosts/tokens` body: limits of a new registration token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHostToken {
+    /// Seconds until the token is refused; none: never expires.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    /// How many hosts may register with it; none: any number.
+    #[serde(default)]
+    pub uses: Option<u64>,
+}
+
+/// `POST /v1/environments/{env}/hosts/tokens`: a registration token for agents. An agent
+/// uses it once, to exchange it for its host's own credential.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HostToken {
+    /// The token's id (for `host token rm`).
+    pub id: String,
     /// Shown once; only its hash is stored.
     pub token: String,
     pub env: String,
+    /// `sha256:HEX` of the server's CA certificate, for `drover agent --ca-hash` (none when
+    /// the server speaks plain HTTP on loopback).
+    #[serde(default)]
+    pub ca_hash: Option<String>,
+    /// The URL agents should use, when the server knows it (`--advertise`).
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub expires_ms: Option<u64>,
+    #[serde(default)]
+    pub uses: Option<u64>,
+}
+
+/// `GET /v1/environments/{env}/hosts/tokens`: a registration token, never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostTokenInfo {
+    pub id: String,
+    pub created_ms: u64,
+    pub expires_ms: Option<u64>,
+    /// None: no limit.
+    pub uses_left: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -15,13 +15,25 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(cfg: &CliConfig, env: &str) -> Client {
-        Client {
-            http: reqwest::Client::new(),
+    /// A client for the server `cfg` names, trusting the CA it records (else the system's
+    /// roots).
+    pub fn new(cfg: &CliConfig, env: &str) -> Result<Client, Failure> {
+        tls::install_default_provider();
+        let mut http = reqwest::Client::builder();
+        if let Some(pem) = &cfg.ca_cert {
+            let tls = tls::trusting_client_config(pem)
+                .map_err(|e| Failure::input(format!("the CA certificate to trust: {e}")))?;
+            http = http.tls_backend_preconfigured((*tls).clone());
+        }
+        let http = http
+            .build()
+            .map_err(|e| Failure::input(format!("HTTP client: {e}")))?;
+        Ok(Client {
+            http,
             base: cfg.url.trim_end_matches('/').to_string(),
             token: cfg.token.clone(),
             env: env.to_string(),
-        }
+        })
     }
 
     /// URL of a path under `/v1/environments/{env}`.

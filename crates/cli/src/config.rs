@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct CliConfig {
     pub url: String,
     pub token: String,
+    /// The server's CA certificate (PEM), trusted for its https URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
 }
 
 pub fn path() -> PathBuf {
@@ -51,9 +54,21 @@ pub fn save(cfg: &CliConfig) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// Resolves the server URL and token from flags/env (clap fills both) or the config file.
-pub fn resolve(url: Option<String>, token: Option<String>) -> Result<CliConfig, crate::Failure> {
+/// Resolves the server URL, token and CA from flags/env (clap fills them) or the config
+/// file.
+pub fn resolve(
+    url: Option<String>,
+    token: Option<String>,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<CliConfig, crate::Failure> {
     let file = load();
+    let ca_cert = match ca_cert {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| crate::Failure::input(format!("--ca-cert {}: {e}", path.display())))?,
+        ),
+        None => file.as_ref().and_then(|f| f.ca_cert.clone()),
+    };
     let url = url
         .or_else(|| file.as_ref().map(|f| f.url.clone()))
         .unwrap_or_else(|| "http://127.0.0.1:7480".to_string());
@@ -63,5 +78,9 @@ pub fn resolve(url: Option<String>, token: Option<String>) -> Result<CliConfig, 
             path().display()
         ))
     })?;
-    Ok(CliConfig { url, token })
+    Ok(CliConfig {
+        url,
+        token,
+        ca_cert,
+    })
 }

@@ -25,6 +25,8 @@ mod yaml;
 pub use dotenv::parse_dotenv;
 pub use emit::to_compose_yaml;
 pub use model::*;
+/// A compose duration (`1h30m`, `90s`) in nanoseconds.
+pub use units::parse_duration;
 pub use validate::{dependency_order, validate};
 
 /// Largest compose file accepted, in bytes. Bigger input is refused before parsing.

@@ -15,7 +15,7 @@ const NS_PER: [(&str, u128); 9] = [
 ];
 
 /// Parses a Go-style duration ("1m30s", "500ms", "1.5h") into nanoseconds.
-pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
+pub fn parse_duration(s: &str) -> Result<u64, String> {
     let bad = |why: &str| format!("invalid duration '{s}': {why}");
     let text = s.trim();
     if text == "0" {

@@ -46,17 +46,43 @@ struct ServerArgs {
     /// are replaced elsewhere
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=3600))]
     down_after: u64,
+    /// Serve HTTPS with this certificate chain (PEM: the server's certificate first, the CA
+    /// agents pin last) [default when --listen is not a loopback address: a CA and a
+    /// certificate Drover makes and keeps in the data directory]
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS on a loopback address too (other addresses always are)
+    #[arg(long)]
+    tls: bool,
+    /// An address agents and clients reach this server at, HOST or HOST:PORT (repeatable):
+    /// it goes into the server certificate, and the first one into the printed
+    /// `drover agent` command
+    #[arg(long)]
+    advertise: Vec<String>,
 }
 
 #[derive(Args)]
 struct AgentArgs {
-    /// Server URL, e.g. http://10.0.0.5:7480
+    /// Server URL, e.g. https://10.0.0.5:7480
     #[arg(long, env = "DROVER_SERVER")]
     server: String,
-    /// Registration token
+    /// Registration token, exchanged on first connection for the host's own credential
+    /// (not needed once the host has it)
     #[arg(long, env = "DROVER_AGENT_TOKEN", hide_env_values = true)]
-    token: String,
-    /// Where the agent keeps its host id [default: the user's data dir, drover-agent]
+    token: Option<String>,
+    /// Read the registration token from a file instead ("-": standard input), so it need
+    /// not appear in process listings
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// sha256:HEX of the server's CA certificate, as `drover host token create` prints it:
+    /// the agent talks to no other server [default: the one kept from the first join]
+    #[arg(long, env = "DROVER_CA_HASH")]
+    ca_hash: Option<String>,
+    /// Where the agent keeps its host id and credential [default: the user's data dir,
+    /// drover-agent]
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Host label (repeatable), e.g. --label region=eu
@@ -69,6 +95,24 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("label must be KEY=VALUE, got {s:?}")),
     }
+}
+
+/// A secret from a file, or from standard input for "-".
+fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut s)
+            .context("reading the token from standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token from {}", path.display()))?
+    };
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        anyhow::bail!("no token in {}", path.display());
+    }
+    Ok(token)
 }
 
 fn default_data_dir(name: &str) -> PathBuf {
@@ -132,6 +176,11 @@ fn report(r: anyhow::Result<()>) -> i32 {
 async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
     init_logging("info");
     let data_dir = args.data_dir.unwrap_or_else(|| default_data_dir("drover"));
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => server::Tls::Files { cert, key },
+        _ if args.tls || !args.listen.ip().is_loopback() => server::Tls::Auto,
+        _ => server::Tls::Off,
+    };
     let started = server::start(server::Config {
         listen: args.listen,
         data_dir: data_dir.clone(),
@@ -139,21 +188,28 @@ async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
             down_after_ms: args.down_after * 1000,
             ..Default::default()
         },
+        tls,
+        advertise: args.advertise,
     })
     .await?;
     let mut addr = started.addr;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let url = format!("http://{addr}");
+    let url = format!("{}://{addr}", started.scheme);
+    let join = started.state.join_info();
     println!("Drover is listening on {url}");
     println!("data directory: {}", data_dir.display());
+    if let Some(hash) = &join.ca_hash {
+        println!("TLS: agents join with --ca-hash {hash}");
+    }
     match &started.new_admin_token {
         Some(token) => {
             println!("admin token (shown once, stored only as a hash): {token}");
             let path = cli::config::save(&cli::config::CliConfig {
                 url: url.clone(),
                 token: token.clone(),
+                ca_cert: started.ca_pem.clone(),
             })
             .context("writing the CLI config")?;
             println!(
@@ -171,8 +227,9 @@ async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
                     .ok()
                     .flatten()
                     .is_some();
-                if known && cfg.url != url {
+                if known && (cfg.url != url || cfg.ca_cert != started.ca_pem) {
                     cfg.url = url.clone();
+                    cfg.ca_cert = started.ca_pem.clone();
                     cli::config::save(&cfg).context("updating the CLI config")?;
                 }
                 if known {
@@ -185,7 +242,8 @@ async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
         let token = started.state.issue_ephemeral_agent_token();
         let cfg = agent::Config {
             server: url.clone(),
-            token,
+            token: Some(token),
+            ca_hash: join.ca_hash.clone(),
             data_dir: data_dir.join("agent"),
             labels: BTreeMap::new(),
         };
@@ -204,9 +262,15 @@ async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     init_logging("info");
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.trim().to_string()),
+        (None, Some(path)) => Some(read_secret(path)?),
+        (None, None) => None,
+    };
     agent::run(agent::Config {
         server: args.server,
-        token: args.token,
+        token,
+        ca_hash: args.ca_hash,
         data_dir: args
             .data_dir
             .unwrap_or_else(|| default_data_dir("drover-agent")),

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// How often an agent sends at least a heartbeat.
 pub const HEARTBEAT_SECS: u64 = 3;
 
@@ -74,11 +74,21 @@ pub enum ServerMsg {
         /// them elsewhere.
         #[serde(default = "default_lease_ms")]
         lease_ms: u64,
+        /// On first registration (the agent came with a registration token): the host's
+        /// own credential, which the agent keeps and uses for every reconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<String>,
     },
     /// Answer to every heartbeat: proof of contact for the agent's lease.
     HeartbeatAck,
-    /// Refused: wrong protocol, bad token... The agent logs it and retries with backoff.
+    /// Refused for now (wrong protocol, a store error): the agent logs it and retries
+    /// with backoff.
     Refused {
+        reason: String,
+    },
+    /// Refused for good: the host was removed (its credential revoked), or the hello names
+    /// a host this connection may not speak for. The agent fences its singletons and exits.
+    Revoked {
         reason: String,
     },
     Desired(Desired),

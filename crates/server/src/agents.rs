@@ -15,8 +15,9 @@ use futures_util::{SinkExt, StreamExt};
 use proto::{AgentMsg, PROTOCOL_VERSION, ServerMsg};
 use tokio::sync::mpsc;
 
-use crate::auth::AgentCaller;
-use crate::state::{AgentConn, AppState, Changes, LogEvent, now_ms};
+use crate::auth::{AgentCaller, Caller};
+use crate::logs::Delivery;
+use crate::state::{AgentConn, AppState, Changes, now_ms};
 
 /// Largest message an agent may send (an Observed report of a big host).
 const MAX_AGENT_MSG: usize = 16 * 1024 * 1024;
@@ -35,11 +36,12 @@ pub async fn connect(
             // Sessions run on the agents' own runtime: a burst of thousands of desired-state
             // updates must not queue API requests behind it.
             let rt = agent_runtime();
-            let _ = rt.spawn(session(state, caller.env, socket)).await;
+            let _ = rt.spawn(session(state, caller, socket)).await;
         })
 }
 
-async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
+async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
+    let env = caller.env.clone();
     let (mut sink, mut stream) = socket.split();
     let first = match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
         Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
@@ -65,23 +67,33 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
         return;
     }
     let host = hello.host_id.clone();
-    if host.is_empty() || host.len() > 128 {
-        let _ = send(&mut sink, &refused("invalid host id")).await;
+    if !valid_host_id(&host) {
+        let _ = send(
+            &mut sink,
+            &revoked("invalid host id: 1-128 letters, digits, '-', '_' or '.'"),
+        )
+        .await;
         return;
     }
     let row = store::HostRow {
         id: host.clone(),
         env: env.clone(),
-        name: hello.hostname.clone(),
+        name: hello.hostname.chars().take(256).collect(),
         labels: hello.labels.clone(),
         last_seen_ms: 0,
     };
-    let registered = state.register_host(&row, now_ms());
-    if let Err(e) = registered {
-        tracing::error!("registering host {host}: {e}");
-        let _ = send(&mut sink, &refused("server store error")).await;
-        return;
-    }
+    let credential = match admit(&state, &caller, &row).await {
+        Ok(c) => c,
+        Err(Admission::Refused(msg)) => {
+            let _ = send(&mut sink, &refused(&msg)).await;
+            return;
+        }
+        Err(Admission::Revoked(msg)) => {
+            tracing::warn!(host = %host, "agent refused: {msg}");
+            let _ = send(&mut sink, &revoked(&msg)).await;
+            return;
+        }
+    };
     let session_id = state.next_id();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let changes = Arc::new(Changes::default());
@@ -99,6 +111,7 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
         cluster_id: state.cluster_id.clone(),
         env: env.clone(),
         lease_ms: proto::LEASE_MS,
+        credential,
     };
     if send(&mut sink, &welcome).await.is_err() {
         state.unregister_agent(&host, session_id);
@@ -107,7 +120,6 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
     changes.all();
     state.schedule_soon();
 
-    let mut my_logs: Vec<u64> = Vec::new();
     loop {
         tokio::select! {
             () = changes.wake.notified() => {
@@ -119,10 +131,8 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
             }
             out = rx.recv() => {
                 let Some(msg) = out else { break };
-                if let ServerMsg::Logs { req, .. } = &msg {
-                    my_logs.push(*req);
-                }
-                if send(&mut sink, &msg).await.is_err() {
+                let last = matches!(msg, ServerMsg::Revoked { .. });
+                if send(&mut sink, &msg).await.is_err() || last {
                     break;
                 }
             }
@@ -137,8 +147,12 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
                     }
                 };
                 match serde_json::from_str::<AgentMsg>(&msg) {
-                    Ok(AgentMsg::Observed(o)) => state.set_report(&host, o),
-                    Ok(AgentMsg::ObservedChanges(p)) => {
+                    Ok(AgentMsg::Observed(mut o)) => {
+                        o.containers.retain(|c| c.env == env);
+                        state.set_report(&host, o);
+                    }
+                    Ok(AgentMsg::ObservedChanges(mut p)) => {
+                        p.containers.retain(|c| c.env == env);
                         if !state.patch_report(&host, p) {
                             tracing::warn!(host = %host, "report changes before a full report");
                         }
@@ -149,8 +163,15 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
                             break;
                         }
                     }
-                    Ok(AgentMsg::LogData { req, data }) => forward_log(&state, req, LogEvent::Data(data)).await,
-                    Ok(AgentMsg::LogEnd { req, error }) => forward_log(&state, req, LogEvent::End(error)).await,
+                    Ok(AgentMsg::LogData { req, data }) => {
+                        if state.log_streams.deliver(&host, req, data) == Delivery::Dropped {
+                            tracing::warn!(host = %host, "log reader too slow: stream dropped");
+                            if send(&mut sink, &ServerMsg::CancelLogs { req }).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(AgentMsg::LogEnd { req, error }) => state.log_streams.end(Some(&host), req, error),
                     Ok(AgentMsg::Hello(_)) => {}
                     Err(e) => tracing::warn!(host = %host, "bad agent message: {e}"),
                 }
@@ -158,29 +179,90 @@ async fn session(state: Arc<AppState>, env: String, socket: WebSocket) {
         }
     }
     state.unregister_agent(&host, session_id);
-    for req in my_logs {
-        forward_log(
-            &state,
-            req,
-            LogEvent::End(Some("agent disconnected".into())),
-        )
-        .await;
-    }
+    state.log_streams.end_host(&host, "agent disconnected");
     tracing::info!(host = %host, "agent disconnected");
 }
 
-async fn forward_log(state: &AppState, req: u64, ev: LogEvent) {
-    let end = matches!(ev, LogEvent::End(_));
-    let tx = {
-        let mut streams = state.log_streams.lock().unwrap_or_else(|p| p.into_inner());
-        if end {
-            streams.remove(&req)
-        } else {
-            streams.get(&req).cloned()
-        }
+/// Host ids: what an agent makes (hex) and what an operator might (names), nothing that
+/// could confuse a path, a label or a log line.
+fn valid_host_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+enum Admission {
+    /// Try again later.
+    Refused(String),
+    /// Never with this token or for this host.
+    Revoked(String),
+}
+
+/// Decides whether `caller` may speak for host `row.id`, registering it when new. A host
+/// credential speaks for its own host only; a registration token registers a new host and
+/// gets the credential that host uses from then on (returned).
+async fn admit(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    row: &store::HostRow,
+) -> Result<Option<String>, Admission> {
+    let store_error = |e: store::Error| {
+        tracing::error!("registering host {}: {e}", row.id);
+        Admission::Refused("server store error".into())
     };
-    if let Some(tx) = tx {
-        let _ = tx.send(ev).await;
+    if caller.kind == "host" {
+        if caller.host.as_deref() != Some(row.id.as_str()) {
+            audit_impostor(state, caller, row);
+            return Err(Admission::Revoked(format!(
+                "this credential belongs to another host, not {}",
+                row.id
+            )));
+        }
+        if state.model().host(&row.id).is_none() {
+            return Err(Admission::Revoked(format!("host {} was removed", row.id)));
+        }
+        state.register_host(row, now_ms()).map_err(store_error)?;
+        return Ok(None);
+    }
+    let credential = crate::auth::new_token();
+    let cred_hash = crate::auth::hash_token(&credential);
+    let via = caller.token_hash.clone();
+    // The server's own local agent (no stored token) may take its host back.
+    let reclaim = via.is_none();
+    let r = row.clone();
+    let outcome = state
+        .blocking(move |s| s.register_new_host(&r, via.as_deref(), &cred_hash, reclaim))
+        .await
+        .map_err(store_error)?;
+    match outcome {
+        Ok(()) => Ok(Some(credential)),
+        Err(store::Refusal::Token) => Err(Admission::Revoked(
+            "registration token has been removed, has expired or is used up".into(),
+        )),
+        Err(store::Refusal::HostExists) => {
+            audit_impostor(state, caller, row);
+            Err(Admission::Revoked(format!(
+                "host {} is already registered: only its own agent, with its credential, may speak for it",
+                row.id
+            )))
+        }
+    }
+}
+
+/// Records an attempt to speak for a host without its credential.
+fn audit_impostor(state: &AppState, caller: &Caller, row: &store::HostRow) {
+    tracing::warn!(host = %row.id, token = %caller.name, "agent tried to speak for a host it is not");
+    let event = store::NewEvent {
+        env: &row.env,
+        actor: &caller.name,
+        kind: "host.impostor",
+        subject: &row.id,
+        detail: "hello named an existing host without its credential: refused",
+    };
+    if let Err(e) = state.store().append_event(now_ms(), &event) {
+        tracing::error!("audit: {e}");
     }
 }
 
@@ -224,6 +306,12 @@ fn agent_runtime() -> tokio::runtime::Handle {
         .clone()
 }
 
+fn revoked(reason: &str) -> ServerMsg {
+    ServerMsg::Revoked {
+        reason: reason.to_string(),
+    }
+}
+
 fn refused(reason: &str) -> ServerMsg {
     ServerMsg::Refused {
         reason: reason.to_string(),
@@ -249,8 +337,8 @@ mod tests {
             Some(1)
         );
         assert_eq!(
-            other_protocol(r#"{"type":"hello","msg":{"protocol":3}}"#),
-            Some(3)
+            other_protocol(r#"{"type":"hello","msg":{"protocol":99}}"#),
+            Some(99)
         );
         let current = format!(r#"{{"type":"hello","msg":{{"protocol":{PROTOCOL_VERSION}}}}}"#);
         assert_eq!(other_protocol(&current), None);

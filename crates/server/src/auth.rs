@@ -1,15 +1,18 @@
 //! Bearer tokens. A token is `drv_` + 64 hex chars of OS randomness; only its SHA-256 is
 //! stored. Every route but none is open: the caller must present a token, and a route under
-//! `/v1/environments/{env}` checks the token may act in that environment.
+//! `/v1/environments/{env}` checks the token may act in that environment. Agents hold a
+//! registration token only until their first connection, which exchanges it for a
+//! credential bound to their host.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, now_ms};
 
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -28,9 +31,15 @@ pub fn hash_token(token: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: String,
-    /// `admin` (any environment) or `agent` (agent protocol only).
+    /// `admin` (any environment), `member` (one environment), `agent` (a registration
+    /// token: may only connect a new host) or `host` (one host's credential: may only speak
+    /// for that host).
     pub kind: String,
     pub env: String,
+    /// For `host` callers: the host the credential belongs to.
+    pub host: Option<String>,
+    /// The hash of the presented token; `None` for the server's own local agent.
+    pub token_hash: Option<String>,
 }
 
 impl Caller {
@@ -44,6 +53,70 @@ impl Caller {
             )))
         }
     }
+
+    /// An agent-side caller: a registration token or a host credential.
+    pub fn is_agent(&self) -> bool {
+        self.kind == "agent" || self.kind == "host"
+    }
+}
+
+/// The tokens the server knows, by hash: the store's (cached so requests do not wait for
+/// the store while it writes; entries are forgotten the moment a token is removed or
+/// used) and the local agent's, which live only in memory.
+#[derive(Default)]
+pub struct Keys {
+    ephemeral: RwLock<HashSet<String>>,
+    known: RwLock<HashMap<String, store::TokenRow>>,
+}
+
+impl Keys {
+    /// A token for an agent in this same process (`drover up`), valid until exit, never stored.
+    pub fn issue_ephemeral(&self) -> String {
+        let token = new_token();
+        lock_write(&self.ephemeral).insert(hash_token(&token));
+        token
+    }
+
+    pub fn is_ephemeral(&self, hash: &str) -> bool {
+        lock_read(&self.ephemeral).contains(hash)
+    }
+
+    /// The token with this hash.
+    pub fn lookup(
+        &self,
+        store: &Mutex<store::Store>,
+        hash: &str,
+    ) -> Result<Option<store::TokenRow>, store::Error> {
+        if let Some(t) = lock_read(&self.known).get(hash) {
+            return Ok(Some(t.clone()));
+        }
+        let found = store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .token(hash)?;
+        if let Some(t) = &found {
+            lock_write(&self.known).insert(hash.to_string(), t.clone());
+        }
+        Ok(found)
+    }
+
+    /// Forgets a token (removed, or its uses changed).
+    pub fn forget(&self, hash: &str) {
+        lock_write(&self.known).remove(hash);
+    }
+
+    /// Forgets a host's credential (the host was removed or registered again).
+    pub fn forget_host(&self, host: &str) {
+        lock_write(&self.known).retain(|_, t| t.host.as_deref() != Some(host));
+    }
+}
+
+fn lock_read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -66,18 +139,25 @@ pub fn authenticate(state: &AppState, token: Option<&str>) -> Result<Caller, Api
         return Err(ApiError::unauthorized("invalid token"));
     }
     let hash = hash_token(token);
-    if state.is_ephemeral_agent_token(&hash) {
+    if state.keys.is_ephemeral(&hash) {
         return Ok(Caller {
             name: "local-agent".into(),
             kind: "agent".into(),
             env: "default".into(),
+            host: None,
+            token_hash: None,
         });
     }
     match state.token(&hash)? {
+        Some(t) if t.kind == "agent" && !t.usable(now_ms()) => Err(ApiError::unauthorized(
+            format!("registration token '{}' has expired or is used up", t.name),
+        )),
         Some(t) => Ok(Caller {
             name: t.name,
             kind: t.kind,
             env: t.env,
+            host: t.host,
+            token_hash: Some(hash),
         }),
         None => Err(ApiError::unauthorized("invalid token")),
     }
@@ -94,14 +174,16 @@ impl FromRequestParts<Arc<AppState>> for User {
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
         let caller = authenticate(state, bearer(parts))?;
-        if caller.kind == "agent" {
-            return Err(ApiError::forbidden("agent tokens may only connect agents"));
+        if caller.is_agent() {
+            return Err(ApiError::forbidden(
+                "agent tokens and host credentials may not use the API",
+            ));
         }
         Ok(User(caller))
     }
 }
 
-/// Any valid token: admin or agent (for `/v1/agent/connect`).
+/// An agent: a registration token or a host credential (for `/v1/agent/*`).
 pub struct AgentCaller(pub Caller);
 
 impl FromRequestParts<Arc<AppState>> for AgentCaller {
@@ -111,6 +193,12 @@ impl FromRequestParts<Arc<AppState>> for AgentCaller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        Ok(AgentCaller(authenticate(state, bearer(parts))?))
+        let caller = authenticate(state, bearer(parts))?;
+        if !caller.is_agent() {
+            return Err(ApiError::forbidden(
+                "only agents may use /v1/agent routes (use a registration token)",
+            ));
+        }
+        Ok(AgentCaller(caller))
     }
 }

@@ -12,6 +12,7 @@ mod agents;
 mod api;
 mod auth;
 mod error;
+mod logs;
 mod model;
 mod openapi;
 pub mod scheduling;
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use auth::{hash_token, new_token};
-pub use state::AppState;
+pub use state::{AppState, JoinInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,16 +39,41 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::Error),
+    #[error("refusing to serve plain HTTP on {0}: only loopback addresses may go without TLS")]
+    PlainHttp(SocketAddr),
+}
+
+/// How the server speaks on its listener.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tls {
+    /// Plain HTTP: loopback listeners only.
+    Off,
+    /// HTTPS with the server's own CA, made on first start in `<data-dir>/tls`, and a
+    /// server certificate issued from it at every start.
+    Auto,
+    /// HTTPS with the operator's certificate chain and key (PEM files).
+    Files { cert: PathBuf, key: PathBuf },
 }
 
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub timing: scheduling::Timing,
+    pub tls: Tls,
+    /// Addresses agents and clients reach the server at (host or host:port), besides the
+    /// listen address: they go into the server certificate, and the first one into the
+    /// `drover agent` command `host token create` prints.
+    pub advertise: Vec<String>,
 }
 
 pub struct Started {
     pub addr: SocketAddr,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    /// The CA certificate (PEM) clients should trust, when serving TLS.
+    pub ca_pem: Option<String>,
     /// The admin token, only on the very first start (it is stored as a hash only).
     pub new_admin_token: Option<String>,
     pub state: Arc<AppState>,
@@ -75,6 +101,17 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         )?;
         new_admin_token = Some(token);
     }
+    if cfg.tls == Tls::Off && !cfg.listen.ip().is_loopback() {
+        return Err(Error::PlainHttp(cfg.listen));
+    }
+    let identity = match &cfg.tls {
+        Tls::Off => None,
+        Tls::Auto => Some(tls::self_managed(
+            &cfg.data_dir.join("tls"),
+            &certificate_names(&cfg),
+        )?),
+        Tls::Files { cert, key } => Some(tls::from_files(cert, key)?),
+    };
     let state = Arc::new(AppState::new(
         store,
         cluster_id,
@@ -92,14 +129,33 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         addr: cfg.listen,
         source,
     })?;
-    let app = router(state.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("http server stopped: {e}");
-        }
+    let scheme = if identity.is_some() { "https" } else { "http" };
+    state.set_join_info(JoinInfo {
+        url: cfg
+            .advertise
+            .first()
+            .map(|a| advertised_url(scheme, a, addr.port())),
+        ca_hash: identity.as_ref().map(tls::Identity::ca_hash),
     });
+    let ca_pem = identity.as_ref().map(tls::Identity::ca_pem);
+    let app = router(state.clone());
+    match identity {
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!("http server stopped: {e}");
+                }
+            });
+        }
+        Some(id) => {
+            let config = tls::server_config(&id)?;
+            tokio::spawn(serve_tls(listener, app, config));
+        }
+    }
     Ok(Started {
         addr,
+        scheme,
+        ca_pem,
         new_admin_token,
         state,
     })
@@ -107,4 +163,130 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
 
 pub fn router(state: Arc<AppState>) -> axum::Router {
     api::routes(state)
+}
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `app` over TLS: every connection's handshake and requests run in a task of its
+/// own, so a slow or silent client holds up nobody else.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+        });
+    }
+}
+
+/// DNS names and addresses the server certificate is issued for: the listen address
+/// (unless it is a wildcard), the advertised addresses, the hostname and loopback.
+fn certificate_names(cfg: &Config) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |n: String| {
+        if !n.is_empty() && !names.contains(&n) {
+            names.push(n);
+        }
+    };
+    if !cfg.listen.ip().is_unspecified() {
+        add(cfg.listen.ip().to_string());
+    }
+    for a in &cfg.advertise {
+        add(host_part(a).to_string());
+    }
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        add(h.trim().to_string());
+    }
+    for n in ["localhost", "127.0.0.1", "::1"] {
+        add(n.to_string());
+    }
+    names
+}
+
+/// The host of `host`, `host:port`, `[v6]:port` or a URL.
+fn host_part(a: &str) -> &str {
+    let a = a.split_once("://").map_or(a, |(_, rest)| rest);
+    let a = a.split('/').next().unwrap_or(a);
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match a.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h,
+        _ => a,
+    }
+}
+
+/// The URL an advertised address stands for.
+fn advertised_url(scheme: &str, a: &str, port: u16) -> String {
+    let host = host_part(a);
+    let rest = a.split_once("://").map_or(a, |(_, r)| r);
+    let rest = rest.split('/').next().unwrap_or(rest);
+    // A port follows the host only as `host:port` or `[v6]:port`, never in a bare v6.
+    let after_host = rest
+        .strip_prefix('[')
+        .map_or(rest, |r| r.split_once(']').map_or("", |(_, p)| p));
+    let port = match after_host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => p.parse::<u16>().unwrap_or(port),
+        _ => port,
+    };
+    if host.contains(':') {
+        format!("{scheme}://[{host}]:{port}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_addresses_become_names_and_urls() {
+        assert_eq!(host_part("10.0.0.5"), "10.0.0.5");
+        assert_eq!(host_part("10.0.0.5:7480"), "10.0.0.5");
+        assert_eq!(host_part("https://drover.example:443/"), "drover.example");
+        assert_eq!(host_part("[fd00::1]:7480"), "fd00::1");
+        assert_eq!(host_part("fd00::1"), "fd00::1");
+        assert_eq!(
+            advertised_url("https", "10.0.0.5", 7480),
+            "https://10.0.0.5:7480"
+        );
+        assert_eq!(
+            advertised_url("https", "drover.example:8443", 7480),
+            "https://drover.example:8443"
+        );
+        assert_eq!(
+            advertised_url("https", "fd00::1", 7480),
+            "https://[fd00::1]:7480"
+        );
+    }
 }

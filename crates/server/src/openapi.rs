@@ -20,6 +20,8 @@ use crate::auth::User;
         crate::api::hosts::drain,
         crate::api::hosts::remove,
         crate::api::hosts::create_token,
+        crate::api::hosts::list_tokens,
+        crate::api::hosts::remove_token,
         crate::api::hosts::events,
         crate::api::stacks::deploy,
         crate::api::stacks::list,

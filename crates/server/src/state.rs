@@ -21,6 +21,15 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a new agent needs to join this server.
+#[derive(Debug, Clone, Default)]
+pub struct JoinInfo {
+    /// The URL agents should use (`--advertise`), when known.
+    pub url: Option<String>,
+    /// `sha256:HEX` of the CA certificate when the server speaks TLS.
+    pub ca_hash: Option<String>,
+}
+
 /// A connected agent.
 pub struct AgentConn {
     pub session: u64,
@@ -163,11 +172,6 @@ impl Audit {
     }
 }
 
-pub enum LogEvent {
-    Data(String),
-    End(Option<String>),
-}
-
 pub struct AppState {
     store: Mutex<store::Store>,
     /// The in-memory mirror of the store that every read is served from.
@@ -184,12 +188,14 @@ pub struct AppState {
     pub blobs_dir: std::path::PathBuf,
     agents: RwLock<HashMap<String, AgentConn>>,
     reports: RwLock<HashMap<String, HostReport>>,
-    ephemeral: RwLock<HashSet<String>>,
-    /// Tokens (by hash) and environments found in the store, so requests do not wait for
-    /// the store while it writes. Neither is ever deleted.
-    known_tokens: RwLock<HashMap<String, store::TokenRow>>,
+    /// Tokens and credentials.
+    pub keys: crate::auth::Keys,
+    /// What an agent needs to join: set once the listener is bound.
+    join: std::sync::OnceLock<JoinInfo>,
+    /// Environments found in the store, so requests do not wait for the store while it
+    /// writes. Never deleted.
     known_envs: RwLock<HashSet<String>>,
-    pub(crate) log_streams: Mutex<HashMap<u64, mpsc::Sender<LogEvent>>>,
+    pub(crate) log_streams: crate::logs::Streams,
     next_id: AtomicU64,
     /// Recent failures of a service on a host: (group, host) -> (count, when last seen).
     failure_memory: Mutex<HashMap<(String, String), (u32, u64)>>,
@@ -220,10 +226,10 @@ impl AppState {
             blobs_dir,
             agents: RwLock::default(),
             reports: RwLock::default(),
-            ephemeral: RwLock::default(),
-            known_tokens: RwLock::default(),
+            keys: crate::auth::Keys::default(),
+            join: std::sync::OnceLock::new(),
             known_envs: RwLock::default(),
-            log_streams: Mutex::default(),
+            log_streams: crate::logs::Streams::default(),
             next_id: AtomicU64::new(1),
             pending: RwLock::default(),
             failure_memory: Mutex::default(),
@@ -283,6 +289,27 @@ impl AppState {
         let record = store.host(&row.id)?;
         write(&self.model).put_host(&row.id, record);
         Ok(new)
+    }
+
+    /// Registers a new host with its credential (see [`store::Store::register_host`]).
+    pub fn register_new_host(
+        &self,
+        row: &store::HostRow,
+        via: Option<&str>,
+        credential_hash: &str,
+        reclaim: bool,
+    ) -> Result<Result<(), store::Refusal>, store::Error> {
+        let mut store = self.store();
+        let outcome = store.register_host(row, via, credential_hash, reclaim, now_ms())?;
+        if outcome.is_ok() {
+            let record = store.host(&row.id)?;
+            write(&self.model).put_host(&row.id, record);
+            self.keys.forget_host(&row.id);
+        }
+        if let Some(hash) = via {
+            self.keys.forget(hash);
+        }
+        Ok(outcome)
     }
 
     /// A change to host `id` (labels, draining, removal), mirrored from the store's record.
@@ -362,23 +389,22 @@ impl AppState {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    pub fn set_join_info(&self, info: JoinInfo) {
+        let _ = self.join.set(info);
+    }
+
+    pub fn join_info(&self) -> JoinInfo {
+        self.join.get().cloned().unwrap_or_default()
+    }
+
     /// A token for an agent in this same process (`drover up`), valid until exit, never stored.
     pub fn issue_ephemeral_agent_token(&self) -> String {
-        let token = crate::auth::new_token();
-        write(&self.ephemeral).insert(crate::auth::hash_token(&token));
-        token
+        self.keys.issue_ephemeral()
     }
 
     /// The token with this hash.
     pub fn token(&self, hash: &str) -> Result<Option<store::TokenRow>, store::Error> {
-        if let Some(t) = read(&self.known_tokens).get(hash) {
-            return Ok(Some(t.clone()));
-        }
-        let found = self.store().token(hash)?;
-        if let Some(t) = &found {
-            write(&self.known_tokens).insert(hash.to_string(), t.clone());
-        }
-        Ok(found)
+        self.keys.lookup(&self.store, hash)
     }
 
     pub fn environment_exists(&self, env: &str) -> Result<bool, store::Error> {
@@ -392,10 +418,6 @@ impl AppState {
         Ok(exists)
     }
 
-    pub fn is_ephemeral_agent_token(&self, hash: &str) -> bool {
-        read(&self.ephemeral).contains(hash)
-    }
-
     pub fn register_agent(&self, host: &str, conn: AgentConn) {
         write(&self.agents).insert(host.to_string(), conn);
     }
@@ -407,9 +429,14 @@ impl AppState {
         }
     }
 
-    /// Ends a host's agent session (its host was removed).
-    pub fn disconnect_agent(&self, host: &str) {
-        write(&self.agents).remove(host);
+    /// Ends a host's agent session for good (its host was removed): the agent is told why,
+    /// then the session closes.
+    pub fn revoke_agent(&self, host: &str, reason: &str) {
+        if let Some(c) = write(&self.agents).remove(host) {
+            let _ = c.tx.send(ServerMsg::Revoked {
+                reason: reason.to_string(),
+            });
+        }
     }
 
     pub fn connected_hosts(&self, env: &str) -> Vec<String> {

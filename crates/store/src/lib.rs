@@ -56,13 +56,72 @@ INSERT INTO environments (name, created_ms) VALUES ('default', 0);
 ALTER TABLE hosts ADD COLUMN user_labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE hosts ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+ALTER TABLE tokens ADD COLUMN expires_ms INTEGER;
+ALTER TABLE tokens ADD COLUMN uses_left INTEGER;
+ALTER TABLE tokens ADD COLUMN host TEXT;
+CREATE INDEX tokens_host ON tokens (host);
+"#,
 ];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRow {
+    /// The token's public id (never the secret).
     pub name: String,
+    /// `admin`, `agent` (registers new hosts) or `host` (one host's credential).
     pub kind: String,
     pub env: String,
+    pub created_ms: u64,
+    /// Registration tokens: refused from this time on.
+    pub expires_ms: Option<u64>,
+    /// Registration tokens: how many more hosts may register with it (`None`: no limit).
+    pub uses_left: Option<u64>,
+    /// Host credentials: the host it belongs to.
+    pub host: Option<String>,
+}
+
+/// A registration token to add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewToken<'a> {
+    pub hash: &'a str,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub env: &'a str,
+    pub expires_ms: Option<u64>,
+    pub uses: Option<u64>,
+}
+
+/// Why a new host was not registered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// The registration token is unknown, removed, expired or used up.
+    Token,
+    /// A host with this id exists: only its credential may speak for it.
+    HostExists,
+}
+
+const TOKEN_COLUMNS: &str = "name, kind, env, created_ms, expires_ms, uses_left, host";
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    let opt = |i| -> rusqlite::Result<Option<u64>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64))
+    };
+    Ok(TokenRow {
+        name: r.get(0)?,
+        kind: r.get(1)?,
+        env: r.get(2)?,
+        created_ms: r.get::<_, i64>(3)?.max(0) as u64,
+        expires_ms: opt(4)?,
+        uses_left: opt(5)?,
+        host: r.get(6)?,
+    })
+}
+
+impl TokenRow {
+    /// Whether a registration token may still register a host at `now`.
+    pub fn usable(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_none_or(|e| now_ms < e) && self.uses_left != Some(0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -214,20 +273,42 @@ impl Store {
         env: &str,
         now_ms: u64,
     ) -> Result<()> {
+        let t = NewToken {
+            hash,
+            name,
+            kind,
+            env,
+            expires_ms: None,
+            uses: None,
+        };
+        self.create_token(&t, "system", now_ms)
+    }
+
+    /// Adds a token, with its audit event (which names the token's id, never the secret).
+    pub fn create_token(&mut self, t: &NewToken<'_>, actor: &str, now_ms: u64) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO tokens (hash, name, kind, env, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![hash, name, kind, env, now_ms as i64],
+            "INSERT INTO tokens (hash, name, kind, env, created_ms, expires_ms, uses_left)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                t.hash,
+                t.name,
+                t.kind,
+                t.env,
+                now_ms as i64,
+                t.expires_ms.map(|v| v as i64),
+                t.uses.map(|v| v as i64)
+            ],
         )?;
         append_event(
             &tx,
             now_ms,
             &NewEvent {
-                env,
-                actor: "system",
+                env: t.env,
+                actor,
                 kind: "token.created",
-                subject: name,
-                detail: kind,
+                subject: t.name,
+                detail: t.kind,
             },
         )?;
         tx.commit()?;
@@ -238,17 +319,120 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT name, kind, env FROM tokens WHERE hash = ?1",
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
                 [hash],
-                |r| {
-                    Ok(TokenRow {
-                        name: r.get(0)?,
-                        kind: r.get(1)?,
-                        env: r.get(2)?,
-                    })
-                },
+                token_row,
             )
             .optional()?)
+    }
+
+    /// Tokens of one kind in an environment, oldest first.
+    pub fn tokens(&self, env: &str, kind: &str) -> Result<Vec<TokenRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE env = ?1 AND kind = ?2 ORDER BY created_ms, name"
+        ))?;
+        let rows = st.query_map([env, kind], token_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Removes the token `name` of `kind` in `env`; returns its hash if there was one.
+    pub fn delete_token(
+        &mut self,
+        env: &str,
+        kind: &str,
+        name: &str,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<Option<String>> {
+        let tx = self.conn.transaction()?;
+        let hash: Option<String> = tx
+            .query_row(
+                "SELECT hash FROM tokens WHERE env = ?1 AND kind = ?2 AND name = ?3",
+                [env, kind, name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(h) = &hash {
+            tx.execute("DELETE FROM tokens WHERE hash = ?1", [h])?;
+            append_event(&tx, now_ms, event)?;
+        }
+        tx.commit()?;
+        Ok(hash)
+    }
+
+    /// Registers a new host in one transaction: uses up one use of the registration token
+    /// `via` (none for the server's own local agent), records the host and its credential
+    /// (`credential_hash`, kind `host`), and the audit event. A host id that exists already
+    /// is refused, unless `reclaim` (the local agent, which is the server itself), which
+    /// replaces that host's credential.
+    pub fn register_host(
+        &mut self,
+        host: &HostRow,
+        via: Option<&str>,
+        credential_hash: &str,
+        reclaim: bool,
+        now_ms: u64,
+    ) -> Result<std::result::Result<(), Refusal>> {
+        let labels = serde_json::to_string(&host.labels).map_err(|e| Error::Corrupt {
+            what: format!("host {}", host.id),
+            why: e.to_string(),
+        })?;
+        let tx = self.conn.transaction()?;
+        if let Some(hash) = via {
+            let used = tx.execute(
+                "UPDATE tokens SET uses_left = uses_left - 1
+                 WHERE hash = ?1 AND kind = 'agent' AND env = ?2
+                   AND (expires_ms IS NULL OR expires_ms > ?3)
+                   AND (uses_left IS NULL OR uses_left > 0)",
+                params![hash, host.env, now_ms as i64],
+            )?;
+            if used == 0 {
+                return Ok(Err(Refusal::Token));
+            }
+        }
+        let existed = tx
+            .query_row("SELECT 1 FROM hosts WHERE id = ?1", [&host.id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if existed && !reclaim {
+            return Ok(Err(Refusal::HostExists));
+        }
+        tx.execute(
+            "INSERT INTO hosts (id, env, name, labels, created_ms, last_seen_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (id) DO UPDATE SET name = ?3, labels = ?4, last_seen_ms = ?5",
+            params![host.id, host.env, host.name, labels, now_ms as i64],
+        )?;
+        tx.execute(
+            "DELETE FROM tokens WHERE kind = 'host' AND host = ?1",
+            [&host.id],
+        )?;
+        tx.execute(
+            "INSERT INTO tokens (hash, name, kind, env, created_ms, host)
+             VALUES (?1, ?2, 'host', ?3, ?4, ?5)",
+            params![
+                credential_hash,
+                format!("host-{}", host.id),
+                host.env,
+                now_ms as i64,
+                host.id
+            ],
+        )?;
+        if !existed {
+            append_event(
+                &tx,
+                now_ms,
+                &NewEvent {
+                    env: &host.env,
+                    actor: "agent",
+                    kind: "host.registered",
+                    subject: &host.name,
+                    detail: &host.id,
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(Ok(()))
     }
 
     pub fn count_tokens(&self, kind: &str) -> Result<u64> {
@@ -401,6 +585,7 @@ impl Store {
     pub fn delete_host(&mut self, id: &str, event: &NewEvent<'_>, now_ms: u64) -> Result<bool> {
         let tx = self.conn.transaction()?;
         let n = tx.execute("DELETE FROM hosts WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM tokens WHERE kind = 'host' AND host = ?1", [id])?;
         tx.execute("UPDATE placements SET host = NULL WHERE host = ?1", [id])?;
         if n > 0 {
             append_event(&tx, now_ms, event)?;
@@ -750,6 +935,91 @@ mod tests {
         );
         assert_eq!(s.token("nope").expect("get"), None);
         assert_eq!(s.count_tokens("admin").expect("count"), 1);
+    }
+
+    #[test]
+    fn registration_uses_a_token_once_and_binds_the_host_to_its_credential() {
+        let mut s = Store::open_in_memory().expect("open");
+        let t = NewToken {
+            hash: "reg",
+            name: "agent-1",
+            kind: "agent",
+            env: "default",
+            expires_ms: Some(100),
+            uses: Some(1),
+        };
+        s.create_token(&t, "admin", 1).expect("token");
+        let host = |id: &str| HostRow {
+            id: id.into(),
+            env: "default".into(),
+            name: "node".into(),
+            labels: BTreeMap::new(),
+            last_seen_ms: 0,
+        };
+        assert_eq!(
+            s.register_host(&host("h1"), Some("reg"), "cred1", false, 2)
+                .expect("register"),
+            Ok(())
+        );
+        let cred = s.token("cred1").expect("get").expect("credential");
+        assert_eq!(
+            (cred.kind.as_str(), cred.host.as_deref()),
+            ("host", Some("h1"))
+        );
+        let reg = s.token("reg").expect("get").expect("token");
+        assert_eq!(reg.uses_left, Some(0));
+        assert!(!reg.usable(2));
+        // Used up: a second host is refused, and nothing is written.
+        assert_eq!(
+            s.register_host(&host("h2"), Some("reg"), "cred2", false, 3)
+                .expect("register"),
+            Err(Refusal::Token)
+        );
+        assert_eq!(s.hosts("default").expect("hosts").len(), 1);
+        assert_eq!(s.token("cred2").expect("get"), None);
+
+        // An existing host id is refused even with a good token; expiry is honoured.
+        let t2 = NewToken {
+            hash: "reg2",
+            name: "agent-2",
+            uses: None,
+            ..t
+        };
+        s.create_token(&t2, "admin", 4).expect("token");
+        assert_eq!(
+            s.register_host(&host("h1"), Some("reg2"), "evil", false, 5)
+                .expect("register"),
+            Err(Refusal::HostExists)
+        );
+        assert_eq!(s.token("evil").expect("get"), None);
+        assert_eq!(
+            s.register_host(&host("h3"), Some("reg2"), "cred3", false, 100)
+                .expect("register"),
+            Err(Refusal::Token)
+        );
+        // Reclaiming (the server's own agent) replaces the credential.
+        assert_eq!(
+            s.register_host(&host("h1"), None, "cred1b", true, 6)
+                .expect("register"),
+            Ok(())
+        );
+        assert_eq!(s.token("cred1").expect("get"), None);
+        // Listing shows ids, never hashes; removal forgets the token.
+        let names: Vec<String> = s
+            .tokens("default", "agent")
+            .expect("ls")
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["agent-1", "agent-2"]);
+        let removed = s
+            .delete_token("default", "agent", "agent-2", &ev("token.removed"), 7)
+            .expect("rm");
+        assert_eq!(removed.as_deref(), Some("reg2"));
+        assert_eq!(s.token("reg2").expect("get"), None);
+        // Removing a host revokes its credential.
+        assert!(s.delete_host("h1", &ev("host.removed"), 8).expect("rm"));
+        assert_eq!(s.token("cred1b").expect("get"), None);
     }
 
     #[test]

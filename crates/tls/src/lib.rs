@@ -39,6 +39,12 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Makes [`provider`] the process's default, for TLS clients built without a Drover
+/// configuration (an HTTP client trusting the system's roots). Idempotent.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// What the server presents: its certificate chain (leaf first, the CA last) and key.
 pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,

@@ -1,10 +1,13 @@
 //! `drover host inspect|label|drain|rm|token create`. A host is named by its id, a unique
 //! id prefix, or its name.
 
-use api_types::{DrainRequest, HostDetail, HostInfo, HostLabels, HostToken};
+use api_types::{
+    DrainRequest, HostDetail, HostInfo, HostLabels, HostToken, HostTokenInfo, NewHostToken,
+};
 
 use crate::Failure;
 use crate::client::Client;
+use crate::cmd::table;
 
 /// Resolves a host argument to its id.
 async fn resolve(client: &Client, arg: &str) -> Result<HostInfo, Failure> {
@@ -84,9 +87,71 @@ pub async fn rm(client: &Client, arg: &str, force: bool) -> Result<(), Failure> 
     Ok(())
 }
 
-pub async fn token_create(client: &Client, url: &str) -> Result<(), Failure> {
-    let t: HostToken = client.post("/hosts/tokens", &serde_json::json!({})).await?;
-    outln!("Run this on the host to add (replace the URL with an address the host can reach):");
-    outln!("drover agent --server {url} --token {}", t.token);
+pub async fn token_create(
+    client: &Client,
+    url: &str,
+    ttl: Option<&str>,
+    uses: Option<u64>,
+) -> Result<(), Failure> {
+    let ttl_secs = match ttl {
+        None => None,
+        Some(t) => {
+            let ns =
+                compose::parse_duration(t).map_err(|e| Failure::input(format!("--ttl: {e}")))?;
+            if ns < 1_000_000_000 {
+                return Err(Failure::input(format!(
+                    "--ttl: {t} is shorter than a second"
+                )));
+            }
+            Some(ns / 1_000_000_000)
+        }
+    };
+    let body = NewHostToken { ttl_secs, uses };
+    let t: HostToken = client.post("/hosts/tokens", &body).await?;
+    let server = t.server.as_deref().unwrap_or(url);
+    let mut limits = Vec::new();
+    if let Some(e) = t.expires_ms {
+        limits.push(format!("expires {}", crate::cmd::time(e)));
+    }
+    if let Some(u) = t.uses {
+        limits.push(format!("{u} use(s)"));
+    }
+    let limits = if limits.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", limits.join(", "))
+    };
+    outln!(
+        "Registration token {}{limits}. Run this on each host to add:",
+        t.id
+    );
+    let pin = t
+        .ca_hash
+        .map(|h| format!(" --ca-hash {h}"))
+        .unwrap_or_default();
+    outln!("drover agent --server {server} --token {}{pin}", t.token);
+    Ok(())
+}
+
+pub async fn token_ls(client: &Client) -> Result<(), Failure> {
+    let tokens: Vec<HostTokenInfo> = client.get("/hosts/tokens").await?;
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                crate::cmd::time(t.created_ms),
+                t.expires_ms.map_or("never".into(), crate::cmd::time),
+                t.uses_left.map_or("unlimited".into(), |u| u.to_string()),
+            ]
+        })
+        .collect();
+    table(&["ID", "CREATED", "EXPIRES", "USES LEFT"], &rows);
+    Ok(())
+}
+
+pub async fn token_rm(client: &Client, id: &str) -> Result<(), Failure> {
+    client.delete(&format!("/hosts/tokens/{id}")).await?;
+    outln!("token {id} removed");
     Ok(())
 }

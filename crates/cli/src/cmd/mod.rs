@@ -27,6 +27,10 @@ pub struct Conn {
     /// API token [default: from `drover up`'s config]
     #[arg(long, env = "DROVER_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificate (PEM) to trust for an https server [default: the one `drover up`
+    /// recorded in the config, else the system's roots]
+    #[arg(long, env = "DROVER_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     /// Environment to act in
     #[arg(
         long = "environment",
@@ -99,7 +103,21 @@ pub enum HostCmd {
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Create a token and print the command that registers a host with it
-    Create,
+    Create {
+        /// Refuse the token after this long, e.g. 1h, 30m, 7d [default: never]
+        #[arg(long)]
+        ttl: Option<String>,
+        /// How many hosts may register with it [default: any number]
+        #[arg(long)]
+        uses: Option<u64>,
+    },
+    /// List registration tokens (ids, never the secrets)
+    Ls,
+    /// Remove a registration token: it is refused from now on
+    Rm {
+        /// Token id, as `host token ls` shows it
+        id: String,
+    },
 }
 
 #[derive(Debug, Args, Clone)]
@@ -170,8 +188,8 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
     if let Command::Stack(StackCmd::Config { file, format }) = &cmd {
         return stack_config::run(file, format);
     }
-    let cfg = crate::config::resolve(conn.url, conn.token)?;
-    let client = Client::new(&cfg, &conn.env);
+    let cfg = crate::config::resolve(conn.url, conn.token, conn.ca_cert.as_deref())?;
+    let client = Client::new(&cfg, &conn.env)?;
     match cmd {
         Command::Stack(StackCmd::Deploy {
             file,
@@ -194,10 +212,38 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         }
         Command::Host(HostCmd::Drain { host, undo }) => host::drain(&client, &host, !undo).await,
         Command::Host(HostCmd::Rm { host, force }) => host::rm(&client, &host, force).await,
-        Command::Host(HostCmd::Token(TokenCmd::Create)) => {
-            host::token_create(&client, &cfg.url).await
+        Command::Host(HostCmd::Token(TokenCmd::Create { ttl, uses })) => {
+            host::token_create(&client, &cfg.url, ttl.as_deref(), uses).await
         }
+        Command::Host(HostCmd::Token(TokenCmd::Ls)) => host::token_ls(&client).await,
+        Command::Host(HostCmd::Token(TokenCmd::Rm { id })) => host::token_rm(&client, &id).await,
         Command::Events { limit } => events::run(&client, limit).await,
+    }
+}
+
+/// A time (ms since the epoch) relative to now: `3m ago`, `in 2h`.
+pub(crate) fn time(ms: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    relative(ms, now)
+}
+
+fn relative(ms: u64, now: u64) -> String {
+    let span = |d: u64| {
+        let s = d / 1000;
+        match s {
+            0..60 => format!("{s}s"),
+            60..3600 => format!("{}m", s / 60),
+            3600..86400 => format!("{}h", s / 3600),
+            _ => format!("{}d", s / 86400),
+        }
+    };
+    if ms > now {
+        format!("in {}", span(ms - now))
+    } else {
+        format!("{} ago", span(now - ms))
     }
 }
 
@@ -225,5 +271,18 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     line(header.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::relative;
+
+    #[test]
+    fn times_are_shown_relative_to_now() {
+        assert_eq!(relative(1_000, 31_000), "30s ago");
+        assert_eq!(relative(0, 7_200_000), "2h ago");
+        assert_eq!(relative(3_600_000 + 500, 500), "in 1h");
+        assert_eq!(relative(0, 3 * 86_400_000), "3d ago");
     }
 }

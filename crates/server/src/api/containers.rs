@@ -10,13 +10,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use proto::ServerMsg;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use crate::api::check_env;
 use crate::api::stacks::container_infos;
 use crate::auth::User;
 use crate::error::ApiError;
-use crate::state::{AppState, LogEvent};
+use crate::state::AppState;
 
 #[utoipa::path(get, path = "/v1/environments/{env}/containers", responses((status = 200, body = Vec<ContainerInfo>)))]
 pub async fn list(
@@ -48,11 +47,7 @@ struct CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.state
-            .log_streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.req);
+        self.state.log_streams.end(None, self.req, None);
         self.state
             .send_to(&self.host, ServerMsg::CancelLogs { req: self.req });
     }
@@ -79,13 +74,8 @@ pub async fn logs(
     let host = info.host.ok_or_else(|| {
         ApiError::unavailable(format!("container '{name}' is not placed on a host yet"))
     })?;
-    let req = state.next_id();
-    let (tx, rx) = mpsc::channel::<LogEvent>(256);
-    state
-        .log_streams
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(req, tx);
+    let reader = state.log_streams.open(&host);
+    let req = reader.req;
     let guard = CancelOnDrop {
         state: state.clone(),
         host: host.clone(),
@@ -104,20 +94,28 @@ pub async fn logs(
             "host {host} of container '{name}' is not connected"
         )));
     }
-    let stream =
-        futures_util::stream::unfold((rx, guard, false), |(mut rx, guard, done)| async move {
+    let stream = futures_util::stream::unfold(
+        (reader, guard, false),
+        |(mut reader, guard, done)| async move {
             if done {
                 return None;
             }
-            match rx.recv().await {
-                Some(LogEvent::Data(d)) => Some((Ok::<_, std::io::Error>(d), (rx, guard, false))),
-                Some(LogEvent::End(Some(err))) => Some((
-                    Ok(format!("drover: log stream ended: {err}\n")),
-                    (rx, guard, true),
-                )),
-                Some(LogEvent::End(None)) | None => None,
+            match reader.rx.recv().await {
+                Some(d) => Some((Ok::<_, std::io::Error>(d), (reader, guard, false))),
+                None => {
+                    let why = reader
+                        .reason
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()?;
+                    Some((
+                        Ok(format!("drover: log stream ended: {why}\n")),
+                        (reader, guard, true),
+                    ))
+                }
             }
-        });
+        },
+    );
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         Body::from_stream(stream),

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use api_types::{DrainRequest, Environment, Event, HostDetail, HostInfo, HostLabels, HostToken};
+use api_types::{
+    DrainRequest, Environment, Event, HostDetail, HostInfo, HostLabels, HostToken, HostTokenInfo,
+    NewHostToken,
+};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -240,32 +243,125 @@ pub async fn remove(
         subject: h.name,
         detail: h.id,
     };
+    // The store forgets the host and its credential first, so its agent cannot come back;
+    // then the live session is told and closed, before any rescheduling.
     let host = id.clone();
-    state.disconnect_agent(&id);
-    change_host(&state, &id, audit, move |s, e| {
-        s.delete_host(&host, e, now_ms())
-    })
-    .await?;
+    state
+        .blocking(move |s| {
+            s.change_host(&host, |st| st.delete_host(&host, &audit.event(), now_ms()))
+        })
+        .await?;
+    state.keys.forget_host(&id);
+    state.revoke_agent(
+        &id,
+        "this host was removed from the server (drover host rm)",
+    );
+    state.schedule_now().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/hosts/tokens", responses((status = 200, body = HostToken)))]
+/// Longest registration-token lifetime and most uses accepted.
+const MAX_TOKEN_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+const MAX_TOKEN_USES: u64 = 1_000_000;
+
+#[utoipa::path(post, path = "/v1/environments/{env}/hosts/tokens", request_body = NewHostToken, responses((status = 200, body = HostToken), (status = 400, body = api_types::ErrorBody)))]
 pub async fn create_token(
     State(state): State<Arc<AppState>>,
     User(caller): User,
     Path(env): Path<String>,
+    JsonBody(req): JsonBody<NewHostToken>,
 ) -> Result<Json<HostToken>, ApiError> {
     check_env(&state, &caller, &env)?;
+    if req
+        .ttl_secs
+        .is_some_and(|t| t == 0 || t > MAX_TOKEN_TTL_SECS)
+    {
+        return Err(ApiError::bad_request(
+            "ttl_secs",
+            format!("must be between 1 and {MAX_TOKEN_TTL_SECS} seconds"),
+        ));
+    }
+    if req.uses.is_some_and(|u| u == 0 || u > MAX_TOKEN_USES) {
+        return Err(ApiError::bad_request(
+            "uses",
+            format!("must be between 1 and {MAX_TOKEN_USES}"),
+        ));
+    }
     let token = new_token();
-    let name = format!("agent-{}", &crate::auth::hash_token(&token)[..8]);
-    state.store().add_token(
-        &crate::auth::hash_token(&token),
-        &name,
-        "agent",
-        &env,
-        now_ms(),
+    let hash = crate::auth::hash_token(&token);
+    let id = format!("agent-{}", &hash[..12]);
+    let now = now_ms();
+    let expires_ms = req.ttl_secs.map(|t| now + t * 1000);
+    state.store().create_token(
+        &store::NewToken {
+            hash: &hash,
+            name: &id,
+            kind: "agent",
+            env: &env,
+            expires_ms,
+            uses: req.uses,
+        },
+        &caller.name,
+        now,
     )?;
-    Ok(Json(HostToken { token, env }))
+    let join = state.join_info();
+    Ok(Json(HostToken {
+        id,
+        token,
+        env,
+        ca_hash: join.ca_hash.clone(),
+        server: join.url.clone(),
+        expires_ms,
+        uses: req.uses,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{env}/hosts/tokens", responses((status = 200, body = Vec<HostTokenInfo>)))]
+pub async fn list_tokens(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path(env): Path<String>,
+) -> Result<Json<Vec<HostTokenInfo>>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let rows = state.store().tokens(&env, "agent")?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|t| HostTokenInfo {
+                id: t.name,
+                created_ms: t.created_ms,
+                expires_ms: t.expires_ms,
+                uses_left: t.uses_left,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/environments/{env}/hosts/tokens/{id}", responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
+pub async fn remove_token(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let event = store::NewEvent {
+        env: &env,
+        actor: &caller.name,
+        kind: "token.removed",
+        subject: &id,
+        detail: "agent",
+    };
+    let removed = state
+        .store()
+        .delete_token(&env, "agent", &id, &event, now_ms())?;
+    match removed {
+        Some(hash) => {
+            state.keys.forget(&hash);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(ApiError::not_found(format!(
+            "no registration token '{id}' in environment '{env}'"
+        ))),
+    }
 }
 
 #[derive(Deserialize)]

@@ -40,7 +40,11 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/v1/environments/{env}/hosts", get(hosts::list))
         .route(
             "/v1/environments/{env}/hosts/tokens",
-            post(hosts::create_token),
+            get(hosts::list_tokens).post(hosts::create_token),
+        )
+        .route(
+            "/v1/environments/{env}/hosts/tokens/{id}",
+            axum::routing::delete(hosts::remove_token),
         )
         .route(
             "/v1/environments/{env}/hosts/{id}",

@@ -1,0 +1,194 @@
+//! Log streams relayed from agents to API clients.
+//!
+//! Each stream has an unguessable id and belongs to the host it was opened on: an agent
+//! can feed or end only its own host's streams. Delivery never waits: a reader that does
+//! not keep up fills its bounded buffer, and the stream is then dropped with a message
+//! (the agent is told to stop), so a stalled `logs -f` can never hold up an agent session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+/// Chunks buffered per stream before a slow reader is dropped.
+pub const BUFFER: usize = 256;
+
+/// Why a stream ended early, shown to its reader as its last line.
+pub type EndReason = Arc<Mutex<Option<String>>>;
+
+struct Stream {
+    host: String,
+    tx: mpsc::Sender<String>,
+    reason: EndReason,
+}
+
+#[derive(Default)]
+pub struct Streams {
+    inner: Mutex<HashMap<u64, Stream>>,
+}
+
+/// What became of a chunk an agent sent.
+#[derive(Debug, PartialEq)]
+pub enum Delivery {
+    Delivered,
+    /// No such stream for this host (ended, or not this host's): ignored.
+    Unknown,
+    /// The reader is too slow: the stream was ended; the agent should stop sending.
+    Dropped,
+}
+
+/// The reading end of a stream.
+pub struct Reader {
+    pub req: u64,
+    pub rx: mpsc::Receiver<String>,
+    pub reason: EndReason,
+}
+
+impl Streams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Stream>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a stream for a container on `host`.
+    pub fn open(&self, host: &str) -> Reader {
+        let (tx, rx) = mpsc::channel(BUFFER);
+        let reason = EndReason::default();
+        let mut streams = self.lock();
+        let req = loop {
+            let id = random_id();
+            if id != 0 && !streams.contains_key(&id) {
+                break id;
+            }
+        };
+        streams.insert(
+            req,
+            Stream {
+                host: host.to_string(),
+                tx,
+                reason: reason.clone(),
+            },
+        );
+        Reader { req, rx, reason }
+    }
+
+    /// A chunk from `host`'s agent for stream `req`.
+    pub fn deliver(&self, host: &str, req: u64, data: String) -> Delivery {
+        let mut streams = self.lock();
+        let Some(s) = streams.get(&req).filter(|s| s.host == host) else {
+            return Delivery::Unknown;
+        };
+        match s.tx.try_send(data) {
+            Ok(()) => Delivery::Delivered,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                streams.remove(&req);
+                Delivery::Unknown
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if let Some(s) = streams.remove(&req) {
+                    set_reason(
+                        &s.reason,
+                        format!(
+                            "reader too slow: more than {BUFFER} chunks behind, stream dropped"
+                        ),
+                    );
+                }
+                Delivery::Dropped
+            }
+        }
+    }
+
+    /// Ends stream `req` if it is `host`'s (`host` `None`: whoever's), with an error to
+    /// show the reader, if any.
+    pub fn end(&self, host: Option<&str>, req: u64, error: Option<String>) {
+        let mut streams = self.lock();
+        if streams
+            .get(&req)
+            .is_some_and(|s| host.is_none_or(|h| s.host == h))
+            && let Some(s) = streams.remove(&req)
+            && let Some(e) = error
+        {
+            set_reason(&s.reason, e);
+        }
+    }
+
+    /// Ends every stream of `host` (its agent went away).
+    pub fn end_host(&self, host: &str, why: &str) {
+        self.lock().retain(|_, s| {
+            if s.host == host {
+                set_reason(&s.reason, why.to_string());
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+fn set_reason(reason: &EndReason, why: String) {
+    *reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+}
+
+fn random_id() -> u64 {
+    let mut b = [0u8; 8];
+    // The OS random source failing is not recoverable for an unguessable id.
+    if let Err(e) = getrandom::fill(&mut b) {
+        panic!("OS random source unavailable: {e}");
+    }
+    u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_owning_host_feeds_or_ends_a_stream() {
+        let s = Streams::default();
+        let mut r = s.open("h1");
+        let other = s.open("h1");
+        assert_ne!(r.req, other.req);
+        assert_eq!(s.deliver("h2", r.req, "evil".into()), Delivery::Unknown);
+        s.end(Some("h2"), r.req, Some("evil end".into()));
+        assert_eq!(s.deliver("h1", r.req, "ok".into()), Delivery::Delivered);
+        assert_eq!(r.rx.try_recv().ok().as_deref(), Some("ok"));
+        s.end(Some("h1"), r.req, Some("container gone".into()));
+        assert!(matches!(
+            r.rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        assert_eq!(
+            r.reason.lock().expect("lock").as_deref(),
+            Some("container gone")
+        );
+        assert_eq!(s.deliver("h1", r.req, "late".into()), Delivery::Unknown);
+    }
+
+    #[test]
+    fn a_stalled_reader_is_dropped_without_waiting() {
+        let s = Streams::default();
+        let r = s.open("h1");
+        for i in 0..BUFFER {
+            assert_eq!(s.deliver("h1", r.req, i.to_string()), Delivery::Delivered);
+        }
+        assert_eq!(s.deliver("h1", r.req, "more".into()), Delivery::Dropped);
+        assert_eq!(s.deliver("h1", r.req, "more".into()), Delivery::Unknown);
+        let reason = r.reason.lock().expect("lock").clone().unwrap_or_default();
+        assert!(reason.contains("reader too slow"), "{reason}");
+    }
+
+    #[test]
+    fn a_host_going_away_ends_its_streams_only() {
+        let s = Streams::default();
+        let mut a = s.open("h1");
+        let mut b = s.open("h2");
+        s.end_host("h1", "agent disconnected");
+        assert!(matches!(
+            a.rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        assert!(matches!(
+            b.rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
+        ));
+    }
+}
