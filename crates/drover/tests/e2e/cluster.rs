@@ -19,6 +19,8 @@ struct Cluster {
     token: String,
     server: Option<Child>,
     agents: Vec<Option<Child>>,
+    /// `drover agent --server https://... --token T --ca-hash sha256:...`, as printed.
+    agent_args: Vec<String>,
 }
 
 fn script() -> PathBuf {
@@ -60,28 +62,35 @@ impl Cluster {
             token,
             server: Some(server),
             agents: Vec::new(),
+            agent_args: Vec::new(),
         };
-        // Agents register with a host token, as an operator would.
+        assert!(c.url.starts_with("https://"), "not HTTPS: {}", c.url);
+        // Agents register with a host token, running the printed command as an operator
+        // would.
         let created = c.ok(&["host", "token", "create"]);
-        let agent_token = created
-            .split_whitespace()
-            .skip_while(|w| *w != "--token")
-            .nth(1)
-            .expect("token in output")
-            .to_string();
+        c.agent_args = printed_agent_args(&created);
+        assert!(
+            created.contains(&format!("--server {} ", c.url))
+                && created.contains("--ca-hash sha256:"),
+            "{created}"
+        );
         for i in 1..=HOSTS {
             let region = if i < 3 { "eu" } else { "us" };
-            let child = c.spawn_agent(i, &agent_token, region);
+            let child = c.spawn_agent(i, region);
             c.agents.push(Some(child));
         }
         wait_for(Duration::from_secs(30), "3 hosts up", || {
             (c.ok(&["host", "ls"]).matches(" up ").count() == HOSTS).then_some(())
         });
-        std::fs::write(c.dir.path().join("agent-token"), &agent_token).expect("token file");
         c
     }
 
-    fn spawn_agent(&self, i: usize, token: &str, region: &str) -> Child {
+    fn spawn_agent(&self, i: usize, region: &str) -> Child {
+        self.spawn_agent_with(i, region, &self.agent_args)
+    }
+
+    /// Runs `drover agent ARGS --label region=R --data-dir <host i's>` in host i's namespace.
+    fn spawn_agent_with(&self, i: usize, region: &str, args: &[String]) -> Child {
         let b = self.dir.path().join("hosts").join(format!("h{i}"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -91,7 +100,7 @@ impl Cluster {
         Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/drvh{i}"))
             .arg(bin())
-            .args(["agent", "--server", &self.url, "--token", token])
+            .args(args)
             .args(["--label", &format!("region={region}"), "--data-dir"])
             .arg(b.join("agent"))
             .env(
@@ -215,7 +224,8 @@ fn app(extra: &str) -> String {
 
 #[test]
 fn three_hosts_schedule_fail_over_and_fence() {
-    let c = Cluster::start();
+    let mut c = Cluster::start();
+    joining_is_pinned_and_bound_to_credentials(&c);
 
     // Spread: three replicas, one per host.
     c.deploy_ok(
@@ -379,4 +389,158 @@ fn three_hosts_schedule_fail_over_and_fence() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(c.spread("single", "db").iter().sum::<usize>(), 1);
+
+    removing_a_host_revokes_it_at_once(&mut c);
+}
+
+/// A fresh agent data directory on the host side (the server's bridge address is local),
+/// for agents that must be refused.
+fn scratch_agent(c: &Cluster, name: &str, args: &[String], host_id: Option<&str>) -> Run {
+    let dir = c.dir.path().join("scratch").join(name);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    if let Some(id) = host_id {
+        std::fs::write(dir.join("host-id"), id).expect("host id");
+    }
+    let mut child = Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn agent");
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st.code().unwrap_or(-1);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("agent {name} was not refused within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    Run {
+        code,
+        stdout: String::new(),
+        stderr,
+    }
+}
+
+/// Replaces the value after `flag` in a printed agent command.
+fn with_arg(args: &[String], flag: &str, value: &str) -> Vec<String> {
+    let mut out = args.to_vec();
+    if let Some(i) = out.iter().position(|a| a == flag) {
+        out[i + 1] = value.to_string();
+    }
+    out
+}
+
+fn joining_is_pinned_and_bound_to_credentials(c: &Cluster) {
+    // Every agent exchanged the token for a credential of its own, kept 0600.
+    for i in 1..=HOSTS {
+        let cred = c.dir.path().join(format!("hosts/h{i}/agent/credential"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&cred)
+                .expect("credential kept")
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{}", cred.display());
+    }
+
+    // A wrong CA pin: refused with one clear line, nothing registered.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let r = scratch_agent(
+        c,
+        "wrong-pin",
+        &with_arg(&c.agent_args, "--ca-hash", &wrong),
+        None,
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("does not match the pinned CA hash"),
+        "{}",
+        r.stderr
+    );
+
+    // An impostor: a real token, an existing host's id. Refused and audited; the real
+    // host keeps working.
+    let h2 = c.host_id(2);
+    let before = c.ok(&["host", "inspect", &h2]);
+    let r = scratch_agent(c, "impostor", &c.agent_args, Some(&h2));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("already registered"), "{}", r.stderr);
+    assert!(c.ok(&["events"]).contains("host.impostor"));
+    std::thread::sleep(Duration::from_secs(2));
+    let hosts = c.ok(&["host", "ls"]);
+    assert_eq!(hosts.matches(" up ").count(), HOSTS, "{hosts}");
+    assert_eq!(
+        c.ok(&["host", "inspect", &h2]).lines().next(),
+        before.lines().next()
+    );
+
+    // Tokens: listed without secrets; a removed token and an expired one are refused at once.
+    let created = c.ok(&["host", "token", "create", "--uses", "5"]);
+    let args = printed_agent_args(&created);
+    let secret = args[args.iter().position(|a| a == "--token").expect("--token") + 1].clone();
+    let id = created
+        .split_whitespace()
+        .nth(2)
+        .expect("token id")
+        .to_string();
+    let ls = c.ok(&["host", "token", "ls"]);
+    assert!(ls.contains(&id) && !ls.contains(&secret), "{ls}");
+    c.ok(&["host", "token", "rm", &id]);
+    let removed_at = Instant::now();
+    let r = scratch_agent(c, "removed-token", &args, None);
+    assert!(
+        r.stderr.contains("refused the registration token"),
+        "{}",
+        r.stderr
+    );
+    eprintln!(
+        "removed token refused {:.2} s after removal",
+        removed_at.elapsed().as_secs_f64()
+    );
+    let created = c.ok(&["host", "token", "create", "--ttl", "1s"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = scratch_agent(c, "expired-token", &printed_agent_args(&created), None);
+    assert!(
+        r.stderr.contains("refused the registration token"),
+        "{}",
+        r.stderr
+    );
+    assert!(!c.ok(&["host", "ls"]).contains("scratch"));
+}
+
+fn removing_a_host_revokes_it_at_once(c: &mut Cluster) {
+    let h1 = c.host_id(1);
+    let removed = Instant::now();
+    c.ok(&["host", "rm", "--force", &h1]);
+    let mut agent = c.agents[0].take().expect("agent 1 runs");
+    // The session is closed at once; the agent fences and exits saying why.
+    let code = wait_for(Duration::from_secs(20), "removed agent to exit", || {
+        agent.try_wait().expect("wait").map(|s| s.code())
+    });
+    let exited = removed.elapsed();
+    assert_ne!(code, Some(0));
+    let log = std::fs::read_to_string(c.dir.path().join("hosts/h1/agent.log")).unwrap_or_default();
+    assert!(log.contains("removed"), "{log}");
+    assert!(!c.ok(&["host", "ls"]).contains(&h1[..12]));
+    eprintln!(
+        "host rm: agent told and exited after {:.2} s",
+        exited.as_secs_f64()
+    );
+    // Its credential is dead: starting it again is refused, the host stays gone.
+    let mut again = c.spawn_agent(1, "eu");
+    let code = wait_for(Duration::from_secs(20), "revoked agent refused", || {
+        again.try_wait().expect("wait").map(|s| s.code())
+    });
+    assert_ne!(code, Some(0));
+    assert!(!c.ok(&["host", "ls"]).contains(&h1[..12]));
 }

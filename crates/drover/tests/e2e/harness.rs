@@ -160,6 +160,19 @@ pub fn spawn_ready(cmd: &mut Command) -> (Child, Result<Ready, String>) {
     (child, result)
 }
 
+/// The arguments (after `drover`) of the `drover agent ...` command that
+/// `drover host token create` printed.
+pub fn printed_agent_args(out: &str) -> Vec<String> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("drover agent "))
+        .unwrap_or_else(|| panic!("no `drover agent` command in: {out}"));
+    line.split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -173,6 +186,8 @@ pub struct Drover {
     pub token: String,
     server: Option<Child>,
     agent: Option<Child>,
+    /// The `drover agent` arguments `host token create` printed (made on first use).
+    agent_args: Vec<String>,
     listen: String,
     stacks: Vec<String>,
     pub server_log: PathBuf,
@@ -190,6 +205,7 @@ impl Drover {
             token: String::new(),
             server: None,
             agent: None,
+            agent_args: Vec::new(),
             listen: format!("127.0.0.1:{}", free_port()),
             stacks: Vec::new(),
         };
@@ -208,6 +224,7 @@ impl Drover {
             token: String::new(),
             server: None,
             agent: None,
+            agent_args: Vec::new(),
             listen: format!("127.0.0.1:{}", free_port()),
             stacks: Vec::new(),
         };
@@ -260,18 +277,15 @@ impl Drover {
             .append(true)
             .open(self.dir.path().join("agent.log"))
             .expect("log file");
+        if self.agent_args.is_empty() {
+            self.agent_args = printed_agent_args(&self.ok(&["host", "token", "create"]));
+        }
         let mut cmd = Command::new(bin());
-        cmd.args([
-            "agent",
-            "--server",
-            &self.url,
-            "--token",
-            &self.token,
-            "--data-dir",
-        ])
-        .arg(self.dir.path().join("agent"))
-        .stdout(Stdio::null())
-        .stderr(log);
+        cmd.args(&self.agent_args)
+            .arg("--data-dir")
+            .arg(self.dir.path().join("agent"))
+            .stdout(Stdio::null())
+            .stderr(log);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

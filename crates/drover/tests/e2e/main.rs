@@ -4,6 +4,9 @@
 mod cluster;
 mod harness;
 
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::*;
@@ -684,4 +687,68 @@ fn logs_follow_and_interpolation_from_env_files() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(found, "marker not streamed; saw {seen:?}");
+}
+
+#[test]
+fn a_stalled_log_reader_disturbs_nothing_and_closed_pipes_end_cleanly() {
+    let mut d = Drover::up();
+    let stack = unique("chatty");
+    d.track(&stack);
+    let file = d.write(
+        "chatty.yaml",
+        "services:\n  chatty:\n    image: drover-test/busybox:1\n    command: [\"/bin/busybox\", \"sh\", \"-c\", \"while true; do echo 'a line of log text, written as fast as the shell can'; done\"]\n    stop_grace_period: 1s\n  quiet:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n",
+    );
+    d.deploy(&stack, &file);
+    let names = [format!("{stack}-chatty-1"), format!("{stack}-quiet-1")];
+    let before: Vec<String> = names.iter().map(|n| container_state(n)).collect();
+
+    // A client opens `logs -f` of the chatty container and never reads.
+    let addr = d.url.trim_start_matches("http://").to_string();
+    let mut stalled = TcpStream::connect(&addr).expect("connect");
+    write!(
+        stalled,
+        "GET /v1/environments/default/containers/{}/logs?follow=true HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        names[0], d.token
+    )
+    .expect("request");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let hosts = d.ok(&["host", "ls"]);
+        assert!(
+            hosts.contains(" up ") && !hosts.contains("disconnected") && !hosts.contains(" down"),
+            "host not up while a log reader stalls: {hosts}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let after: Vec<String> = names.iter().map(|n| container_state(n)).collect();
+    assert_eq!(
+        before, after,
+        "containers touched while a log reader stalled"
+    );
+    // The server still serves logs to readers that read.
+    let tail = d.ok(&["logs", "--tail", "1", &names[0]]);
+    assert!(tail.contains("a line of log text"), "{tail}");
+    drop(stalled);
+
+    // `logs -f | head -1` ends cleanly, with status 0, on the closed pipe.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; timeout 20 '{}' logs -f '{}' | head -1",
+            bin(),
+            names[0]
+        ))
+        .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
+        .env("DROVER_CONFIG", d.dir.path().join("cli.json"))
+        .output()
+        .expect("run pipeline");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }

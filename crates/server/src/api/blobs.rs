@@ -38,7 +38,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<Json<BlobCreated>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let dir = state.blobs_dir.clone();
+    let dir = blob_dir(&state, &env);
     let io = |e: std::io::Error| {
         tracing::error!("blob store: {e}");
         ApiError::new(
@@ -82,18 +82,28 @@ pub async fn upload(
     Ok(Json(BlobCreated { digest, size }))
 }
 
+/// Build contexts of one environment: an agent fetches only its own environment's.
+fn blob_dir(state: &AppState, env: &str) -> std::path::PathBuf {
+    state.blobs_dir.join(hex::encode(env.as_bytes()))
+}
+
 pub async fn download(
     State(state): State<Arc<AppState>>,
-    AgentCaller(_caller): AgentCaller,
+    AgentCaller(caller): AgentCaller,
     Path(digest): Path<String>,
 ) -> Result<Response, ApiError> {
+    if caller.kind != "host" {
+        return Err(ApiError::forbidden(
+            "build contexts are for registered hosts: use the host's credential",
+        ));
+    }
     if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::bad_request(
             "digest",
             "expected 64 hex characters",
         ));
     }
-    let path = state.blobs_dir.join(&digest);
+    let path = blob_dir(&state, &caller.env).join(&digest);
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| ApiError::not_found(format!("no build context {digest}")))?;
