@@ -2,7 +2,7 @@
 //! - `cargo run --release -p xtask -- bench-deploy [--runs N]`
 //! - `cargo run --release -p xtask -- bench-hostile`
 //! - `cargo run --release -p xtask -- bench-scheduler`
-//! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--read-rate R] [--failover]`
+//! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--read-rate R] [--failover] [--tls]`
 //!   (see `sim.rs`: the server with simulated agents over the real protocol)
 //!
 //! bench-scheduler: the pure scheduler on the C1M shape (5,000 hosts of mixed capacity and
@@ -73,13 +73,14 @@ fn main() -> Result<()> {
                     replicas: num("--replicas", 100) as u32,
                     concurrency: num("--concurrency", 16),
                     read_rate: num("--read-rate", 0) as u32,
+                    tls: args.iter().any(|a| a == "--tls"),
                 },
                 args.iter().any(|a| a == "--failover"),
             )
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
             )
         }
     }

@@ -18,7 +18,6 @@ use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use proto::{AgentMsg, ContainerState, Observed, ObservedContainer, ServerMsg};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 pub struct Shape {
     /// After convergence, API reads per second to sustain for 10 s (0: none).
@@ -28,18 +27,40 @@ pub struct Shape {
     pub replicas: u32,
     /// Deploys in flight at once.
     pub concurrency: usize,
+    /// Serve and connect over TLS (agents pin the server's CA, the API client trusts it).
+    pub tls: bool,
+}
+
+/// The server's CA certificate, when it speaks TLS.
+static CA_PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// An API client trusting the server's CA when it speaks TLS.
+fn http_client() -> reqwest::Client {
+    let mut b = reqwest::Client::builder();
+    if let Some(pem) = CA_PEM.get()
+        && let Ok(cfg) = tls::trusting_client_config(pem)
+    {
+        b = b.tls_backend_preconfigured((*cfg).clone());
+    }
+    b.build().unwrap_or_default()
 }
 
 /// One simulated agent: keeps the desired state (full states and stack patches, as the real
 /// agent does) and reports every desired container as running (whole, then changes, as the
 /// real agent does) until `silent` is set.
-async fn sim_agent(url: String, token: String, i: usize, silent: Arc<AtomicBool>) -> Result<()> {
-    let mut req = format!("{url}/v1/agent/connect")
-        .replace("http://", "ws://")
-        .into_client_request()?;
-    req.headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse()?);
-    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+async fn sim_agent(
+    url: String,
+    token: String,
+    pin: Option<Arc<rustls::ClientConfig>>,
+    i: usize,
+    silent: Arc<AtomicBool>,
+) -> Result<()> {
+    let url = format!("{url}/v1/agent/connect")
+        .replace("https://", "wss://")
+        .replace("http://", "ws://");
+    let ws = agent::open(&url, pin.as_ref(), &token)
+        .await
+        .map_err(|e| anyhow::anyhow!("connect: {e:?}"))?;
     let (mut sink, mut stream) = ws.split();
     let hello = AgentMsg::Hello(proto::Hello {
         protocol: proto::PROTOCOL_VERSION,
@@ -157,7 +178,7 @@ fn read_load(base: &str, token: &str, shape: &Shape, rate: u32) -> Vec<Duration>
     let (base, token) = (base.to_string(), token.to_string());
     let (services, agents) = (shape.services, shape.agents);
     let run = async move {
-        let http = reqwest::Client::new();
+        let http = http_client();
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
         let mut tasks = Vec::new();
         let end = Instant::now() + Duration::from_secs(10);
@@ -268,6 +289,7 @@ async fn run_async(drover: &Path, shape: Shape, failover: bool) -> Result<()> {
     let mut server = std::process::Command::new(drover)
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
+        .args(shape.tls.then_some("--tls"))
         .env("DROVER_CONFIG", dir.join("cli.json"))
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -293,6 +315,10 @@ async fn run_async(drover: &Path, shape: Shape, failover: bool) -> Result<()> {
         }
         std::thread::spawn(move || for _ in lines {});
     }
+    if shape.tls {
+        let pem = std::fs::read_to_string(dir.join("data/tls/ca.pem"))?;
+        let _ = CA_PEM.set(pem);
+    }
     let pid = server.id();
     let result = drive(&url, &token, &shape, failover, pid).await;
     let _ = server.kill();
@@ -302,7 +328,7 @@ async fn run_async(drover: &Path, shape: Shape, failover: bool) -> Result<()> {
 }
 
 async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) -> Result<()> {
-    let http = reqwest::Client::new();
+    let http = http_client();
     let api = |path: &str| format!("{url}/v1/environments/default{path}");
     let created: api_types::HostToken = http
         .post(api("/hosts/tokens"))
@@ -315,11 +341,17 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
     let silent: Vec<Arc<AtomicBool>> = (0..shape.agents)
         .map(|_| Arc::new(AtomicBool::new(false)))
         .collect();
+    let pin = match &created.ca_hash {
+        Some(h) => Some(tls::pinned_client_config(h)?),
+        None => None,
+    };
     let t = Instant::now();
+    let server_cpu0 = cpu_secs(&pid.to_string());
     for (i, s) in silent.iter().enumerate() {
         let (url, tok, s) = (url.to_string(), created.token.clone(), s.clone());
+        let pin = pin.clone();
         tokio::spawn(async move {
-            if let Err(e) = sim_agent(url, tok, i, s).await {
+            if let Err(e) = sim_agent(url, tok, pin, i, s).await {
                 eprintln!("sim agent {i}: {e}");
             }
         });
@@ -339,9 +371,16 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(
-        "{} simulated agents registered in {:.1}s",
+        "{} simulated agents connected at once{} and registered (token exchanged for a credential) in {:.1}s; server CPU {:.1}s, peak RSS {:.0} MB",
         shape.agents,
-        t.elapsed().as_secs_f64()
+        if shape.tls {
+            " over TLS (pinned CA)"
+        } else {
+            " over plain HTTP"
+        },
+        t.elapsed().as_secs_f64(),
+        cpu_secs(&pid.to_string()) - server_cpu0,
+        peak_rss_mb(pid)
     );
 
     // Reads during the run, at a steady rate: one stack or one host, as `drover stack ps`
@@ -353,7 +392,7 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         let base = api("");
         let (services, agents) = (shape.services, shape.agents);
         let read_all = async move {
-            let http = reqwest::Client::new();
+            let http = http_client();
             let mut lat = Vec::new();
             let mut i: usize = 0;
             while !done.load(Ordering::Relaxed) {

@@ -10,6 +10,8 @@
 mod session;
 mod worker;
 
+pub use session::{OpenError, Ws, open};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

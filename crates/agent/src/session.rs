@@ -61,21 +61,36 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, hello: proto::Hello) -> St
 }
 
 /// Any byte stream a WebSocket can run over: TCP, or TLS over TCP.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+/// An agent's WebSocket to the server.
+pub type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
-/// Opens the WebSocket: TCP, TLS against the pinned CA when `wss://`, then the upgrade.
-async fn connect(link: &Link, auth: &str) -> Result<Ws, End> {
-    let mut req = link
-        .url
-        .as_str()
+/// Why the WebSocket could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The server's chain does not hold the pinned CA.
+    PinMismatch(String),
+    /// The server refused the token or credential (HTTP 401/403).
+    Refused,
+    /// Anything else (unreachable, timed out...): worth retrying.
+    Other(String),
+}
+
+/// Opens the agent WebSocket at `url` (`ws://` or `wss://`): TCP, TLS with `tls` (which
+/// trusts the pinned CA only) for `wss://`, then the upgrade with `auth` as bearer token.
+pub async fn open(
+    url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    auth: &str,
+) -> Result<Ws, OpenError> {
+    let mut req = url
         .into_client_request()
-        .map_err(|e| End::Fatal(e.to_string()))?;
+        .map_err(|e| OpenError::Other(e.to_string()))?;
     let header = format!("Bearer {auth}")
         .parse()
-        .map_err(|_| End::Fatal("token is not a valid header value".into()))?;
+        .map_err(|_| OpenError::Other("token is not a valid header value".into()))?;
     req.headers_mut().insert("Authorization", header);
     let uri = req.uri().clone();
     let host = uri
@@ -86,28 +101,28 @@ async fn connect(link: &Link, auth: &str) -> Result<Ws, End> {
         .to_string();
     let port = uri
         .port_u16()
-        .unwrap_or(if link.tls.is_some() { 443 } else { 80 });
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| End::Retry(format!("connect {host}:{port}: {e}")))?;
+        .map_err(|e| OpenError::Other(format!("connect {host}:{port}: {e}")))?;
     let _ = tcp.set_nodelay(true);
-    let io: Box<dyn Io> = match &link.tls {
+    let io: Box<dyn Io> = match tls {
         None => Box::new(tcp),
         Some(cfg) => {
             let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| End::Fatal(format!("server name {host:?}: {e}")))?;
+                .map_err(|e| OpenError::Other(format!("server name {host:?}: {e}")))?;
             match tokio_rustls::TlsConnector::from(cfg.clone())
                 .connect(name, tcp)
                 .await
             {
                 Ok(s) => Box::new(s),
                 Err(e) if e.to_string().contains(tls::PIN_MISMATCH) => {
-                    return Err(End::Fatal(format!(
+                    return Err(OpenError::PinMismatch(format!(
                         "server {host}:{port}: {}: refusing to connect (check --ca-hash)",
                         tls::PIN_MISMATCH
                     )));
                 }
-                Err(e) => return Err(End::Retry(format!("TLS with {host}:{port}: {e}"))),
+                Err(e) => return Err(OpenError::Other(format!("TLS with {host}:{port}: {e}"))),
             }
         }
     };
@@ -116,17 +131,29 @@ async fn connect(link: &Link, auth: &str) -> Result<Ws, End> {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp))
             if resp.status() == 401 || resp.status() == 403 =>
         {
-            Err(End::Fatal(if link.has_credential {
+            Err(OpenError::Refused)
+        }
+        Err(e) => Err(OpenError::Other(e.to_string())),
+    }
+}
+
+/// Opens the session's WebSocket; a refusal or a pin mismatch ends the agent.
+async fn connect(link: &Link, auth: &str) -> Result<Ws, End> {
+    open(&link.url, link.tls.as_ref(), auth)
+        .await
+        .map_err(|e| match e {
+            OpenError::PinMismatch(why) => End::Fatal(why),
+            OpenError::Refused if link.has_credential => End::Fatal(
                 "the server refused this host's credential: the host was removed (drover host rm); \
                  to join again, delete the agent's data directory and use a new registration token"
-                    .to_string()
-            } else {
+                    .to_string(),
+            ),
+            OpenError::Refused => End::Fatal(
                 "the server refused the registration token: it was removed, has expired or is used up"
-                    .to_string()
-            }))
-        }
-        Err(e) => Err(End::Retry(e.to_string())),
-    }
+                    .to_string(),
+            ),
+            OpenError::Other(e) => End::Retry(e),
+        })
 }
 
 async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<(), End> {

@@ -79,11 +79,43 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(rejection) => Err(ApiError::new(
-                rejection.status(),
-                "invalid_request",
-                rejection.body_text(),
-            )),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let mut e = ApiError::new(rejection.status(), "invalid_request", text.clone());
+                e.field = json_error_field(&text).map(str::to_string);
+                Err(e)
+            }
         }
+    }
+}
+
+/// The field a JSON body error names: axum reports `...target type: PATH: what`.
+fn json_error_field(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("target type: ")?;
+    let (path, _) = rest.split_once(": ")?;
+    (!path.is_empty() && path != "." && !path.contains(' ')).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_errors_name_their_field() {
+        use super::json_error_field as f;
+        assert_eq!(
+            f(
+                "Failed to deserialize the JSON body into the target type: scope: unknown field `scope`, expected `ttl_secs` or `uses` at line 1 column 8"
+            ),
+            Some("scope")
+        );
+        assert_eq!(
+            f(
+                "Failed to deserialize the JSON body into the target type: services.web.image: invalid type"
+            ),
+            Some("services.web.image")
+        );
+        assert_eq!(
+            f("Failed to parse the request body as JSON: EOF while parsing"),
+            None
+        );
     }
 }
