@@ -373,10 +373,6 @@ impl Store {
         reclaim: bool,
         now_ms: u64,
     ) -> Result<std::result::Result<(), Refusal>> {
-        let labels = serde_json::to_string(&host.labels).map_err(|e| Error::Corrupt {
-            what: format!("host {}", host.id),
-            why: e.to_string(),
-        })?;
         let tx = self.conn.transaction()?;
         if let Some(hash) = via {
             let used = tx.execute(
@@ -390,19 +386,11 @@ impl Store {
                 return Ok(Err(Refusal::Token));
             }
         }
-        let existed = tx
-            .query_row("SELECT 1 FROM hosts WHERE id = ?1", [&host.id], |_| Ok(()))
-            .optional()?
-            .is_some();
+        let existed = host_exists(&tx, &host.id)?;
         if existed && !reclaim {
             return Ok(Err(Refusal::HostExists));
         }
-        tx.execute(
-            "INSERT INTO hosts (id, env, name, labels, created_ms, last_seen_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT (id) DO UPDATE SET name = ?3, labels = ?4, last_seen_ms = ?5",
-            params![host.id, host.env, host.name, labels, now_ms as i64],
-        )?;
+        put_host(&tx, host, existed, now_ms)?;
         tx.execute(
             "DELETE FROM tokens WHERE kind = 'host' AND host = ?1",
             [&host.id],
@@ -418,19 +406,6 @@ impl Store {
                 host.id
             ],
         )?;
-        if !existed {
-            append_event(
-                &tx,
-                now_ms,
-                &NewEvent {
-                    env: &host.env,
-                    actor: "agent",
-                    kind: "host.registered",
-                    subject: &host.name,
-                    detail: &host.id,
-                },
-            )?;
-        }
         tx.commit()?;
         Ok(Ok(()))
     }
@@ -446,34 +421,9 @@ impl Store {
 
     /// Records a host (first registration) or refreshes it; returns true when it is new.
     pub fn upsert_host(&mut self, host: &HostRow, now_ms: u64) -> Result<bool> {
-        let labels = serde_json::to_string(&host.labels).map_err(|e| Error::Corrupt {
-            what: format!("host {}", host.id),
-            why: e.to_string(),
-        })?;
         let tx = self.conn.transaction()?;
-        let existed = tx
-            .query_row("SELECT 1 FROM hosts WHERE id = ?1", [&host.id], |_| Ok(()))
-            .optional()?
-            .is_some();
-        tx.execute(
-            "INSERT INTO hosts (id, env, name, labels, created_ms, last_seen_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT (id) DO UPDATE SET name = ?3, labels = ?4, last_seen_ms = ?5",
-            params![host.id, host.env, host.name, labels, now_ms as i64],
-        )?;
-        if !existed {
-            append_event(
-                &tx,
-                now_ms,
-                &NewEvent {
-                    env: &host.env,
-                    actor: "agent",
-                    kind: "host.registered",
-                    subject: &host.name,
-                    detail: &host.id,
-                },
-            )?;
-        }
+        let existed = host_exists(&tx, &host.id)?;
+        put_host(&tx, host, existed, now_ms)?;
         tx.commit()?;
         Ok(!existed)
     }
@@ -811,6 +761,46 @@ fn decode_stack(
         created_ms: c as u64,
         updated_ms: u as u64,
     })
+}
+
+fn host_exists(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<bool> {
+    Ok(tx
+        .query_row("SELECT 1 FROM hosts WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Inserts or refreshes a host row, with the registration event when it is new.
+fn put_host(
+    tx: &rusqlite::Transaction<'_>,
+    host: &HostRow,
+    existed: bool,
+    now_ms: u64,
+) -> Result<()> {
+    let labels = serde_json::to_string(&host.labels).map_err(|e| Error::Corrupt {
+        what: format!("host {}", host.id),
+        why: e.to_string(),
+    })?;
+    tx.execute(
+        "INSERT INTO hosts (id, env, name, labels, created_ms, last_seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+         ON CONFLICT (id) DO UPDATE SET name = ?3, labels = ?4, last_seen_ms = ?5",
+        params![host.id, host.env, host.name, labels, now_ms as i64],
+    )?;
+    if !existed {
+        append_event(
+            tx,
+            now_ms,
+            &NewEvent {
+                env: &host.env,
+                actor: "agent",
+                kind: "host.registered",
+                subject: &host.name,
+                detail: &host.id,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn append_event(tx: &rusqlite::Transaction<'_>, now_ms: u64, e: &NewEvent<'_>) -> Result<()> {

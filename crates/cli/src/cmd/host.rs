@@ -121,8 +121,13 @@ pub async fn token_create(
     } else {
         format!(" ({})", limits.join(", "))
     };
+    let hint = if t.server.is_some() {
+        ""
+    } else {
+        " (replace the URL with an address the host can reach, or start the server with --advertise)"
+    };
     outln!(
-        "Registration token {}{limits}. Run this on each host to add:",
+        "Registration token {}{limits}. Run this on each host to add{hint}:",
         t.id
     );
     let pin = t
