@@ -5,8 +5,12 @@
 //! saying every desired container runs — a fake engine, named as such); S stacks of one
 //! service with R replicas each are submitted through the REST API. Printed: placements/s from
 //! the first submit to every container reported running, p99 latency of API reads made
-//! during the run, and the server's peak RSS. Then `--failover`: one host goes silent and the
-//! time until it is marked down and its containers run elsewhere is printed.
+//! during the run, and the server's peak RSS. Then every agent drops its connection and
+//! reconnects at once with the host credential it got at registration: the time until all
+//! sessions are back, and the server CPU per reconnect. `--tls`: the server speaks TLS, the
+//! agents pin its CA and the API client trusts it, so every figure includes TLS. Then
+//! `--failover`: one host goes silent and the time until it is marked down and its
+//! containers run elsewhere is printed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,32 +49,28 @@ fn http_client() -> reqwest::Client {
     b.build().unwrap_or_default()
 }
 
+/// What every simulated agent shares with the driver.
+#[derive(Clone)]
+struct SimLink {
+    url: String,
+    pin: Option<Arc<rustls::ClientConfig>>,
+    /// Bumped to make every agent drop its connection and reconnect at once.
+    reconnect: tokio::sync::watch::Receiver<u64>,
+    /// Sessions welcomed so far, over all agents and reconnects.
+    welcomed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 /// One simulated agent: keeps the desired state (full states and stack patches, as the real
 /// agent does) and reports every desired container as running (whole, then changes, as the
-/// real agent does) until `silent` is set.
-async fn sim_agent(
-    url: String,
-    token: String,
-    pin: Option<Arc<rustls::ClientConfig>>,
-    i: usize,
-    silent: Arc<AtomicBool>,
-) -> Result<()> {
-    let url = format!("{url}/v1/agent/connect")
+/// real agent does) until `silent` is set. It exchanges its registration token for a host
+/// credential on the first connection, as the real agent does, and reconnects with that
+/// when the driver says so.
+async fn sim_agent(link: SimLink, token: String, i: usize, silent: Arc<AtomicBool>) -> Result<()> {
+    let url = format!("{}/v1/agent/connect", link.url)
         .replace("https://", "wss://")
         .replace("http://", "ws://");
-    let ws = agent::open(&url, pin.as_ref(), &token)
-        .await
-        .map_err(|e| anyhow::anyhow!("connect: {e:?}"))?;
-    let (mut sink, mut stream) = ws.split();
-    let hello = AgentMsg::Hello(proto::Hello {
-        protocol: proto::PROTOCOL_VERSION,
-        host_id: format!("sim-{i:05}"),
-        hostname: format!("sim{i:05}"),
-        agent_version: "sim".into(),
-        labels: BTreeMap::from([("region".to_string(), ["eu", "us", "ap"][i % 3].to_string())]),
-    });
-    sink.send(Message::Text(serde_json::to_string(&hello)?.into()))
-        .await?;
+    let mut auth = token;
+    let mut reconnect = link.reconnect.clone();
     let engine = proto::EngineStatus {
         up: true,
         version: Some("fake-engine".into()),
@@ -85,15 +85,68 @@ async fn sim_agent(
         errors: vec![],
         waiting: vec![],
     };
-    // As the real agent: the first report whole, then what changed.
     let mut last = report(vec![], 0);
+    loop {
+        reconnect.mark_unchanged();
+        let ws = agent::open(&url, link.pin.as_ref(), &auth)
+            .await
+            .map_err(|e| anyhow::anyhow!("connect: {e:?}"))?;
+        let again = session(
+            ws,
+            &link,
+            &mut reconnect,
+            &mut auth,
+            &mut last,
+            i,
+            &silent,
+            &engine,
+        )
+        .await?;
+        if !again {
+            return Ok(());
+        }
+    }
+}
+
+/// One session of a simulated agent; true when the driver asked for a reconnect.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    ws: agent::Ws,
+    link: &SimLink,
+    reconnect: &mut tokio::sync::watch::Receiver<u64>,
+    auth: &mut String,
+    last: &mut Observed,
+    i: usize,
+    silent: &AtomicBool,
+    engine: &proto::EngineStatus,
+) -> Result<bool> {
+    let (mut sink, mut stream) = ws.split();
+    let hello = AgentMsg::Hello(proto::Hello {
+        protocol: proto::PROTOCOL_VERSION,
+        host_id: format!("sim-{i:05}"),
+        hostname: format!("sim{i:05}"),
+        agent_version: "sim".into(),
+        labels: BTreeMap::from([("region".to_string(), ["eu", "us", "ap"][i % 3].to_string())]),
+    });
+    sink.send(Message::Text(serde_json::to_string(&hello)?.into()))
+        .await?;
+    // As the real agent: the first report of a session whole, then what changed.
     sink.send(Message::Text(
         serde_json::to_string(&AgentMsg::Observed(last.clone()))?.into(),
     ))
     .await?;
+    let report = |containers: Vec<ObservedContainer>, generation| Observed {
+        generation,
+        engine: engine.clone(),
+        containers,
+        errors: vec![],
+        waiting: vec![],
+    };
     let mut beat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
     loop {
         tokio::select! {
+            // Asked to reconnect; or the driver is done (the sender is gone): stop.
+            changed = reconnect.changed() => return Ok(changed.is_ok()),
             msg = stream.next() => {
                 let Some(Ok(Message::Text(text))) = msg else { break };
                 if silent.load(Ordering::Relaxed) {
@@ -116,10 +169,17 @@ async fn sim_agent(
                 // What changed, worked out from the message alone (a real agent diffs
                 // what its engine lists; the simulator need not pay for that).
                 let patch = match serde_json::from_str::<ServerMsg>(&text) {
+                    Ok(ServerMsg::Welcome { credential, .. }) => {
+                        if let Some(c) = credential {
+                            *auth = c;
+                        }
+                        link.welcomed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     Ok(ServerMsg::Desired(d)) => {
                         let now = report(d.containers.iter().map(running).collect(), d.generation);
-                        let patch = now.changes_since(&last);
-                        last = now;
+                        let patch = now.changes_since(last);
+                        *last = now;
                         patch
                     }
                     Ok(ServerMsg::DesiredStacks(d)) => {
@@ -169,7 +229,7 @@ async fn sim_agent(
             }
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Open-loop reads at `rate` per second for 10 s from a client thread of its own (one stack
@@ -345,13 +405,19 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         Some(h) => Some(tls::pinned_client_config(h)?),
         None => None,
     };
+    let (reconnect_tx, reconnect) = tokio::sync::watch::channel(0u64);
+    let link = SimLink {
+        url: url.to_string(),
+        pin,
+        reconnect,
+        welcomed: Arc::default(),
+    };
     let t = Instant::now();
     let server_cpu0 = cpu_secs(&pid.to_string());
     for (i, s) in silent.iter().enumerate() {
-        let (url, tok, s) = (url.to_string(), created.token.clone(), s.clone());
-        let pin = pin.clone();
+        let (link, tok, s) = (link.clone(), created.token.clone(), s.clone());
         tokio::spawn(async move {
-            if let Err(e) = sim_agent(url, tok, pin, i, s).await {
+            if let Err(e) = sim_agent(link, tok, i, s).await {
                 eprintln!("sim agent {i}: {e}");
             }
         });
@@ -519,6 +585,42 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
             percentile_ms(&lat, 99)
         );
     }
+
+    // Every agent drops its connection and reconnects at once with its host credential
+    // (over TLS with --tls, handshakes included): what a server restart or a network blip
+    // costs.
+    let before = link.welcomed.load(Ordering::Relaxed);
+    let cpu0 = cpu_secs(&pid.to_string());
+    let t = Instant::now();
+    reconnect_tx.send_modify(|v| *v += 1);
+    loop {
+        let back = link.welcomed.load(Ordering::Relaxed) - before;
+        if back >= shape.agents {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("only {back} of {} agents reconnected", shape.agents);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let back_after = t.elapsed();
+    let reconnect_cpu = cpu_secs(&pid.to_string()) - cpu0;
+    let hosts: Vec<api_types::HostInfo> = get_json(&http, &api("/hosts"), token).await?;
+    println!(
+        "{} agents reconnecting at once{} with their host credentials: all sessions back after {:.2}s; server CPU {:.2}s ({:.2} ms per reconnect), peak RSS {:.0} MB; {} of {} hosts up",
+        shape.agents,
+        if shape.tls {
+            " over TLS"
+        } else {
+            " over plain HTTP"
+        },
+        back_after.as_secs_f64(),
+        reconnect_cpu,
+        reconnect_cpu * 1000.0 / shape.agents as f64,
+        peak_rss_mb(pid),
+        hosts.iter().filter(|h| h.state == "up").count(),
+        shape.agents
+    );
 
     if failover {
         // Silence the agent with the most containers.

@@ -222,9 +222,9 @@ impl<'a> State<'a> {
             let Some(u) = usage.get_mut(e.host) else {
                 continue;
             };
-            u.cpu += e.cpu_milli;
-            u.memory += e.memory;
-            u.containers += e.replicas;
+            u.cpu = u.cpu.saturating_add(e.cpu_milli);
+            u.memory = u.memory.saturating_add(e.memory);
+            u.containers = u.containers.saturating_add(e.replicas);
             u.ports.extend(e.ports.iter().cloned());
             if e.replicas > 0 {
                 *per_group.entry((e.group.as_str(), e.host)).or_default() += e.replicas;
@@ -263,10 +263,17 @@ impl<'a> State<'a> {
         if g.ports.iter().any(|p| u.ports.contains(p)) {
             return Err(Reject::Ports);
         }
-        if u.cpu + g.cpu_milli > host.cpu_milli {
+        // An overflowing sum is more than any host has.
+        if u.cpu
+            .checked_add(g.cpu_milli)
+            .is_none_or(|t| t > host.cpu_milli)
+        {
             return Err(Reject::Cpu);
         }
-        if u.memory + g.memory > host.memory {
+        if u.memory
+            .checked_add(g.memory)
+            .is_none_or(|t| t > host.memory)
+        {
             return Err(Reject::Memory);
         }
         Ok(())
@@ -305,9 +312,9 @@ impl<'a> State<'a> {
 
     fn place(&mut self, g: &'a Group, h: usize) {
         let u = &mut self.usage[h];
-        u.cpu += g.cpu_milli;
-        u.memory += g.memory;
-        u.containers += 1;
+        u.cpu = u.cpu.saturating_add(g.cpu_milli);
+        u.memory = u.memory.saturating_add(g.memory);
+        u.containers = u.containers.saturating_add(1);
         u.ports.extend(g.ports.iter().cloned());
         *self.per_group.entry((g.key.as_str(), h)).or_default() += 1;
     }

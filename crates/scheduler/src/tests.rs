@@ -459,3 +459,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn huge_reservations_never_overflow_and_are_refused() {
+    // A compose reservation near u64::MAX on a host that already carries load: refused as
+    // too big, never wrapped around into a small number.
+    let max = u64::MAX;
+    check(
+        &format!(
+            "host a cpu={max} mem={max}\nexisting a other cpu=5 mem=5\ngroup big x1 cpu={max}"
+        ),
+        expect![[r#"
+            big.1 pending: no host fits big (18446744073709550 CPU): 1 host short of CPU
+        "#]],
+    );
+}

@@ -106,6 +106,13 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
             changes: changes.clone(),
         },
     );
+    // A host removed while this session was being admitted: end it like any other.
+    if state.model().host(&host).is_none() {
+        state.revoke_agent(
+            &host,
+            "this host was removed from the server (drover host rm)",
+        );
+    }
     tracing::info!(host = %host, name = %hello.hostname, "agent connected");
     let welcome = ServerMsg::Welcome {
         cluster_id: state.cluster_id.clone(),

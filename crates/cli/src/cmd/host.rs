@@ -78,11 +78,9 @@ pub async fn drain(client: &Client, arg: &str, drain: bool) -> Result<(), Failur
     Ok(())
 }
 
-pub async fn rm(client: &Client, arg: &str, force: bool) -> Result<(), Failure> {
+pub async fn rm(client: &Client, arg: &str) -> Result<(), Failure> {
     let h = resolve(client, arg).await?;
-    client
-        .delete(&format!("/hosts/{}?force={force}", h.id))
-        .await?;
+    client.delete(&format!("/hosts/{}", h.id)).await?;
     outln!("host {} removed", h.name);
     Ok(())
 }

@@ -88,11 +88,12 @@ pub enum HostCmd {
         #[arg(long)]
         undo: bool,
     },
-    /// Forget a host (its containers are placed elsewhere)
+    /// Remove a host: its credential is revoked and its agent disconnected at once (it
+    /// stops its singletons and exits); its containers are placed elsewhere
     Rm {
         host: String,
-        /// Even while its agent is connected
-        #[arg(long)]
+        /// Accepted for scripts written when connected hosts needed it; no effect
+        #[arg(long, hide = true)]
         force: bool,
     },
     /// Registration tokens for agents
@@ -211,7 +212,7 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
             host::label(&client, &host, &changes).await
         }
         Command::Host(HostCmd::Drain { host, undo }) => host::drain(&client, &host, !undo).await,
-        Command::Host(HostCmd::Rm { host, force }) => host::rm(&client, &host, force).await,
+        Command::Host(HostCmd::Rm { host, .. }) => host::rm(&client, &host).await,
         Command::Host(HostCmd::Token(TokenCmd::Create { ttl, uses })) => {
             host::token_create(&client, &cfg.url, ttl.as_deref(), uses).await
         }

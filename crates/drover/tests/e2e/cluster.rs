@@ -521,7 +521,7 @@ fn joining_is_pinned_and_bound_to_credentials(c: &Cluster) {
 fn removing_a_host_revokes_it_at_once(c: &mut Cluster) {
     let h1 = c.host_id(1);
     let removed = Instant::now();
-    c.ok(&["host", "rm", "--force", &h1]);
+    c.ok(&["host", "rm", &h1]);
     let mut agent = c.agents[0].take().expect("agent 1 runs");
     // The session is closed at once; the agent fences and exits saying why.
     let code = wait_for(Duration::from_secs(20), "removed agent to exit", || {

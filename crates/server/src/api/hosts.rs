@@ -210,32 +210,17 @@ pub async fn drain(
     Ok(Json(host_info(&state, find_host(&state, &env, &id)?)))
 }
 
-#[derive(Deserialize)]
-pub struct RemoveQuery {
-    #[serde(default)]
-    force: bool,
-}
-
-#[utoipa::path(delete, path = "/v1/environments/{env}/hosts/{id}", params(("force" = Option<bool>, Query, description = "remove even while its agent is connected")),
-    responses((status = 204), (status = 409, body = api_types::ErrorBody)))]
+/// Removes a host, connected or not: its credential is revoked, its session closed (the
+/// agent stops its singletons and exits), its containers are placed elsewhere. `?force=`
+/// is accepted and ignored (it was once needed for connected hosts).
+#[utoipa::path(delete, path = "/v1/environments/{env}/hosts/{id}", responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     User(caller): User,
     Path((env, id)): Path<(String, String)>,
-    Query(q): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     check_env(&state, &caller, &env)?;
     let h = find_host(&state, &env, &id)?;
-    if state.is_connected(&id) && !q.force {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "host_connected",
-            format!(
-                "host {} is connected: drain it and stop its agent first, or remove with --force",
-                h.name
-            ),
-        ));
-    }
     let audit = Audit {
         env: env.clone(),
         actor: caller.name.clone(),
