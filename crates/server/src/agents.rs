@@ -221,7 +221,7 @@ async fn admit(
     };
     if caller.kind == "host" {
         if caller.host.as_deref() != Some(row.id.as_str()) {
-            audit_impostor(state, caller, row);
+            audit_impostor(state, caller, row).await;
             return Err(Admission::Revoked(format!(
                 "this credential belongs to another host, not {}",
                 row.id
@@ -230,7 +230,13 @@ async fn admit(
         if state.model().host(&row.id).is_none() {
             return Err(Admission::Revoked(format!("host {} was removed", row.id)));
         }
-        state.register_host(row, now_ms()).map_err(store_error)?;
+        // Off the agents' thread: the store may be busy with a large scheduling write, and
+        // no other host's session may wait for it.
+        let r = row.clone();
+        state
+            .blocking(move |s| s.register_host(&r, now_ms()))
+            .await
+            .map_err(store_error)?;
         return Ok(None);
     }
     let credential = crate::auth::new_token();
@@ -249,7 +255,7 @@ async fn admit(
             "registration token has been removed, has expired or is used up".into(),
         )),
         Err(store::Refusal::HostExists) => {
-            audit_impostor(state, caller, row);
+            audit_impostor(state, caller, row).await;
             Err(Admission::Revoked(format!(
                 "host {} is already registered: only its own agent, with its credential, may speak for it",
                 row.id
@@ -258,19 +264,24 @@ async fn admit(
     }
 }
 
-/// Records an attempt to speak for a host without its credential.
-fn audit_impostor(state: &AppState, caller: &Caller, row: &store::HostRow) {
+/// Records an attempt to speak for a host without its credential (off the agents' thread).
+async fn audit_impostor(state: &Arc<AppState>, caller: &Caller, row: &store::HostRow) {
     tracing::warn!(host = %row.id, token = %caller.name, "agent tried to speak for a host it is not");
-    let event = store::NewEvent {
-        env: &row.env,
-        actor: &caller.name,
-        kind: "host.impostor",
-        subject: &row.id,
-        detail: "hello named an existing host without its credential: refused",
-    };
-    if let Err(e) = state.store().append_event(now_ms(), &event) {
-        tracing::error!("audit: {e}");
-    }
+    let (env, actor, host) = (row.env.clone(), caller.name.clone(), row.id.clone());
+    state
+        .blocking(move |s| {
+            let event = store::NewEvent {
+                env: &env,
+                actor: &actor,
+                kind: "host.impostor",
+                subject: &host,
+                detail: "hello named an existing host without its credential: refused",
+            };
+            if let Err(e) = s.store().append_event(now_ms(), &event) {
+                tracing::error!("audit: {e}");
+            }
+        })
+        .await;
 }
 
 /// The protocol version a hello of another protocol version names, wherever it put it.
