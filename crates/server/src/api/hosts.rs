@@ -277,18 +277,20 @@ pub async fn create_token(
     let id = format!("agent-{}", &hash[..12]);
     let now = now_ms();
     let expires_ms = req.ttl_secs.map(|t| now + t * 1000);
-    state.store().create_token(
-        &store::NewToken {
-            hash: &hash,
-            name: &id,
-            kind: "agent",
-            env: &env,
-            expires_ms,
-            uses: req.uses,
-        },
-        &caller.name,
-        now,
-    )?;
+    let (h, i, e, actor, uses) = (hash, id.clone(), env.clone(), caller.name.clone(), req.uses);
+    state
+        .blocking(move |s| {
+            let t = store::NewToken {
+                hash: &h,
+                name: &i,
+                kind: "agent",
+                env: &e,
+                expires_ms,
+                uses,
+            };
+            s.store().create_token(&t, &actor, now)
+        })
+        .await?;
     let join = state.join_info();
     Ok(Json(HostToken {
         id,
@@ -308,7 +310,10 @@ pub async fn list_tokens(
     Path(env): Path<String>,
 ) -> Result<Json<Vec<HostTokenInfo>>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let rows = state.store().tokens(&env, "agent")?;
+    let e = env.clone();
+    let rows = state
+        .blocking(move |s| s.store().tokens(&e, "agent"))
+        .await?;
     Ok(Json(
         rows.into_iter()
             .map(|t| HostTokenInfo {
@@ -328,16 +333,19 @@ pub async fn remove_token(
     Path((env, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_env(&state, &caller, &env)?;
-    let event = store::NewEvent {
-        env: &env,
-        actor: &caller.name,
-        kind: "token.removed",
-        subject: &id,
-        detail: "agent",
-    };
+    let (e, actor, name) = (env.clone(), caller.name.clone(), id.clone());
     let removed = state
-        .store()
-        .delete_token(&env, "agent", &id, &event, now_ms())?;
+        .blocking(move |s| {
+            let event = store::NewEvent {
+                env: &e,
+                actor: &actor,
+                kind: "token.removed",
+                subject: &name,
+                detail: "agent",
+            };
+            s.store().delete_token(&e, "agent", &name, &event, now_ms())
+        })
+        .await?;
     match removed {
         Some(hash) => {
             state.keys.forget(&hash);
