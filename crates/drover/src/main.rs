@@ -110,6 +110,9 @@ fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
     };
     let token = text.trim().to_string();
     if token.is_empty() {
+        if path.as_os_str() == "-" {
+            anyhow::bail!("no token on standard input");
+        }
         anyhow::bail!("no token in {}", path.display());
     }
     Ok(token)

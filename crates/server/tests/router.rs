@@ -526,6 +526,16 @@ async fn good_credentials_pass_where_they_belong() {
             StatusCode::OK,
         ),
         case(
+            "the scheme is case-insensitive",
+            request(
+                Method::GET,
+                STACKS,
+                &Auth::Raw(HeaderValue::from_str(&format!("bearer {}", f.admin)).expect("header")),
+                None,
+            ),
+            StatusCode::OK,
+        ),
+        case(
             "surrounding spaces are trimmed",
             request(
                 Method::GET,
