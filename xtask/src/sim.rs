@@ -78,14 +78,7 @@ async fn sim_agent(link: SimLink, token: String, i: usize, silent: Arc<AtomicBoo
         memory: Some(128 << 30),
         error: None,
     };
-    let report = |containers: Vec<ObservedContainer>, generation| Observed {
-        generation,
-        engine: engine.clone(),
-        containers,
-        errors: vec![],
-        waiting: vec![],
-    };
-    let mut last = report(vec![], 0);
+    let mut last = fake_report(&engine, vec![], 0);
     loop {
         reconnect.mark_unchanged();
         let ws = agent::open(&url, link.pin.as_ref(), &auth)
@@ -105,6 +98,21 @@ async fn sim_agent(link: SimLink, token: String, i: usize, silent: Arc<AtomicBoo
         if !again {
             return Ok(());
         }
+    }
+}
+
+/// What the fake engine reports: every container given, running.
+fn fake_report(
+    engine: &proto::EngineStatus,
+    containers: Vec<ObservedContainer>,
+    generation: u64,
+) -> Observed {
+    Observed {
+        generation,
+        engine: engine.clone(),
+        containers,
+        errors: vec![],
+        waiting: vec![],
     }
 }
 
@@ -135,13 +143,7 @@ async fn session(
         serde_json::to_string(&AgentMsg::Observed(last.clone()))?.into(),
     ))
     .await?;
-    let report = |containers: Vec<ObservedContainer>, generation| Observed {
-        generation,
-        engine: engine.clone(),
-        containers,
-        errors: vec![],
-        waiting: vec![],
-    };
+    let report = |containers, generation| fake_report(engine, containers, generation);
     let mut beat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
     loop {
         tokio::select! {
