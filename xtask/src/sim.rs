@@ -13,6 +13,8 @@
 //! containers run elsewhere is printed.
 
 use std::collections::BTreeMap;
+
+use sha2::Digest as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +72,8 @@ async fn sim_agent(link: SimLink, token: String, i: usize, silent: Arc<AtomicBoo
         .replace("https://", "wss://")
         .replace("http://", "ws://");
     let mut auth = token;
+    // As the real agent: a credential of its own, offered (hashed) when registering.
+    let credential = format!("drh_sim_{}_{i:05}", std::process::id());
     let mut reconnect = link.reconnect.clone();
     let engine = proto::EngineStatus {
         up: true,
@@ -89,6 +93,7 @@ async fn sim_agent(link: SimLink, token: String, i: usize, silent: Arc<AtomicBoo
             &link,
             &mut reconnect,
             &mut auth,
+            &credential,
             &mut last,
             i,
             &silent,
@@ -123,6 +128,7 @@ async fn session(
     link: &SimLink,
     reconnect: &mut tokio::sync::watch::Receiver<u64>,
     auth: &mut String,
+    credential: &str,
     last: &mut Observed,
     i: usize,
     silent: &AtomicBool,
@@ -135,6 +141,7 @@ async fn session(
         hostname: format!("sim{i:05}"),
         agent_version: "sim".into(),
         labels: BTreeMap::from([("region".to_string(), ["eu", "us", "ap"][i % 3].to_string())]),
+        credential_hash: Some(hex::encode(sha2::Sha256::digest(credential.as_bytes()))),
     });
     sink.send(Message::Text(serde_json::to_string(&hello)?.into()))
         .await?;
@@ -171,10 +178,9 @@ async fn session(
                 // What changed, worked out from the message alone (a real agent diffs
                 // what its engine lists; the simulator need not pay for that).
                 let patch = match serde_json::from_str::<ServerMsg>(&text) {
-                    Ok(ServerMsg::Welcome { credential, .. }) => {
-                        if let Some(c) = credential {
-                            *auth = c;
-                        }
+                    Ok(ServerMsg::Welcome { .. }) => {
+                        // Registered: from now on the host's own credential.
+                        *auth = credential.to_string();
                         link.welcomed.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }

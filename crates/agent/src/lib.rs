@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use proto::{Desired, Observed};
+use sha2::Digest as _;
 use tokio::sync::{Notify, watch};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,10 @@ pub enum Error {
     },
     #[error("invalid server URL {0:?}: expected https://HOST:PORT (or http:// on loopback)")]
     ServerUrl(String),
+    #[error(
+        "refusing {0}: plain HTTP would send the token and credential in clear; use https:// (http:// is for loopback only)"
+    )]
+    PlainHttp(String),
     #[error("{0} is HTTPS: pass --ca-hash sha256:... as printed by `drover host token create`")]
     NoPin(String),
     #[error(
@@ -52,6 +57,9 @@ pub struct Config {
     /// Where the agent keeps its host id, credential and CA pin.
     pub data_dir: PathBuf,
     pub labels: BTreeMap<String, String>,
+    /// The server's own in-process agent (`drover up`): when its credential is refused (its
+    /// host was removed), it registers again with its token instead of stopping.
+    pub reclaim: bool,
 }
 
 /// State shared between the session and the worker.
@@ -65,12 +73,11 @@ pub(crate) struct Shared {
     /// granted: past `last_contact_ms + lease_ms` the agent is fenced.
     pub last_contact_ms: std::sync::atomic::AtomicU64,
     pub lease_ms: std::sync::atomic::AtomicU64,
-    /// Server base URL, and a client trusting it, for fetching build contexts.
+    /// Server base URL, a client trusting it, and the host's credential, for fetching
+    /// build contexts.
     pub server: String,
     pub http: reqwest::Client,
-    /// What the agent authenticates with: its registration token until the first
-    /// connection gives it the host's credential.
-    pub auth: std::sync::RwLock<String>,
+    pub credential: String,
     /// Set when the agent stops for good: it fences at once.
     pub revoked: std::sync::atomic::AtomicBool,
 }
@@ -89,14 +96,12 @@ impl Shared {
         }
         self.last_contact_ms.load(Relaxed) + self.lease_ms.load(Relaxed)
     }
-
-    pub(crate) fn auth(&self) -> String {
-        self.auth.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
 }
 
-/// Files in the agent's data directory.
+/// Files in the agent's data directory: the host's credential (made by the agent before
+/// its first connection, mode 0600), a marker that the server accepted it, and the CA pin.
 const CREDENTIAL_FILE: &str = "credential";
+const REGISTERED_FILE: &str = "registered";
 const PIN_FILE: &str = "ca-hash";
 
 /// Runs the agent until it is stopped for good (its host removed, its token refused, the
@@ -104,21 +109,24 @@ const PIN_FILE: &str = "ca-hash";
 pub async fn run(cfg: Config) -> Result<(), Error> {
     let ws_url = ws_url(&cfg.server)?;
     let host_id = host_id(&cfg.data_dir)?;
-    let saved_pin = read_file(&cfg.data_dir.join(PIN_FILE))?;
-    let pin = cfg.ca_hash.clone().or(saved_pin.clone());
-    let tls = match &pin {
-        Some(p) => Some(tls::pinned_client_config(p)?),
-        None if ws_url.starts_with("wss://") => return Err(Error::NoPin(cfg.server.clone())),
-        None => None,
+    // TLS follows the scheme; the pin is needed (and kept) for https only.
+    let tls = if ws_url.starts_with("wss://") {
+        let saved_pin = read_file(&cfg.data_dir.join(PIN_FILE))?;
+        let Some(pin) = cfg.ca_hash.clone().or(saved_pin.clone()) else {
+            return Err(Error::NoPin(cfg.server.clone()));
+        };
+        let config = tls::pinned_client_config(&pin)?;
+        if saved_pin.as_ref() != Some(&pin) {
+            tls::write_private(&cfg.data_dir.join(PIN_FILE), pin.as_bytes())?;
+        }
+        Some(config)
+    } else {
+        None
     };
-    let credential = read_file(&cfg.data_dir.join(CREDENTIAL_FILE))?;
-    let has_credential = credential.is_some();
-    let auth = match credential.or(cfg.token.clone()) {
-        Some(a) => a,
-        None => return Err(Error::NoToken),
-    };
-    if let Some(p) = pin.as_ref().filter(|p| saved_pin.as_ref() != Some(*p)) {
-        tls::write_private(&cfg.data_dir.join(PIN_FILE), p.as_bytes())?;
+    let registered = cfg.data_dir.join(REGISTERED_FILE).exists();
+    let credential = credential(&cfg.data_dir)?;
+    if !registered && cfg.token.is_none() {
+        return Err(Error::NoToken);
     }
     tls::install_default_provider();
     let mut http = reqwest::Client::builder();
@@ -137,7 +145,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         lease_ms: std::sync::atomic::AtomicU64::new(proto::LEASE_MS),
         server: cfg.server.trim_end_matches('/').to_string(),
         http,
-        auth: std::sync::RwLock::new(auth),
+        credential: credential.clone(),
         revoked: std::sync::atomic::AtomicBool::new(false),
     });
     let hello = proto::Hello {
@@ -146,18 +154,39 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         hostname: hostname(),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         labels: cfg.labels.clone(),
+        credential_hash: Some(hex::encode(sha2::Sha256::digest(credential.as_bytes()))),
     };
     tokio::spawn(worker::run(shared.clone()));
     let link = session::Link {
         url: ws_url,
         tls,
         data_dir: cfg.data_dir.clone(),
-        has_credential,
+        credential,
+        registered,
+        token: cfg.token.clone(),
+        reclaim: cfg.reclaim,
+        fallback: false,
     };
     let why = session::run(shared.clone(), link, hello).await;
     tracing::error!("{why}");
     fence_now(&shared).await;
     Err(Error::Stopped(why))
+}
+
+/// The host's credential, made on first use: `drh_` and 64 hex digits of OS randomness.
+fn credential(data_dir: &std::path::Path) -> Result<String, Error> {
+    let path = data_dir.join(CREDENTIAL_FILE);
+    if let Some(c) = read_file(&path)? {
+        return Ok(c);
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::DataDir {
+        path: path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let c = format!("drh_{}", hex::encode(bytes));
+    tls::write_private(&path, c.as_bytes())?;
+    Ok(c)
 }
 
 /// Stops every singleton container now (the server may start it elsewhere) and waits,
@@ -222,7 +251,22 @@ fn ws_url(server: &str) -> Result<String, Error> {
     if rest.is_empty() || rest.contains('/') {
         return Err(Error::ServerUrl(server.to_string()));
     }
+    if scheme == "ws" && !is_loopback(rest) {
+        return Err(Error::PlainHttp(server.to_string()));
+    }
     Ok(format!("{scheme}://{rest}/v1/agent/connect"))
+}
+
+/// Whether `host[:port]` (or `[v6]:port`) names this machine.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host's stable id, kept in `data_dir/host-id` (created on first run).
@@ -267,6 +311,12 @@ mod tests {
             Some("wss://10.0.0.5:7480/v1/agent/connect")
         );
         assert!(ws_url("127.0.0.1:7480").is_err());
+        assert!(matches!(
+            ws_url("http://10.0.0.5:7480"),
+            Err(Error::PlainHttp(_))
+        ));
+        assert!(ws_url("http://localhost:7480").is_ok());
+        assert!(ws_url("http://[::1]:7480").is_ok());
         assert!(ws_url("http://").is_err());
     }
 

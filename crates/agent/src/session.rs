@@ -20,11 +20,63 @@ pub struct Link {
     pub url: String,
     /// The TLS configuration (trusting the pinned CA only) for `wss://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Where the credential is kept once the server gives it.
+    /// Where the registered marker is kept.
     pub data_dir: std::path::PathBuf,
-    /// Whether the agent authenticates with its host's credential (else a registration
-    /// token).
-    pub has_credential: bool,
+    /// The host's credential (the agent made it; the server keeps its hash).
+    pub credential: String,
+    /// Whether the server has accepted the credential: then it is all the agent uses.
+    pub registered: bool,
+    /// The registration token, while the agent is not registered.
+    pub token: Option<String>,
+    /// The server's own agent: a refused credential means register again, not stop.
+    pub reclaim: bool,
+    /// The token was refused while not registered: try the credential once, in case the
+    /// registration went through and only its answer was lost.
+    pub fallback: bool,
+}
+
+impl Link {
+    /// What to authenticate with now, and whether it is the credential.
+    fn auth(&self) -> (&str, bool) {
+        match (&self.token, self.registered || self.fallback) {
+            (Some(t), false) => (t, false),
+            _ => (&self.credential, true),
+        }
+    }
+
+    /// The server refused what `auth` gave: retry differently, or stop.
+    fn refused(&mut self) -> End {
+        let (_, with_credential) = self.auth();
+        if !with_credential {
+            self.fallback = true;
+            return End::Retry("registration token refused; trying this host's credential".into());
+        }
+        if self.registered && self.reclaim && self.token.is_some() {
+            self.registered = false;
+            let _ = std::fs::remove_file(self.data_dir.join(crate::REGISTERED_FILE));
+            return End::Retry("this host's credential was refused; registering again".into());
+        }
+        End::Fatal(if self.registered {
+            "the server refused this host's credential: the host was removed (drover host rm); \
+             to join again, delete the agent's data directory and use a new registration token"
+                .to_string()
+        } else {
+            "the server refused the registration token: it was removed, has expired or is used up"
+                .to_string()
+        })
+    }
+
+    /// The server welcomed the agent: its credential is accepted from now on.
+    fn welcomed(&mut self) -> Result<(), End> {
+        if !self.registered {
+            tls::write_private(&self.data_dir.join(crate::REGISTERED_FILE), b"")
+                .map_err(|e| End::Fatal(format!("keeping the registration: {e}")))?;
+            self.registered = true;
+            self.fallback = false;
+            tracing::info!("registered: this host speaks with its own credential from now on");
+        }
+        Ok(())
+    }
 }
 
 /// How a session ended.
@@ -137,27 +189,19 @@ pub async fn open(
     }
 }
 
-/// Opens the session's WebSocket; a refusal or a pin mismatch ends the agent.
-async fn connect(link: &Link, auth: &str) -> Result<Ws, End> {
-    open(&link.url, link.tls.as_ref(), auth)
-        .await
-        .map_err(|e| match e {
-            OpenError::PinMismatch(why) => End::Fatal(why),
-            OpenError::Refused if link.has_credential => End::Fatal(
-                "the server refused this host's credential: the host was removed (drover host rm); \
-                 to join again, delete the agent's data directory and use a new registration token"
-                    .to_string(),
-            ),
-            OpenError::Refused => End::Fatal(
-                "the server refused the registration token: it was removed, has expired or is used up"
-                    .to_string(),
-            ),
-            OpenError::Other(e) => End::Retry(e),
-        })
+/// Opens the session's WebSocket; a pin mismatch ends the agent, a refusal may.
+async fn connect(link: &mut Link) -> Result<Ws, End> {
+    let (auth, _) = link.auth();
+    match open(&link.url, link.tls.as_ref(), auth).await {
+        Ok(ws) => Ok(ws),
+        Err(OpenError::PinMismatch(why)) => Err(End::Fatal(why)),
+        Err(OpenError::Refused) => Err(link.refused()),
+        Err(OpenError::Other(e)) => Err(End::Retry(e)),
+    }
 }
 
 async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<(), End> {
-    let ws = tokio::time::timeout(Duration::from_secs(10), connect(link, &shared.auth()))
+    let ws = tokio::time::timeout(Duration::from_secs(10), connect(link))
         .await
         .map_err(|_| End::Retry("connect timed out".into()))??;
     let (mut sink, mut stream) = ws.split();
@@ -167,16 +211,8 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
             cluster_id,
             env,
             lease_ms,
-            credential,
         } => {
-            if let Some(c) = credential {
-                // Kept before use: a host whose credential is lost cannot come back.
-                tls::write_private(&link.data_dir.join(crate::CREDENTIAL_FILE), c.as_bytes())
-                    .map_err(|e| End::Fatal(format!("keeping the host credential: {e}")))?;
-                *shared.auth.write().unwrap_or_else(|p| p.into_inner()) = c;
-                link.has_credential = true;
-                tracing::info!("registered: this host now has its own credential");
-            }
+            link.welcomed()?;
             tracing::info!(%cluster_id, %env, "connected to server");
             shared
                 .lease_ms
@@ -327,4 +363,66 @@ where
     sink.send(Message::Text(text.into()))
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(dir: &std::path::Path, registered: bool, token: bool, reclaim: bool) -> Link {
+        Link {
+            url: "ws://127.0.0.1:1/v1/agent/connect".into(),
+            tls: None,
+            data_dir: dir.to_path_buf(),
+            credential: "drh_cred".into(),
+            registered,
+            token: token.then(|| "drv_token".to_string()),
+            reclaim,
+            fallback: false,
+        }
+    }
+
+    fn fatal(e: End) -> Option<String> {
+        match e {
+            End::Fatal(why) => Some(why),
+            End::Retry(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_registered_agent_speaks_with_its_credential_and_stops_when_refused() {
+        let dir = std::env::temp_dir().join(format!("drover-link-a-{}", std::process::id()));
+        let mut l = link(&dir, true, true, false);
+        assert_eq!(l.auth(), ("drh_cred", true));
+        let why = fatal(l.refused()).expect("stops");
+        assert!(why.contains("host was removed"), "{why}");
+    }
+
+    #[test]
+    fn a_lost_welcome_is_recovered_with_the_credential() {
+        let dir = std::env::temp_dir().join(format!("drover-link-b-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut l = link(&dir, false, true, false);
+        assert_eq!(l.auth(), ("drv_token", false));
+        // The token is refused (used up by the registration whose answer was lost): the
+        // credential is tried once before giving up.
+        assert!(fatal(l.refused()).is_none());
+        assert_eq!(l.auth(), ("drh_cred", true));
+        l.welcomed().map_err(|_| ()).expect("welcomed");
+        assert!(l.registered && dir.join(crate::REGISTERED_FILE).exists());
+        // Had the credential been refused too, the token's refusal is what is reported.
+        let mut l = link(&dir, false, true, false);
+        assert!(fatal(l.refused()).is_none());
+        let why = fatal(l.refused()).expect("stops");
+        assert!(why.contains("registration token"), "{why}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_servers_own_agent_registers_again_when_its_host_was_removed() {
+        let dir = std::env::temp_dir().join(format!("drover-link-c-{}", std::process::id()));
+        let mut l = link(&dir, true, true, true);
+        assert!(fatal(l.refused()).is_none());
+        assert_eq!(l.auth(), ("drv_token", false));
+    }
 }

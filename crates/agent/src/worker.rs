@@ -345,7 +345,7 @@ async fn ensure_built(
     let resp = shared
         .http
         .get(&url)
-        .bearer_auth(shared.auth())
+        .bearer_auth(&shared.credential)
         .send()
         .await
         .map_err(|e| fetch_err(e.to_string()))?;

@@ -249,6 +249,7 @@ async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
             ca_hash: join.ca_hash.clone(),
             data_dir: data_dir.join("agent"),
             labels: BTreeMap::new(),
+            reclaim: true,
         };
         tokio::spawn(async move {
             if let Err(e) = agent::run(cfg).await {
@@ -278,6 +279,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             .data_dir
             .unwrap_or_else(|| default_data_dir("drover-agent")),
         labels: args.labels.into_iter().collect(),
+        reclaim: false,
     })
     .await?;
     Ok(())

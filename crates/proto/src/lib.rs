@@ -37,6 +37,11 @@ pub struct Hello {
     pub agent_version: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Registering with a token: hex SHA-256 of the credential the agent made for its host
+    /// (kept in its data directory); from then on the agent authenticates with that
+    /// credential. Offering the same hash again makes a retried registration harmless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_hash: Option<String>,
 }
 
 /// Adjacently tagged (`{"type": ..., "msg": ...}`, the tag first) so that big messages are
@@ -74,10 +79,6 @@ pub enum ServerMsg {
         /// them elsewhere.
         #[serde(default = "default_lease_ms")]
         lease_ms: u64,
-        /// On first registration (the agent came with a registration token): the host's
-        /// own credential, which the agent keeps and uses for every reconnect.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        credential: Option<String>,
     },
     /// Answer to every heartbeat: proof of contact for the agent's lease.
     HeartbeatAck,

@@ -82,8 +82,8 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
         labels: hello.labels.clone(),
         last_seen_ms: 0,
     };
-    let credential = match admit(&state, &caller, &row).await {
-        Ok(c) => c,
+    match admit(&state, &caller, &row, hello.credential_hash.as_deref()).await {
+        Ok(()) => {}
         Err(Admission::Refused(msg)) => {
             let _ = send(&mut sink, &refused(&msg)).await;
             return;
@@ -118,7 +118,6 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
         cluster_id: state.cluster_id.clone(),
         env: env.clone(),
         lease_ms: proto::LEASE_MS,
-        credential,
     };
     if send(&mut sink, &welcome).await.is_err() {
         state.unregister_agent(&host, session_id);
@@ -186,7 +185,9 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
         }
     }
     state.unregister_agent(&host, session_id);
-    state.log_streams.end_host(&host, "agent disconnected");
+    state
+        .log_streams
+        .end_session(&host, session_id, "agent disconnected");
     tracing::info!(host = %host, "agent disconnected");
 }
 
@@ -214,11 +215,14 @@ async fn admit(
     state: &Arc<AppState>,
     caller: &Caller,
     row: &store::HostRow,
-) -> Result<Option<String>, Admission> {
+    offered: Option<&str>,
+) -> Result<(), Admission> {
     let store_error = |e: store::Error| {
         tracing::error!("registering host {}: {e}", row.id);
         Admission::Refused("server store error".into())
     };
+    // Store work runs off the agents' thread: the store may be busy with a large
+    // scheduling write, and no other host's session may wait for it.
     if caller.kind == "host" {
         if caller.host.as_deref() != Some(row.id.as_str()) {
             audit_impostor(state, caller, row).await;
@@ -227,20 +231,28 @@ async fn admit(
                 row.id
             )));
         }
-        if state.model().host(&row.id).is_none() {
-            return Err(Admission::Revoked(format!("host {} was removed", row.id)));
-        }
-        // Off the agents' thread: the store may be busy with a large scheduling write, and
-        // no other host's session may wait for it.
-        let r = row.clone();
-        state
-            .blocking(move |s| s.register_host(&r, now_ms()))
+        let (r, cred) = (row.clone(), caller.token_hash.clone().unwrap_or_default());
+        let current = state
+            .blocking(move |s| s.refresh_host(&r, &cred, now_ms()))
             .await
             .map_err(store_error)?;
-        return Ok(None);
+        if !current {
+            return Err(Admission::Revoked(format!(
+                "host {} was removed from the server (drover host rm)",
+                row.id
+            )));
+        }
+        return Ok(());
     }
-    let credential = crate::auth::new_token();
-    let cred_hash = crate::auth::hash_token(&credential);
+    let Some(cred_hash) = offered
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+    else {
+        return Err(Admission::Revoked(
+            "registering needs the hash of the agent's credential in its hello: upgrade the agent"
+                .into(),
+        ));
+    };
     let via = caller.token_hash.clone();
     // The server's own local agent (no stored token) may take its host back.
     let reclaim = via.is_none();
@@ -250,7 +262,7 @@ async fn admit(
         .await
         .map_err(store_error)?;
     match outcome {
-        Ok(()) => Ok(Some(credential)),
+        Ok(()) => Ok(()),
         Err(store::Refusal::Token) => Err(Admission::Revoked(
             "registration token has been removed, has expired or is used up".into(),
         )),

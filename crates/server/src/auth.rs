@@ -90,13 +90,14 @@ impl Keys {
         if let Some(t) = lock_read(&self.known).get(hash) {
             return Ok(Some(t.clone()));
         }
-        let found = store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .token(hash)?;
+        // Cached while the store is still held: a removal commits under the same lock and
+        // forgets the token after, so a removed token can never be cached again.
+        let store = store.lock().unwrap_or_else(|p| p.into_inner());
+        let found = store.token(hash)?;
         if let Some(t) = &found {
             lock_write(&self.known).insert(hash.to_string(), t.clone());
         }
+        drop(store);
         Ok(found)
     }
 

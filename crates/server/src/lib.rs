@@ -79,11 +79,34 @@ pub struct Started {
     pub state: Arc<AppState>,
 }
 
-/// Opens the store, creates the admin token on first start, binds the listener and serves
-/// in the background.
+/// Sets up TLS, binds the listener, opens the store, creates the admin token on first
+/// start (only once nothing else can fail, so it is always shown), and serves in the
+/// background.
 pub async fn start(cfg: Config) -> Result<Started, Error> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| Error::DataDir {
         path: cfg.data_dir.clone(),
+        source,
+    })?;
+    if cfg.tls == Tls::Off && !cfg.listen.ip().is_loopback() {
+        return Err(Error::PlainHttp(cfg.listen));
+    }
+    let identity = match &cfg.tls {
+        Tls::Off => None,
+        Tls::Auto => Some(tls::self_managed(
+            &cfg.data_dir.join("tls"),
+            &certificate_names(&cfg),
+        )?),
+        Tls::Files { cert, key } => Some(tls::from_files(cert, key)?),
+    };
+    let tls_config = identity.as_ref().map(tls::server_config).transpose()?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: cfg.listen,
         source,
     })?;
     let db = cfg.data_dir.join("drover.db");
@@ -101,17 +124,6 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         )?;
         new_admin_token = Some(token);
     }
-    if cfg.tls == Tls::Off && !cfg.listen.ip().is_loopback() {
-        return Err(Error::PlainHttp(cfg.listen));
-    }
-    let identity = match &cfg.tls {
-        Tls::Off => None,
-        Tls::Auto => Some(tls::self_managed(
-            &cfg.data_dir.join("tls"),
-            &certificate_names(&cfg),
-        )?),
-        Tls::Files { cert, key } => Some(tls::from_files(cert, key)?),
-    };
     let state = Arc::new(AppState::new(
         store,
         cluster_id,
@@ -119,16 +131,6 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         cfg.timing,
     )?);
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Listen {
-        addr: cfg.listen,
-        source,
-    })?;
     let scheme = if identity.is_some() { "https" } else { "http" };
     state.set_join_info(JoinInfo {
         url: cfg
@@ -139,7 +141,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
     });
     let ca_pem = identity.as_ref().map(tls::Identity::ca_pem);
     let app = router(state.clone());
-    match identity {
+    match tls_config {
         None => {
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app).await {
@@ -147,8 +149,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
                 }
             });
         }
-        Some(id) => {
-            let config = tls::server_config(&id)?;
+        Some(config) => {
             tokio::spawn(serve_tls(listener, app, config));
         }
     }
@@ -165,8 +166,12 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
     api::routes(state)
 }
 
-/// How long a client has to finish its TLS handshake.
+/// How long a client has to finish its TLS handshake, and then to send a request's
+/// headers.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Connections served at once; more wait to be accepted. Above any fleet's agents plus API
+/// clients, below the file descriptors a server is given.
+const MAX_CONNECTIONS: usize = 16_384;
 
 /// Serves `app` over TLS: every connection's handshake and requests run in a task of its
 /// own, so a slow or silent client holds up nobody else.
@@ -176,7 +181,11 @@ async fn serve_tls(
     config: Arc<rustls::ServerConfig>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -188,6 +197,7 @@ async fn serve_tls(
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = tcp.set_nodelay(true);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -199,6 +209,8 @@ async fn serve_tls(
             };
             let service = hyper_util::service::TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .with_upgrades();
             if let Err(e) = conn.await {

@@ -6,20 +6,27 @@
 //! (the agent is told to stop), so a stalled `logs -f` can never hold up an agent session.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-/// Chunks buffered per stream before a slow reader is dropped.
+/// Chunks buffered per stream before a slow reader is dropped...
 pub const BUFFER: usize = 256;
+/// ...or bytes, whichever comes first.
+pub const BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why a stream ended early, shown to its reader as its last line.
 pub type EndReason = Arc<Mutex<Option<String>>>;
 
 struct Stream {
     host: String,
+    /// The agent session the request went to: only its end ends the stream.
+    session: u64,
     tx: mpsc::Sender<String>,
     reason: EndReason,
+    /// Bytes delivered and not yet read.
+    queued: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -40,8 +47,26 @@ pub enum Delivery {
 /// The reading end of a stream.
 pub struct Reader {
     pub req: u64,
-    pub rx: mpsc::Receiver<String>,
+    rx: mpsc::Receiver<String>,
     pub reason: EndReason,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Reader {
+    /// The next chunk; `None` once the stream ended (see `reason` for why, if not
+    /// normally).
+    pub async fn recv(&mut self) -> Option<String> {
+        let chunk = self.rx.recv().await?;
+        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        Some(chunk)
+    }
+
+    #[cfg(test)]
+    fn try_recv(&mut self) -> Result<String, mpsc::error::TryRecvError> {
+        let chunk = self.rx.try_recv()?;
+        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        Ok(chunk)
+    }
 }
 
 impl Streams {
@@ -49,10 +74,12 @@ impl Streams {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens a stream for a container on `host`.
-    pub fn open(&self, host: &str) -> Reader {
+    /// Opens a stream for a container on `host`, whose request goes to agent session
+    /// `session`.
+    pub fn open(&self, host: &str, session: u64) -> Reader {
         let (tx, rx) = mpsc::channel(BUFFER);
         let reason = EndReason::default();
+        let queued = Arc::new(AtomicUsize::new(0));
         let mut streams = self.lock();
         let req = loop {
             let id = random_id();
@@ -64,11 +91,18 @@ impl Streams {
             req,
             Stream {
                 host: host.to_string(),
+                session,
                 tx,
                 reason: reason.clone(),
+                queued: queued.clone(),
             },
         );
-        Reader { req, rx, reason }
+        Reader {
+            req,
+            rx,
+            reason,
+            queued,
+        }
     }
 
     /// A chunk from `host`'s agent for stream `req`.
@@ -77,8 +111,18 @@ impl Streams {
         let Some(s) = streams.get(&req).filter(|s| s.host == host) else {
             return Delivery::Unknown;
         };
-        match s.tx.try_send(data) {
-            Ok(()) => Delivery::Delivered,
+        let len = data.len();
+        let over = s.queued.load(Ordering::Relaxed) + len > BUFFER_BYTES;
+        let sent = if over {
+            Err(mpsc::error::TrySendError::Full(data))
+        } else {
+            s.tx.try_send(data)
+        };
+        match sent {
+            Ok(()) => {
+                s.queued.fetch_add(len, Ordering::Relaxed);
+                Delivery::Delivered
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 streams.remove(&req);
                 Delivery::Unknown
@@ -111,10 +155,10 @@ impl Streams {
         }
     }
 
-    /// Ends every stream of `host` (its agent went away).
-    pub fn end_host(&self, host: &str, why: &str) {
+    /// Ends every stream agent session `session` of `host` was serving (it went away).
+    pub fn end_session(&self, host: &str, session: u64, why: &str) {
         self.lock().retain(|_, s| {
-            if s.host == host {
+            if s.host == host && s.session == session {
                 set_reason(&s.reason, why.to_string());
                 false
             } else {
@@ -144,16 +188,16 @@ mod tests {
     #[test]
     fn only_the_owning_host_feeds_or_ends_a_stream() {
         let s = Streams::default();
-        let mut r = s.open("h1");
-        let other = s.open("h1");
+        let mut r = s.open("h1", 1);
+        let other = s.open("h1", 1);
         assert_ne!(r.req, other.req);
         assert_eq!(s.deliver("h2", r.req, "evil".into()), Delivery::Unknown);
         s.end(Some("h2"), r.req, Some("evil end".into()));
         assert_eq!(s.deliver("h1", r.req, "ok".into()), Delivery::Delivered);
-        assert_eq!(r.rx.try_recv().ok().as_deref(), Some("ok"));
+        assert_eq!(r.try_recv().ok().as_deref(), Some("ok"));
         s.end(Some("h1"), r.req, Some("container gone".into()));
         assert!(matches!(
-            r.rx.try_recv(),
+            r.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
         assert_eq!(
@@ -166,7 +210,7 @@ mod tests {
     #[test]
     fn a_stalled_reader_is_dropped_without_waiting() {
         let s = Streams::default();
-        let r = s.open("h1");
+        let r = s.open("h1", 1);
         for i in 0..BUFFER {
             assert_eq!(s.deliver("h1", r.req, i.to_string()), Delivery::Delivered);
         }
@@ -174,20 +218,35 @@ mod tests {
         assert_eq!(s.deliver("h1", r.req, "more".into()), Delivery::Unknown);
         let reason = r.reason.lock().expect("lock").clone().unwrap_or_default();
         assert!(reason.contains("reader too slow"), "{reason}");
+
+        // A few huge chunks count by their bytes, and reading makes room again.
+        let mut r = s.open("h1", 1);
+        let big = "x".repeat(BUFFER_BYTES / 2);
+        assert_eq!(s.deliver("h1", r.req, big.clone()), Delivery::Delivered);
+        assert_eq!(s.deliver("h1", r.req, big.clone()), Delivery::Delivered);
+        assert_eq!(r.try_recv().map(|c| c.len()), Ok(big.len()));
+        assert_eq!(s.deliver("h1", r.req, big.clone()), Delivery::Delivered);
+        assert_eq!(s.deliver("h1", r.req, big), Delivery::Dropped);
     }
 
     #[test]
-    fn a_host_going_away_ends_its_streams_only() {
+    fn a_session_going_away_ends_its_streams_only() {
         let s = Streams::default();
-        let mut a = s.open("h1");
-        let mut b = s.open("h2");
-        s.end_host("h1", "agent disconnected");
+        let mut a = s.open("h1", 1);
+        let mut b = s.open("h2", 1);
+        let mut newer = s.open("h1", 2);
+        s.end_session("h1", 1, "agent disconnected");
         assert!(matches!(
-            a.rx.try_recv(),
+            a.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
         assert!(matches!(
-            b.rx.try_recv(),
+            b.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
+        ));
+        // A stale session ending leaves the streams of the host's newer session alone.
+        assert!(matches!(
+            newer.try_recv(),
             Err(mpsc::error::TryRecvError::Empty)
         ));
     }

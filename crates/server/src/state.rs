@@ -281,14 +281,22 @@ impl AppState {
         }
     }
 
-    /// Registers or refreshes a host (an agent said hello). Not serialised with passes: a
-    /// pass that misses a host being registered just sees it on the next one.
-    pub fn register_host(&self, row: &store::HostRow, now: u64) -> Result<bool, store::Error> {
+    /// Refreshes a host whose agent reconnected with `credential_hash`; false (and nothing
+    /// written) when that is no longer the host's credential. Not serialised with passes: a
+    /// pass that misses a refresh just sees it on the next one.
+    pub fn refresh_host(
+        &self,
+        row: &store::HostRow,
+        credential_hash: &str,
+        now: u64,
+    ) -> Result<bool, store::Error> {
         let mut store = self.store();
-        let new = store.upsert_host(row, now)?;
+        if !store.refresh_host(row, credential_hash, now)? {
+            return Ok(false);
+        }
         let record = store.host(&row.id)?;
         write(&self.model).put_host(&row.id, record);
-        Ok(new)
+        Ok(true)
     }
 
     /// Registers a new host with its credential (see [`store::Store::register_host`]).
@@ -447,6 +455,11 @@ impl AppState {
             .collect();
         v.sort();
         v
+    }
+
+    /// The id of `host`'s current agent session.
+    pub fn session_of(&self, host: &str) -> Option<u64> {
+        read(&self.agents).get(host).map(|c| c.session)
     }
 
     pub fn is_connected(&self, host: &str) -> bool {

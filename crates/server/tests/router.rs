@@ -1281,12 +1281,14 @@ async fn build_contexts_are_for_hosts_of_their_environment() {
             StatusCode::FORBIDDEN,
         )
         .code("forbidden"),
+        // The fixture's `staging` has no environment row, so the server does not know its
+        // host at all: refused before any lookup of the digest.
         case(
             "host of another environment",
             get(&blob_url(&digest), &bearer(&f.staging_host)),
-            StatusCode::NOT_FOUND,
+            StatusCode::FORBIDDEN,
         )
-        .code("not_found"),
+        .code("forbidden"),
         case(
             "host, not a digest",
             get(&blob_url("abc"), &bearer(&f.host)),

@@ -360,11 +360,15 @@ impl Store {
         Ok(hash)
     }
 
-    /// Registers a new host in one transaction: uses up one use of the registration token
+    /// Registers a host in one transaction: uses up one use of the registration token
     /// `via` (none for the server's own local agent), records the host and its credential
-    /// (`credential_hash`, kind `host`), and the audit event. A host id that exists already
-    /// is refused, unless `reclaim` (the local agent, which is the server itself), which
-    /// replaces that host's credential.
+    /// (`credential_hash`, kind `host`), and the audit event.
+    ///
+    /// A host id that exists already is refused, except: the same credential offered again
+    /// (a registration whose answer was lost: nothing changes, no use is taken); a host
+    /// registered before hosts had credentials, claimed by a token of its environment; and
+    /// `reclaim` (the local agent, which is the server itself), which replaces the
+    /// credential.
     pub fn register_host(
         &mut self,
         host: &HostRow,
@@ -374,6 +378,29 @@ impl Store {
         now_ms: u64,
     ) -> Result<std::result::Result<(), Refusal>> {
         let tx = self.conn.transaction()?;
+        let existing: Option<(String, Option<String>)> = tx
+            .query_row(
+                "SELECT h.env, t.hash FROM hosts h
+                 LEFT JOIN tokens t ON t.kind = 'host' AND t.host = h.id
+                 WHERE h.id = ?1",
+                [&host.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match &existing {
+            Some((env, Some(cred))) if *cred == credential_hash && *env == host.env => {
+                put_host(&tx, host, true, now_ms)?;
+                tx.commit()?;
+                return Ok(Ok(()));
+            }
+            Some((env, cred)) => {
+                let legacy = cred.is_none() && *env == host.env;
+                if !reclaim && !legacy {
+                    return Ok(Err(Refusal::HostExists));
+                }
+            }
+            None => {}
+        }
         if let Some(hash) = via {
             let used = tx.execute(
                 "UPDATE tokens SET uses_left = uses_left - 1
@@ -386,11 +413,7 @@ impl Store {
                 return Ok(Err(Refusal::Token));
             }
         }
-        let existed = host_exists(&tx, &host.id)?;
-        if existed && !reclaim {
-            return Ok(Err(Refusal::HostExists));
-        }
-        put_host(&tx, host, existed, now_ms)?;
+        put_host(&tx, host, existing.is_some(), now_ms)?;
         tx.execute(
             "DELETE FROM tokens WHERE kind = 'host' AND host = ?1",
             [&host.id],
@@ -408,6 +431,25 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(Ok(()))
+    }
+
+    /// Refreshes a host's name, labels and last-seen time (its agent reconnected), only
+    /// while `credential_hash` is still its credential; false when it is not (the host was
+    /// removed meanwhile), and then nothing is written.
+    pub fn refresh_host(
+        &mut self,
+        host: &HostRow,
+        credential_hash: &str,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let labels = labels_json(host)?;
+        let n = self.conn.execute(
+            "UPDATE hosts SET name = ?2, labels = ?3, last_seen_ms = ?4
+             WHERE id = ?1 AND EXISTS (
+                 SELECT 1 FROM tokens WHERE kind = 'host' AND host = ?1 AND hash = ?5)",
+            params![host.id, host.name, labels, now_ms as i64, credential_hash],
+        )?;
+        Ok(n > 0)
     }
 
     pub fn count_tokens(&self, kind: &str) -> Result<u64> {
@@ -771,16 +813,20 @@ fn host_exists(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<bool> {
 }
 
 /// Inserts or refreshes a host row, with the registration event when it is new.
+fn labels_json(host: &HostRow) -> Result<String> {
+    serde_json::to_string(&host.labels).map_err(|e| Error::Corrupt {
+        what: format!("host {}", host.id),
+        why: e.to_string(),
+    })
+}
+
 fn put_host(
     tx: &rusqlite::Transaction<'_>,
     host: &HostRow,
     existed: bool,
     now_ms: u64,
 ) -> Result<()> {
-    let labels = serde_json::to_string(&host.labels).map_err(|e| Error::Corrupt {
-        what: format!("host {}", host.id),
-        why: e.to_string(),
-    })?;
+    let labels = labels_json(host)?;
     tx.execute(
         "INSERT INTO hosts (id, env, name, labels, created_ms, last_seen_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)
@@ -987,6 +1033,15 @@ mod tests {
                 .expect("register"),
             Err(Refusal::Token)
         );
+        // The same credential offered again (a lost answer): accepted, no use taken.
+        assert_eq!(
+            s.register_host(&host("h1"), Some("reg2"), "cred1", false, 5)
+                .expect("register"),
+            Ok(())
+        );
+        // Refreshing needs the host's current credential.
+        assert!(s.refresh_host(&host("h1"), "cred1", 5).expect("refresh"));
+        assert!(!s.refresh_host(&host("h1"), "evil", 5).expect("refresh"));
         // Reclaiming (the server's own agent) replaces the credential.
         assert_eq!(
             s.register_host(&host("h1"), None, "cred1b", true, 6)
@@ -994,6 +1049,7 @@ mod tests {
             Ok(())
         );
         assert_eq!(s.token("cred1").expect("get"), None);
+        assert!(!s.refresh_host(&host("h1"), "cred1", 6).expect("refresh"));
         // Listing shows ids, never hashes; removal forgets the token.
         let names: Vec<String> = s
             .tokens("default", "agent")
@@ -1010,6 +1066,31 @@ mod tests {
         // Removing a host revokes its credential.
         assert!(s.delete_host("h1", &ev("host.removed"), 8).expect("rm"));
         assert_eq!(s.token("cred1b").expect("get"), None);
+        // Removed: a reconnect's refresh writes nothing, so it cannot bring the host back.
+        assert!(!s.refresh_host(&host("h1"), "cred1b", 9).expect("refresh"));
+        assert!(s.host("h1").expect("get").is_none());
+
+        // A host from before credentials is claimed once, by a token of its environment.
+        assert!(s.upsert_host(&host("old"), 10).expect("upsert"));
+        let t3 = NewToken {
+            hash: "reg3",
+            name: "agent-3",
+            kind: "agent",
+            env: "default",
+            expires_ms: None,
+            uses: None,
+        };
+        s.create_token(&t3, "admin", 11).expect("token");
+        assert_eq!(
+            s.register_host(&host("old"), Some("reg3"), "old-cred", false, 12)
+                .expect("register"),
+            Ok(())
+        );
+        assert_eq!(
+            s.register_host(&host("old"), Some("reg3"), "other-cred", false, 13)
+                .expect("register"),
+            Err(Refusal::HostExists)
+        );
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn self_managed(dir: &Path, names: &[String]) -> Result<Identity, Error> {
         let key = rcgen::KeyPair::generate()?;
         let cert = ca_params()?.self_signed(&key)?;
         write_private(&key_path, key.serialize_pem().as_bytes())?;
-        std::fs::write(&cert_path, cert.pem()).map_err(io(&cert_path))?;
+        write_private(&cert_path, cert.pem().as_bytes())?;
         (cert.der().clone(), key)
     };
     let issuer = rcgen::Issuer::new(ca_params()?, ca_key);

@@ -92,7 +92,11 @@ pub async fn download(
     AgentCaller(caller): AgentCaller,
     Path(digest): Path<String>,
 ) -> Result<Response, ApiError> {
-    if caller.kind != "host" {
+    let registered = caller
+        .host
+        .as_deref()
+        .is_some_and(|h| state.model().host(h).is_some());
+    if caller.kind != "host" || !registered {
         return Err(ApiError::forbidden(
             "build contexts are for registered hosts: use the host's credential",
         ));

@@ -74,7 +74,12 @@ pub async fn logs(
     let host = info.host.ok_or_else(|| {
         ApiError::unavailable(format!("container '{name}' is not placed on a host yet"))
     })?;
-    let reader = state.log_streams.open(&host);
+    let session = state.session_of(&host).ok_or_else(|| {
+        ApiError::unavailable(format!(
+            "host {host} of container '{name}' is not connected"
+        ))
+    })?;
+    let reader = state.log_streams.open(&host, session);
     let req = reader.req;
     let guard = CancelOnDrop {
         state: state.clone(),
@@ -100,7 +105,7 @@ pub async fn logs(
             if done {
                 return None;
             }
-            match reader.rx.recv().await {
+            match reader.recv().await {
                 Some(d) => Some((Ok::<_, std::io::Error>(d), (reader, guard, false))),
                 None => {
                     let why = reader
