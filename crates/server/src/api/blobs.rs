@@ -108,9 +108,21 @@ pub async fn download(
         ));
     }
     let path = blob_dir(&state, &caller.env).join(&digest);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| ApiError::not_found(format!("no build context {digest}")))?;
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        // Uploaded before contexts were kept per environment (<blobs>/<digest>).
+        Err(_) => {
+            let legacy = state.blobs_dir.join(&digest);
+            let is_file = tokio::fs::metadata(&legacy)
+                .await
+                .is_ok_and(|m| m.is_file());
+            let found = match is_file {
+                true => tokio::fs::File::open(&legacy).await.ok(),
+                false => None,
+            };
+            found.ok_or_else(|| ApiError::not_found(format!("no build context {digest}")))?
+        }
+    };
     let stream = tokio_util_stream(file);
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
