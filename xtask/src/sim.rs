@@ -6,7 +6,7 @@
 //! service with R replicas each are submitted through the REST API. Printed: placements/s from
 //! the first submit to every container reported running, p99 latency of API reads made
 //! during the run, and the server's peak RSS. Then every agent drops its connection and
-//! reconnects at once with the host credential it got at registration: the time until all
+//! reconnects at once with the host credential it registered: the time until all
 //! sessions are back, and the server CPU per reconnect. `--tls`: the server speaks TLS, the
 //! agents pin its CA and the API client trusts it, so every figure includes TLS. Then
 //! `--failover`: one host goes silent and the time until it is marked down and its
@@ -64,9 +64,9 @@ struct SimLink {
 
 /// One simulated agent: keeps the desired state (full states and stack patches, as the real
 /// agent does) and reports every desired container as running (whole, then changes, as the
-/// real agent does) until `silent` is set. It exchanges its registration token for a host
-/// credential on the first connection, as the real agent does, and reconnects with that
-/// when the driver says so.
+/// real agent does) until `silent` is set. As the real agent, it registers with the token,
+/// binding a credential of its own to its host, and reconnects with that credential when
+/// the driver says so.
 async fn sim_agent(link: SimLink, token: String, i: usize, silent: Arc<AtomicBool>) -> Result<()> {
     let url = format!("{}/v1/agent/connect", link.url)
         .replace("https://", "wss://")
@@ -425,7 +425,11 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
     for (i, s) in silent.iter().enumerate() {
         let (link, tok, s) = (link.clone(), created.token.clone(), s.clone());
         tokio::spawn(async move {
-            if let Err(e) = sim_agent(link, tok, i, s).await {
+            let driver = link.reconnect.clone();
+            // Errors once the driver is done are the server going away: not worth a line.
+            if let Err(e) = sim_agent(link, tok, i, s).await
+                && driver.has_changed().is_ok()
+            {
                 eprintln!("sim agent {i}: {e}");
             }
         });
@@ -445,7 +449,7 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(
-        "{} simulated agents connected at once{} and registered (token exchanged for a credential) in {:.1}s; server CPU {:.1}s, peak RSS {:.0} MB",
+        "{} simulated agents connected at once{} and registered (each binding a credential of its own to its host) in {:.1}s; server CPU {:.1}s, peak RSS {:.0} MB",
         shape.agents,
         if shape.tls {
             " over TLS (pinned CA)"
