@@ -129,11 +129,14 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         return Err(Error::NoToken);
     }
     tls::install_default_provider();
-    let mut http = reqwest::Client::builder();
-    if let Some(t) = &tls {
-        http = http.tls_backend_preconfigured((**t).clone());
-    }
-    let http = http
+    // Over plain HTTP (loopback) a configuration that trusts nothing: it is never used, and
+    // the system's roots need not be loaded.
+    let client_tls = match &tls {
+        Some(t) => t.clone(),
+        None => tls::trusting_client_config("")?,
+    };
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured((*client_tls).clone())
         .build()
         .map_err(|e| Error::Stopped(format!("HTTP client: {e}")))?;
     let shared = Arc::new(Shared {
