@@ -123,11 +123,13 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     } else {
         None
     };
+    // Without a token, only a credential made earlier can get the agent in (registered,
+    // or registered with its answer lost).
     let registered = cfg.data_dir.join(REGISTERED_FILE).exists();
-    let credential = credential(&cfg.data_dir)?;
-    if !registered && cfg.token.is_none() {
+    if !registered && cfg.token.is_none() && !cfg.data_dir.join(CREDENTIAL_FILE).exists() {
         return Err(Error::NoToken);
     }
+    let credential = credential(&cfg.data_dir)?;
     tls::install_default_provider();
     // Over plain HTTP (loopback) a configuration that trusts nothing: it is never used, and
     // the system's roots need not be loaded.
@@ -168,7 +170,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         registered,
         token: cfg.token.clone(),
         reclaim: cfg.reclaim,
-        fallback: false,
+        token_turn: false,
     };
     let why = session::run(shared.clone(), link, hello).await;
     tracing::error!("{why}");
@@ -289,7 +291,8 @@ fn host_id(data_dir: &std::path::Path) -> Result<String, Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| err(std::io::Error::other(e.to_string())))?;
     let id = hex::encode(bytes);
-    std::fs::write(&path, &id).map_err(err)?;
+    tls::write_private(&path, id.as_bytes())
+        .map_err(|e| err(std::io::Error::other(e.to_string())))?;
     Ok(id)
 }
 

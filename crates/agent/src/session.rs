@@ -30,40 +30,54 @@ pub struct Link {
     pub token: Option<String>,
     /// The server's own agent: a refused credential means register again, not stop.
     pub reclaim: bool,
-    /// The token was refused while not registered: try the credential once, in case the
-    /// registration went through and only its answer was lost.
-    pub fallback: bool,
+    /// Not registered, and the credential was refused: register it with the token.
+    pub token_turn: bool,
+}
+
+/// What to do after the server refused what the agent authenticated with.
+enum Next {
+    /// Try again at once with the other (the token, after the credential).
+    Again,
+    End(End),
 }
 
 impl Link {
-    /// What to authenticate with now, and whether it is the credential.
-    fn auth(&self) -> (&str, bool) {
-        match (&self.token, self.registered || self.fallback) {
-            (Some(t), false) => (t, false),
-            _ => (&self.credential, true),
+    /// What to authenticate with now: the credential, but the registration token when not
+    /// registered and the credential was refused. (An agent not sure it is registered —
+    /// its answer lost — tries its credential first: the token then never reaches an
+    /// existing host.)
+    fn auth(&self) -> &str {
+        match &self.token {
+            Some(t) if self.token_turn => t,
+            _ => &self.credential,
         }
     }
 
-    /// The server refused what `auth` gave: retry differently, or stop.
-    fn refused(&mut self) -> End {
-        let (_, with_credential) = self.auth();
-        if !with_credential {
-            self.fallback = true;
-            return End::Retry("registration token refused; trying this host's credential".into());
+    /// The server refused what `auth` gave: try the token next, or stop.
+    fn refused(&mut self) -> Next {
+        let with_token = self.token.is_some() && self.token_turn;
+        if !with_token {
+            if self.token.is_some() && (!self.registered || self.reclaim) {
+                if self.registered {
+                    self.registered = false;
+                    let _ = std::fs::remove_file(self.data_dir.join(crate::REGISTERED_FILE));
+                    tracing::warn!("this host's credential was refused; registering again");
+                }
+                self.token_turn = true;
+                return Next::Again;
+            }
+            if self.registered || self.token.is_none() {
+                return Next::End(End::Fatal(
+                    "the server refused this host's credential: the host was removed (drover host rm); \
+                     to join again, delete the agent's data directory and use a new registration token"
+                        .to_string(),
+                ));
+            }
         }
-        if self.registered && self.reclaim && self.token.is_some() {
-            self.registered = false;
-            let _ = std::fs::remove_file(self.data_dir.join(crate::REGISTERED_FILE));
-            return End::Retry("this host's credential was refused; registering again".into());
-        }
-        End::Fatal(if self.registered {
-            "the server refused this host's credential: the host was removed (drover host rm); \
-             to join again, delete the agent's data directory and use a new registration token"
-                .to_string()
-        } else {
+        Next::End(End::Fatal(
             "the server refused the registration token: it was removed, has expired or is used up"
-                .to_string()
-        })
+                .to_string(),
+        ))
     }
 
     /// The server welcomed the agent: its credential is accepted from now on.
@@ -72,7 +86,7 @@ impl Link {
             tls::write_private(&self.data_dir.join(crate::REGISTERED_FILE), b"")
                 .map_err(|e| End::Fatal(format!("keeping the registration: {e}")))?;
             self.registered = true;
-            self.fallback = false;
+            self.token_turn = false;
             tracing::info!("registered: this host speaks with its own credential from now on");
         }
         Ok(())
@@ -191,12 +205,16 @@ pub async fn open(
 
 /// Opens the session's WebSocket; a pin mismatch ends the agent, a refusal may.
 async fn connect(link: &mut Link) -> Result<Ws, End> {
-    let (auth, _) = link.auth();
-    match open(&link.url, link.tls.as_ref(), auth).await {
-        Ok(ws) => Ok(ws),
-        Err(OpenError::PinMismatch(why)) => Err(End::Fatal(why)),
-        Err(OpenError::Refused) => Err(link.refused()),
-        Err(OpenError::Other(e)) => Err(End::Retry(e)),
+    loop {
+        match open(&link.url, link.tls.as_ref(), link.auth()).await {
+            Ok(ws) => return Ok(ws),
+            Err(OpenError::PinMismatch(why)) => return Err(End::Fatal(why)),
+            Err(OpenError::Refused) => match link.refused() {
+                Next::Again => continue,
+                Next::End(end) => return Err(end),
+            },
+            Err(OpenError::Other(e)) => return Err(End::Retry(e)),
+        }
     }
 }
 
@@ -378,14 +396,14 @@ mod tests {
             registered,
             token: token.then(|| "drv_token".to_string()),
             reclaim,
-            fallback: false,
+            token_turn: false,
         }
     }
 
-    fn fatal(e: End) -> Option<String> {
-        match e {
-            End::Fatal(why) => Some(why),
-            End::Retry(_) => None,
+    fn fatal(n: Next) -> Option<String> {
+        match n {
+            Next::End(End::Fatal(why)) => Some(why),
+            _ => None,
         }
     }
 
@@ -393,26 +411,27 @@ mod tests {
     fn a_registered_agent_speaks_with_its_credential_and_stops_when_refused() {
         let dir = std::env::temp_dir().join(format!("drover-link-a-{}", std::process::id()));
         let mut l = link(&dir, true, true, false);
-        assert_eq!(l.auth(), ("drh_cred", true));
+        assert_eq!(l.auth(), "drh_cred");
         let why = fatal(l.refused()).expect("stops");
         assert!(why.contains("host was removed"), "{why}");
     }
 
     #[test]
-    fn a_lost_welcome_is_recovered_with_the_credential() {
+    fn a_new_agent_tries_its_credential_then_registers_it_with_the_token() {
         let dir = std::env::temp_dir().join(format!("drover-link-b-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
+        // The credential first: if an earlier registration went through and only its
+        // answer was lost, that is all it takes.
         let mut l = link(&dir, false, true, false);
-        assert_eq!(l.auth(), ("drv_token", false));
-        // The token is refused (used up by the registration whose answer was lost): the
-        // credential is tried once before giving up.
-        assert!(fatal(l.refused()).is_none());
-        assert_eq!(l.auth(), ("drh_cred", true));
+        assert_eq!(l.auth(), "drh_cred");
+        assert!(matches!(l.refused(), Next::Again));
+        assert_eq!(l.auth(), "drv_token");
         l.welcomed().map_err(|_| ()).expect("welcomed");
         assert!(l.registered && dir.join(crate::REGISTERED_FILE).exists());
-        // Had the credential been refused too, the token's refusal is what is reported.
+        assert_eq!(l.auth(), "drh_cred");
+        // Both refused: the token's refusal is what is reported.
         let mut l = link(&dir, false, true, false);
-        assert!(fatal(l.refused()).is_none());
+        assert!(matches!(l.refused(), Next::Again));
         let why = fatal(l.refused()).expect("stops");
         assert!(why.contains("registration token"), "{why}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -422,7 +441,7 @@ mod tests {
     fn the_servers_own_agent_registers_again_when_its_host_was_removed() {
         let dir = std::env::temp_dir().join(format!("drover-link-c-{}", std::process::id()));
         let mut l = link(&dir, true, true, true);
-        assert!(fatal(l.refused()).is_none());
-        assert_eq!(l.auth(), ("drv_token", false));
+        assert!(matches!(l.refused(), Next::Again));
+        assert_eq!(l.auth(), "drv_token");
     }
 }

@@ -266,6 +266,10 @@ async fn admit(
         Err(store::Refusal::Token) => Err(Admission::Revoked(
             "registration token has been removed, has expired or is used up".into(),
         )),
+        Err(store::Refusal::Removed) => Err(Admission::Revoked(format!(
+            "host {} was removed from the server: a host joins again only under a new id (a new agent data directory)",
+            row.id
+        ))),
         Err(store::Refusal::HostExists) => {
             audit_impostor(state, caller, row).await;
             Err(Admission::Revoked(format!(

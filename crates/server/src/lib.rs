@@ -169,8 +169,8 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
 /// How long a client has to finish its TLS handshake, and then to send a request's
 /// headers.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Connections served at once; more wait to be accepted. Above any fleet's agents plus API
-/// clients, below the file descriptors a server is given.
+/// Connections in their handshake or serving HTTP requests at once; more wait to be
+/// accepted. (An upgraded WebSocket, an agent session, no longer counts.)
 const MAX_CONNECTIONS: usize = 16_384;
 
 /// Serves `app` over TLS: every connection's handshake and requests run in a task of its

@@ -112,17 +112,18 @@ impl Streams {
             return Delivery::Unknown;
         };
         let len = data.len();
-        let over = s.queued.load(Ordering::Relaxed) + len > BUFFER_BYTES;
-        let sent = if over {
+        // Counted before it can be read, uncounted if it is not sent: never below zero.
+        let before = s.queued.fetch_add(len, Ordering::Relaxed);
+        let sent = if before + len > BUFFER_BYTES {
             Err(mpsc::error::TrySendError::Full(data))
         } else {
             s.tx.try_send(data)
         };
+        if sent.is_err() {
+            s.queued.fetch_sub(len, Ordering::Relaxed);
+        }
         match sent {
-            Ok(()) => {
-                s.queued.fetch_add(len, Ordering::Relaxed);
-                Delivery::Delivered
-            }
+            Ok(()) => Delivery::Delivered,
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 streams.remove(&req);
                 Delivery::Unknown

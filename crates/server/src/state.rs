@@ -457,9 +457,22 @@ impl AppState {
         v
     }
 
-    /// The id of `host`'s current agent session.
-    pub fn session_of(&self, host: &str) -> Option<u64> {
-        read(&self.agents).get(host).map(|c| c.session)
+    /// Opens a log stream on `host`'s current agent session and sends that session the
+    /// request `msg(req)` makes, both under one look at the sessions: the stream belongs to
+    /// the session that got the request. `None` when the host is not connected.
+    pub fn open_logs(
+        &self,
+        host: &str,
+        msg: impl FnOnce(u64) -> ServerMsg,
+    ) -> Option<crate::logs::Reader> {
+        let agents = read(&self.agents);
+        let conn = agents.get(host)?;
+        let reader = self.log_streams.open(host, conn.session);
+        if conn.tx.send(msg(reader.req)).is_err() {
+            self.log_streams.end(None, reader.req, None);
+            return None;
+        }
+        Some(reader)
     }
 
     pub fn is_connected(&self, host: &str) -> bool {

@@ -61,6 +61,7 @@ ALTER TABLE tokens ADD COLUMN expires_ms INTEGER;
 ALTER TABLE tokens ADD COLUMN uses_left INTEGER;
 ALTER TABLE tokens ADD COLUMN host TEXT;
 CREATE INDEX tokens_host ON tokens (host);
+CREATE TABLE removed_hosts (id TEXT PRIMARY KEY, removed_ms INTEGER NOT NULL);
 "#,
 ];
 
@@ -98,6 +99,8 @@ pub enum Refusal {
     Token,
     /// A host with this id exists: only its credential may speak for it.
     HostExists,
+    /// A host with this id was removed: it never comes back under that id.
+    Removed,
 }
 
 const TOKEN_COLUMNS: &str = "name, kind, env, created_ms, expires_ms, uses_left, host";
@@ -364,11 +367,10 @@ impl Store {
     /// `via` (none for the server's own local agent), records the host and its credential
     /// (`credential_hash`, kind `host`), and the audit event.
     ///
-    /// A host id that exists already is refused, except: the same credential offered again
-    /// (a registration whose answer was lost: nothing changes, no use is taken); a host
-    /// registered before hosts had credentials, claimed by a token of its environment; and
-    /// `reclaim` (the local agent, which is the server itself), which replaces the
-    /// credential.
+    /// A host id that exists already is refused, except a host registered before hosts had
+    /// credentials, claimed by a token of its environment, and `reclaim` (the local agent,
+    /// which is the server itself), which replaces the credential. A removed host's id is
+    /// refused for good (but for `reclaim`).
     pub fn register_host(
         &mut self,
         host: &HostRow,
@@ -387,19 +389,23 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        match &existing {
-            Some((env, Some(cred))) if *cred == credential_hash && *env == host.env => {
-                put_host(&tx, host, true, now_ms)?;
-                tx.commit()?;
-                return Ok(Ok(()));
+        let removed = tx
+            .query_row(
+                "SELECT 1 FROM removed_hosts WHERE id = ?1",
+                [&host.id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if removed && !reclaim {
+            return Ok(Err(Refusal::Removed));
+        }
+        tx.execute("DELETE FROM removed_hosts WHERE id = ?1", [&host.id])?;
+        if let Some((env, cred)) = &existing {
+            let legacy = cred.is_none() && *env == host.env;
+            if !reclaim && !legacy {
+                return Ok(Err(Refusal::HostExists));
             }
-            Some((env, cred)) => {
-                let legacy = cred.is_none() && *env == host.env;
-                if !reclaim && !legacy {
-                    return Ok(Err(Refusal::HostExists));
-                }
-            }
-            None => {}
         }
         if let Some(hash) = via {
             let used = tx.execute(
@@ -578,6 +584,12 @@ impl Store {
         let tx = self.conn.transaction()?;
         let n = tx.execute("DELETE FROM hosts WHERE id = ?1", [id])?;
         tx.execute("DELETE FROM tokens WHERE kind = 'host' AND host = ?1", [id])?;
+        if n > 0 {
+            tx.execute(
+                "INSERT OR REPLACE INTO removed_hosts (id, removed_ms) VALUES (?1, ?2)",
+                params![id, now_ms as i64],
+            )?;
+        }
         tx.execute("UPDATE placements SET host = NULL WHERE host = ?1", [id])?;
         if n > 0 {
             append_event(&tx, now_ms, event)?;
@@ -1033,11 +1045,12 @@ mod tests {
                 .expect("register"),
             Err(Refusal::Token)
         );
-        // The same credential offered again (a lost answer): accepted, no use taken.
+        // Knowing a host's credential hash and holding a token is not enough: the hash
+        // is no password.
         assert_eq!(
             s.register_host(&host("h1"), Some("reg2"), "cred1", false, 5)
                 .expect("register"),
-            Ok(())
+            Err(Refusal::HostExists)
         );
         // Refreshing needs the host's current credential.
         assert!(s.refresh_host(&host("h1"), "cred1", 5).expect("refresh"));
@@ -1069,6 +1082,28 @@ mod tests {
         // Removed: a reconnect's refresh writes nothing, so it cannot bring the host back.
         assert!(!s.refresh_host(&host("h1"), "cred1b", 9).expect("refresh"));
         assert!(s.host("h1").expect("get").is_none());
+        // Nor can a registration under its id, whatever the token; only the server's own
+        // agent takes it back.
+        let t4 = NewToken {
+            hash: "reg4",
+            name: "agent-4",
+            kind: "agent",
+            env: "default",
+            expires_ms: None,
+            uses: None,
+        };
+        s.create_token(&t4, "admin", 9).expect("token");
+        assert_eq!(
+            s.register_host(&host("h1"), Some("reg4"), "new", false, 9)
+                .expect("register"),
+            Err(Refusal::Removed)
+        );
+        assert_eq!(
+            s.register_host(&host("h1"), None, "local", true, 9)
+                .expect("register"),
+            Ok(())
+        );
+        assert!(s.delete_host("h1", &ev("host.removed"), 9).expect("rm"));
 
         // A host from before credentials is claimed once, by a token of its environment.
         assert!(s.upsert_host(&host("old"), 10).expect("upsert"));

@@ -74,31 +74,24 @@ pub async fn logs(
     let host = info.host.ok_or_else(|| {
         ApiError::unavailable(format!("container '{name}' is not placed on a host yet"))
     })?;
-    let session = state.session_of(&host).ok_or_else(|| {
+    let not_connected = || {
         ApiError::unavailable(format!(
             "host {host} of container '{name}' is not connected"
         ))
-    })?;
-    let reader = state.log_streams.open(&host, session);
-    let req = reader.req;
-    let guard = CancelOnDrop {
-        state: state.clone(),
-        host: host.clone(),
-        req,
     };
-    if !state.send_to(
-        &host,
-        ServerMsg::Logs {
+    let reader = state
+        .open_logs(&host, |req| ServerMsg::Logs {
             req,
             container: name.clone(),
             follow: q.follow,
             tail: q.tail,
-        },
-    ) {
-        return Err(ApiError::unavailable(format!(
-            "host {host} of container '{name}' is not connected"
-        )));
-    }
+        })
+        .ok_or_else(not_connected)?;
+    let guard = CancelOnDrop {
+        state: state.clone(),
+        host: host.clone(),
+        req: reader.req,
+    };
     let stream = futures_util::stream::unfold(
         (reader, guard, false),
         |(mut reader, guard, done)| async move {
