@@ -42,7 +42,7 @@ static CA_PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// An API client trusting the server's CA when it speaks TLS.
 fn http_client() -> reqwest::Client {
-    let mut b = reqwest::Client::builder();
+    let mut b = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30));
     if let Some(pem) = CA_PEM.get()
         && let Ok(cfg) = tls::trusting_client_config(pem)
     {

@@ -19,7 +19,9 @@ impl Client {
     /// roots).
     pub fn new(cfg: &CliConfig, env: &str) -> Result<Client, Failure> {
         tls::install_default_provider();
-        let mut http = reqwest::Client::builder();
+        // Idle connections are dropped before the server would close them (60 s).
+        let mut http =
+            reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(30));
         if let Some(pem) = &cfg.ca_cert {
             let tls = tls::trusting_client_config(pem)
                 .map_err(|e| Failure::input(format!("the CA certificate to trust: {e}")))?;

@@ -166,9 +166,12 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
     api::routes(state)
 }
 
-/// How long a client has to finish its TLS handshake, and then to send a request's
-/// headers.
+/// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a connection may wait for a request's headers, idle keep-alive included (hyper
+/// times both alike): long enough that clients drop idle connections first (Drover's own
+/// after 30 s), short enough that silent connections cannot hold slots for long.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Connections in their handshake or serving HTTP requests at once; more wait to be
 /// accepted. (An upgraded WebSocket, an agent session, no longer counts.)
 const MAX_CONNECTIONS: usize = 16_384;
@@ -210,7 +213,7 @@ async fn serve_tls(
             let service = hyper_util::service::TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .header_read_timeout(IDLE_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .with_upgrades();
             if let Err(e) = conn.await {
