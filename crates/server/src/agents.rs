@@ -365,6 +365,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_ids_are_plain_names() {
+        for ok in ["0123abcdef", "node-1.eu_west", &"a".repeat(128)] {
+            assert!(valid_host_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "hôst",
+            "日本",
+            "a/b",
+            "../x",
+            "a b",
+            "x\n",
+            &"a".repeat(129),
+        ] {
+            assert!(!valid_host_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn hellos_of_other_protocols_are_recognised() {
         assert_eq!(
             other_protocol(r#"{"type":"hello","protocol":1,"host_id":"x"}"#),
