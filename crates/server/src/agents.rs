@@ -280,8 +280,12 @@ async fn admit(
     }
 }
 
-/// Records an attempt to speak for a host without its credential (off the agents' thread).
+/// Records an attempt to speak for a host without its credential (off the agents' thread;
+/// the first in a minute per host).
 async fn audit_impostor(state: &Arc<AppState>, caller: &Caller, row: &store::HostRow) {
+    if !state.keys.record_impostor(&row.id, now_ms()) {
+        return;
+    }
     tracing::warn!(host = %row.id, token = %caller.name, "agent tried to speak for a host it is not");
     let (env, actor, host) = (row.env.clone(), caller.name.clone(), row.id.clone());
     state

@@ -67,7 +67,13 @@ impl Caller {
 pub struct Keys {
     ephemeral: RwLock<HashSet<String>>,
     known: RwLock<HashMap<String, store::TokenRow>>,
+    /// When an attempt to speak for each host without its credential was last recorded.
+    impostors: Mutex<HashMap<String, u64>>,
 }
+
+/// Attempts on one host id are recorded at most this often: a token holder retrying in a
+/// loop cannot churn the size-bounded audit log or the server's log.
+pub const IMPOSTOR_RECORD_EVERY_MS: u64 = 60_000;
 
 impl Keys {
     /// A token for an agent in this same process (`drover up`), valid until exit, never stored.
@@ -99,6 +105,21 @@ impl Keys {
         }
         drop(store);
         Ok(found)
+    }
+
+    /// Whether an attempt on `host` at `now` should be recorded (the first in a while).
+    pub fn record_impostor(&self, host: &str, now: u64) -> bool {
+        let mut seen = self.impostors.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() > 10_000 {
+            seen.retain(|_, at| now.saturating_sub(*at) < IMPOSTOR_RECORD_EVERY_MS);
+        }
+        match seen.get(host) {
+            Some(at) if now.saturating_sub(*at) < IMPOSTOR_RECORD_EVERY_MS => false,
+            _ => {
+                seen.insert(host.to_string(), now);
+                true
+            }
+        }
     }
 
     /// Forgets a token (removed, or its uses changed).
@@ -203,5 +224,20 @@ impl FromRequestParts<Arc<AppState>> for AgentCaller {
             ));
         }
         Ok(AgentCaller(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impostor_attempts_are_recorded_once_a_minute_per_host() {
+        let k = Keys::default();
+        assert!(k.record_impostor("h1", 1_000));
+        assert!(!k.record_impostor("h1", 2_000));
+        assert!(k.record_impostor("h2", 2_000));
+        assert!(!k.record_impostor("h1", 1_000 + IMPOSTOR_RECORD_EVERY_MS - 1));
+        assert!(k.record_impostor("h1", 1_000 + IMPOSTOR_RECORD_EVERY_MS));
     }
 }
