@@ -256,22 +256,10 @@ fn ws_url(server: &str) -> Result<String, Error> {
     if rest.is_empty() || rest.contains('/') {
         return Err(Error::ServerUrl(server.to_string()));
     }
-    if scheme == "ws" && !is_loopback(rest) {
+    if scheme == "ws" && !tls::names::is_loopback(rest) {
         return Err(Error::PlainHttp(server.to_string()));
     }
     Ok(format!("{scheme}://{rest}/v1/agent/connect"))
-}
-
-/// Whether `host[:port]` (or `[v6]:port`) names this machine.
-fn is_loopback(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host's stable id, kept in `data_dir/host-id` (created on first run).

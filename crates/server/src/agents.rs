@@ -67,14 +67,6 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
         return;
     }
     let host = hello.host_id.clone();
-    if !valid_host_id(&host) {
-        let _ = send(
-            &mut sink,
-            &revoked("invalid host id: 1-128 letters, digits, '-', '_' or '.'"),
-        )
-        .await;
-        return;
-    }
     let row = store::HostRow {
         id: host.clone(),
         env: env.clone(),
@@ -191,16 +183,6 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
     tracing::info!(host = %host, "agent disconnected");
 }
 
-/// Host ids: what an agent makes (hex) and what an operator might (names), nothing that
-/// could confuse a path, a label or a log line.
-fn valid_host_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
 enum Admission {
     /// Try again later.
     Refused(String),
@@ -221,53 +203,46 @@ async fn admit(
         tracing::error!("registering host {}: {e}", row.id);
         Admission::Refused("server store error".into())
     };
+    let decision = match access::admit(caller, &row.id, offered) {
+        Ok(d) => d,
+        Err(refused) => {
+            if refused.is_impostor() {
+                audit_impostor(state, caller, row).await;
+            }
+            return Err(Admission::Revoked(refused.to_string()));
+        }
+    };
     // Store work runs off the agents' thread: the store may be busy with a large
     // scheduling write, and no other host's session may wait for it.
-    if caller.kind == "host" {
-        if caller.host.as_deref() != Some(row.id.as_str()) {
-            audit_impostor(state, caller, row).await;
-            return Err(Admission::Revoked(format!(
-                "this credential belongs to another host, not {}",
-                row.id
-            )));
-        }
-        let (r, cred) = (row.clone(), caller.token_hash.clone().unwrap_or_default());
-        let current = state
-            .blocking(move |s| s.refresh_host(&r, &cred, now_ms()))
-            .await
-            .map_err(store_error)?;
-        if !current {
-            return Err(Admission::Revoked(format!(
-                "host {} was removed from the server (drover host rm)",
-                row.id
-            )));
-        }
-        return Ok(());
-    }
-    let Some(cred_hash) = offered
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_ascii_lowercase)
-    else {
-        return Err(Admission::Revoked(
-            "registering needs the hash of the agent's credential in its hello: upgrade the agent"
-                .into(),
-        ));
-    };
-    let via = caller.token_hash.clone();
-    // The server's own local agent (no stored token) may take its host back.
-    let reclaim = via.is_none();
     let r = row.clone();
-    let outcome = state
-        .blocking(move |s| s.register_new_host(&r, via.as_deref(), &cred_hash, reclaim))
-        .await
-        .map_err(store_error)?;
+    let outcome = match decision {
+        access::Admit::Refresh { credential_hash } => state
+            .blocking(move |s| {
+                s.refresh_host(&r, &credential_hash, now_ms())
+                    .map(|current| current.then_some(()).ok_or(store::Refusal::Removed))
+            })
+            .await
+            .map_err(store_error)?,
+        access::Admit::Register {
+            credential_hash,
+            reclaim,
+        } => {
+            let via = caller.token_hash.clone();
+            state
+                .blocking(move |s| {
+                    s.register_new_host(&r, via.as_deref(), &credential_hash, reclaim)
+                })
+                .await
+                .map_err(store_error)?
+        }
+    };
     match outcome {
         Ok(()) => Ok(()),
         Err(store::Refusal::Token) => Err(Admission::Revoked(
             "registration token has been removed, has expired or is used up".into(),
         )),
         Err(store::Refusal::Removed) => Err(Admission::Revoked(format!(
-            "host {} was removed from the server: a host joins again only under a new id (a new agent data directory)",
+            "host {} was removed from the server (drover host rm): a host joins again only under a new id (a new agent data directory)",
             row.id
         ))),
         Err(store::Refusal::HostExists) => {
@@ -367,25 +342,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_ids_are_plain_names() {
-        for ok in ["0123abcdef", "node-1.eu_west", &"a".repeat(128)] {
-            assert!(valid_host_id(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "hôst",
-            "日本",
-            "a/b",
-            "../x",
-            "a b",
-            "x\n",
-            &"a".repeat(129),
-        ] {
-            assert!(!valid_host_id(bad), "{bad:?}");
-        }
-    }
 
     #[test]
     fn hellos_of_other_protocols_are_recognised() {

@@ -27,36 +27,14 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub name: String,
-    /// `admin` (any environment), `member` (one environment), `agent` (a registration
-    /// token: may only connect a new host) or `host` (one host's credential: may only speak
-    /// for that host).
-    pub kind: String,
-    pub env: String,
-    /// For `host` callers: the host the credential belongs to.
-    pub host: Option<String>,
-    /// The hash of the presented token; `None` for the server's own local agent.
-    pub token_hash: Option<String>,
-}
+pub use access::Caller;
 
-impl Caller {
-    pub fn may_use_env(&self, env: &str) -> Result<(), ApiError> {
-        if self.kind == "admin" || (self.kind == "member" && self.env == env) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "token '{}' may not act in environment '{env}'",
-                self.name
-            )))
+impl From<access::Denied> for ApiError {
+    fn from(d: access::Denied) -> Self {
+        match d {
+            access::Denied::Unauthenticated(m) => ApiError::unauthorized(m),
+            access::Denied::Forbidden(m) => ApiError::forbidden(m),
         }
-    }
-
-    /// An agent-side caller: a registration token or a host credential.
-    pub fn is_agent(&self) -> bool {
-        self.kind == "agent" || self.kind == "host"
     }
 }
 
@@ -67,8 +45,8 @@ impl Caller {
 pub struct Keys {
     ephemeral: RwLock<HashSet<String>>,
     known: RwLock<HashMap<String, store::TokenRow>>,
-    /// When an attempt to speak for each host without its credential was last recorded.
-    impostors: Mutex<HashMap<String, u64>>,
+    /// Attempts to speak for a host without its credential, recorded once in a while.
+    impostors: Mutex<access::Throttle>,
 }
 
 /// Attempts on one host id are recorded at most this often: a token holder retrying in a
@@ -109,17 +87,10 @@ impl Keys {
 
     /// Whether an attempt on `host` at `now` should be recorded (the first in a while).
     pub fn record_impostor(&self, host: &str, now: u64) -> bool {
-        let mut seen = self.impostors.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| now.saturating_sub(*at) < IMPOSTOR_RECORD_EVERY_MS);
-        }
-        match seen.get(host) {
-            Some(at) if now.saturating_sub(*at) < IMPOSTOR_RECORD_EVERY_MS => false,
-            _ => {
-                seen.insert(host.to_string(), now);
-                true
-            }
-        }
+        self.impostors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(host, now, IMPOSTOR_RECORD_EVERY_MS)
     }
 
     /// Forgets a token (removed, or its uses changed).
@@ -153,38 +124,25 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .map(|(_, token)| token.trim())
 }
 
+/// The caller a request's token stands for (the decision is [`access::authenticate`]).
 pub fn authenticate(state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
-    let Some(token) = token else {
-        return Err(ApiError::unauthorized(
-            "missing bearer token (Authorization: Bearer <token>)",
-        ));
+    let hash = token.map(hash_token).unwrap_or_default();
+    if token.is_some() && state.keys.is_ephemeral(&hash) {
+        return Ok(access::local_agent());
+    }
+    let found = match token {
+        Some(t) if t.len() <= access::MAX_TOKEN_LEN => state.token(&hash)?,
+        _ => None,
     };
-    if token.len() > 256 {
-        return Err(ApiError::unauthorized("invalid token"));
-    }
-    let hash = hash_token(token);
-    if state.keys.is_ephemeral(&hash) {
-        return Ok(Caller {
-            name: "local-agent".into(),
-            kind: "agent".into(),
-            env: "default".into(),
-            host: None,
-            token_hash: None,
-        });
-    }
-    match state.token(&hash)? {
-        Some(t) if t.kind == "agent" && !t.usable(now_ms()) => Err(ApiError::unauthorized(
-            format!("registration token '{}' has expired or is used up", t.name),
-        )),
-        Some(t) => Ok(Caller {
-            name: t.name,
-            kind: t.kind,
-            env: t.env,
-            host: t.host,
-            token_hash: Some(hash),
-        }),
-        None => Err(ApiError::unauthorized("invalid token")),
-    }
+    let now = now_ms();
+    let found = found.map(|t| access::Token {
+        usable: t.usable(now),
+        name: t.name,
+        kind: t.kind,
+        env: t.env,
+        host: t.host,
+    });
+    Ok(access::authenticate(token, &hash, found)?)
 }
 
 /// An authenticated API user (agent tokens are refused here).
@@ -198,11 +156,7 @@ impl FromRequestParts<Arc<AppState>> for User {
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
         let caller = authenticate(state, bearer(parts))?;
-        if caller.is_agent() {
-            return Err(ApiError::forbidden(
-                "agent tokens and host credentials may not use the API",
-            ));
-        }
+        caller.may_use(access::Routes::User)?;
         Ok(User(caller))
     }
 }
@@ -218,26 +172,7 @@ impl FromRequestParts<Arc<AppState>> for AgentCaller {
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
         let caller = authenticate(state, bearer(parts))?;
-        if !caller.is_agent() {
-            return Err(ApiError::forbidden(
-                "only agents may use /v1/agent routes (use a registration token)",
-            ));
-        }
+        caller.may_use(access::Routes::Agent)?;
         Ok(AgentCaller(caller))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn impostor_attempts_are_recorded_once_a_minute_per_host() {
-        let k = Keys::default();
-        assert!(k.record_impostor("h1", 1_000));
-        assert!(!k.record_impostor("h1", 2_000));
-        assert!(k.record_impostor("h2", 2_000));
-        assert!(!k.record_impostor("h1", 1_000 + IMPOSTOR_RECORD_EVERY_MS - 1));
-        assert!(k.record_impostor("h1", 1_000 + IMPOSTOR_RECORD_EVERY_MS));
     }
 }

@@ -136,7 +136,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         url: cfg
             .advertise
             .first()
-            .map(|a| advertised_url(scheme, a, addr.port())),
+            .map(|a| tls::names::advertised_url(scheme, a, addr.port())),
         ca_hash: identity.as_ref().map(tls::Identity::ca_hash),
     });
     let ca_pem = identity.as_ref().map(tls::Identity::ca_pem);
@@ -223,85 +223,12 @@ async fn serve_tls(
     }
 }
 
-/// DNS names and addresses the server certificate is issued for: the listen address
-/// (unless it is a wildcard), the advertised addresses, the hostname and loopback.
+/// DNS names and addresses the server certificate is issued for.
 fn certificate_names(cfg: &Config) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    let mut add = |n: String| {
-        if !n.is_empty() && !names.contains(&n) {
-            names.push(n);
-        }
-    };
-    if !cfg.listen.ip().is_unspecified() {
-        add(cfg.listen.ip().to_string());
-    }
-    for a in &cfg.advertise {
-        add(host_part(a).to_string());
-    }
-    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        add(h.trim().to_string());
-    }
-    for n in ["localhost", "127.0.0.1", "::1"] {
-        add(n.to_string());
-    }
-    names
-}
-
-/// The host of `host`, `host:port`, `[v6]:port` or a URL.
-fn host_part(a: &str) -> &str {
-    let a = a.split_once("://").map_or(a, |(_, rest)| rest);
-    let a = a.split('/').next().unwrap_or(a);
-    if let Some(rest) = a.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match a.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h,
-        _ => a,
-    }
-}
-
-/// The URL an advertised address stands for.
-fn advertised_url(scheme: &str, a: &str, port: u16) -> String {
-    let host = host_part(a);
-    let rest = a.split_once("://").map_or(a, |(_, r)| r);
-    let rest = rest.split('/').next().unwrap_or(rest);
-    // A port follows the host only as `host:port` or `[v6]:port`, never in a bare v6.
-    let after_host = rest
-        .strip_prefix('[')
-        .map_or(rest, |r| r.split_once(']').map_or("", |(_, p)| p));
-    let port = match after_host.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => p.parse::<u16>().unwrap_or(port),
-        _ => port,
-    };
-    if host.contains(':') {
-        format!("{scheme}://[{host}]:{port}")
-    } else {
-        format!("{scheme}://{host}:{port}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn advertised_addresses_become_names_and_urls() {
-        assert_eq!(host_part("10.0.0.5"), "10.0.0.5");
-        assert_eq!(host_part("10.0.0.5:7480"), "10.0.0.5");
-        assert_eq!(host_part("https://drover.example:443/"), "drover.example");
-        assert_eq!(host_part("[fd00::1]:7480"), "fd00::1");
-        assert_eq!(host_part("fd00::1"), "fd00::1");
-        assert_eq!(
-            advertised_url("https", "10.0.0.5", 7480),
-            "https://10.0.0.5:7480"
-        );
-        assert_eq!(
-            advertised_url("https", "drover.example:8443", 7480),
-            "https://drover.example:8443"
-        );
-        assert_eq!(
-            advertised_url("https", "fd00::1", 7480),
-            "https://[fd00::1]:7480"
-        );
-    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    tls::names::certificate_names(
+        cfg.listen.ip(),
+        &cfg.advertise,
+        hostname.as_deref().map(str::trim),
+    )
 }

@@ -7,6 +7,8 @@
 //!
 //! One crypto provider: ring. No OpenSSL.
 
+pub mod names;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

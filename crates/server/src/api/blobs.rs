@@ -96,11 +96,7 @@ pub async fn download(
         .host
         .as_deref()
         .is_some_and(|h| state.model().host(h).is_some());
-    if caller.kind != "host" || !registered {
-        return Err(ApiError::forbidden(
-            "build contexts are for registered hosts: use the host's credential",
-        ));
-    }
+    caller.may_fetch_blobs(registered)?;
     if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::bad_request(
             "digest",
