@@ -118,6 +118,7 @@ fn fake_report(
         containers,
         errors: vec![],
         waiting: vec![],
+        networks: vec![],
     }
 }
 
@@ -142,6 +143,7 @@ async fn session(
         agent_version: "sim".into(),
         labels: BTreeMap::from([("region".to_string(), ["eu", "us", "ap"][i % 3].to_string())]),
         credential_hash: Some(hex::encode(sha2::Sha256::digest(credential.as_bytes()))),
+        mesh: None,
     });
     sink.send(Message::Text(serde_json::to_string(&hello)?.into()))
         .await?;
@@ -174,6 +176,7 @@ async fn session(
                     exit_code: None,
                     image: String::new(),
                     status: "Up (fake engine)".into(),
+                    addrs: Default::default(),
                 };
                 // What changed, worked out from the message alone (a real agent diffs
                 // what its engine lists; the simulator need not pay for that).
@@ -220,6 +223,7 @@ async fn session(
                                 .collect(),
                             errors: vec![],
                             waiting: vec![],
+                            networks: None,
                         };
                         last.apply(patch.clone());
                         patch

@@ -7,8 +7,11 @@
 //! Tasks: `session` (the WebSocket, heartbeats, log streams) and `worker` (observe,
 //! reconcile, act, report), joined by watch channels.
 
+mod mesh;
 mod session;
 mod worker;
+
+pub use mesh::MeshConfig;
 
 pub use session::{OpenError, Ws, open};
 
@@ -60,6 +63,8 @@ pub struct Config {
     /// The server's own in-process agent (`drover up`): when its credential is refused (its
     /// host was removed), it registers again with its token instead of stopping.
     pub reclaim: bool,
+    /// Join the environment's mesh (tunnel, subnets, DNS); `None` leaves networks local.
+    pub mesh: Option<MeshConfig>,
 }
 
 /// State shared between the session and the worker.
@@ -80,6 +85,8 @@ pub(crate) struct Shared {
     pub credential: String,
     /// Set when the agent stops for good: it fences at once.
     pub revoked: std::sync::atomic::AtomicBool,
+    /// The mesh, when this host runs one.
+    pub mesh: Option<Arc<mesh::Mesh>>,
 }
 
 impl Shared {
@@ -141,6 +148,22 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         .tls_backend_preconfigured((*client_tls).clone())
         .build()
         .map_err(|e| Error::Stopped(format!("HTTP client: {e}")))?;
+    let mesh = match &cfg.mesh {
+        None => None,
+        Some(m) => match mesh::Mesh::start(m, &cfg.data_dir, &cfg.server).await {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                tracing::warn!(
+                    "mesh not started: {e}; this host's networks stay local (needs root and /dev/net/tun)"
+                );
+                None
+            }
+        },
+    };
+    if let Some(m) = &mesh {
+        tracing::info!(endpoint = %m.hello.endpoint, "mesh tunnel up");
+        tokio::spawn(m.clone().run());
+    }
     let shared = Arc::new(Shared {
         desired: watch::channel(None).0,
         observed: watch::channel(None).0,
@@ -152,6 +175,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         http,
         credential: credential.clone(),
         revoked: std::sync::atomic::AtomicBool::new(false),
+        mesh: mesh.clone(),
     });
     let hello = proto::Hello {
         protocol: proto::PROTOCOL_VERSION,
@@ -160,6 +184,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         labels: cfg.labels.clone(),
         credential_hash: Some(hex::encode(sha2::Sha256::digest(credential.as_bytes()))),
+        mesh: mesh.as_ref().map(|m| m.hello.clone()),
     };
     tokio::spawn(worker::run(shared.clone()));
     let link = session::Link {

@@ -253,6 +253,10 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
     let mut logs: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
     let mut last_sent: Option<Observed> = None;
+    let mut health_rx = match &shared.mesh {
+        Some(m) => m.health.subscribe(),
+        None => tokio::sync::watch::channel(Vec::new()).1,
+    };
     let result = loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -291,6 +295,12 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                     }
                     Ok(ServerMsg::Refused { reason }) => break Err(End::Retry(format!("server refused: {reason}"))),
                     Ok(ServerMsg::Revoked { reason }) => break Err(End::Fatal(format!("server: {reason}"))),
+                    Ok(ServerMsg::Mesh(m)) => {
+                        if let Some(mesh) = &shared.mesh {
+                            mesh.set_state(m);
+                            shared.wake.notify_one();
+                        }
+                    }
                     Ok(ServerMsg::Welcome { .. }) => {}
                     Err(e) => tracing::warn!("bad server message: {e}"),
                 }
@@ -309,6 +319,10 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                     }
                     last_sent = Some(o);
                 }
+            }
+            Ok(()) = health_rx.changed() => {
+                let h = health_rx.borrow_and_update().clone();
+                if let Err(e) = send(&mut sink, &AgentMsg::MeshHealth(h)).await { break Err(End::Retry(e)); }
             }
             Some(msg) = log_rx.recv() => {
                 if let Err(e) = send(&mut sink, &msg).await { break Err(End::Retry(e)); }

@@ -82,18 +82,19 @@ async fn drive(
             ));
         }
         let containers = engine.containers().await?;
-        let desired = shared.desired.borrow().clone();
+        let seen = engine.networks_seen().await?;
+        let desired = meshed(shared, shared.desired.borrow().clone());
         let waiting = match &desired {
             None => Vec::new(),
             Some(desired) => {
-                let networks = engine.networks().await?;
+                let networks = &seen.names;
                 let volumes = engine.volumes().await?;
                 let now = now_ms();
                 let fenced = now > shared.lease_deadline();
                 let plan = reconciler::reconcile(&reconciler::Input {
                     desired,
                     observed: &containers,
-                    networks: &networks,
+                    networks,
                     volumes: &volumes,
                     failures,
                     now_ms: now,
@@ -123,15 +124,14 @@ async fn drive(
             }
         };
         let generation = desired.as_ref().map(|d| d.generation).unwrap_or(0);
-        publish(
-            shared,
+        let seen_now = Observed {
             generation,
-            status.clone(),
+            engine: status.clone(),
             containers,
-            errors,
-            failures,
-            waiting,
-        );
+            networks: seen.owned,
+            ..Default::default()
+        };
+        publish(shared, seen_now, errors, failures, waiting);
         if inflight.is_empty() {
             // Look again within 5 s, and right when the lease would run out.
             let until_fence = shared.lease_deadline().saturating_sub(now_ms()) + 50;
@@ -198,6 +198,25 @@ fn report_engine_down(shared: &Shared, error: String) {
     });
 }
 
+/// The desired state as this host runs it: on the mesh, containers ask the mesh DNS and
+/// carry no engine aliases (the mesh answers service names with every ready replica on
+/// every host; the engine would answer local ones only). Nothing is acted on until the
+/// server has sent the mesh state (subnets come from it).
+fn meshed(shared: &Shared, desired: Option<proto::Desired>) -> Option<proto::Desired> {
+    let Some(mesh) = &shared.mesh else {
+        return desired;
+    };
+    let place = mesh.place()?;
+    let mut d = desired?;
+    for c in &mut d.containers {
+        c.dns = vec![place.ip.to_string()];
+        for att in &mut c.networks {
+            att.aliases.clear();
+        }
+    }
+    Some(d)
+}
+
 /// Wakes the worker on every engine event about our objects.
 fn watch_events(engine: engine::Engine, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -214,19 +233,15 @@ fn watch_events(engine: engine::Engine, shared: Arc<Shared>) -> tokio::task::Joi
     })
 }
 
+/// Publishes what was `seen` on the engine with the worker's errors and waits.
 fn publish(
     shared: &Shared,
-    generation: u64,
-    engine: proto::EngineStatus,
-    containers: Vec<proto::ObservedContainer>,
+    seen: Observed,
     errors: &BTreeMap<String, String>,
     failures: &BTreeMap<String, Failure>,
     waiting: Vec<(String, String)>,
 ) {
     let observed = Observed {
-        generation,
-        engine,
-        containers,
         errors: errors
             .iter()
             .map(|(name, message)| ContainerError {
@@ -243,6 +258,7 @@ fn publish(
                 count: 0,
             })
             .collect(),
+        ..seen
     };
     shared.observed.send_if_modified(|o| {
         if o.as_ref() == Some(&observed) {
@@ -260,7 +276,30 @@ async fn apply(
     action: &Action,
 ) -> Result<(), engine::Error> {
     match action {
-        Action::CreateNetwork(n) => engine.create_network(n).await,
+        Action::CreateNetwork(n) => match &shared.mesh {
+            None => engine.create_network(n, None).await,
+            Some(mesh) => {
+                // One at a time: each takes the lowest subnet of the host's block not in use.
+                let _one = mesh.alloc.lock().await;
+                let place = mesh.place().ok_or_else(|| {
+                    engine::Error::Engine("mesh: no address block from the server yet".into())
+                })?;
+                let used: Vec<engine::Ipv4Net> = engine
+                    .networks_seen()
+                    .await?
+                    .owned
+                    .iter()
+                    .filter_map(|n| n.subnet)
+                    .collect();
+                let subnet = mesh::free_subnet(place.block, &used).ok_or_else(|| {
+                    engine::Error::Engine(format!(
+                        "mesh: no free subnet left in this host's block {}",
+                        place.block
+                    ))
+                })?;
+                engine.create_network(n, Some(subnet)).await
+            }
+        },
         Action::CreateVolume(v) => engine.create_volume(v).await,
         Action::Run(c) => {
             ensure_built(shared, engine, c).await?;

@@ -25,13 +25,64 @@ struct Cli {
 #[derive(Subcommand)]
 enum Top {
     /// Start server, local agent and embedded store in one process (the quick start)
-    Up(ServerArgs),
+    Up(UpArgs),
     /// Start the control plane only
     Server(ServerArgs),
     /// Start a host agent that connects to a server
     Agent(AgentArgs),
     #[command(flatten)]
     Client(cli::Command),
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    mesh: MeshArgs,
+}
+
+/// How a host joins its environment's network across hosts.
+#[derive(Args, Clone)]
+struct MeshArgs {
+    /// Keep this host's networks local: no tunnel to other hosts, no Drover DNS (names are
+    /// the engine's, local containers only)
+    #[arg(long)]
+    no_mesh: bool,
+    /// Name of the tunnel device
+    #[arg(long, default_value = "drover0", value_name = "NAME")]
+    mesh_interface: String,
+    /// UDP port of the tunnel (WireGuard)
+    #[arg(long, default_value_t = mesh::DEFAULT_PORT, value_name = "PORT")]
+    mesh_port: u16,
+    /// Where other hosts reach this host's tunnel, HOST or HOST:PORT [default: the address
+    /// this host reaches the server from]
+    #[arg(long, value_name = "HOST[:PORT]")]
+    mesh_endpoint: Option<String>,
+}
+
+impl MeshArgs {
+    fn config(&self) -> anyhow::Result<Option<agent::MeshConfig>> {
+        if self.no_mesh {
+            return Ok(None);
+        }
+        let name = &self.mesh_interface;
+        if name.is_empty()
+            || name.len() > 15
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            anyhow::bail!(
+                "--mesh-interface {name:?}: a device name is 1 to 15 letters, digits, '-' or '_'"
+            );
+        }
+        Ok(Some(agent::MeshConfig {
+            interface: name.clone(),
+            port: self.mesh_port,
+            endpoint: self.mesh_endpoint.clone(),
+        }))
+    }
 }
 
 #[derive(Args)]
@@ -88,6 +139,8 @@ struct AgentArgs {
     /// Host label (repeatable), e.g. --label region=eu
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
+    #[command(flatten)]
+    mesh: MeshArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -148,8 +201,8 @@ fn main() {
     };
     let code = rt.block_on(async move {
         match cli.cmd {
-            Top::Up(args) => report(serve(args, true).await),
-            Top::Server(args) => report(serve(args, false).await),
+            Top::Up(args) => report(serve(args.server, Some(args.mesh)).await),
+            Top::Server(args) => report(serve(args, None).await),
             Top::Agent(args) => report(agent(args).await),
             Top::Client(cmd) => {
                 init_logging("warn");
@@ -176,8 +229,14 @@ fn report(r: anyhow::Result<()>) -> i32 {
     }
 }
 
-async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
+/// Runs the server, and with `agent` (`drover up`) its in-process agent.
+async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> {
     init_logging("info");
+    let with_agent = agent.is_some();
+    let mesh = match &agent {
+        Some(m) => m.config()?,
+        None => None,
+    };
     let data_dir = args.data_dir.unwrap_or_else(|| default_data_dir("drover"));
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => server::Tls::Files { cert, key },
@@ -250,6 +309,7 @@ async fn serve(args: ServerArgs, with_agent: bool) -> anyhow::Result<()> {
             data_dir: data_dir.join("agent"),
             labels: BTreeMap::new(),
             reclaim: true,
+            mesh,
         };
         tokio::spawn(async move {
             if let Err(e) = agent::run(cfg).await {
@@ -280,6 +340,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| default_data_dir("drover-agent")),
         labels: args.labels.into_iter().collect(),
         reclaim: false,
+        mesh: args.mesh.config()?,
     })
     .await?;
     Ok(())

@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum,
-    EndpointSettings, HealthConfig, HostConfig, Mount, MountType, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig, Mount, MountType,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -23,7 +23,7 @@ use futures_util::{Stream, StreamExt};
 use proto::{
     ContainerState, DesiredContainer, DesiredNetwork, DesiredVolume, EngineStatus, Health,
     LABEL_CLUSTER, LABEL_ENV, LABEL_HASH, LABEL_SERVICE, LABEL_SLOT, LABEL_STACK,
-    ObservedContainer,
+    ObservedContainer, ObservedNetwork,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,17 @@ impl From<bollard::errors::Error> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The networks on an engine.
+#[derive(Debug, Default)]
+pub struct Networks {
+    /// Every name, `true` for this cluster's own.
+    pub names: BTreeMap<String, bool>,
+    /// This cluster's own, with subnets.
+    pub owned: Vec<ObservedNetwork>,
+}
+
+pub use mesh::Ipv4Net;
 
 /// A connection to one Docker Engine, scoped to one Drover cluster.
 #[derive(Clone)]
@@ -148,6 +159,13 @@ impl Engine {
                 exit_code: exit_code_from_status(&status),
                 image: c.image.unwrap_or_default(),
                 status,
+                addrs: c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(net, ep)| Some((net, ep.ip_address?.parse().ok()?)))
+                    .collect(),
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -156,21 +174,39 @@ impl Engine {
 
     /// Every network name on the engine, `true` for this cluster's own.
     pub async fn networks(&self) -> Result<BTreeMap<String, bool>> {
+        Ok(self.networks_seen().await?.names)
+    }
+
+    /// Every network name on the engine, and this cluster's own with their IPv4 subnets.
+    pub async fn networks_seen(&self) -> Result<Networks> {
         let list = self
             .docker
             .list_networks(None::<ListNetworksOptions>)
             .await?;
-        Ok(list
-            .into_iter()
-            .filter_map(|n| {
-                let owned = n
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_CLUSTER))
-                    .is_some_and(|c| c == &self.cluster);
-                n.name.map(|name| (name, owned))
-            })
-            .collect())
+        let mut seen = Networks::default();
+        for n in list {
+            let owned = n
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_CLUSTER))
+                .is_some_and(|c| c == &self.cluster);
+            let Some(name) = n.name else { continue };
+            if owned {
+                let subnet = n
+                    .ipam
+                    .and_then(|i| i.config)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find_map(|c| c.subnet?.parse().ok());
+                seen.owned.push(ObservedNetwork {
+                    name: name.clone(),
+                    subnet,
+                });
+            }
+            seen.names.insert(name, owned);
+        }
+        seen.owned.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(seen)
     }
 
     pub async fn volumes(&self) -> Result<BTreeSet<String>> {
@@ -196,12 +232,30 @@ impl Engine {
         l
     }
 
-    pub async fn create_network(&self, n: &DesiredNetwork) -> Result<()> {
+    /// Creates a network; with a `subnet` (the mesh's), on that subnet and without the
+    /// engine's masquerading (the mesh masquerades only what leaves the environment).
+    pub async fn create_network(&self, n: &DesiredNetwork, subnet: Option<Ipv4Net>) -> Result<()> {
+        let ipam = subnet.map(|s| Ipam {
+            config: Some(vec![IpamConfig {
+                subnet: Some(s.to_string()),
+                gateway: s.hosts().next().map(|g| g.to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        let options = subnet.map(|_| {
+            HashMap::from([(
+                "com.docker.network.bridge.enable_ip_masquerade".to_string(),
+                "false".to_string(),
+            )])
+        });
         let req = NetworkCreateRequest {
             name: n.name.clone(),
             driver: n.driver.clone(),
             internal: Some(n.internal),
             labels: Some(self.labels(&n.env, &n.stack, &n.labels)),
+            ipam,
+            options,
             ..Default::default()
         };
         match self.docker.create_network(req).await {
@@ -527,6 +581,7 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
         cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.clone()),
         extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
+        dns: (!c.dns.is_empty()).then(|| c.dns.clone()),
         ..Default::default()
     };
 
@@ -602,6 +657,7 @@ mod tests {
                 },
             ],
             volume_names: BTreeMap::from([("data".into(), "shop_data".into())]),
+            dns: Vec::new(),
         }
     }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// How often an agent sends at least a heartbeat.
 pub const HEARTBEAT_SECS: u64 = 3;
 
@@ -42,6 +42,41 @@ pub struct Hello {
     /// credential. Offering the same hash again makes a retried registration harmless.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_hash: Option<String>,
+    /// The host's tunnel, when the agent runs the mesh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<MeshHello>,
+}
+
+/// What a host offers the mesh: its public key and where peers reach its tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshHello {
+    pub public_key: String,
+    pub endpoint: std::net::SocketAddr,
+}
+
+/// The mesh as one host needs it: its place, its peers, the subnets of the environment's
+/// networks, and the directory names are answered from. Sent whole on every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshState {
+    pub place: mesh::Place,
+    pub peers: Vec<mesh::Peer>,
+    pub subnets: Vec<mesh::Subnet>,
+    pub names: Vec<mesh::Entry>,
+}
+
+/// How one peer answers this host's probes through the tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerHealth {
+    pub host: String,
+    pub ok: bool,
+    /// Round trip of the last answered probe.
+    #[serde(default)]
+    pub rtt_us: Option<u64>,
+    /// How long ago the last probe was answered (none yet: never).
+    #[serde(default)]
+    pub last_ok_ms_ago: Option<u64>,
+    /// How long the pair has been in its current state.
+    pub for_ms: u64,
 }
 
 /// Adjacently tagged (`{"type": ..., "msg": ...}`, the tag first) so that big messages are
@@ -65,6 +100,8 @@ pub enum AgentMsg {
         req: u64,
         error: Option<String>,
     },
+    /// Every peer's probe results, on every change of a pair's state and every few seconds.
+    MeshHealth(Vec<PeerHealth>),
 }
 
 /// Tagged like [`AgentMsg`].
@@ -93,6 +130,8 @@ pub enum ServerMsg {
         reason: String,
     },
     Desired(Desired),
+    /// The mesh for this host (only to agents that offered one in their hello).
+    Mesh(MeshState),
     /// Replaces the part of the last `Desired` that belongs to the listed stacks (sent after
     /// a full `Desired` in the same session, when only some stacks changed on this host).
     DesiredStacks(DesiredPatch),
@@ -183,6 +222,9 @@ pub struct DesiredContainer {
     pub networks: Vec<NetworkAttachment>,
     /// Engine volume name for each named volume source used by `spec.volumes`.
     pub volume_names: BTreeMap<String, String>,
+    /// Name servers the container asks (set by the agent: its mesh DNS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +268,16 @@ pub struct Observed {
     /// Containers waiting before start, with why (dependency not healthy yet...).
     #[serde(default)]
     pub waiting: Vec<ContainerError>,
+    /// This cluster's networks on the engine, with their subnets.
+    #[serde(default)]
+    pub networks: Vec<ObservedNetwork>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedNetwork {
+    pub name: String,
+    #[serde(default)]
+    pub subnet: Option<mesh::Ipv4Net>,
 }
 
 /// The difference between two `Observed` reports: containers new or changed, containers
@@ -239,6 +291,9 @@ pub struct ObservedPatch {
     pub gone: Vec<String>,
     pub errors: Vec<ContainerError>,
     pub waiting: Vec<ContainerError>,
+    /// All networks (a short list), when they changed.
+    #[serde(default)]
+    pub networks: Option<Vec<ObservedNetwork>>,
 }
 
 impl Observed {
@@ -268,6 +323,7 @@ impl Observed {
                 .collect(),
             errors: self.errors.clone(),
             waiting: self.waiting.clone(),
+            networks: (self.networks != prev.networks).then(|| self.networks.clone()),
         }
     }
 
@@ -286,6 +342,9 @@ impl Observed {
         self.engine = patch.engine;
         self.errors = patch.errors;
         self.waiting = patch.waiting;
+        if let Some(n) = patch.networks {
+            self.networks = n;
+        }
     }
 }
 
@@ -367,6 +426,9 @@ pub struct ObservedContainer {
     /// Human status from the engine, e.g. "Up 3 minutes (healthy)".
     #[serde(default)]
     pub status: String,
+    /// Engine network name → the container's IPv4 address on it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addrs: BTreeMap<String, std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -497,6 +559,7 @@ pub fn desired_for_stack(
             spec: spec.clone(),
             networks,
             volume_names,
+            dns: Vec::new(),
         });
     }
     let networks = used_networks
@@ -599,6 +662,7 @@ mod tests {
             exit_code: None,
             image: "img".into(),
             status: String::new(),
+            addrs: BTreeMap::new(),
         }
     }
 

@@ -68,6 +68,7 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                     spec,
                     networks: vec![],
                     volume_names: BTreeMap::new(),
+                    dns: vec![],
                 });
             }
             "have" => observed.push(ObservedContainer {
@@ -93,6 +94,7 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                 exit_code: kv.get("exit").and_then(|e| e.parse().ok()),
                 image: "img".into(),
                 status: String::new(),
+                addrs: BTreeMap::new(),
             }),
             "dnet" => desired.networks.push(DesiredNetwork {
                 name,

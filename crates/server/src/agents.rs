@@ -117,6 +117,9 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
     }
     changes.all();
     state.schedule_soon();
+    if let Some(offer) = hello.mesh.clone() {
+        join_mesh(&state, &env, &host, offer).await;
+    }
 
     loop {
         tokio::select! {
@@ -148,13 +151,19 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
                     Ok(AgentMsg::Observed(mut o)) => {
                         o.containers.retain(|c| c.env == env);
                         state.set_report(&host, o);
+                        state.mesh.changed(&env);
                     }
                     Ok(AgentMsg::ObservedChanges(mut p)) => {
                         p.containers.retain(|c| c.env == env);
+                        let relevant = !p.containers.is_empty() || !p.gone.is_empty() || p.networks.is_some();
                         if !state.patch_report(&host, p) {
                             tracing::warn!(host = %host, "report changes before a full report");
                         }
+                        if relevant {
+                            state.mesh.changed(&env);
+                        }
                     }
+                    Ok(AgentMsg::MeshHealth(h)) => state.mesh.set_health(&host, h),
                     Ok(AgentMsg::Heartbeat) => {
                         state.touch(&host);
                         if send(&mut sink, &ServerMsg::HeartbeatAck).await.is_err() {
@@ -181,6 +190,31 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
         .log_streams
         .end_session(&host, session_id, "agent disconnected");
     tracing::info!(host = %host, "agent disconnected");
+}
+
+/// Gives the host its place on the environment's mesh (its index is kept in the store).
+async fn join_mesh(state: &Arc<AppState>, env: &str, host: &str, offer: proto::MeshHello) {
+    let (e, h) = (env.to_string(), host.to_string());
+    let places = state
+        .blocking(move |s| {
+            let mut store = s.store();
+            let env_index = store.environment_index(&e)?;
+            let index = store.mesh_index(&h, mesh::MAX_HOSTS)?;
+            Ok::<_, store::Error>((env_index, index))
+        })
+        .await;
+    let joined = match places {
+        Ok((Some(env_index), Some(index))) => state.mesh.join(env, host, env_index, index, offer),
+        Ok((_, None)) => Err(format!(
+            "environment {env} has {} hosts on its mesh already",
+            mesh::MAX_HOSTS
+        )),
+        Ok((None, _)) => Err(format!("environment {env} not found")),
+        Err(e) => Err(format!("store: {e}")),
+    };
+    if let Err(e) = joined {
+        tracing::warn!(host = %host, "host not on the mesh: {e}");
+    }
 }
 
 enum Admission {

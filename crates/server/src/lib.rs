@@ -13,6 +13,7 @@ mod api;
 mod auth;
 mod error;
 mod logs;
+mod mesh;
 mod model;
 mod openapi;
 pub mod scheduling;
@@ -131,6 +132,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         cfg.timing,
     )?);
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
+    tokio::spawn(mesh::run(state.clone()));
     let scheme = if identity.is_some() { "https" } else { "http" };
     state.set_join_info(JoinInfo {
         url: cfg

@@ -91,6 +91,7 @@ struct ReportBody {
     containers: HashMap<String, proto::ObservedContainer>,
     errors: Vec<proto::ContainerError>,
     waiting: Vec<proto::ContainerError>,
+    networks: Vec<proto::ObservedNetwork>,
 }
 
 impl HostReport {
@@ -105,6 +106,7 @@ impl HostReport {
                     .collect(),
                 errors: observed.errors,
                 waiting: observed.waiting,
+                networks: observed.networks,
             }),
             last_seen_ms,
         }
@@ -122,6 +124,9 @@ impl HostReport {
         body.engine = patch.engine;
         body.errors = patch.errors;
         body.waiting = patch.waiting;
+        if let Some(n) = patch.networks {
+            body.networks = n;
+        }
         self.last_seen_ms = now;
     }
 
@@ -131,6 +136,15 @@ impl HostReport {
 
     pub fn container(&self, name: &str) -> Option<&proto::ObservedContainer> {
         self.body.containers.get(name)
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &proto::ObservedContainer> {
+        self.body.containers.values()
+    }
+
+    /// This cluster's networks on the host, with their subnets.
+    pub fn networks(&self) -> &[proto::ObservedNetwork] {
+        &self.body.networks
     }
 
     /// Containers that failed, with the last error and how many times in a row.
@@ -202,6 +216,8 @@ pub struct AppState {
     /// Why replicas are unplaced, per environment and container name.
     pending: RwLock<HashMap<String, HashMap<String, String>>>,
     pub timing: crate::scheduling::Timing,
+    /// The mesh: hosts' tunnels, their health, and what each host is sent.
+    pub mesh: crate::mesh::Hub,
     /// When this server process started: hosts count as seen then, so a restart of the
     /// control plane never fails hosts over before their agents had time to reconnect.
     pub started_ms: u64,
@@ -234,6 +250,7 @@ impl AppState {
             pending: RwLock::default(),
             failure_memory: Mutex::default(),
             timing,
+            mesh: crate::mesh::Hub::default(),
             started_ms: now_ms(),
         })
     }
@@ -440,6 +457,7 @@ impl AppState {
     /// Ends a host's agent session for good (its host was removed): the agent is told why,
     /// then the session closes.
     pub fn revoke_agent(&self, host: &str, reason: &str) {
+        self.mesh.forget(host);
         if let Some(c) = write(&self.agents).remove(host) {
             let _ = c.tx.send(ServerMsg::Revoked {
                 reason: reason.to_string(),

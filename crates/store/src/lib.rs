@@ -63,7 +63,22 @@ ALTER TABLE tokens ADD COLUMN host TEXT;
 CREATE INDEX tokens_host ON tokens (host);
 CREATE TABLE removed_hosts (id TEXT PRIMARY KEY, removed_ms INTEGER NOT NULL);
 "#,
+    r#"
+ALTER TABLE hosts ADD COLUMN mesh_index INTEGER;
+CREATE TABLE networks (
+    env TEXT NOT NULL, name TEXT NOT NULL, created_ms INTEGER NOT NULL,
+    PRIMARY KEY (env, name)
+);
+"#,
 ];
+
+/// A network made with `drover network create`, which stacks join as `external: true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRow {
+    pub env: String,
+    pub name: String,
+    pub created_ms: u64,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRow {
@@ -256,6 +271,111 @@ impl Store {
             .prepare("SELECT name FROM environments ORDER BY name")?;
         let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The environment's place in the mesh range: its position in creation order.
+    pub fn environment_index(&self, env: &str) -> Result<Option<u32>> {
+        let rowid: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT rowid FROM environments WHERE name = ?1",
+                [env],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(rowid.and_then(|r| u32::try_from(r - 1).ok()))
+    }
+
+    /// The host's index on its environment's mesh, given on first use (the lowest free one;
+    /// `None` when all are taken).
+    pub fn mesh_index(&mut self, host: &str, max: u32) -> Result<Option<u32>> {
+        let tx = self.conn.transaction()?;
+        let row: Option<(String, Option<i64>)> = tx
+            .query_row(
+                "SELECT env, mesh_index FROM hosts WHERE id = ?1",
+                [host],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((env, current)) = row else {
+            return Ok(None);
+        };
+        if let Some(i) = current {
+            return Ok(u32::try_from(i).ok());
+        }
+        let used: std::collections::BTreeSet<i64> = {
+            let mut st = tx.prepare(
+                "SELECT mesh_index FROM hosts WHERE env = ?1 AND mesh_index IS NOT NULL",
+            )?;
+            let rows = st.query_map([&env], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let Some(free) = (1..=i64::from(max)).find(|i| !used.contains(i)) else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE hosts SET mesh_index = ?1 WHERE id = ?2",
+            params![free, host],
+        )?;
+        tx.commit()?;
+        Ok(u32::try_from(free).ok())
+    }
+
+    pub fn networks(&self, env: &str) -> Result<Vec<NetworkRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT env, name, created_ms FROM networks WHERE env = ?1 ORDER BY name")?;
+        let rows = st.query_map([env], |r| {
+            Ok(NetworkRow {
+                env: r.get(0)?,
+                name: r.get(1)?,
+                created_ms: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Creates a network; false when it exists already.
+    pub fn create_network(&mut self, row: &NetworkRow, event: &NewEvent<'_>) -> Result<bool> {
+        self.audited_change(
+            "INSERT OR IGNORE INTO networks (env, name, created_ms) VALUES (?1, ?2, ?3)",
+            params![row.env, row.name, row.created_ms as i64],
+            event,
+            row.created_ms,
+        )
+    }
+
+    /// Deletes a network; false when there was none.
+    pub fn delete_network(
+        &mut self,
+        env: &str,
+        name: &str,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        self.audited_change(
+            "DELETE FROM networks WHERE env = ?1 AND name = ?2",
+            params![env, name],
+            event,
+            now_ms,
+        )
+    }
+
+    /// One statement and, when it changed a row, its audit event, in one transaction.
+    fn audited_change(
+        &mut self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(sql, args)?;
+        if n > 0 {
+            append_event(&tx, now_ms, event)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     pub fn environment_exists(&self, env: &str) -> Result<bool> {

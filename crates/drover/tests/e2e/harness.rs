@@ -248,7 +248,13 @@ impl Drover {
             .open(&self.server_log)
             .expect("log file");
         let mut cmd = Command::new(bin());
-        cmd.args([mode, "--listen", &self.listen, "--data-dir"])
+        cmd.args([mode, "--listen", &self.listen]);
+        // Tests on the one engine of this machine run side by side: their networks stay
+        // local (the mesh is tested on the cluster, one namespace per host).
+        if mode == "up" {
+            cmd.arg("--no-mesh");
+        }
+        cmd.arg("--data-dir")
             .arg(self.data_dir())
             .env("DROVER_CONFIG", self.config_path())
             .env("RUST_LOG", "info")
@@ -282,6 +288,7 @@ impl Drover {
         }
         let mut cmd = Command::new(bin());
         cmd.args(&self.agent_args)
+            .arg("--no-mesh")
             .arg("--data-dir")
             .arg(self.dir.path().join("agent"))
             .stdout(Stdio::null())

@@ -1,0 +1,156 @@
+//! Drover's DNS on each host, at the host's mesh address, port 53 (UDP). Containers ask the
+//! engine's embedded resolver, which forwards what it does not know here (the agent sets
+//! this address as each container's name server). Drover's names are answered from the
+//! environment's directory as seen by the asking container ([`mesh::Names`]); other names
+//! are relayed to the host's own name servers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
+use tokio::net::UdpSocket;
+
+/// Largest DNS message over UDP we read or relay.
+const MAX_UDP: usize = 4096;
+
+pub type Table = Arc<RwLock<mesh::Names>>;
+
+/// What to send back for one query packet: an answer, or `None` to relay it.
+pub fn answer(names: &mesh::Names, asker: Ipv4Addr, packet: &[u8]) -> Option<Vec<u8>> {
+    let req = Message::from_vec(packet).ok()?;
+    if req.metadata.message_type != MessageType::Query {
+        return None;
+    }
+    let query = req.queries.first()?.clone();
+    let ips = match names.resolve(asker, &query.name().to_ascii()) {
+        mesh::Resolution::Elsewhere => return None,
+        mesh::Resolution::Drover(ips) => ips,
+    };
+    let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+    resp.metadata.recursion_desired = req.metadata.recursion_desired;
+    resp.metadata.recursion_available = true;
+    resp.metadata.authoritative = true;
+    resp.add_query(query.clone());
+    if ips.is_empty() {
+        resp.metadata.response_code = ResponseCode::NXDomain;
+    } else if query.query_type() == RecordType::A {
+        for ip in ips {
+            resp.add_answer(Record::from_rdata(
+                query.name().clone(),
+                mesh::TTL_SECS,
+                RData::A(A(ip)),
+            ));
+        }
+    }
+    resp.to_vec().ok()
+}
+
+/// The host's first name server (from /etc/resolv.conf), where other names are relayed.
+pub fn upstream() -> Option<SocketAddr> {
+    let conf = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    conf.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .find_map(|v| v.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+}
+
+/// Serves on `addr` until the task is dropped.
+pub async fn serve(addr: Ipv4Addr, table: Table) -> std::io::Result<()> {
+    let sock = Arc::new(UdpSocket::bind((addr, 53)).await?);
+    let upstream = upstream();
+    let mut buf = vec![0u8; MAX_UDP];
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("dns: {e}");
+                continue;
+            }
+        };
+        let IpAddr::V4(asker) = from.ip() else {
+            continue;
+        };
+        let packet = &buf[..n];
+        let reply = match table.read() {
+            Ok(names) => answer(&names, asker, packet),
+            Err(_) => None,
+        };
+        match reply {
+            Some(r) => {
+                let _ = sock.send_to(&r, from).await;
+            }
+            None => {
+                if let Some(up) = upstream {
+                    tokio::spawn(relay(sock.clone(), packet.to_vec(), from, up));
+                }
+            }
+        }
+    }
+}
+
+/// Asks the host's name server and passes its answer back (at most 3 s).
+async fn relay(sock: Arc<UdpSocket>, packet: Vec<u8>, to: SocketAddr, up: SocketAddr) {
+    let bind: SocketAddr = if up.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let Ok(out) = UdpSocket::bind(bind).await else {
+        return;
+    };
+    if out.send_to(&packet, up).await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; MAX_UDP];
+    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(3), out.recv(&mut buf)).await {
+        let _ = sock.send_to(&buf[..n], to).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+
+    fn ask(names: &mesh::Names, asker: &str, name: &str, kind: RecordType) -> Option<Message> {
+        let mut q = Message::query();
+        q.add_query(Query::query(Name::from_ascii(name).expect("name"), kind));
+        let packet = q.to_vec().expect("encode");
+        let reply = answer(names, asker.parse().expect("ip"), &packet)?;
+        Some(Message::from_vec(&reply).expect("decode"))
+    }
+
+    #[test]
+    fn answers_drover_names_and_relays_the_rest() {
+        let entries = vec![mesh::Entry {
+            name: "shop-web-1".into(),
+            stack: "shop".into(),
+            service: "web".into(),
+            ready: true,
+            addrs: [(
+                "shop_default".to_string(),
+                "10.192.4.2".parse().expect("ip"),
+            )]
+            .into(),
+            aliases: Default::default(),
+            links: Vec::new(),
+        }];
+        let names = mesh::Names::build(&entries);
+        let r = ask(&names, "10.192.4.2", "web.", RecordType::A).expect("answered");
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        let ips: Vec<String> = r.answers.iter().map(|a| a.data.to_string()).collect();
+        assert_eq!(ips, vec!["10.192.4.2"]);
+        assert_eq!(r.answers[0].ttl, mesh::TTL_SECS);
+        let r = ask(&names, "10.192.4.2", "web.", RecordType::AAAA).expect("answered");
+        assert!(r.answers.is_empty());
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        let r = ask(&names, "10.192.9.9", "web.", RecordType::A).expect("answered");
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert!(ask(&names, "10.192.4.2", "example.org.", RecordType::A).is_none());
+        assert!(answer(&names, "10.192.4.2".parse().expect("ip"), b"garbage").is_none());
+    }
+}

@@ -1,0 +1,302 @@
+//! The server's side of the mesh: which hosts offered a tunnel (public key, endpoint, their
+//! index in the environment), how their probes of each other go, and sending each host of
+//! an environment its [`proto::MeshState`] whenever what it needs changed: peers (a host
+//! joined, moved or was removed), subnets (networks created on some host), names (a
+//! container started, stopped, turned unhealthy). The decisions are `mesh`'s; this only
+//! gathers their inputs from sessions, reports and stacks, and delivers.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use proto::{MeshHello, MeshState, PeerHealth, ServerMsg};
+
+use crate::state::{AppState, now_ms};
+
+/// Changes arriving closer together than this are sent as one.
+const COALESCE: Duration = Duration::from_millis(30);
+
+pub struct Hub {
+    layout: mesh::Layout,
+    inner: Mutex<Inner>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    members: HashMap<String, Joined>,
+    /// Each host's probe results, and when they arrived (ms).
+    health: HashMap<String, (Vec<PeerHealth>, u64)>,
+    dirty: HashSet<String>,
+    /// The last state sent to each host.
+    sent: HashMap<String, MeshState>,
+}
+
+#[derive(Clone)]
+struct Joined {
+    env: String,
+    env_block: mesh::Ipv4Net,
+    index: u32,
+    hello: MeshHello,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        let range = mesh::DEFAULT_RANGE
+            .parse()
+            .unwrap_or_else(|_| mesh::Ipv4Net::from(std::net::Ipv4Addr::new(10, 192, 0, 0)));
+        Hub::new(mesh::Layout { range })
+    }
+}
+
+/// A host's mesh as the API shows it.
+pub struct HostMesh {
+    pub address: std::net::Ipv4Addr,
+    pub endpoint: std::net::SocketAddr,
+    pub peers: Vec<PeerHealth>,
+    /// When the probe results arrived (ms since the epoch).
+    pub reported_ms: Option<u64>,
+}
+
+impl Hub {
+    pub fn new(layout: mesh::Layout) -> Hub {
+        Hub {
+            layout,
+            inner: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn layout(&self) -> mesh::Layout {
+        self.layout
+    }
+
+    /// A host's agent offered its tunnel; `env_index` and `index` are the environment's and
+    /// host's places (from the store).
+    pub fn join(
+        &self,
+        env: &str,
+        host: &str,
+        env_index: u32,
+        index: u32,
+        hello: MeshHello,
+    ) -> Result<(), String> {
+        let env_block = self.layout.env_block(env_index).ok_or_else(|| {
+            format!(
+                "environment {env} has no room in the mesh range {} ({} environments)",
+                self.layout.range,
+                self.layout.environments()
+            )
+        })?;
+        let mut inner = self.inner();
+        inner.members.insert(
+            host.to_string(),
+            Joined {
+                env: env.to_string(),
+                env_block,
+                index,
+                hello,
+            },
+        );
+        // A new session needs the whole state again.
+        inner.sent.remove(host);
+        inner.dirty.insert(env.to_string());
+        drop(inner);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// A host was removed: its peers drop it at once.
+    pub fn forget(&self, host: &str) {
+        let mut inner = self.inner();
+        if let Some(j) = inner.members.remove(host) {
+            inner.dirty.insert(j.env);
+        }
+        inner.health.remove(host);
+        inner.sent.remove(host);
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// Something the environment's names or subnets come from changed.
+    pub fn changed(&self, env: &str) {
+        let mut inner = self.inner();
+        if inner.members.values().any(|j| j.env == env) {
+            inner.dirty.insert(env.to_string());
+            drop(inner);
+            self.wake.notify_one();
+        }
+    }
+
+    pub fn set_health(&self, host: &str, peers: Vec<PeerHealth>) {
+        self.inner()
+            .health
+            .insert(host.to_string(), (peers, now_ms()));
+    }
+
+    pub fn host(&self, host: &str) -> Option<HostMesh> {
+        let inner = self.inner();
+        let j = inner.members.get(host)?;
+        let place = mesh::place(j.env_block, j.index)?;
+        let (peers, reported) = match inner.health.get(host) {
+            Some((p, at)) => (p.clone(), Some(*at)),
+            None => (Vec::new(), None),
+        };
+        Some(HostMesh {
+            address: place.ip,
+            endpoint: j.hello.endpoint,
+            peers,
+            reported_ms: reported,
+        })
+    }
+
+    /// The environment's block and each member host's id and address.
+    pub fn addresses(&self, env: &str) -> Vec<(String, std::net::Ipv4Addr)> {
+        let inner = self.inner();
+        let mut out: Vec<(String, std::net::Ipv4Addr)> = inner
+            .members
+            .iter()
+            .filter(|(_, j)| j.env == env)
+            .filter_map(|(h, j)| Some((h.clone(), mesh::place(j.env_block, j.index)?.ip)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Sends every host of a changed environment its mesh state, forever.
+pub async fn run(state: Arc<AppState>) {
+    loop {
+        state.mesh.wake.notified().await;
+        tokio::time::sleep(COALESCE).await;
+        let envs: Vec<String> = state.mesh.inner().dirty.drain().collect();
+        for env in envs {
+            push(&state, &env);
+        }
+    }
+}
+
+fn push(state: &AppState, env: &str) {
+    let members: Vec<(String, Joined)> = state
+        .mesh
+        .inner()
+        .members
+        .iter()
+        .filter(|(_, j)| j.env == env)
+        .map(|(h, j)| (h.clone(), j.clone()))
+        .collect();
+    let Some((_, first)) = members.first() else {
+        return;
+    };
+    let env_block = first.env_block;
+    let list: Vec<mesh::Member> = members
+        .iter()
+        .map(|(h, j)| mesh::Member {
+            host: h.clone(),
+            index: j.index,
+            public_key: j.hello.public_key.clone(),
+            endpoint: j.hello.endpoint,
+        })
+        .collect();
+    let (subnets, names) = directory(state, env, env_block);
+    for (host, j) in &members {
+        let Some(place) = mesh::place(env_block, j.index) else {
+            continue;
+        };
+        let msg = MeshState {
+            place,
+            peers: mesh::peers(env_block, host, &list),
+            subnets: subnets.clone(),
+            names: names.clone(),
+        };
+        if state.mesh.inner().sent.get(host) == Some(&msg) {
+            continue;
+        }
+        if state.send_to(host, ServerMsg::Mesh(msg.clone())) {
+            state.mesh.inner().sent.insert(host.clone(), msg);
+        }
+    }
+}
+
+/// The environment's network subnets per host, and its containers as names see them.
+fn directory(
+    state: &AppState,
+    env: &str,
+    env_block: mesh::Ipv4Net,
+) -> (Vec<mesh::Subnet>, Vec<mesh::Entry>) {
+    let hosts: Vec<String> = state
+        .model()
+        .hosts(env)
+        .iter()
+        .map(|h| h.id.clone())
+        .collect();
+    let mut subnets = Vec::new();
+    let mut entries = Vec::new();
+    // Aliases by (stack, service): engine network name → aliases.
+    let mut aliases: HashMap<(String, String), BTreeMap<String, Vec<String>>> = HashMap::new();
+    {
+        let model = state.model();
+        for stack in model.stacks(env) {
+            let p = &stack.row.project;
+            for (svc_name, svc) in &p.services {
+                let mut by_net = BTreeMap::new();
+                for (key, att) in &svc.networks {
+                    if att.aliases.is_empty() {
+                        continue;
+                    }
+                    let explicit = p.networks.get(key).and_then(|n| n.name.as_deref());
+                    by_net.insert(
+                        proto::scoped_name(&p.name, key, explicit),
+                        att.aliases.clone(),
+                    );
+                }
+                aliases.insert((p.name.clone(), svc_name.clone()), by_net);
+            }
+        }
+    }
+    for host in &hosts {
+        let Some(report) = state.report(host) else {
+            continue;
+        };
+        for n in report.networks() {
+            if let Some(s) = n.subnet.filter(|s| env_block.contains(s)) {
+                subnets.push(mesh::Subnet {
+                    network: n.name.clone(),
+                    host: host.clone(),
+                    subnet: s,
+                });
+            }
+        }
+        for c in report.containers() {
+            if c.addrs.is_empty() || c.env != env {
+                continue;
+            }
+            let ready = c.state == proto::ContainerState::Running
+                && c.health != Some(proto::Health::Unhealthy);
+            entries.push(mesh::Entry {
+                name: c.name.clone(),
+                stack: c.stack.clone(),
+                service: c.service.clone(),
+                ready,
+                addrs: c
+                    .addrs
+                    .iter()
+                    .filter(|(_, ip)| env_block.contains(*ip))
+                    .map(|(n, ip)| (n.clone(), *ip))
+                    .collect(),
+                aliases: aliases
+                    .get(&(c.stack.clone(), c.service.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+                links: Vec::new(),
+            });
+        }
+    }
+    subnets.sort();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    (subnets, entries)
+}
