@@ -2,6 +2,7 @@
 //! - `cargo run --release -p xtask -- bench-deploy [--runs N]`
 //! - `cargo run --release -p xtask -- bench-hostile`
 //! - `cargo run --release -p xtask -- bench-scheduler`
+//! - `cargo run --release -p xtask -- bench-mesh` (root; see `mesh_bench.rs`)
 //! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--read-rate R] [--failover] [--tls]`
 //!   (see `sim.rs`: the server with simulated agents over the real protocol)
 //!
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+mod mesh_bench;
 mod sim;
 
 const SERVICES: usize = 30;
@@ -45,6 +47,15 @@ fn main() -> Result<()> {
             bench_deploy(runs)
         }
         Some("bench-hostile") => bench_hostile(),
+        Some("bench-mesh") => {
+            let root = root();
+            run(Command::new("cargo")
+                .args(["build", "--release", "-p", "drover"])
+                .current_dir(&root))?;
+            mesh_bench::bench(&root.join("target/release/drover"))
+        }
+        Some("dns-load") => mesh_bench::dns_load(&args[1..]),
+        Some("dns-wait") => mesh_bench::dns_wait(&args[1..]),
         Some("bench-scheduler") => bench_scheduler(),
         Some("bench-agents") => {
             let num = |flag: &str, default: usize| {
@@ -80,7 +91,7 @@ fn main() -> Result<()> {
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-mesh | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
             )
         }
     }

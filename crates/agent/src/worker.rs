@@ -198,16 +198,23 @@ fn report_engine_down(shared: &Shared, error: String) {
     });
 }
 
-/// The desired state as this host runs it: on the mesh, containers ask the mesh DNS and
-/// carry no engine aliases (the mesh answers service names with every ready replica on
-/// every host; the engine would answer local ones only). Nothing is acted on until the
-/// server has sent the mesh state (subnets come from it).
+/// The desired state as this host runs it. A network made with `drover network create`
+/// (`external` in the stacks joining it) is created on each host that needs it, once
+/// however many stacks join it. On the mesh, containers ask the mesh DNS and carry no engine
+/// aliases (the mesh answers service names with every ready replica on every host; the
+/// engine would answer local ones only), and nothing is acted on until the server has sent
+/// the mesh state (subnets come from it).
 fn meshed(shared: &Shared, desired: Option<proto::Desired>) -> Option<proto::Desired> {
+    let mut d = desired?;
+    let mut names = BTreeSet::new();
+    d.networks.retain(|n| names.insert(n.name.clone()));
+    for n in &mut d.networks {
+        n.external = false;
+    }
     let Some(mesh) = &shared.mesh else {
-        return desired;
+        return Some(d);
     };
     let place = mesh.place()?;
-    let mut d = desired?;
     for c in &mut d.containers {
         c.dns = vec![place.ip.to_string()];
         for att in &mut c.networks {
@@ -284,13 +291,14 @@ async fn apply(
                 let place = mesh.place().ok_or_else(|| {
                     engine::Error::Engine("mesh: no address block from the server yet".into())
                 })?;
-                let used: Vec<engine::Ipv4Net> = engine
-                    .networks_seen()
-                    .await?
-                    .owned
-                    .iter()
-                    .filter_map(|n| n.subnet)
-                    .collect();
+                let seen = engine.networks_seen().await?;
+                // Created meanwhile (two stacks joining one network): the engine would
+                // make a second network of the same name.
+                if seen.names.contains_key(&n.name) {
+                    return Ok(());
+                }
+                let used: Vec<engine::Ipv4Net> =
+                    seen.owned.iter().filter_map(|n| n.subnet).collect();
                 let subnet = mesh::free_subnet(place.block, &used).ok_or_else(|| {
                     engine::Error::Engine(format!(
                         "mesh: no free subnet left in this host's block {}",

@@ -133,6 +133,38 @@ pub struct HostInfo {
     pub free_cpu_milli: Option<u64>,
     pub free_memory: Option<u64>,
     pub last_seen_ms: Option<u64>,
+    /// The host's part of the environment's mesh; absent when its agent runs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<HostMesh>,
+}
+
+/// How a host sits on the mesh, and how its probes of each peer go.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostMesh {
+    /// Its address on the mesh (its tunnel, its DNS).
+    pub address: String,
+    /// Where its peers send tunnel traffic.
+    pub endpoint: String,
+    /// Peers answering its probes, of all the peers it should have.
+    pub reachable: usize,
+    pub peers: usize,
+    pub links: Vec<MeshLink>,
+}
+
+/// One pair of hosts as the first one's probes see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeshLink {
+    pub peer: String,
+    pub peer_name: String,
+    pub ok: bool,
+    /// Round trip of the last answered probe, microseconds.
+    pub rtt_us: Option<u64>,
+    /// When a probe was last answered (ms since the epoch).
+    pub last_ok_ms: Option<u64>,
+    /// Since when the pair is in its state (ms since the epoch).
+    pub since_ms: u64,
+    /// Why it may be broken, when there is a likely reason.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -213,4 +245,63 @@ pub struct Event {
     pub kind: String,
     pub subject: String,
     pub detail: String,
+}
+
+/// A network of an environment. Each spans every host of the environment: a host has its
+/// own subnet of it (made when a container there first joins it), and the mesh joins them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NetworkInfo {
+    /// The engine name (what `external: true` with `name:` or the key refers to).
+    pub name: String,
+    /// `external`: made with `drover network create`, joined by stacks with `external: true`;
+    /// `stack`: a stack's own network, which goes with the stack.
+    pub kind: String,
+    /// The stacks that join it (for `stack`, the stack it belongs to).
+    pub stacks: Vec<String>,
+    /// The hosts that have it, with their subnet of it.
+    pub hosts: Vec<NetworkHost>,
+    /// When it was made with `drover network create` (ms since the epoch); none for a stack's
+    /// own network.
+    #[serde(default)]
+    pub created_ms: Option<u64>,
+}
+
+/// A network on one host.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NetworkHost {
+    pub host: String,
+    pub host_name: String,
+    /// The host's subnet of the network, as its agent reports it.
+    #[serde(default)]
+    pub subnet: Option<String>,
+    /// Containers of the environment on the host that have an address on the network.
+    pub containers: usize,
+}
+
+/// `GET /v1/environments/{env}/networks/{name}`: a network and the containers on it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NetworkDetail {
+    pub network: NetworkInfo,
+    pub containers: Vec<NetworkMember>,
+}
+
+/// A placed container that joins a network.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NetworkMember {
+    pub container: String,
+    pub stack: String,
+    pub service: String,
+    pub host: String,
+    pub host_name: String,
+    /// Its address on the network, once its host reports one.
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+/// `POST /v1/environments/{env}/networks` body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNetwork {
+    /// 1-64 characters: letters, digits, `_`, `.`, `-`, starting with a letter or digit.
+    pub name: String,
 }

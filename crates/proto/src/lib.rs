@@ -505,6 +505,16 @@ pub fn scoped_name(stack: &str, key: &str, explicit: Option<&str>) -> String {
     }
 }
 
+/// Engine name of a stack's network `key`: the explicit `name:` if given; else the key itself
+/// for an `external` one (a network made with `drover network create`, as compose names
+/// external networks); else `<stack>_<key>`.
+pub fn network_name(stack: &str, key: &str, net: Option<&compose::Network>) -> String {
+    match net {
+        Some(n) if n.external && n.name.is_none() => key.to_string(),
+        _ => scoped_name(stack, key, net.and_then(|n| n.name.as_deref())),
+    }
+}
+
 /// Engine name of a container: `<stack>-<service>-<slot>` (the compose v2 convention).
 pub fn container_name(stack: &str, service: &str, slot: u32) -> String {
     format!("{stack}-{service}-{slot}")
@@ -530,11 +540,10 @@ pub fn desired_for_stack(
             .iter()
             .map(|(key, att)| {
                 used_networks.insert(key.clone());
-                let explicit = project.networks.get(key).and_then(|n| n.name.as_deref());
                 let mut aliases = vec![service_name.clone()];
                 aliases.extend(att.aliases.iter().cloned());
                 NetworkAttachment {
-                    network: scoped_name(stack, key, explicit),
+                    network: network_name(stack, key, project.networks.get(key)),
                     aliases,
                 }
             })
@@ -567,7 +576,7 @@ pub fn desired_for_stack(
         .map(|key| {
             let n = project.networks.get(key).cloned().unwrap_or_default();
             DesiredNetwork {
-                name: scoped_name(stack, key, n.name.as_deref()),
+                name: network_name(stack, key, Some(&n)),
                 env: env.to_string(),
                 stack: stack.to_string(),
                 driver: n.driver,
@@ -692,6 +701,47 @@ mod tests {
         rebuilt.apply(patch);
         rebuilt.containers.sort_by(|x, y| x.name.cmp(&y.name));
         assert_eq!(rebuilt, next);
+    }
+
+    #[test]
+    fn external_networks_keep_their_key_as_engine_name() {
+        let mut project = compose::Project {
+            name: "shop".into(),
+            ..Default::default()
+        };
+        let net = |external: bool, name: Option<&str>| compose::Network {
+            external,
+            name: name.map(str::to_string),
+            ..Default::default()
+        };
+        project.networks.insert("back".into(), net(false, None));
+        project.networks.insert("shared".into(), net(true, None));
+        project
+            .networks
+            .insert("other".into(), net(true, Some("common")));
+        project
+            .networks
+            .insert("fixed".into(), net(false, Some("fixed-net")));
+        let mut svc = compose::Service {
+            image: Some("img".into()),
+            ..Default::default()
+        };
+        for key in project.networks.keys() {
+            svc.networks.insert(key.clone(), Default::default());
+        }
+        project.services.insert("web".into(), svc);
+        let part = desired_for_stack("default", &project, &[("web".into(), 1)]);
+        let mut made: Vec<&str> = part.networks.iter().map(|n| n.name.as_str()).collect();
+        made.sort_unstable();
+        assert_eq!(made, ["common", "fixed-net", "shared", "shop_back"]);
+        let mut joined: Vec<&str> = part.containers[0]
+            .networks
+            .iter()
+            .map(|a| a.network.as_str())
+            .collect();
+        joined.sort_unstable();
+        assert_eq!(joined, made);
+        assert_eq!(network_name("shop", "x", None), "shop_x");
     }
 
     #[test]

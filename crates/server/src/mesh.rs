@@ -238,19 +238,26 @@ fn directory(
     let mut entries = Vec::new();
     // Aliases by (stack, service): engine network name → aliases.
     let mut aliases: HashMap<(String, String), BTreeMap<String, Vec<String>>> = HashMap::new();
+    // Where each slot is placed: a copy elsewhere (on a host that was lost and whose slots
+    // moved) is stale and answers to no name.
+    let mut placed: HashMap<(String, String, u32), String> = HashMap::new();
     {
         let model = state.model();
         for stack in model.stacks(env) {
             let p = &stack.row.project;
+            for ((service, slot), host) in &stack.slots {
+                if let Some(h) = host {
+                    placed.insert((p.name.clone(), service.to_string(), *slot), h.to_string());
+                }
+            }
             for (svc_name, svc) in &p.services {
                 let mut by_net = BTreeMap::new();
                 for (key, att) in &svc.networks {
                     if att.aliases.is_empty() {
                         continue;
                     }
-                    let explicit = p.networks.get(key).and_then(|n| n.name.as_deref());
                     by_net.insert(
-                        proto::scoped_name(&p.name, key, explicit),
+                        proto::network_name(&p.name, key, p.networks.get(key)),
                         att.aliases.clone(),
                     );
                 }
@@ -275,7 +282,11 @@ fn directory(
             if c.addrs.is_empty() || c.env != env {
                 continue;
             }
-            let ready = c.state == proto::ContainerState::Running
+            let current = placed
+                .get(&(c.stack.clone(), c.service.clone(), c.slot))
+                .is_some_and(|h| h == host);
+            let ready = current
+                && c.state == proto::ContainerState::Running
                 && c.health != Some(proto::Health::Unhealthy);
             entries.push(mesh::Entry {
                 name: c.name.clone(),
@@ -299,4 +310,51 @@ fn directory(
     subnets.sort();
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     (subnets, entries)
+}
+
+/// Host `host`'s mesh as the API shows it: every peer it should have, with its probes'
+/// results (a peer not probed yet counts as not reachable).
+pub fn host_view(state: &AppState, host: &str, env: &str) -> Option<api_types::HostMesh> {
+    let me = state.mesh.host(host)?;
+    let now = now_ms();
+    let received = me.reported_ms.unwrap_or(now);
+    let names: HashMap<String, String> = state
+        .model()
+        .hosts(env)
+        .iter()
+        .map(|h| (h.id.clone(), h.name.clone()))
+        .collect();
+    let links: Vec<api_types::MeshLink> = state
+        .mesh
+        .addresses(env)
+        .into_iter()
+        .filter(|(h, _)| h != host)
+        .map(|(peer, _)| {
+            let probe = me.peers.iter().find(|p| p.host == peer);
+            let ok = probe.is_some_and(|p| p.ok);
+            let note = (!ok && state.is_connected(host) && state.is_connected(&peer)).then(|| {
+                "both hosts reach the server but not each other through the tunnel \
+                 (NAT or a firewall between them?)"
+                    .to_string()
+            });
+            api_types::MeshLink {
+                peer_name: names.get(&peer).cloned().unwrap_or_default(),
+                ok,
+                rtt_us: probe.and_then(|p| p.rtt_us),
+                last_ok_ms: probe
+                    .and_then(|p| p.last_ok_ms_ago)
+                    .map(|ago| received.saturating_sub(ago)),
+                since_ms: probe.map_or(received, |p| received.saturating_sub(p.for_ms)),
+                note,
+                peer,
+            }
+        })
+        .collect();
+    Some(api_types::HostMesh {
+        address: me.address.to_string(),
+        endpoint: me.endpoint.to_string(),
+        reachable: links.iter().filter(|l| l.ok).count(),
+        peers: links.len(),
+        links,
+    })
 }

@@ -651,6 +651,11 @@ impl AppState {
     /// Sends every connected host whose desired state changed its new desired state.
     pub fn push_dirty(&self) {
         let dirty: HashMap<Name, BTreeSet<StackKey>> = write(&self.model).take_dirty();
+        // Placements moved: names follow them.
+        let envs: BTreeSet<&str> = dirty.values().flatten().map(|k| &*k.0).collect();
+        for env in envs {
+            self.mesh.changed(env);
+        }
         let agents = read(&self.agents);
         for (host, stacks) in dirty {
             if let Some(c) = agents.get(&*host) {

@@ -23,6 +23,7 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 const STACKS: &str = "/v1/environments/default/stacks";
 const TOKENS: &str = "/v1/environments/default/hosts/tokens";
 const CONNECT: &str = "/v1/agent/connect";
+const NETWORKS: &str = "/v1/environments/default/networks";
 
 /// A digest no blob has.
 const MISSING: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -411,6 +412,10 @@ fn user_routes() -> Vec<(Method, String, Option<&'static str>)> {
         (Method::GET, TOKENS.into(), None),
         (Method::POST, TOKENS.into(), Some("{}")),
         (Method::GET, "/v1/environments/default/events".into(), None),
+        (Method::GET, NETWORKS.into(), None),
+        (Method::POST, NETWORKS.into(), Some(r#"{"name":"shared"}"#)),
+        (Method::GET, format!("{NETWORKS}/shared"), None),
+        (Method::DELETE, format!("{NETWORKS}/shared"), None),
         (
             Method::GET,
             "/v1/environments/default/containers".into(),
@@ -647,6 +652,14 @@ fn env_routes(env: &str) -> Vec<(Method, String, Option<&'static str>)> {
             Some(r#"{"drain":true}"#),
         ),
         (Method::GET, format!("{e}/events"), None),
+        (Method::GET, format!("{e}/networks"), None),
+        (
+            Method::POST,
+            format!("{e}/networks"),
+            Some(r#"{"name":"shared"}"#),
+        ),
+        (Method::GET, format!("{e}/networks/shared"), None),
+        (Method::DELETE, format!("{e}/networks/shared"), None),
         (
             Method::POST,
             format!("{e}/blobs"),
@@ -1468,4 +1481,269 @@ async fn oversized_bodies_are_413() {
         ),
     )
     .await;
+}
+
+/// `POST /stacks` with a compose file.
+fn deploy_compose(auth: &Auth, name: &str, compose: &str) -> Request<Body> {
+    let body = serde_json::json!({ "name": name, "compose": compose }).to_string();
+    request(Method::POST, STACKS, auth, Some(&body))
+}
+
+#[tokio::test]
+async fn networks_are_made_joined_by_stacks_and_removed() {
+    let f = fixture();
+    // Deploys and stack removals wait for a scheduling pass.
+    let looping = tokio::spawn(server::scheduling::run_loop(
+        f.state.clone(),
+        server::scheduling::Timing::default(),
+    ));
+    let admin = bearer(&f.admin);
+    let member = bearer(&f.member);
+    let back = "services:\n  api:\n    image: nginx\n    networks: [shared]\nnetworks:\n  shared:\n    external: true\n";
+    // `front` joins it under another key, and has its own `default` network.
+    let front = "services:\n  gw:\n    image: nginx\n    networks: [default, common]\nnetworks:\n  common:\n    external: true\n    name: shared\n";
+
+    let refused = check(
+        &f.app,
+        case(
+            "deploy before the network exists",
+            deploy_compose(&admin, "back", back),
+            StatusCode::BAD_REQUEST,
+        )
+        .code("invalid_compose")
+        .message(
+            "networks.shared: external network 'shared' does not exist in environment \
+             'default': create it with `drover network create shared`",
+        ),
+    )
+    .await;
+    assert_eq!(refused["error"]["field"], "project.networks.shared");
+
+    // Names: refused with the field named; unknown fields refused.
+    for bad in [
+        r#"{"name": ""}"#,
+        r#"{"name": "-net"}"#,
+        r#"{"name": "a/b"}"#,
+        r#"{"name": "net work"}"#,
+    ] {
+        let body = check(
+            &f.app,
+            case(
+                format!("create {bad}"),
+                post(NETWORKS, &admin, bad),
+                StatusCode::BAD_REQUEST,
+            )
+            .code("invalid_request"),
+        )
+        .await;
+        assert_eq!(body["error"]["field"], "name", "{bad}: {body}");
+    }
+    let long = serde_json::json!({ "name": "n".repeat(65) }).to_string();
+    check(
+        &f.app,
+        case(
+            "create, 65 characters",
+            post(NETWORKS, &admin, &long),
+            StatusCode::BAD_REQUEST,
+        )
+        .code("invalid_request")
+        .message("at most 64"),
+    )
+    .await;
+    let body = check(
+        &f.app,
+        case(
+            "create, unknown field",
+            post(NETWORKS, &admin, r#"{"name": "x", "driver": "overlay"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .code("invalid_request")
+        .message("unknown field `driver`"),
+    )
+    .await;
+    assert_eq!(body["error"]["field"], "driver", "{body}");
+
+    let made = check(
+        &f.app,
+        case(
+            "create",
+            post(NETWORKS, &member, r#"{"name": "shared"}"#),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    assert_eq!(made["name"], "shared", "{made}");
+    assert_eq!(made["kind"], "external", "{made}");
+    assert!(made["created_ms"].as_u64().is_some(), "{made}");
+    check(
+        &f.app,
+        case(
+            "create again",
+            post(NETWORKS, &admin, r#"{"name": "shared"}"#),
+            StatusCode::CONFLICT,
+        )
+        .code("conflict")
+        .message("network 'shared' exists already in environment 'default'"),
+    )
+    .await;
+
+    check_all(
+        &f.app,
+        vec![
+            case(
+                "deploy back",
+                deploy_compose(&admin, "back", back),
+                StatusCode::OK,
+            ),
+            case(
+                "deploy front",
+                deploy_compose(&admin, "front", front),
+                StatusCode::OK,
+            ),
+            case(
+                "create a stack's own network",
+                post(NETWORKS, &admin, r#"{"name": "front_default"}"#),
+                StatusCode::CONFLICT,
+            )
+            .code("conflict")
+            .message("belongs to stack front"),
+        ],
+    )
+    .await;
+
+    let list = check(&f.app, case("list", get(NETWORKS, &member), StatusCode::OK)).await;
+    let listed: Vec<(String, String, Vec<String>)> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|n| {
+            let stacks = n["stacks"]
+                .as_array()
+                .expect("stacks")
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect();
+            let text = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+            (text("name"), text("kind"), stacks)
+        })
+        .collect();
+    let own = |s: &str| vec![s.to_string()];
+    assert_eq!(
+        listed,
+        [
+            ("front_default".into(), "stack".into(), own("front")),
+            (
+                "shared".into(),
+                "external".into(),
+                vec!["back".into(), "front".into()]
+            ),
+        ],
+        "{list}"
+    );
+
+    let detail = check(
+        &f.app,
+        case(
+            "inspect",
+            get(&format!("{NETWORKS}/shared"), &member),
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(detail["network"]["name"], "shared", "{detail}");
+    assert!(detail["containers"].is_array(), "{detail}");
+
+    check_all(
+        &f.app,
+        vec![
+            case(
+                "inspect unknown",
+                get(&format!("{NETWORKS}/nope"), &member),
+                StatusCode::NOT_FOUND,
+            )
+            .code("not_found")
+            .message("network 'nope' not found in environment 'default'"),
+            case(
+                "remove while joined",
+                delete(&format!("{NETWORKS}/shared"), &admin),
+                StatusCode::CONFLICT,
+            )
+            .code("conflict")
+            .message("joined by stacks back, front"),
+            case(
+                "remove a stack's own network",
+                delete(&format!("{NETWORKS}/front_default"), &admin),
+                StatusCode::CONFLICT,
+            )
+            .code("conflict")
+            .message("belongs to stack front: it goes with `drover stack rm front`"),
+            case(
+                "remove unknown",
+                delete(&format!("{NETWORKS}/nope"), &admin),
+                StatusCode::NOT_FOUND,
+            )
+            .code("not_found"),
+            case(
+                "remove back",
+                delete(&format!("{STACKS}/back"), &admin),
+                StatusCode::NO_CONTENT,
+            ),
+            case(
+                "remove while front joins",
+                delete(&format!("{NETWORKS}/shared"), &admin),
+                StatusCode::CONFLICT,
+            )
+            .code("conflict")
+            .message("joined by stack front"),
+            case(
+                "remove front",
+                delete(&format!("{STACKS}/front"), &admin),
+                StatusCode::NO_CONTENT,
+            ),
+            case(
+                "remove",
+                delete(&format!("{NETWORKS}/shared"), &member),
+                StatusCode::NO_CONTENT,
+            ),
+            case(
+                "remove again",
+                delete(&format!("{NETWORKS}/shared"), &admin),
+                StatusCode::NOT_FOUND,
+            )
+            .code("not_found"),
+        ],
+    )
+    .await;
+    let list = check(
+        &f.app,
+        case("list, empty", get(NETWORKS, &admin), StatusCode::OK),
+    )
+    .await;
+    assert_eq!(list, serde_json::json!([]));
+
+    // Both are in the audit log.
+    let events = check(
+        &f.app,
+        case(
+            "events",
+            get("/v1/environments/default/events", &admin),
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    let audited: Vec<(&str, &str)> = events
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|e| Some((e["kind"].as_str()?, e["subject"].as_str()?)))
+        .filter(|(k, _)| k.starts_with("network."))
+        .collect();
+    let mut audited = audited;
+    audited.sort_unstable();
+    assert_eq!(
+        audited,
+        [("network.create", "shared"), ("network.rm", "shared")],
+        "{events}"
+    );
+    looping.abort();
 }

@@ -18,17 +18,22 @@ const MAX_UDP: usize = 4096;
 
 pub type Table = Arc<RwLock<mesh::Names>>;
 
-/// What to send back for one query packet: an answer, or `None` to relay it.
-pub fn answer(names: &mesh::Names, asker: Ipv4Addr, packet: &[u8]) -> Option<Vec<u8>> {
+/// What to send back for one query packet: an answer, or `None` to relay it. The
+/// addresses are rotated by `turn`, so that clients taking the first one spread over all.
+pub fn answer(names: &mesh::Names, asker: Ipv4Addr, packet: &[u8], turn: usize) -> Option<Vec<u8>> {
     let req = Message::from_vec(packet).ok()?;
     if req.metadata.message_type != MessageType::Query {
         return None;
     }
     let query = req.queries.first()?.clone();
-    let ips = match names.resolve(asker, &query.name().to_ascii()) {
+    let mut ips = match names.resolve(asker, &query.name().to_ascii()) {
         mesh::Resolution::Elsewhere => return None,
         mesh::Resolution::Drover(ips) => ips,
     };
+    if !ips.is_empty() {
+        let n = turn % ips.len();
+        ips.rotate_left(n);
+    }
     let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
     resp.metadata.recursion_desired = req.metadata.recursion_desired;
     resp.metadata.recursion_available = true;
@@ -62,7 +67,9 @@ pub async fn serve(addr: Ipv4Addr, table: Table) -> std::io::Result<()> {
     let sock = Arc::new(UdpSocket::bind((addr, 53)).await?);
     let upstream = upstream();
     let mut buf = vec![0u8; MAX_UDP];
+    let mut turn: usize = 0;
     loop {
+        turn = turn.wrapping_add(1);
         let (n, from) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
@@ -75,7 +82,7 @@ pub async fn serve(addr: Ipv4Addr, table: Table) -> std::io::Result<()> {
         };
         let packet = &buf[..n];
         let reply = match table.read() {
-            Ok(names) => answer(&names, asker, packet),
+            Ok(names) => answer(&names, asker, packet, turn),
             Err(_) => None,
         };
         match reply {
@@ -117,10 +124,20 @@ mod tests {
     use hickory_proto::rr::Name;
 
     fn ask(names: &mesh::Names, asker: &str, name: &str, kind: RecordType) -> Option<Message> {
+        ask_turn(names, asker, name, kind, 0)
+    }
+
+    fn ask_turn(
+        names: &mesh::Names,
+        asker: &str,
+        name: &str,
+        kind: RecordType,
+        turn: usize,
+    ) -> Option<Message> {
         let mut q = Message::query();
         q.add_query(Query::query(Name::from_ascii(name).expect("name"), kind));
         let packet = q.to_vec().expect("encode");
-        let reply = answer(names, asker.parse().expect("ip"), &packet)?;
+        let reply = answer(names, asker.parse().expect("ip"), &packet, turn)?;
         Some(Message::from_vec(&reply).expect("decode"))
     }
 
@@ -151,6 +168,30 @@ mod tests {
         let r = ask(&names, "10.192.9.9", "web.", RecordType::A).expect("answered");
         assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
         assert!(ask(&names, "10.192.4.2", "example.org.", RecordType::A).is_none());
-        assert!(answer(&names, "10.192.4.2".parse().expect("ip"), b"garbage").is_none());
+        assert!(answer(&names, "10.192.4.2".parse().expect("ip"), b"garbage", 0).is_none());
+    }
+
+    #[test]
+    fn answers_rotate() {
+        let entry = |name: &str, ip: &str| mesh::Entry {
+            name: name.into(),
+            stack: "shop".into(),
+            service: "web".into(),
+            ready: true,
+            addrs: [("shop_default".to_string(), ip.parse().expect("ip"))].into(),
+            aliases: Default::default(),
+            links: Vec::new(),
+        };
+        let names = mesh::Names::build(&[
+            entry("shop-web-1", "10.192.4.2"),
+            entry("shop-web-2", "10.192.8.2"),
+        ]);
+        let first = |turn| {
+            let r = ask_turn(&names, "10.192.4.2", "web.", RecordType::A, turn).expect("answer");
+            r.answers[0].data.to_string()
+        };
+        assert_eq!(first(0), "10.192.4.2");
+        assert_eq!(first(1), "10.192.8.2");
+        assert_eq!(first(2), "10.192.4.2");
     }
 }

@@ -45,6 +45,34 @@ pub async fn run(client: &Client) -> Result<(), Failure> {
                 .map(|t| format!("{}s ago", now.saturating_sub(t) / 1000))
                 .unwrap_or_else(|| "-".into());
             let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mesh = match &h.mesh {
+                None => "-".to_string(),
+                Some(m) => {
+                    let broken: Vec<String> = m
+                        .links
+                        .iter()
+                        .filter(|l| !l.ok)
+                        .map(|l| {
+                            let who = if l.peer_name.is_empty() || l.peer_name == h.name {
+                                l.peer.chars().take(12).collect()
+                            } else {
+                                l.peer_name.clone()
+                            };
+                            format!("{who} for {}s", now.saturating_sub(l.since_ms) / 1000)
+                        })
+                        .collect();
+                    if broken.is_empty() {
+                        format!("{}/{}", m.reachable, m.peers)
+                    } else {
+                        format!(
+                            "{}/{} (broken: {})",
+                            m.reachable,
+                            m.peers,
+                            broken.join(", ")
+                        )
+                    }
+                }
+            };
             vec![
                 h.id.chars().take(12).collect(),
                 h.name.clone(),
@@ -54,6 +82,7 @@ pub async fn run(client: &Client) -> Result<(), Failure> {
                 mem,
                 seen,
                 h.engine_version.clone().unwrap_or_else(|| "-".into()),
+                mesh,
                 labels.join(","),
                 h.engine_error.clone().unwrap_or_default(),
             ]
@@ -69,6 +98,7 @@ pub async fn run(client: &Client) -> Result<(), Failure> {
             "MEM(RES/CAP)",
             "LAST SEEN",
             "ENGINE",
+            "MESH",
             "LABELS",
             "ERROR",
         ],

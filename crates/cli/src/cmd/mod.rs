@@ -4,6 +4,7 @@ mod events;
 mod host;
 mod host_ls;
 mod logs;
+mod network;
 mod ps;
 mod stack_config;
 mod stack_deploy;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Manage hosts
     #[command(subcommand)]
     Host(HostCmd),
+    /// Manage networks: each spans every host of the environment
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Show the audit log
     Events {
         #[arg(long, default_value_t = 50)]
@@ -99,6 +103,22 @@ pub enum HostCmd {
     /// Registration tokens for agents
     #[command(subcommand)]
     Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// List the environment's networks: those made with `network create` and the stacks' own
+    Ls,
+    /// Make a network that stacks join with `external: true` (and `name:` if their key
+    /// differs)
+    Create {
+        /// Letters, digits, _ . - (starting with a letter or digit), at most 64
+        name: String,
+    },
+    /// Remove a network made with `network create` that no stack joins
+    Rm { name: String },
+    /// Show a network, with its subnet on each host and its containers, as JSON
+    Inspect { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +238,10 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         }
         Command::Host(HostCmd::Token(TokenCmd::Ls)) => host::token_ls(&client).await,
         Command::Host(HostCmd::Token(TokenCmd::Rm { id })) => host::token_rm(&client, &id).await,
+        Command::Network(NetworkCmd::Ls) => network::ls(&client).await,
+        Command::Network(NetworkCmd::Create { name }) => network::create(&client, &name).await,
+        Command::Network(NetworkCmd::Rm { name }) => network::rm(&client, &name).await,
+        Command::Network(NetworkCmd::Inspect { name }) => network::inspect(&client, &name).await,
         Command::Events { limit } => events::run(&client, limit).await,
     }
 }

@@ -3,7 +3,7 @@
 //! One test runs the scenarios in order on one cluster: spread, constraints, global services
 //! following labels, resource exhaustion (pending with the reason), drain, host loss (time to
 //! replacement printed), host return (stale copies removed), and a singleton that never runs
-//! twice across a partition. All traffic stays on the bridge and in the namespaces it creates.
+//! twice across a partition; and the network across hosts (`mesh.rs`). All traffic stays on the bridge and in the namespaces it creates.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,8 +13,8 @@ use crate::harness::*;
 
 const HOSTS: usize = 3;
 
-struct Cluster {
-    dir: tempfile::TempDir,
+pub(crate) struct Cluster {
+    pub(crate) dir: tempfile::TempDir,
     url: String,
     token: String,
     server: Option<Child>,
@@ -113,7 +113,7 @@ impl Cluster {
             .expect("spawn agent")
     }
 
-    fn cli(&self, args: &[&str]) -> Run {
+    pub(crate) fn cli(&self, args: &[&str]) -> Run {
         let out = Command::new(bin())
             .args(args)
             .env("DROVER_URL", &self.url)
@@ -128,14 +128,14 @@ impl Cluster {
         }
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let r = self.cli(args);
         assert_eq!(r.code, 0, "drover {args:?}: {}\n{}", r.stdout, r.stderr);
         r.stdout
     }
 
     /// Deploys and requires success.
-    fn deploy_ok(&self, stack: &str, compose: &str) {
+    pub(crate) fn deploy_ok(&self, stack: &str, compose: &str) {
         let r = self.deploy(stack, compose);
         assert_eq!(r.code, 0, "deploy {stack}: {}\n{}", r.stdout, r.stderr);
     }
@@ -154,7 +154,7 @@ impl Cluster {
     }
 
     /// Running containers of `stack` (optionally one service) on host `i`, by engine.
-    fn running(&self, i: usize, stack: &str, service: Option<&str>) -> Vec<String> {
+    pub(crate) fn running(&self, i: usize, stack: &str, service: Option<&str>) -> Vec<String> {
         let sock = self.dir.path().join(format!("hosts/h{i}/docker.sock"));
         let mut args = vec![
             "-H".to_string(),
@@ -193,7 +193,7 @@ impl Cluster {
         assert!(st.success());
     }
 
-    fn host_id(&self, i: usize) -> String {
+    pub(crate) fn host_id(&self, i: usize) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("hosts/h{i}/agent/host-id")))
             .expect("host id")
             .trim()
@@ -218,7 +218,7 @@ impl Drop for Cluster {
     }
 }
 
-fn app(extra: &str) -> String {
+pub(crate) fn app(extra: &str) -> String {
     format!("    image: drover-test/app:1\n    stop_grace_period: 1s\n{extra}")
 }
 
@@ -226,6 +226,7 @@ fn app(extra: &str) -> String {
 fn three_hosts_schedule_fail_over_and_fence() {
     let mut c = Cluster::start();
     joining_is_pinned_and_bound_to_credentials(&c);
+    crate::mesh::one_network_across_hosts(&c);
 
     // Spread: three replicas, one per host.
     c.deploy_ok(
@@ -310,6 +311,7 @@ fn three_hosts_schedule_fail_over_and_fence() {
     }
     let before = c.spread("spread", "web");
     assert!(before[2] >= 1, "host 3 runs a web replica: {before:?}");
+    crate::mesh::failover_setup(&c);
     let cut = Instant::now();
     c.net("cut", 3);
     let down = wait_for(Duration::from_secs(30), "host 3 down", || {
@@ -327,6 +329,7 @@ fn three_hosts_schedule_fail_over_and_fence() {
         down.as_secs_f64(),
         replaced.as_secs_f64()
     );
+    crate::mesh::failover_keeps_names(&c);
     // The lost host's engine still runs its (now stale) copies, cut off from everything.
     assert_eq!(c.spread("spread", "web")[2], before[2]);
 
@@ -403,6 +406,7 @@ fn scratch_agent(c: &Cluster, name: &str, args: &[String], host_id: Option<&str>
     }
     let mut child = Command::new(bin())
         .args(args)
+        .arg("--no-mesh")
         .arg("--data-dir")
         .arg(&dir)
         .stdout(Stdio::null())

@@ -98,7 +98,12 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 
 /// A minimal HTTP GET to a loopback port; returns (status, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    http_get_at("127.0.0.1", port, path)
+}
+
+/// A minimal HTTP GET to `ip:port` (loopback, or a test namespace's address).
+pub fn http_get_at(ip: &str, port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect((ip, port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(
         s,

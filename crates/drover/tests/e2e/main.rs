@@ -3,6 +3,7 @@
 
 mod cluster;
 mod harness;
+mod mesh;
 
 use std::io::Write;
 use std::net::TcpStream;

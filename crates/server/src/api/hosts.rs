@@ -50,6 +50,7 @@ pub fn host_info(state: &AppState, h: store::HostRecord) -> HostInfo {
         Liveness::Down => "down",
     };
     let load = state.model().host_load(&h.id).cloned().unwrap_or_default();
+    let mesh = crate::mesh::host_view(state, &h.id, &h.env);
     let (cpu, mem) = (load.cpu_milli, load.memory);
     HostInfo {
         containers: load.containers as usize,
@@ -66,6 +67,7 @@ pub fn host_info(state: &AppState, h: store::HostRecord) -> HostInfo {
         memory: engine.memory,
         last_seen_ms: Some(report.map(|r| r.last_seen_ms).unwrap_or(h.last_seen_ms)),
         draining: h.draining,
+        mesh,
         id: h.id,
         name: h.name,
         env: h.env,

@@ -3,6 +3,7 @@
 pub mod blobs;
 pub mod containers;
 pub mod hosts;
+pub mod networks;
 pub mod stacks;
 
 use std::sync::Arc;
@@ -57,6 +58,14 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route(
             "/v1/environments/{env}/hosts/{id}/drain",
             post(hosts::drain),
+        )
+        .route(
+            "/v1/environments/{env}/networks",
+            get(networks::list).post(networks::create),
+        )
+        .route(
+            "/v1/environments/{env}/networks/{name}",
+            get(networks::inspect).delete(networks::remove),
         )
         .route("/v1/environments/{env}/events", get(hosts::events))
         .route("/v1/agent/connect", get(crate::agents::connect))

@@ -1,7 +1,7 @@
 //! Stacks: deploy (create or update), list, inspect with live container status, export as a
 //! compose file, remove.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use api_types::{
@@ -70,6 +70,7 @@ pub async fn deploy(
         project.name = name;
     }
     compose::validate(&project).map_err(invalid_project)?;
+    check_external_networks(&state, &env, &project)?;
 
     let old = state
         .model()
@@ -184,6 +185,47 @@ pub async fn deploy(
         removed,
         warnings,
     }))
+}
+
+/// Every `external: true` network of `project` must be one made with `drover network create`
+/// in `env` (its engine name: `name:` if given, else the key).
+fn check_external_networks(
+    state: &AppState,
+    env: &str,
+    project: &compose::Project,
+) -> Result<(), ApiError> {
+    let external: Vec<(&String, String)> = project
+        .networks
+        .iter()
+        .filter(|(_, n)| n.external)
+        .map(|(key, n)| (key, proto::network_name(&project.name, key, Some(n))))
+        .collect();
+    if external.is_empty() {
+        return Ok(());
+    }
+    let created: HashSet<String> = state
+        .store()
+        .networks(env)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    match external
+        .into_iter()
+        .find(|(_, name)| !created.contains(name))
+    {
+        None => Ok(()),
+        Some((key, name)) => Err(ApiError {
+            field: Some(format!("project.networks.{key}")),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_compose",
+                format!(
+                    "networks.{key}: external network '{name}' does not exist in environment \
+                     '{env}': create it with `drover network create {name}`"
+                ),
+            )
+        }),
+    }
 }
 
 /// A project that fails [`compose::validate`]: 400, naming the offending field

@@ -1,0 +1,470 @@
+//! `bench-mesh`: the network across hosts on two namespace hosts (scripts/cluster.sh), in one
+//! run, interleaved rounds:
+//! - TCP throughput (iperf3, 5 s) and round trip (ping, 200 × 10 ms) over the plain host link,
+//!   over Debian's wireguard-go between the same two namespaces, and between two containers
+//!   on the two hosts over Drover's mesh (the tools run in the containers' network namespaces);
+//! - DNS answers/s and latency from one container: through the engine's resolver (what
+//!   applications see) and straight to the mesh DNS;
+//! - the time from a container starting on host 2 to its name answering on host 1.
+//!
+//! Needs root, iproute2, dockerd, iperf3, iputils-ping, wireguard-go and wireguard-tools.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::{root, run};
+
+const ROUNDS: usize = 3;
+
+struct Bench {
+    dir: PathBuf,
+    children: Vec<Child>,
+    url: String,
+    token: String,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for i in 1..=2 {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &format!("drvh{i}"), "ip", "link", "del"])
+                .arg(format!("wgb{i}"))
+                .status();
+        }
+        let _ = Command::new(root().join("scripts/cluster.sh"))
+            .args(["down", "2"])
+            .arg(self.dir.join("hosts"))
+            .status();
+    }
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+fn docker(dir: &Path, host: usize, args: &[&str]) -> Result<String> {
+    let sock = dir.join(format!("hosts/h{host}/docker.sock"));
+    Ok(run(Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .args(args))?
+    .trim()
+    .to_string())
+}
+
+/// A command in host `i`'s namespace, or in a container's (by its PID).
+fn in_ns(target: &str, program: &str) -> Command {
+    let mut c = Command::new("nsenter");
+    if let Some(pid) = target.strip_prefix("pid:") {
+        c.arg(format!("--net=/proc/{pid}/ns/net"));
+    } else {
+        c.arg(format!("--net=/var/run/netns/{target}"));
+    }
+    c.arg(program);
+    c
+}
+
+/// iperf3 from `client` to `server_ip` served in `server`: Mbit/s received.
+fn iperf(server: &str, client: &str, server_ip: &str) -> Result<f64> {
+    let mut srv = in_ns(server, "iperf3")
+        .args(["-s", "-1", "-B", server_ip])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(in_ns(client, "iperf3").args(["-c", server_ip, "-t", "5", "-J"]));
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let v: serde_json::Value = serde_json::from_str(&out?)?;
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|b| b / 1e6)
+        .context("iperf3 gave no throughput")
+}
+
+/// Average round trip of 200 pings 10 ms apart, ms.
+fn rtt(client: &str, ip: &str) -> Result<f64> {
+    let out = run(in_ns(client, "ping").args(["-c", "200", "-i", "0.01", "-q", ip]))?;
+    let line = out
+        .lines()
+        .find(|l| l.contains("min/avg/max"))
+        .context("ping gave no summary")?;
+    let stats = line.split('=').nth(1).context("ping summary")?;
+    stats
+        .trim()
+        .split('/')
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .context("ping average")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Brings up wireguard-go between the two namespaces (wgb1 10.99.0.1, wgb2 10.99.0.2).
+fn wireguard_go(b: &mut Bench) -> Result<()> {
+    let key = |_: usize| -> Result<(String, String)> {
+        let private = run(Command::new("wg").arg("genkey"))?.trim().to_string();
+        let mut p = Command::new("wg")
+            .arg("pubkey")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        std::io::Write::write_all(p.stdin.as_mut().context("stdin")?, private.as_bytes())?;
+        let out = p.wait_with_output()?;
+        Ok((
+            private,
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ))
+    };
+    let keys = [key(1)?, key(2)?];
+    for i in 1..=2usize {
+        let ns = format!("drvh{i}");
+        let dev = format!("wgb{i}");
+        let child = in_ns(&ns, "wireguard-go")
+            .args(["-f", &dev])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        b.children.push(child);
+        std::thread::sleep(Duration::from_millis(300));
+        let keyfile = b.dir.join(format!("wg{i}.key"));
+        std::fs::write(&keyfile, &keys[i - 1].0)?;
+        let other = 3 - i;
+        run(in_ns(&ns, "wg").args([
+            "set",
+            &dev,
+            "listen-port",
+            &format!("5190{i}"),
+            "private-key",
+            &keyfile.to_string_lossy(),
+            "peer",
+            &keys[other - 1].1,
+            "endpoint",
+            &format!("10.77.0.1{other}:5190{other}"),
+            "allowed-ips",
+            &format!("10.99.0.{other}/32"),
+        ]))?;
+        run(in_ns(&ns, "ip").args(["addr", "add", &format!("10.99.0.{i}/24"), "dev", &dev]))?;
+        run(in_ns(&ns, "ip").args(["link", "set", &dev, "mtu", "1420", "up"]))?;
+    }
+    Ok(())
+}
+
+pub fn bench(drover: &Path) -> Result<()> {
+    for tool in ["iperf3", "ping", "wireguard-go", "wg", "nsenter"] {
+        run(Command::new("sh").args(["-c", &format!("command -v {tool}")])).with_context(|| {
+            format!(
+                "{tool} missing: apt-get install iperf3 iputils-ping wireguard-go wireguard-tools"
+            )
+        })?;
+    }
+    let dir = std::env::temp_dir().join(format!("drover-bench-mesh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut b = Bench {
+        dir: dir.clone(),
+        children: Vec::new(),
+        url: String::new(),
+        token: String::new(),
+    };
+    run(Command::new(root().join("scripts/cluster.sh"))
+        .args(["up", "2"])
+        .arg(dir.join("hosts")))?;
+    start_server(&mut b, drover)?;
+    let (url, token) = (b.url.clone(), b.token.clone());
+    let cli = |args: &[&str]| -> Result<String> {
+        run(Command::new(drover)
+            .args(args)
+            .env("DROVER_URL", &url)
+            .env("DROVER_TOKEN", &token)
+            .env("DROVER_CONFIG", dir.join("cli.json")))
+    };
+    let printed = cli(&["host", "token", "create"])?;
+    let agent_args: Vec<String> = printed
+        .lines()
+        .find(|l| l.starts_with("drover agent "))
+        .context("no agent command printed")?
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let mut agents = Vec::new();
+    for i in 1..=2 {
+        let h = dir.join(format!("hosts/h{i}"));
+        let log = std::fs::File::create(h.join("agent.log"))?;
+        agents.push(
+            in_ns(&format!("drvh{i}"), &drover.to_string_lossy())
+                .args(&agent_args)
+                .args(["--label", &format!("bench=h{i}"), "--data-dir"])
+                .arg(h.join("agent"))
+                .env(
+                    "DOCKER_HOST",
+                    format!("unix://{}", h.join("docker.sock").display()),
+                )
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()?,
+        );
+    }
+    b.children.extend(agents);
+    let start = Instant::now();
+    while cli(&["host", "ls"])?.matches(" 1/1 ").count() < 2 {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("the two hosts never reached each other over the mesh");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let app = "    image: drover-test/app:1\n    stop_grace_period: 1s\n";
+    let two = format!(
+        "services:\n  a:\n{app}    deploy:\n      placement:\n        constraints: [node.labels.bench == h1]\n  b:\n{app}    deploy:\n      placement:\n        constraints: [node.labels.bench == h2]\n"
+    );
+    let file = dir.join("bench.yml");
+    std::fs::write(&file, &two)?;
+    cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &file.to_string_lossy(),
+        "-p",
+        "bench",
+    ])?;
+    let pid_a = docker(&dir, 1, &["inspect", "-f", "{{.State.Pid}}", "bench-a-1"])?;
+    let pid_b = docker(&dir, 2, &["inspect", "-f", "{{.State.Pid}}", "bench-b-1"])?;
+    let ip_b = docker(
+        &dir,
+        2,
+        &[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            "bench-b-1",
+        ],
+    )?;
+    wireguard_go(&mut b)?;
+
+    let (a, bb) = (format!("pid:{pid_a}"), format!("pid:{pid_b}"));
+    let paths: [(&str, &str, &str, &str); 3] = [
+        ("plain host link", "drvh2", "drvh1", "10.77.0.12"),
+        ("wireguard-go", "drvh2", "drvh1", "10.99.0.2"),
+        ("drover mesh (containers)", &bb, &a, &ip_b),
+    ];
+    let mut tput = vec![Vec::new(); 3];
+    let mut lat = vec![Vec::new(); 3];
+    for round in 0..ROUNDS {
+        for (i, (name, server, client, ip)) in paths.iter().enumerate() {
+            let t = iperf(server, client, ip)?;
+            let r = rtt(client, ip)?;
+            eprintln!("round {}: {name}: {t:.0} Mbit/s, rtt {r:.3} ms", round + 1);
+            tput[i].push(t);
+            lat[i].push(r);
+        }
+    }
+    let t: Vec<f64> = tput.into_iter().map(median).collect();
+    let l: Vec<f64> = lat.into_iter().map(median).collect();
+    println!(
+        "\nTCP between two hosts (median of {ROUNDS} interleaved rounds; iperf3 5 s, ping 200 x 10 ms)"
+    );
+    println!("{:<26} {:>14} {:>12}", "path", "throughput", "rtt avg");
+    for (i, (name, ..)) in paths.iter().enumerate() {
+        println!("{:<26} {:>9.0} Mbit/s {:>9.3} ms", name, t[i], l[i]);
+    }
+    println!(
+        "mesh / wireguard-go throughput: {:.2}x (target >= 1.00); latency the mesh adds to the host link: {:.3} ms (target <= 0.200)",
+        t[2] / t[1],
+        l[2] - l[0]
+    );
+
+    // DNS from container a: through the engine's resolver, and straight to the mesh DNS.
+    let mesh_dns = docker(
+        &dir,
+        1,
+        &["inspect", "-f", "{{index .HostConfig.Dns 0}}", "bench-a-1"],
+    )?;
+    let me = std::env::current_exe()?;
+    for (what, server) in [
+        (
+            "engine resolver 127.0.0.11 (what applications see)",
+            "127.0.0.11:53".to_string(),
+        ),
+        ("mesh DNS directly", format!("{mesh_dns}:53")),
+    ] {
+        let out = run(in_ns(&a, &me.to_string_lossy()).args(["dns-load", &server, "b", "5", "4"]))?;
+        println!("DNS from a container, {what}: {}", out.trim());
+    }
+
+    // A new container on host 2; how long until its name answers on host 1.
+    let three = format!(
+        "{two}  c:\n{app}    deploy:\n      placement:\n        constraints: [node.labels.bench == h2]\n"
+    );
+    std::fs::write(&file, &three)?;
+    let waiter = in_ns(&a, &me.to_string_lossy())
+        .args(["dns-wait", &format!("{mesh_dns}:53"), "c", "30"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &file.to_string_lossy(),
+        "-p",
+        "bench",
+    ])?;
+    let started = docker(
+        &dir,
+        2,
+        &["inspect", "-f", "{{.State.StartedAt}}", "bench-c-1"],
+    )?;
+    let started_ms = humantime::parse_rfc3339(&started)
+        .with_context(|| format!("StartedAt {started}"))?
+        .duration_since(UNIX_EPOCH)?
+        .as_secs_f64()
+        * 1000.0;
+    let out = waiter.wait_with_output()?;
+    let answered_ms: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("dns-wait gave no time")?;
+    println!(
+        "name propagation: a container started on host 2 answered by name on host 1 after {:.0} ms (target 2,000 ms)",
+        answered_ms - started_ms
+    );
+    Ok(())
+}
+
+fn start_server(b: &mut Bench, drover: &Path) -> Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = Command::new(drover)
+        .args([
+            "server",
+            "--listen",
+            &format!("10.77.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(b.dir.join("server"))
+        .env("DROVER_CONFIG", b.dir.join("cli.json"))
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(b.dir.join("server.log"))?)
+        .spawn()?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    b.children.push(child);
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        if let Some(url) = line.strip_prefix("Drover is listening on ") {
+            b.url = url.trim().to_string();
+        }
+        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("drv_")) {
+            b.token = t.to_string();
+        }
+        if line.trim() == "ready" {
+            return Ok(());
+        }
+    }
+    bail!("drover server exited before ready")
+}
+
+fn query(name: &str) -> Result<Vec<u8>> {
+    let mut q = Message::query();
+    q.metadata.recursion_desired = true;
+    q.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
+    Ok(q.to_vec()?)
+}
+
+/// `dns-load SERVER NAME SECONDS THREADS`: queries NAME at SERVER from THREADS threads, one
+/// at a time each, for SECONDS; prints answers/s and latency percentiles.
+pub fn dns_load(args: &[String]) -> Result<()> {
+    let server: SocketAddr = args.first().context("server")?.parse()?;
+    let name = args.get(1).context("name")?.clone();
+    let secs: u64 = args.get(2).context("seconds")?.parse()?;
+    let threads: usize = args.get(3).context("threads")?.parse()?;
+    let packet = query(&name)?;
+    let until = Instant::now() + Duration::from_secs(secs);
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let packet = packet.clone();
+            std::thread::spawn(move || -> Result<(Vec<u32>, u64)> {
+                let sock = UdpSocket::bind("0.0.0.0:0")?;
+                sock.connect(server)?;
+                sock.set_read_timeout(Some(Duration::from_secs(1)))?;
+                let (mut lat, mut failed) = (Vec::new(), 0u64);
+                let mut buf = [0u8; 2048];
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    sock.send(&packet)?;
+                    match sock.recv(&mut buf) {
+                        Ok(n)
+                            if Message::from_vec(&buf[..n])
+                                .is_ok_and(|m| !m.answers.is_empty()) =>
+                        {
+                            lat.push(t.elapsed().as_micros() as u32);
+                        }
+                        _ => failed += 1,
+                    }
+                }
+                Ok((lat, failed))
+            })
+        })
+        .collect();
+    let (mut lat, mut failed) = (Vec::new(), 0);
+    for h in handles {
+        let (l, f) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("dns thread panicked"))??;
+        lat.extend(l);
+        failed += f;
+    }
+    if lat.is_empty() {
+        bail!("no answers for {name} from {server}");
+    }
+    lat.sort_unstable();
+    let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+    println!(
+        "{:.0} answers/s ({} threads), p50 {} us, p99 {} us, {failed} unanswered",
+        lat.len() as f64 / secs as f64,
+        threads,
+        p(0.5),
+        p(0.99)
+    );
+    Ok(())
+}
+
+/// `dns-wait SERVER NAME TIMEOUT`: asks every 5 ms until NAME has an address; prints when
+/// (ms since the epoch).
+pub fn dns_wait(args: &[String]) -> Result<()> {
+    let server: SocketAddr = args.first().context("server")?.parse()?;
+    let name = args.get(1).context("name")?;
+    let timeout: u64 = args.get(2).context("timeout")?.parse()?;
+    let packet = query(name)?;
+    let sock = UdpSocket::bind("0.0.0.0:0")?;
+    sock.connect(server)?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let until = Instant::now() + Duration::from_secs(timeout);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < until {
+        sock.send(&packet)?;
+        if let Ok(n) = sock.recv(&mut buf)
+            && Message::from_vec(&buf[..n]).is_ok_and(|m| !m.answers.is_empty())
+        {
+            println!("{:.1}", now_ms());
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bail!("{name} never answered")
+}
