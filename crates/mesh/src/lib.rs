@@ -165,7 +165,9 @@ pub struct Subnet {
 }
 
 /// Traffic from the tunnel that host `me` forwards: from a network's subnet on another host
-/// to the same network's subnet here.
+/// to the same network's subnet here, and from any other address of a container on that
+/// network (a container on several networks sends from the address of the network its
+/// route takes, not always the shared one).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Allow {
     pub network: String,
@@ -173,18 +175,33 @@ pub struct Allow {
     pub dst: Ipv4Net,
 }
 
-pub fn allows(me: &str, subnets: &[Subnet]) -> Vec<Allow> {
+pub fn allows(me: &str, subnets: &[Subnet], entries: &[Entry]) -> Vec<Allow> {
+    let local: Vec<&Subnet> = subnets.iter().filter(|s| s.host == me).collect();
+    let is_local = |ip: &Ipv4Addr| local.iter().any(|s| s.subnet.contains(ip));
     let mut out = BTreeSet::new();
-    for local in subnets.iter().filter(|s| s.host == me) {
+    for here in &local {
+        let mut add = |src: Ipv4Net| {
+            out.insert(Allow {
+                network: here.network.clone(),
+                src,
+                dst: here.subnet,
+            });
+        };
         for remote in subnets
             .iter()
-            .filter(|s| s.host != me && s.network == local.network)
+            .filter(|s| s.host != me && s.network == here.network)
         {
-            out.insert(Allow {
-                network: local.network.clone(),
-                src: remote.subnet,
-                dst: local.subnet,
-            });
+            add(remote.subnet);
+        }
+        for e in entries
+            .iter()
+            .filter(|e| e.addrs.contains_key(&here.network))
+        {
+            for (network, ip) in &e.addrs {
+                if *network != here.network && !is_local(ip) {
+                    add(Ipv4Net::from(*ip));
+                }
+            }
         }
     }
     out.into_iter().collect()

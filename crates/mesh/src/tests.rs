@@ -70,7 +70,7 @@ fn check(fixture: &str, expected: Expect) {
             }),
             "allows" => {
                 out += &format!("{line}:\n");
-                for a in allows(w[1], &subnets) {
+                for a in allows(w[1], &subnets, &entries) {
                     out += &format!("  {} {} -> {}\n", a.network, a.src, a.dst);
                 }
             }
@@ -190,8 +190,16 @@ fn only_the_same_network_crosses_the_tunnel() {
         subnet-of blog_default a 10.192.4.32/27
         subnet-of blog_default c 10.192.12.32/27
         subnet-of lonely b 10.192.8.32/27
+        subnet-of shared b 10.192.8.64/27
+        subnet-of shared c 10.192.12.64/27
+        subnet-of front_default b 10.192.8.96/27
+        subnet-of spy_default b 10.192.8.128/27
+        container front-gw-1 front gw up front_default=10.192.8.98,shared=10.192.8.66
+        container back-api-1 back api up shared=10.192.12.66
+        container spy-spy-1 spy spy up spy_default=10.192.8.130
         allows a
         allows b
+        allows c
         ",
         expect![[r#"
             allows a:
@@ -199,8 +207,15 @@ fn only_the_same_network_crosses_the_tunnel() {
               shop_default 10.192.8.0/27 -> 10.192.4.0/27
               shop_default 10.192.12.0/27 -> 10.192.4.0/27
             allows b:
+              shared 10.192.12.64/27 -> 10.192.8.64/27
               shop_default 10.192.4.0/27 -> 10.192.8.0/27
               shop_default 10.192.12.0/27 -> 10.192.8.0/27
+            allows c:
+              blog_default 10.192.4.32/27 -> 10.192.12.32/27
+              shared 10.192.8.64/27 -> 10.192.12.64/27
+              shared 10.192.8.98/32 -> 10.192.12.64/27
+              shop_default 10.192.4.0/27 -> 10.192.12.0/27
+              shop_default 10.192.8.0/27 -> 10.192.12.0/27
         "#]],
     );
 }

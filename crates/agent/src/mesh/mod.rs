@@ -152,7 +152,7 @@ impl Mesh {
             .find(|x| s.place.block.contains(&x.subnet))
             .map(|x| x.host.clone())
             .unwrap_or_default();
-        let allows = mesh::allows(&me, &s.subnets);
+        let allows = mesh::allows(&me, &s.subnets, &s.names);
         system::apply_rules(&self.iface, &system::rules(&allows, s.place.env)).await
     }
 
