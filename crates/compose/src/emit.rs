@@ -221,6 +221,7 @@ fn service(s: &Service) -> Map<String, Value> {
         ("cap_add", &s.cap_add),
         ("cap_drop", &s.cap_drop),
         ("extra_hosts", &s.extra_hosts),
+        ("links", &s.links),
         ("profiles", &s.profiles),
     ] {
         if !list.is_empty() {

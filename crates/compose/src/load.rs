@@ -48,6 +48,7 @@ const SERVICE_KEYS: &[&str] = &[
     "cap_add",
     "cap_drop",
     "extra_hosts",
+    "links",
     "profiles",
     "stop_grace_period",
     "cpus",
@@ -91,7 +92,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "ipc",
     "isolation",
     "label_file",
-    "links",
     "logging",
     "mac_address",
     "mem_swappiness",
@@ -258,6 +258,7 @@ struct Refs {
     networks: Vec<Ref>,
     volumes: Vec<Ref>,
     depends: Vec<Ref>,
+    links: Vec<Ref>,
 }
 
 struct Cx<'a> {
@@ -818,6 +819,7 @@ impl Cx<'_> {
                 "cap_add" => svc.cap_add = self.string_list(v, &p)?,
                 "cap_drop" => svc.cap_drop = self.string_list(v, &p)?,
                 "extra_hosts" => svc.extra_hosts = self.extra_hosts(v, &p)?,
+                "links" => svc.links = self.links(name, v, &p)?,
                 "profiles" => {
                     svc.profiles = self.string_list(v, &p)?;
                     if let Some(bad) = svc.profiles.iter().find(|p| !is_valid_name(p)) {
@@ -1656,6 +1658,35 @@ impl Cx<'_> {
         parse_bytes(&text).map_err(|m| self.err(node, path, m))
     }
 
+    /// `links: [db, "db:database"]` → `service:alias` entries (the linked service is
+    /// checked to exist once all services are read).
+    fn links(&mut self, service: &str, node: &Node, path: &str) -> Result<Vec<String>, Error> {
+        let Kind::Seq(items) = &node.kind else {
+            return Err(self.expected(node, path, "a sequence"));
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let text = self.non_empty_string(item, &p)?;
+            let (target, alias) = text.split_once(':').unwrap_or((&text, &text));
+            if target.is_empty() || alias.is_empty() || alias.contains(':') {
+                return Err(self.err(
+                    item,
+                    &p,
+                    format!("invalid link '{text}' (expected SERVICE or SERVICE:ALIAS)"),
+                ));
+            }
+            self.refs.links.push(Ref {
+                service: service.to_owned(),
+                target: target.to_owned(),
+                loc: item.loc,
+                path: p,
+            });
+            out.push(format!("{target}:{alias}"));
+        }
+        Ok(out)
+    }
+
     fn extra_hosts(&self, node: &Node, path: &str) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         match &node.kind {
@@ -1728,6 +1759,17 @@ impl Cx<'_> {
                     format!(
                         "service '{}' uses volume '{}', which is not declared under the \
                          top-level 'volumes'",
+                        r.service, r.target
+                    ),
+                ));
+            }
+        }
+        for r in &self.refs.links {
+            if !all.contains_key(&r.target) {
+                return Err(ref_err(
+                    r,
+                    format!(
+                        "service '{}' links to undefined service '{}'",
                         r.service, r.target
                     ),
                 ));

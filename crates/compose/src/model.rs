@@ -80,6 +80,10 @@ pub struct Service {
     /// `host:ip` entries, as the engine takes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// `links:` as `service:alias` (the alias is the service's name when none is given):
+    /// the alias resolves, for this service's containers, to the linked service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -241,6 +241,15 @@ pub fn validate(project: &Project) -> Result<(), Error> {
                 );
             }
         }
+        for (i, link) in s.links.iter().enumerate() {
+            let target = link.split(':').next().unwrap_or(link);
+            if !project.services.contains_key(target) {
+                return fail(
+                    format!("{path}.links[{i}]"),
+                    format!("service '{name}' links to undefined service '{target}'"),
+                );
+            }
+        }
         for dep in s.depends_on.keys() {
             if !project.services.contains_key(dep) {
                 return fail(

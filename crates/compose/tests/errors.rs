@@ -203,6 +203,18 @@ fn references() {
         "#]],
     );
     check(
+        "services:\n  web:\n    image: nginx\n    links: [db]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:13: services.web.links[0]: service 'web' links to undefined service 'db'
+        "#]],
+    );
+    check(
+        "services:\n  web:\n    image: nginx\n    links: [\"db:\"]\n  db:\n    image: x\n",
+        expect![[r#"
+            error: docker-compose.yml:4:13: services.web.links[0]: invalid link 'db:' (expected SERVICE or SERVICE:ALIAS)
+        "#]],
+    );
+    check(
         "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on:\n      c:\n        condition: service_healthy\n  c:\n    image: x\n    depends_on: [a]\n",
         expect![[r#"
             error: docker-compose.yml:4:18: services.a.depends_on[0]: dependency cycle: a -> b -> c -> a

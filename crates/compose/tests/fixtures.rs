@@ -928,36 +928,37 @@ fn version_2() {
         "version-2.yml",
         include_str!("fixtures/version-2.yml"),
         expect![[r#"
-        name: "mystack"
-        services:
-          app:
-            image: "myorg/app:1.25"
-            environment:
-              DEBUG: "false"
-              NODE_ENV: "production"
-              RATIO: "0.75"
-              WORKERS: "4"
-            deploy:
-              replicas: 3
-              resources:
-                limits:
-                  cpus: "1.5"
-                  memory: 536870912
-                  pids: 200
-                reservations:
-                  memory: 268435456
-            stop_grace_period: "1m30s"
-          cache:
-            image: "memcached:1.6-alpine"
-            command:
-              - "memcached"
-              - "-m"
-              - "64"
-        --- warnings
-        version-2.yml:1:1: version: obsolete, ignored
-        version-2.yml:9:5: services.app.links: not supported yet, ignored
-        version-2.yml:21:5: services.cache.logging: not supported yet, ignored
-    "#]],
+            name: "mystack"
+            services:
+              app:
+                image: "myorg/app:1.25"
+                environment:
+                  DEBUG: "false"
+                  NODE_ENV: "production"
+                  RATIO: "0.75"
+                  WORKERS: "4"
+                deploy:
+                  replicas: 3
+                  resources:
+                    limits:
+                      cpus: "1.5"
+                      memory: 536870912
+                      pids: 200
+                    reservations:
+                      memory: 268435456
+                links:
+                  - "cache:cache"
+                stop_grace_period: "1m30s"
+              cache:
+                image: "memcached:1.6-alpine"
+                command:
+                  - "memcached"
+                  - "-m"
+                  - "64"
+            --- warnings
+            version-2.yml:1:1: version: obsolete, ignored
+            version-2.yml:21:5: services.cache.logging: not supported yet, ignored
+        "#]],
     );
 }
 

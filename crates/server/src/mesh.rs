@@ -236,8 +236,9 @@ fn directory(
         .collect();
     let mut subnets = Vec::new();
     let mut entries = Vec::new();
-    // Aliases by (stack, service): engine network name → aliases.
+    // Aliases by (stack, service): engine network name → aliases; and its links.
     let mut aliases: HashMap<(String, String), BTreeMap<String, Vec<String>>> = HashMap::new();
+    let mut links: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
     // Where each slot is placed: a copy elsewhere (on a host that was lost and whose slots
     // moved) is stale and answers to no name.
     let mut placed: HashMap<(String, String, u32), String> = HashMap::new();
@@ -262,6 +263,13 @@ fn directory(
                     );
                 }
                 aliases.insert((p.name.clone(), svc_name.clone()), by_net);
+                let svc_links = svc
+                    .links
+                    .iter()
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(s, a)| (s.to_string(), a.to_string()))
+                    .collect();
+                links.insert((p.name.clone(), svc_name.clone()), svc_links);
             }
         }
     }
@@ -303,7 +311,10 @@ fn directory(
                     .get(&(c.stack.clone(), c.service.clone()))
                     .cloned()
                     .unwrap_or_default(),
-                links: Vec::new(),
+                links: links
+                    .get(&(c.stack.clone(), c.service.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
     }

@@ -46,7 +46,8 @@ pub async fn configure_device(dev: &str, place: &mesh::Place) -> Result<(), Stri
 
 /// The rules for this host: from the tunnel, established traffic and the allowed
 /// (same network) subnet pairs are forwarded, everything else dropped; to the host, only
-/// probes; leaving the environment from its subnets, masqueraded.
+/// probes and pings; leaving the environment from its subnets, masqueraded. Written as
+/// `iptables -S` lists them, so that an unchanged chain is recognised and left alone.
 pub fn rules(allows: &[mesh::Allow], env: mesh::Ipv4Net) -> Rules {
     let mut forward = vec!["-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_string()];
     for a in allows {
@@ -56,6 +57,8 @@ pub fn rules(allows: &[mesh::Allow], env: mesh::Ipv4Net) -> Rules {
     let input = vec![
         "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_string(),
         format!("-p udp -m udp --dport {} -j ACCEPT", mesh::PROBE_PORT),
+        // Ping a peer's mesh address, for diagnosis.
+        "-p icmp -m icmp --icmp-type 8 -j ACCEPT".to_string(),
         "-j DROP".into(),
     ];
     let nat = vec![format!("-s {env} ! -d {env} -j MASQUERADE")];
@@ -101,6 +104,7 @@ async fn sync_chain(table: &str, chain: &str, rules: &[String]) -> Result<(), St
     if current == rules.iter().map(String::as_str).collect::<Vec<_>>() {
         return Ok(());
     }
+    tracing::debug!(table, chain, "mesh: rewriting chain");
     run("iptables", &["-w", "-t", table, "-F", chain]).await?;
     for r in rules {
         let mut args = vec!["-w", "-t", table, "-A", chain];

@@ -526,6 +526,12 @@ fn removing_a_host_revokes_it_at_once(c: &mut Cluster) {
     let h1 = c.host_id(1);
     let removed = Instant::now();
     c.ok(&["host", "rm", &h1]);
+    // Its peers drop it from their tunnels.
+    let cut_off = wait_for(
+        Duration::from_secs(10),
+        "peers without the removed host",
+        || (crate::mesh::mesh_cells(c) == ["1/1", "1/1"]).then(|| removed.elapsed()),
+    );
     let mut agent = c.agents[0].take().expect("agent 1 runs");
     // The session is closed at once; the agent fences and exits saying why.
     let code = wait_for(Duration::from_secs(20), "removed agent to exit", || {
@@ -537,8 +543,9 @@ fn removing_a_host_revokes_it_at_once(c: &mut Cluster) {
     assert!(log.contains("removed"), "{log}");
     assert!(!c.ok(&["host", "ls"]).contains(&h1[..12]));
     eprintln!(
-        "host rm: agent told and exited after {:.2} s",
-        exited.as_secs_f64()
+        "host rm: agent told and exited after {:.2} s; peers down to 1/1 after {:.2} s (target 1 s)",
+        exited.as_secs_f64(),
+        cut_off.as_secs_f64()
     );
     // Its credential is dead: starting it again is refused, the host stays gone.
     let mut again = c.spawn_agent(1, "eu");

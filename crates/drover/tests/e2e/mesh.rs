@@ -77,7 +77,8 @@ fn block_tunnel(i: usize, heal: bool) {
     }
 }
 
-fn mesh_cells(c: &Cluster) -> Vec<String> {
+/// The MESH column of `drover host ls`, one cell per host.
+pub fn mesh_cells(c: &Cluster) -> Vec<String> {
     c.ok(&["host", "ls"])
         .lines()
         .skip(1)
@@ -107,14 +108,21 @@ pub fn one_network_across_hosts(c: &Cluster) {
     c.deploy_ok(
         "shop",
         &format!(
-            "services:\n  web:\n{}{HEALTHCHECK}    networks:\n      default:\n        aliases: [www]\n    deploy:\n      replicas: 2\n      placement:\n        constraints: [node.labels.net == web]\n  client:\n{}    ports: [\"18081:8080\"]\n    deploy:\n      placement:\n        constraints: [node.labels.net == client]\n",
+            "services:\n  web:\n{}{HEALTHCHECK}    networks:\n      default:\n        aliases: [www]\n    deploy:\n      replicas: 2\n      placement:\n        constraints: [node.labels.net == web]\n  client:\n{}    ports: [\"18081:8080\"]\n    links: [\"web:front\"]\n    deploy:\n      placement:\n        constraints: [node.labels.net == client]\n",
             app(""),
             app("")
         ),
     );
     assert_eq!(c.running(3, "shop", Some("web")).len(), 2);
     assert_eq!(c.running(1, "shop", Some("client")).len(), 1);
-    for name in ["web", "www", "web.shop", "shop-web-1", "shop-web-2"] {
+    for name in [
+        "web",
+        "www",
+        "web.shop",
+        "shop-web-1",
+        "shop-web-2",
+        "front",
+    ] {
         let body = reach(1, 18081, name);
         assert!(
             body.starts_with(&format!("called {name}: hostname=")),
@@ -160,7 +168,7 @@ pub fn one_network_across_hosts(c: &Cluster) {
     });
 
     // Isolation: a stack sharing no network with shop reaches neither its names nor its
-    // addresses.
+    // addresses (nor the client's link alias).
     c.deploy_ok(
         "spy",
         &format!(
@@ -169,7 +177,7 @@ pub fn one_network_across_hosts(c: &Cluster) {
         ),
     );
     reach(2, 18083, "spy");
-    for target in ["web.shop", "web", web1_ip.as_str()] {
+    for target in ["web.shop", "web", "front", web1_ip.as_str()] {
         let (code, body) = call(2, 18083, target, "");
         assert_eq!(code, 502, "spy reached {target}: {body}");
     }
