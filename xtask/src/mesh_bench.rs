@@ -263,10 +263,19 @@ pub fn bench(drover: &Path) -> Result<()> {
     run(in_ns("drvh2", "iptables").args([
         "-w", "-I", "INPUT", "-i", "drover0", "-p", "tcp", "--dport", "5201", "-j", "ACCEPT",
     ]))?;
+    let mesh_2 = run(
+        Command::new("ip").args(["-n", "drvh2", "-4", "-o", "addr", "show", "dev", "drover0"])
+    )?
+    .split_whitespace()
+    .skip_while(|w| *w != "inet")
+    .nth(1)
+    .and_then(|a| a.split('/').next())
+    .context("host 2 has no mesh address")?
+    .to_string();
     let paths: [(&str, &str, &str, &str); 4] = [
         ("plain host link", "drvh2", "drvh1", "10.77.0.12"),
         ("wireguard-go", "drvh2", "drvh1", "10.99.0.2"),
-        ("drover mesh (hosts)", "drvh2", "drvh1", "10.192.0.2"),
+        ("drover mesh (hosts)", "drvh2", "drvh1", &mesh_2),
         ("drover mesh (containers)", &bb, &a, &ip_b),
     ];
     let mut tput = vec![Vec::new(); paths.len()];

@@ -102,8 +102,9 @@ impl Hub {
                 hello,
             },
         );
-        // A new session needs the whole state again.
+        // A new session needs the whole state again, and has probed nothing yet.
         inner.sent.remove(host);
+        inner.health.remove(host);
         inner.dirty.insert(env.to_string());
         drop(inner);
         self.wake.notify_one();
