@@ -297,9 +297,7 @@ async fn apply(
                 if seen.names.contains_key(&n.name) {
                     return Ok(());
                 }
-                let used: Vec<engine::Ipv4Net> =
-                    seen.owned.iter().filter_map(|n| n.subnet).collect();
-                let subnet = mesh::free_subnet(place.block, &used).ok_or_else(|| {
+                let subnet = mesh::free_subnet(place.block, &seen.subnets).ok_or_else(|| {
                     engine::Error::Engine(format!(
                         "mesh: no free subnet left in this host's block {}",
                         place.block

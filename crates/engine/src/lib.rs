@@ -58,6 +58,8 @@ pub struct Networks {
     pub names: BTreeMap<String, bool>,
     /// This cluster's own, with subnets.
     pub owned: Vec<ObservedNetwork>,
+    /// The IPv4 subnets of every network on the engine, ours or not.
+    pub subnets: Vec<Ipv4Net>,
 }
 
 pub use mesh::Ipv4Net;
@@ -191,13 +193,16 @@ impl Engine {
                 .and_then(|l| l.get(LABEL_CLUSTER))
                 .is_some_and(|c| c == &self.cluster);
             let Some(name) = n.name else { continue };
+            let subnets: Vec<Ipv4Net> = n
+                .ipam
+                .and_then(|i| i.config)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| c.subnet?.parse().ok())
+                .collect();
+            seen.subnets.extend(subnets.iter().copied());
             if owned {
-                let subnet = n
-                    .ipam
-                    .and_then(|i| i.config)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find_map(|c| c.subnet?.parse().ok());
+                let subnet = subnets.first().copied();
                 seen.owned.push(ObservedNetwork {
                     name: name.clone(),
                     subnet,

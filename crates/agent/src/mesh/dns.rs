@@ -19,8 +19,14 @@ const MAX_UDP: usize = 4096;
 pub type Table = Arc<RwLock<mesh::Names>>;
 
 /// What to send back for one query packet: an answer, or `None` to relay it. The
-/// addresses are rotated by `turn`, so that clients taking the first one spread over all.
-pub fn answer(names: &mesh::Names, asker: Ipv4Addr, packet: &[u8], turn: usize) -> Option<Vec<u8>> {
+/// addresses are rotated by `turn`, which counts the A answers given, so that clients
+/// taking the first address spread over all.
+pub fn answer(
+    names: &mesh::Names,
+    asker: Ipv4Addr,
+    packet: &[u8],
+    turn: &mut usize,
+) -> Option<Vec<u8>> {
     let req = Message::from_vec(packet).ok()?;
     if req.metadata.message_type != MessageType::Query {
         return None;
@@ -30,9 +36,10 @@ pub fn answer(names: &mesh::Names, asker: Ipv4Addr, packet: &[u8], turn: usize) 
         mesh::Resolution::Elsewhere => return None,
         mesh::Resolution::Drover(ips) => ips,
     };
-    if !ips.is_empty() {
-        let n = turn % ips.len();
+    if !ips.is_empty() && query.query_type() == RecordType::A {
+        let n = *turn % ips.len();
         ips.rotate_left(n);
+        *turn = turn.wrapping_add(1);
     }
     let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
     resp.metadata.recursion_desired = req.metadata.recursion_desired;
@@ -69,7 +76,6 @@ pub async fn serve(addr: Ipv4Addr, table: Table) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_UDP];
     let mut turn: usize = 0;
     loop {
-        turn = turn.wrapping_add(1);
         let (n, from) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
@@ -82,7 +88,7 @@ pub async fn serve(addr: Ipv4Addr, table: Table) -> std::io::Result<()> {
         };
         let packet = &buf[..n];
         let reply = match table.read() {
-            Ok(names) => answer(&names, asker, packet, turn),
+            Ok(names) => answer(&names, asker, packet, &mut turn),
             Err(_) => None,
         };
         match reply {
@@ -137,7 +143,8 @@ mod tests {
         let mut q = Message::query();
         q.add_query(Query::query(Name::from_ascii(name).expect("name"), kind));
         let packet = q.to_vec().expect("encode");
-        let reply = answer(names, asker.parse().expect("ip"), &packet, turn)?;
+        let mut turn = turn;
+        let reply = answer(names, asker.parse().expect("ip"), &packet, &mut turn)?;
         Some(Message::from_vec(&reply).expect("decode"))
     }
 
@@ -168,7 +175,15 @@ mod tests {
         let r = ask(&names, "10.192.9.9", "web.", RecordType::A).expect("answered");
         assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
         assert!(ask(&names, "10.192.4.2", "example.org.", RecordType::A).is_none());
-        assert!(answer(&names, "10.192.4.2".parse().expect("ip"), b"garbage", 0).is_none());
+        assert!(
+            answer(
+                &names,
+                "10.192.4.2".parse().expect("ip"),
+                b"garbage",
+                &mut 0
+            )
+            .is_none()
+        );
     }
 
     #[test]

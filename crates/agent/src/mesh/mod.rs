@@ -185,7 +185,7 @@ impl Mesh {
 }
 
 /// Where peers reach this host: the configured endpoint, else the address this host uses
-/// to reach the server (a UDP "connect" sends nothing; it only picks the route).
+/// to reach the server, else (a server on this host) the address of its default route.
 async fn endpoint(cfg: &MeshConfig, server: &str) -> Result<SocketAddr, String> {
     if let Some(e) = &cfg.endpoint {
         let with_port = if e.parse::<SocketAddr>().is_ok() {
@@ -209,10 +209,22 @@ async fn endpoint(cfg: &MeshConfig, server: &str) -> Result<SocketAddr, String> 
         .map_err(|e| format!("server address {authority}: {e}"))?
         .find(SocketAddr::is_ipv4)
         .ok_or_else(|| format!("server address {authority}: no IPv4 address"))?;
+    let mut ip = route_source(target).await?;
+    if ip.is_loopback() {
+        // The server is on this host (`drover up`): peers need the address of the host's
+        // default route (TEST-NET-1 only picks the route; nothing is sent).
+        if let Ok(out) = route_source(SocketAddr::from(([192, 0, 2, 1], 9))).await {
+            ip = out;
+        }
+    }
+    Ok(SocketAddr::new(ip, cfg.port))
+}
+
+/// The source address this host uses towards `target` (a UDP "connect" sends nothing).
+async fn route_source(target: SocketAddr) -> Result<std::net::IpAddr, String> {
     let sock = tokio::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
         .await
         .map_err(|e| e.to_string())?;
     sock.connect(target).await.map_err(|e| e.to_string())?;
-    let local = sock.local_addr().map_err(|e| e.to_string())?;
-    Ok(SocketAddr::new(local.ip(), cfg.port))
+    Ok(sock.local_addr().map_err(|e| e.to_string())?.ip())
 }
