@@ -370,3 +370,78 @@ pub fn host_view(state: &AppState, host: &str, env: &str) -> Option<api_types::H
         links,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::AgentConn;
+
+    fn offer(n: u8) -> MeshHello {
+        MeshHello {
+            public_key: format!("{n:064x}"),
+            endpoint: std::net::SocketAddr::from(([10, 77, 0, n], 51820)),
+        }
+    }
+
+    #[test]
+    fn hosts_peer_within_their_environment_only_and_removal_cuts_them_off() {
+        let store = store::Store::open_in_memory().expect("store");
+        let state = AppState::new(
+            store,
+            "c".into(),
+            std::env::temp_dir(),
+            crate::scheduling::Timing::default(),
+        )
+        .expect("state");
+        let mut inbox = HashMap::new();
+        for (n, (host, env, env_index, index)) in [
+            ("a", "default", 0, 1),
+            ("b", "default", 0, 2),
+            ("x", "other", 1, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let conn = AgentConn {
+                session: 1,
+                env: env.into(),
+                tx,
+                changes: Default::default(),
+            };
+            state.register_agent(host, conn);
+            state
+                .mesh
+                .join(env, host, env_index, index, offer(n as u8 + 1))
+                .expect("join");
+            inbox.insert(host, rx);
+        }
+        let got = |inbox: &mut HashMap<&str, _>, host: &str| {
+            let rx: &mut tokio::sync::mpsc::UnboundedReceiver<ServerMsg> =
+                inbox.get_mut(host).expect("host");
+            match rx.try_recv() {
+                Ok(ServerMsg::Mesh(m)) => m,
+                _ => panic!("no mesh state for {host}"),
+            }
+        };
+        push(&state, "default");
+        push(&state, "other");
+        let a = got(&mut inbox, "a");
+        let peers: Vec<&str> = a.peers.iter().map(|p| p.host.as_str()).collect();
+        assert_eq!(peers, ["b"]);
+        assert_eq!(a.place.env.to_string(), "10.192.0.0/16");
+        assert_eq!(a.peers[0].endpoint.to_string(), "10.77.0.2:51820");
+        let x = got(&mut inbox, "x");
+        assert!(x.peers.is_empty(), "{:?}", x.peers);
+        assert_eq!(x.place.env.to_string(), "10.193.0.0/16");
+        assert_eq!(x.place.ip.to_string(), "10.193.0.1");
+        // Unchanged: nothing is sent again.
+        push(&state, "default");
+        assert!(inbox.get_mut("a").expect("a").try_recv().is_err());
+        // Removed: its peers drop it.
+        state.mesh.forget("b");
+        push(&state, "default");
+        let a = got(&mut inbox, "a");
+        assert!(a.peers.is_empty(), "{:?}", a.peers);
+    }
+}

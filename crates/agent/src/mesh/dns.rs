@@ -69,10 +69,19 @@ pub fn upstream() -> Option<SocketAddr> {
         .map(|ip| SocketAddr::new(ip, 53))
 }
 
-/// Serves on `addr` until the task is dropped.
+/// Serves on `addr`, port 53, until the task is dropped.
 pub async fn serve(addr: Ipv4Addr, table: Table) -> std::io::Result<()> {
-    let sock = Arc::new(UdpSocket::bind((addr, 53)).await?);
-    let upstream = upstream();
+    let sock = UdpSocket::bind((addr, 53)).await?;
+    serve_on(sock, table, upstream()).await
+}
+
+/// Serves on `sock`, relaying other names to `upstream`.
+async fn serve_on(
+    sock: UdpSocket,
+    table: Table,
+    upstream: Option<SocketAddr>,
+) -> std::io::Result<()> {
+    let sock = Arc::new(sock);
     let mut buf = vec![0u8; MAX_UDP];
     let mut turn: usize = 0;
     loop {
@@ -184,6 +193,52 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn other_names_are_relayed_to_the_hosts_resolver() {
+        // A stand-in for the host's resolver on loopback: answers every query with 192.0.2.7.
+        let upstream = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let up_addr = upstream.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = upstream.recv_from(&mut buf).await {
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+                let query = q.queries[0].clone();
+                r.add_answer(Record::from_rdata(
+                    query.name().clone(),
+                    60,
+                    RData::A(A("192.0.2.7".parse().expect("ip"))),
+                ));
+                r.add_query(query);
+                let _ = upstream.send_to(&r.to_vec().expect("encode"), from).await;
+            }
+        });
+        let table: Table = Arc::new(RwLock::new(mesh::Names::default()));
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let dns_addr = sock.local_addr().expect("addr");
+        tokio::spawn(serve_on(sock, table, Some(up_addr)));
+        let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let mut q = Message::query();
+        q.add_query(Query::query(
+            Name::from_ascii("example.org.").expect("name"),
+            RecordType::A,
+        ));
+        client
+            .send_to(&q.to_vec().expect("encode"), dns_addr)
+            .await
+            .expect("send");
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("recv");
+        let r = Message::from_vec(&buf[..n]).expect("decode");
+        assert_eq!(r.metadata.id, q.metadata.id);
+        assert_eq!(r.answers[0].data.to_string(), "192.0.2.7");
     }
 
     #[test]
