@@ -385,14 +385,7 @@ mod tests {
 
     #[test]
     fn hosts_peer_within_their_environment_only_and_removal_cuts_them_off() {
-        let store = store::Store::open_in_memory().expect("store");
-        let state = AppState::new(
-            store,
-            "c".into(),
-            std::env::temp_dir(),
-            crate::scheduling::Timing::default(),
-        )
-        .expect("state");
+        let state = crate::state::test_state();
         let mut inbox = HashMap::new();
         for (n, (host, env, env_index, index)) in [
             ("a", "default", 0, 1),

@@ -673,20 +673,26 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A state on an empty in-memory store, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_state() -> AppState {
+    let store = store::Store::open_in_memory().expect("store");
+    AppState::new(
+        store,
+        "c".into(),
+        std::env::temp_dir(),
+        crate::scheduling::Timing::default(),
+    )
+    .expect("state")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn failures_are_remembered_for_a_while_then_forgotten() {
-        let store = store::Store::open_in_memory().expect("store");
-        let state = AppState::new(
-            store,
-            "c".into(),
-            std::env::temp_dir(),
-            crate::scheduling::Timing::default(),
-        )
-        .expect("state");
+        let state = test_state();
         state.remember_failure("default/s/web", "h1", 2, 1_000);
         state.remember_failure("default/s/web", "h1", 4, 2_000);
         state.remember_failure("default/s/web", "h1", 1, 3_000);

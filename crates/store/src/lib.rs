@@ -361,23 +361,6 @@ impl Store {
         )
     }
 
-    /// One statement and, when it changed a row, its audit event, in one transaction.
-    fn audited_change(
-        &mut self,
-        sql: &str,
-        args: impl rusqlite::Params,
-        event: &NewEvent<'_>,
-        now_ms: u64,
-    ) -> Result<bool> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(sql, args)?;
-        if n > 0 {
-            append_event(&tx, now_ms, event)?;
-        }
-        tx.commit()?;
-        Ok(n > 0)
-    }
-
     pub fn environment_exists(&self, env: &str) -> Result<bool> {
         Ok(self
             .conn
@@ -659,7 +642,7 @@ impl Store {
             what: format!("host {id}"),
             why: e.to_string(),
         })?;
-        self.update_host(
+        self.audited_change(
             "UPDATE hosts SET user_labels = ?2 WHERE id = ?1",
             params![id, json],
             event,
@@ -674,7 +657,7 @@ impl Store {
         event: &NewEvent<'_>,
         now_ms: u64,
     ) -> Result<bool> {
-        self.update_host(
+        self.audited_change(
             "UPDATE hosts SET draining = ?2 WHERE id = ?1",
             params![id, draining],
             event,
@@ -682,8 +665,9 @@ impl Store {
         )
     }
 
-    /// One host update with its audit event, in one transaction; false if no such host.
-    fn update_host(
+    /// One statement and, when it changed a row, its audit event, in one transaction;
+    /// false if it changed nothing.
+    fn audited_change(
         &mut self,
         sql: &str,
         args: impl rusqlite::Params,
