@@ -215,10 +215,20 @@ fn meshed(shared: &Shared, desired: Option<proto::Desired>) -> Option<proto::Des
         return Some(d);
     };
     let place = mesh.place()?;
+    // An internal network reaches nothing outside its bridge, the mesh DNS included: its
+    // names stay the engine's (and it stays on its host).
+    let internal: BTreeSet<String> = d
+        .networks
+        .iter()
+        .filter(|n| n.internal)
+        .map(|n| n.name.clone())
+        .collect();
     for c in &mut d.containers {
         c.dns = vec![place.ip.to_string()];
         for att in &mut c.networks {
-            att.aliases.clear();
+            if !internal.contains(&att.network) {
+                att.aliases.clear();
+            }
         }
     }
     Some(d)
