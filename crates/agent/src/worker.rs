@@ -69,6 +69,7 @@ async fn drive(
 ) -> Result<(), engine::Error> {
     let mut inflight: FuturesUnordered<BoxFuture<'_, Done>> = FuturesUnordered::new();
     let mut inflight_names: BTreeSet<String> = BTreeSet::new();
+    let mut unhealthy_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut status = engine.status().await;
     let mut status_at = Instant::now();
     loop {
@@ -82,6 +83,19 @@ async fn drive(
             ));
         }
         let containers = engine.containers().await?;
+        healthy_again(&containers, failures, errors);
+        let now = now_ms();
+        unhealthy_since.retain(|n, _| {
+            containers
+                .iter()
+                .any(|c| &c.name == n && c.health == Some(proto::Health::Unhealthy))
+        });
+        for c in containers
+            .iter()
+            .filter(|c| c.health == Some(proto::Health::Unhealthy))
+        {
+            unhealthy_since.entry(c.name.clone()).or_insert(now);
+        }
         let seen = engine.networks_seen().await?;
         let desired = meshed(shared, shared.desired.borrow().clone());
         let waiting = match &desired {
@@ -97,6 +111,7 @@ async fn drive(
                     networks,
                     volumes: &volumes,
                     failures,
+                    unhealthy_since: &unhealthy_since,
                     now_ms: now,
                     fenced,
                 });
@@ -135,7 +150,11 @@ async fn drive(
         if inflight.is_empty() {
             // Look again within 5 s, and right when the lease would run out.
             let until_fence = shared.lease_deadline().saturating_sub(now_ms()) + 50;
-            let wait = Duration::from_millis(until_fence.clamp(50, 5000));
+            let mut wait = Duration::from_millis(until_fence.clamp(50, 5000));
+            if !unhealthy_since.is_empty() {
+                // An unhealthy container may be due for recreation any moment.
+                wait = wait.min(Duration::from_millis(500));
+            }
             let _ = tokio::time::timeout(wait, shared.wake.notified()).await;
             continue;
         }
@@ -154,6 +173,28 @@ async fn drive(
     }
 }
 
+/// The error a container carries after being recreated for being unhealthy, until it is
+/// healthy again.
+const UNHEALTHY_NOTE: &str = "was unhealthy: recreated";
+
+/// Forgets the recreations of containers that are healthy again.
+fn healthy_again(
+    containers: &[proto::ObservedContainer],
+    failures: &mut BTreeMap<String, Failure>,
+    errors: &mut BTreeMap<String, String>,
+) {
+    for c in containers {
+        if c.health == Some(proto::Health::Healthy)
+            && errors
+                .get(&c.name)
+                .is_some_and(|e| e.starts_with(UNHEALTHY_NOTE))
+        {
+            errors.remove(&c.name);
+            failures.remove(&c.name);
+        }
+    }
+}
+
 /// Notes an action's outcome; an unreachable engine ends the drive.
 fn record(
     (action, result): Done,
@@ -163,6 +204,15 @@ fn record(
 ) -> Result<(), engine::Error> {
     let name = action.target().to_string();
     match result {
+        Ok(()) if matches!(action, Action::Recreate { .. }) => {
+            // A recreation is a failure of the container: in a row, they back off, and the
+            // server may move the replica to another host.
+            tracing::warn!("{}", describe(&action));
+            let f = failures.entry(name.clone()).or_default();
+            f.count += 1;
+            f.last_ms = now;
+            errors.insert(name, format!("{UNHEALTHY_NOTE} ({} in a row)", f.count));
+        }
         Ok(()) => {
             tracing::info!("{}", describe(&action));
             failures.remove(&name);
@@ -172,6 +222,10 @@ fn record(
             tracing::warn!("{} failed: {e}", describe(&action));
             if matches!(e, engine::Error::Unreachable(_)) {
                 return Err(e);
+            }
+            if matches!(e, engine::Error::MissingNetwork(_)) {
+                // The next look at the engine makes the network again; no backoff.
+                return Ok(());
             }
             let f = failures.entry(name.clone()).or_default();
             f.count += 1;
@@ -235,8 +289,13 @@ fn meshed(shared: &Shared, desired: Option<proto::Desired>) -> Option<proto::Des
 }
 
 /// Wakes the worker on every engine event about our objects.
+/// The engine announces some changes (a container's `die`) a moment before its listings
+/// show them, so the worker looks again this long after the last event.
+const LOOK_AGAIN: Duration = Duration::from_millis(250);
+
 fn watch_events(engine: engine::Engine, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let again = Arc::new(std::sync::atomic::AtomicBool::new(false));
         loop {
             let mut s = std::pin::pin!(engine.events());
             while let Some(ev) = s.next().await {
@@ -244,6 +303,14 @@ fn watch_events(engine: engine::Engine, shared: Arc<Shared>) -> tokio::task::Joi
                     break;
                 }
                 shared.wake.notify_one();
+                if !again.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    let (shared, again) = (shared.clone(), again.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(LOOK_AGAIN).await;
+                        again.store(false, std::sync::atomic::Ordering::Release);
+                        shared.wake.notify_one();
+                    });
+                }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -325,7 +392,7 @@ async fn apply(
             ensure_built(shared, engine, c).await?;
             engine.create(c).await.map(|_| ())
         }
-        Action::Replace { old_id, container } => {
+        Action::Replace { old_id, container } | Action::Recreate { old_id, container } => {
             ensure_built(shared, engine, container).await?;
             engine.remove(old_id).await?;
             engine.run(container).await.map(|_| ())
@@ -344,6 +411,9 @@ fn describe(a: &Action) -> String {
         Action::Run(c) => format!("run {}", c.name),
         Action::Create(c) => format!("create {}", c.name),
         Action::Replace { container, .. } => format!("replace {}", container.name),
+        Action::Recreate { container, .. } => {
+            format!("recreate {} (it was unhealthy)", container.name)
+        }
         Action::Start { name, .. } => format!("start {name}"),
         Action::Remove { name, .. } => format!("remove {name}"),
         Action::Kill { name, .. } => format!("kill {name} (lease expired: fenced)"),

@@ -305,3 +305,9 @@ pub struct NewNetwork {
     /// 1-64 characters: letters, digits, `_`, `.`, `-`, starting with a letter or digit.
     pub name: String,
 }
+
+/// `DELETE .../stacks/{name}?wait=SECS` when the wait ended first: what is still there.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Remaining {
+    pub containers: Vec<String>,
+}

@@ -122,6 +122,22 @@ impl Client {
         Ok(())
     }
 
+    /// A DELETE that may answer 202 with a body (the parts still going): that body, or
+    /// `None` on 204.
+    pub async fn delete_waiting<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, Failure> {
+        let resp = self.send(self.http.delete(self.env_url(path))).await?;
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        resp.json()
+            .await
+            .map(Some)
+            .map_err(|e| Failure::failed(format!("bad response from server: {e}")))
+    }
+
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response, Failure> {
         self.send(self.http.get(self.env_url(path))).await
     }

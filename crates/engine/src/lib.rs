@@ -32,6 +32,10 @@ pub enum Error {
     Unreachable(String),
     #[error("image {image} not found locally and could not be pulled: {why}")]
     ImageNotFound { image: String, why: String },
+    /// A network the container joins vanished (removed while the container was being
+    /// made): making the network again is the fix, not waiting.
+    #[error("{0}")]
+    MissingNetwork(String),
     #[error("{0}")]
     Engine(String),
 }
@@ -40,6 +44,12 @@ impl From<bollard::errors::Error> for Error {
     fn from(e: bollard::errors::Error) -> Self {
         use bollard::errors::Error as B;
         match e {
+            B::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } if message.starts_with("network ") && message.ends_with(" not found") => {
+                Error::MissingNetwork(message)
+            }
             B::DockerResponseServerError { message, .. } => Error::Engine(message),
             B::IOError { .. } | B::HyperResponseError { .. } | B::HyperLegacyError { .. } => {
                 Error::Unreachable(e.to_string())
@@ -166,7 +176,10 @@ impl Engine {
                     .and_then(|n| n.networks)
                     .unwrap_or_default()
                     .into_iter()
-                    .filter_map(|(net, ep)| Some((net, ep.ip_address?.parse().ok()?)))
+                    .map(|(net, ep)| {
+                        let ip = ep.ip_address.and_then(|ip| ip.parse().ok());
+                        (net, ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED))
+                    })
                     .collect(),
             });
         }
@@ -663,6 +676,7 @@ mod tests {
             ],
             volume_names: BTreeMap::from([("data".into(), "shop_data".into())]),
             dns: Vec::new(),
+            replace_unhealthy: true,
         }
     }
 

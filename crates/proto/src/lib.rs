@@ -225,6 +225,10 @@ pub struct DesiredContainer {
     /// Name servers the container asks (set by the agent: its mesh DNS).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
+    /// Replace the container when its health check says unhealthy (its service's
+    /// `on_unhealthy` policy, as the server judges it now).
+    #[serde(default)]
+    pub replace_unhealthy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,7 +430,8 @@ pub struct ObservedContainer {
     /// Human status from the engine, e.g. "Up 3 minutes (healthy)".
     #[serde(default)]
     pub status: String,
-    /// Engine network name → the container's IPv4 address on it.
+    /// Engine networks the container is joined to → its IPv4 address there (0.0.0.0 while it
+    /// has none: not running).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub addrs: BTreeMap<String, std::net::Ipv4Addr>,
 }
@@ -461,6 +466,37 @@ pub struct XDrover {
     /// `spread` (default) or `binpack`.
     #[serde(default)]
     pub strategy: Option<String>,
+    #[serde(default)]
+    pub health: Option<HealthPolicy>,
+}
+
+/// `x-drover: {health: {...}}`: what happens to a container that turns unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthPolicy {
+    #[serde(default)]
+    pub on_unhealthy: Option<OnUnhealthy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnhealthy {
+    /// Replace it (the default).
+    Recreate,
+    /// Leave it: it only leaves the names.
+    None,
+    /// Replace it only while more than half of its service is healthy, so that an outage
+    /// of something they all depend on does not restart them all, over and over.
+    RecreateOnQuorum,
+}
+
+impl XDrover {
+    pub fn on_unhealthy(&self) -> OnUnhealthy {
+        self.health
+            .as_ref()
+            .and_then(|h| h.on_unhealthy)
+            .unwrap_or(OnUnhealthy::Recreate)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -569,6 +605,9 @@ pub fn desired_for_stack(
             networks,
             volume_names,
             dns: Vec::new(),
+            replace_unhealthy: x_drover(spec)
+                .map(|x| x.on_unhealthy() != OnUnhealthy::None)
+                .unwrap_or(true),
         });
     }
     let networks = used_networks

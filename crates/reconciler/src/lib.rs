@@ -10,8 +10,11 @@
 //! - one that exited while its restart policy says it should run (`always`, `unless-stopped`)
 //!   is started again (the engine restarts crashes itself; this catches `docker stop`);
 //! - a Drover container of this cluster that is not desired is removed;
-//! - a network this cluster created that no desired container uses and no container is still
-//!   attached to by stack is removed; volumes are never removed here (data);
+//! - a network this cluster created that no desired container uses and no container of this
+//!   cluster is attached to is removed; volumes are never removed here (data);
+//! - one that its health check has called unhealthy for [`UNHEALTHY_SETTLE_MS`] is recreated
+//!   when its service's policy says so (`replace_unhealthy`, decided by the server), counted
+//!   as a failure so that a service that keeps turning unhealthy is recreated with backoff;
 //! - after a failure, the same container is retried with exponential backoff;
 //! - when the agent is fenced (its lease expired), singleton containers are removed and not
 //!   created, whatever the desired state says.
@@ -45,6 +48,8 @@ pub struct Input<'a> {
     /// Every volume name on the engine.
     pub volumes: &'a BTreeSet<String>,
     pub failures: &'a BTreeMap<String, Failure>,
+    /// Since when (ms) each container has been seen unhealthy without a break.
+    pub unhealthy_since: &'a BTreeMap<String, u64>,
     pub now_ms: u64,
     /// The agent's singleton lease has expired (no word from the server): singleton
     /// containers must not run here, since the server may be starting them elsewhere.
@@ -61,6 +66,11 @@ pub enum Action {
     Create(DesiredContainer),
     /// Remove `old_id`, then create and start `container` under the same name.
     Replace {
+        old_id: String,
+        container: DesiredContainer,
+    },
+    /// Like `Replace`, because the container turned unhealthy (a failure of the container).
+    Recreate {
         old_id: String,
         container: DesiredContainer,
     },
@@ -94,7 +104,9 @@ impl Action {
             Action::CreateNetwork(n) => &n.name,
             Action::CreateVolume(v) => &v.name,
             Action::Run(c) | Action::Create(c) => &c.name,
-            Action::Replace { container, .. } => &container.name,
+            Action::Replace { container, .. } | Action::Recreate { container, .. } => {
+                &container.name
+            }
             Action::Start { name, .. }
             | Action::Remove { name, .. }
             | Action::Kill { name, .. }
@@ -110,6 +122,19 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Containers held back, with why.
     pub waiting: Vec<(String, String)>,
+}
+
+/// How long a container stays unhealthy before it is recreated: long enough for the
+/// server to see its siblings fail too (a shared outage), so a service that recreates on
+/// quorum is not recreated replica by replica as each notices.
+pub const UNHEALTHY_SETTLE_MS: u64 = 2_000;
+
+/// Seconds left before a container that failed may be tried again, and how many failures.
+fn backoff_left(input: &Input<'_>, name: &str) -> Option<(u64, u32)> {
+    let f = input.failures.get(name)?;
+    let wait = backoff_ms(f.count);
+    let since = input.now_ms.saturating_sub(f.last_ms);
+    (since < wait).then(|| ((wait - since).div_ceil(1000), f.count))
 }
 
 pub fn reconcile(input: &Input<'_>) -> Plan {
@@ -143,6 +168,32 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
 
     for want in input.desired.containers.iter().filter(|c| !fenced(c)) {
         let have = observed.get(want.name.as_str()).copied();
+        if let Some(c) = have
+            && want.replace_unhealthy
+            && c.spec_hash == want.spec_hash
+            && c.state == ContainerState::Running
+            && c.health == Some(Health::Unhealthy)
+        {
+            let since = input.unhealthy_since.get(&want.name).copied();
+            let settle = since
+                .map(|t| (t + UNHEALTHY_SETTLE_MS).saturating_sub(input.now_ms))
+                .unwrap_or(UNHEALTHY_SETTLE_MS);
+            match backoff_left(input, &want.name) {
+                Some((secs, count)) => plan.waiting.push((
+                    want.name.clone(),
+                    format!("unhealthy: recreating in {secs}s after {count} recreation(s)"),
+                )),
+                None if settle > 0 => plan.waiting.push((
+                    want.name.clone(),
+                    format!("unhealthy: recreating in {}s", settle.div_ceil(1000)),
+                )),
+                None => plan.actions.push(Action::Recreate {
+                    old_id: c.id.clone(),
+                    container: want.clone(),
+                }),
+            }
+            continue;
+        }
         let needs_start = match have {
             Some(c) if c.spec_hash != want.spec_hash || c.state == ContainerState::Dead => {
                 Some(Some(c))
@@ -155,20 +206,12 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
             None => Some(None),
         };
         let Some(replace) = needs_start else { continue };
-        if let Some(f) = input.failures.get(&want.name) {
-            let wait = backoff_ms(f.count);
-            let since = input.now_ms.saturating_sub(f.last_ms);
-            if since < wait {
-                plan.waiting.push((
-                    want.name.clone(),
-                    format!(
-                        "retrying in {}s after {} failure(s)",
-                        (wait - since).div_ceil(1000),
-                        f.count
-                    ),
-                ));
-                continue;
-            }
+        if let Some((secs, count)) = backoff_left(input, &want.name) {
+            plan.waiting.push((
+                want.name.clone(),
+                format!("retrying in {secs}s after {count} failure(s)"),
+            ));
+            continue;
         }
         if let Some(reason) = blocked_by_dependency(want, input) {
             // Create ahead (creating is most of the cost); start once dependencies allow.
@@ -216,17 +259,16 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
         .iter()
         .map(|n| n.name.as_str())
         .collect();
-    let attached_stacks: BTreeSet<(&str, &str)> = input
+    // Attached: any container of ours on the engine (running or not) joined to it.
+    let attached: BTreeSet<&str> = input
         .observed
         .iter()
-        .map(|c| (c.env.as_str(), c.stack.as_str()))
+        .flat_map(|c| c.addrs.keys().map(String::as_str))
         .collect();
-    if attached_stacks.is_empty() {
-        for (name, owned) in input.networks {
-            if *owned && !wanted_networks.contains(name.as_str()) {
-                plan.actions
-                    .push(Action::RemoveNetwork { name: name.clone() });
-            }
+    for (name, owned) in input.networks {
+        if *owned && !wanted_networks.contains(name.as_str()) && !attached.contains(name.as_str()) {
+            plan.actions
+                .push(Action::RemoveNetwork { name: name.clone() });
         }
     }
     plan

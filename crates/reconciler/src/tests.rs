@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! want NAME hash=H [restart=always] [dep=SVC:started|healthy|done] [healthcheck] [singleton]
-//! have NAME hash=H state=running|exited|created|dead [health=healthy|starting] [exit=N]
+//!      [recreate-unhealthy]
+//! have NAME hash=H state=running|exited|created|dead [health=healthy|starting|unhealthy]
+//!      [exit=N] [on=NET,NET]
 //! net NAME owned|foreign        vol NAME        fail NAME count=N last=MS        now MS
+//! unhealthy NAME since=MS (seen unhealthy since)
 //! fenced
 //! ```
 //! Container names are `s-<service>-1` in stack `s`; the service is the middle part.
@@ -69,6 +72,7 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                     networks: vec![],
                     volume_names: BTreeMap::new(),
                     dns: vec![],
+                    replace_unhealthy: kv.contains_key("recreate-unhealthy"),
                 });
             }
             "have" => observed.push(ObservedContainer {
@@ -94,7 +98,14 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                 exit_code: kv.get("exit").and_then(|e| e.parse().ok()),
                 image: "img".into(),
                 status: String::new(),
-                addrs: BTreeMap::new(),
+                addrs: kv
+                    .get("on")
+                    .map(|n| {
+                        n.split(',')
+                            .map(|n| (n.to_string(), std::net::Ipv4Addr::UNSPECIFIED))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }),
             "dnet" => desired.networks.push(DesiredNetwork {
                 name,
@@ -129,6 +140,10 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                 );
             }
             "now" => env.now_ms = name.parse().unwrap_or(0),
+            "unhealthy" => {
+                let since = kv.get("since").and_then(|c| c.parse().ok()).unwrap_or(0);
+                env.unhealthy_since.insert(name, since);
+            }
             "fenced" => env.fenced = true,
             other => panic!("unknown fixture line kind {other:?}"),
         }
@@ -143,6 +158,7 @@ struct Env {
     failures: BTreeMap<String, Failure>,
     now_ms: u64,
     fenced: bool,
+    unhealthy_since: BTreeMap<String, u64>,
 }
 
 fn check(fixture: &str, expect: Expect) {
@@ -153,6 +169,7 @@ fn check(fixture: &str, expect: Expect) {
         networks: &env.networks,
         volumes: &env.volumes,
         failures: &env.failures,
+        unhealthy_since: &env.unhealthy_since,
         now_ms: env.now_ms,
         fenced: env.fenced,
     });
@@ -165,6 +182,9 @@ fn check(fixture: &str, expect: Expect) {
             Action::Create(c) => format!("create {}", c.name),
             Action::Replace { old_id, container } => {
                 format!("replace {old_id} with {}", container.name)
+            }
+            Action::Recreate { old_id, container } => {
+                format!("recreate {old_id} as {} (unhealthy)", container.name)
             }
             Action::Start { id, .. } => format!("start {id}"),
             Action::Remove { id, .. } => format!("remove {id}"),
@@ -275,15 +295,24 @@ fn created_container_is_started() {
 #[test]
 fn undesired_containers_and_networks_are_removed() {
     check(
-        "have s-old-1\nnet s_default owned\nnet bridge",
+        "have s-old-1 on=s_default\nnet s_default owned\nnet bridge",
         expect![[r#"
             remove id-s-old-1
         "#]],
     );
-    // Once no container of the stack remains, its owned network goes; foreign ones stay.
+    // Once no container is attached to it, an owned network goes; foreign ones stay.
     check(
         "net s_default owned\nnet bridge",
         expect![[r#"
+            remove-network s_default
+        "#]],
+    );
+    // Another stack's containers on the host do not keep it; one still attached does.
+    check(
+        "want t-web-1\nhave t-web-1 on=t_default\ndnet t_default\nnet t_default owned\n\
+         net s_default owned\nnet u_default owned\nhave u-old-1 state=exited on=u_default",
+        expect![[r#"
+            remove id-u-old-1
             remove-network s_default
         "#]],
     );
@@ -379,4 +408,48 @@ fn a_fenced_agent_removes_its_singletons_and_keeps_the_rest() {
     );
     check("want s-db-1 singleton\nfenced", expect![""]);
     check("want s-db-1 singleton\nhave s-db-1", expect![""]);
+}
+
+#[test]
+fn unhealthy_containers_are_recreated_as_their_policy_says_with_backoff() {
+    // Unhealthy for 2 s: recreated; not asked to: left; starting: left.
+    check(
+        "want s-web-1 recreate-unhealthy\nhave s-web-1 state=running health=unhealthy\n\
+         unhealthy s-web-1 since=1000\nnow 3000\n\
+         want s-db-1\nhave s-db-1 state=running health=unhealthy\nunhealthy s-db-1 since=0\n\
+         want s-api-1 recreate-unhealthy\nhave s-api-1 state=running health=starting",
+        expect![[r#"
+            recreate id-s-web-1 as s-web-1 (unhealthy)
+        "#]],
+    );
+    // Just turned unhealthy: it settles first (its siblings may be failing too).
+    check(
+        "want s-web-1 recreate-unhealthy\nhave s-web-1 state=running health=unhealthy\n\
+         unhealthy s-web-1 since=1000\nnow 1500",
+        expect![[r#"
+            wait s-web-1: unhealthy: recreating in 2s
+        "#]],
+    );
+    // Recreated twice already, 1.5 s ago: the next waits for the backoff (2 s).
+    check(
+        "want s-web-1 recreate-unhealthy\nhave s-web-1 state=running health=unhealthy\n\
+         unhealthy s-web-1 since=0\nfail s-web-1 count=2 last=1000\nnow 2500",
+        expect![[r#"
+            wait s-web-1: unhealthy: recreating in 1s after 2 recreation(s)
+        "#]],
+    );
+    check(
+        "want s-web-1 recreate-unhealthy\nhave s-web-1 state=running health=unhealthy\n\
+         unhealthy s-web-1 since=0\nfail s-web-1 count=2 last=1000\nnow 3000",
+        expect![[r#"
+            recreate id-s-web-1 as s-web-1 (unhealthy)
+        "#]],
+    );
+    // A new spec replaces it anyway (and an old-spec unhealthy one is not "recreated").
+    check(
+        "want s-web-1 hash=b recreate-unhealthy\nhave s-web-1 hash=a state=running health=unhealthy",
+        expect![[r#"
+            replace id-s-web-1 with s-web-1
+        "#]],
+    );
 }

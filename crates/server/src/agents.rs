@@ -156,12 +156,14 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
                     Ok(AgentMsg::ObservedChanges(mut p)) => {
                         p.containers.retain(|c| c.env == env);
                         let relevant = !p.containers.is_empty() || !p.gone.is_empty() || p.networks.is_some();
+                        let changed = p.containers.clone();
                         if !state.patch_report(&host, p) {
                             tracing::warn!(host = %host, "report changes before a full report");
                         }
                         if relevant {
                             state.mesh.changed(&env);
                         }
+                        state.health_changed(&env, &changed);
                     }
                     Ok(AgentMsg::MeshHealth(h)) => state.mesh.set_health(&host, h),
                     Ok(AgentMsg::Heartbeat) => {

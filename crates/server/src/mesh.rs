@@ -288,7 +288,7 @@ fn directory(
             }
         }
         for c in report.containers() {
-            if c.addrs.is_empty() || c.env != env {
+            if c.env != env || !c.addrs.values().any(|ip| env_block.contains(ip)) {
                 continue;
             }
             let current = placed

@@ -363,6 +363,17 @@ impl Model {
     }
 
     /// Hosts whose desired state changed since the last call, with the stacks that changed.
+    /// Marks the stack's part on each of its hosts changed (to send it again).
+    pub fn touch_stack(&mut self, key: &StackKey) {
+        let Some(e) = self.stacks.get(key) else {
+            return;
+        };
+        let hosts: Vec<Name> = e.slots.values().flatten().cloned().collect();
+        for h in hosts {
+            self.dirty.entry(h).or_default().insert(key.clone());
+        }
+    }
+
     pub fn take_dirty(&mut self) -> HashMap<Name, BTreeSet<StackKey>> {
         std::mem::take(&mut self.dirty)
     }

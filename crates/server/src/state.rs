@@ -622,7 +622,14 @@ impl AppState {
                     .collect();
                 match model.stack_by_key(key) {
                     Some(entry) if !slots.is_empty() => {
-                        proto::desired_for_stack(&key.0, &entry.row.project, &slots)
+                        let mut part = proto::desired_for_stack(&key.0, &entry.row.project, &slots);
+                        for c in &mut part.containers {
+                            if on_quorum(&c.spec) {
+                                c.replace_unhealthy =
+                                    self.quorum_healthy(&key.0, entry, &c.service);
+                            }
+                        }
+                        part
                     }
                     _ => proto::StackPart {
                         env: key.0.to_string(),
@@ -632,6 +639,65 @@ impl AppState {
                 }
             })
             .collect()
+    }
+
+    /// Whether more than half of a service's replicas run and are not unhealthy (by what
+    /// their hosts report).
+    fn quorum_healthy(&self, env: &str, entry: &crate::model::StackEntry, service: &str) -> bool {
+        let (mut total, mut healthy) = (0usize, 0usize);
+        for ((svc, slot), host) in &entry.slots {
+            if &**svc != service {
+                continue;
+            }
+            total += 1;
+            let name = proto::container_name(&entry.row.project.name, service, *slot);
+            let ok = host
+                .as_ref()
+                .and_then(|h| self.report(h))
+                .and_then(|r| r.container(&name).cloned())
+                .is_some_and(|c| {
+                    c.env == env
+                        && c.state == proto::ContainerState::Running
+                        && c.health != Some(proto::Health::Unhealthy)
+                });
+            healthy += usize::from(ok);
+        }
+        healthy * 2 > total
+    }
+
+    /// Containers' health changed: services that recreate on quorum are sent their desired
+    /// state again, with the quorum as it is now.
+    pub fn health_changed(&self, env: &str, changed: &[proto::ObservedContainer]) {
+        if !changed.iter().any(|c| c.health.is_some()) {
+            return;
+        }
+        let keys: BTreeSet<StackKey> = {
+            let model = self.model();
+            changed
+                .iter()
+                .filter(|c| {
+                    model
+                        .stack(env, &c.stack)
+                        .and_then(|e| e.row.project.services.get(&c.service))
+                        .is_some_and(on_quorum)
+                })
+                .filter_map(|c| {
+                    model
+                        .stack(env, &c.stack)
+                        .map(|_| (Name::from(env), Name::from(c.stack.as_str())))
+                })
+                .collect()
+        };
+        if keys.is_empty() {
+            return;
+        }
+        {
+            let mut m = write(&self.model);
+            for k in &keys {
+                m.touch_stack(k);
+            }
+        }
+        self.push_dirty();
     }
 
     /// The message that brings host `host`'s agent up to date with `pending`.
@@ -663,6 +729,11 @@ impl AppState {
             }
         }
     }
+}
+
+/// The service recreates unhealthy containers only while most of it is healthy.
+fn on_quorum(spec: &compose::Service) -> bool {
+    proto::x_drover(spec).is_ok_and(|x| x.on_unhealthy() == proto::OnUnhealthy::RecreateOnQuorum)
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {

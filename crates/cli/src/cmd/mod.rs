@@ -186,7 +186,15 @@ pub enum StackCmd {
     /// List the containers of a stack
     Ps { name: String },
     /// Remove a stack and its containers (named volumes are kept)
-    Rm { name: String },
+    Rm {
+        name: String,
+        /// Return once the server removed the stack, without waiting for its containers
+        #[arg(short, long)]
+        detach: bool,
+        /// Seconds to wait for the containers to be gone
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Write a stack back out as a compose file
     Export {
         name: String,
@@ -219,7 +227,11 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         }) => stack_deploy::run(&client, &file, detach, timeout).await,
         Command::Stack(StackCmd::Ls) => stack_ls::run(&client).await,
         Command::Stack(StackCmd::Ps { name }) => ps::run(&client, Some(&name)).await,
-        Command::Stack(StackCmd::Rm { name }) => stack_rm::run(&client, &name).await,
+        Command::Stack(StackCmd::Rm {
+            name,
+            detach,
+            timeout,
+        }) => stack_rm::run(&client, &name, detach, timeout).await,
         Command::Stack(StackCmd::Export { name, output }) => {
             stack_export::run(&client, &name, output.as_deref()).await
         }

@@ -10,9 +10,35 @@ use crate::Failure;
 use crate::client::Client;
 use crate::cmd::FileArgs;
 
-/// A container error must persist this long before the deploy is declared failed (errors
-/// from a previous revision clear on the agent's next attempt).
+/// A problem must persist this long before the deploy is declared failed (errors from a
+/// previous revision clear on the agent's next attempt; a pending reason may clear on the
+/// next scheduling pass).
 const ERROR_GRACE: Duration = Duration::from_secs(3);
+/// A container that keeps exiting is given this long (a restart or two while starting up is
+/// not yet a failure).
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a container cannot converge without the user acting, if it cannot: a replica that
+/// fits no host, an error creating or starting it, or exiting with an error.
+fn problem(c: &api_types::ContainerInfo) -> Option<(String, Duration)> {
+    if let Some(e) = &c.error {
+        // "waiting to be placed" is the moment before the first scheduling pass.
+        if c.host.is_some() || !e.starts_with("waiting") {
+            return Some((e.clone(), ERROR_GRACE));
+        }
+    }
+    match (c.state.as_str(), c.exit_code) {
+        ("exited", Some(code)) if code != 0 => Some((
+            format!("exited with code {code} ({})", c.status),
+            EXIT_GRACE,
+        )),
+        ("restarting", _) => Some((
+            format!("keeps exiting and restarting ({})", c.status),
+            EXIT_GRACE,
+        )),
+        _ => None,
+    }
+}
 
 pub async fn run(
     client: &Client,
@@ -91,12 +117,21 @@ struct BlobCreated {
     digest: String,
 }
 
+/// Follows the stack until it converged; fails as soon as some container cannot converge
+/// without the user acting (naming each such container and why), or after `timeout`.
 pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), Failure> {
     let start = Instant::now();
     let mut last: BTreeMap<String, String> = BTreeMap::new();
-    let mut error_since: BTreeMap<String, Instant> = BTreeMap::new();
+    // Each container's current problem and since when (a new problem starts anew).
+    let mut error_since: BTreeMap<String, (String, Instant)> = BTreeMap::new();
+    let mut matured_at: Option<Instant> = None;
     loop {
         let detail: StackDetail = client.get(&format!("/stacks/{name}")).await?;
+        // Every container with a problem; whether one has had it for its grace time; and
+        // whether the others are done (running, or with a problem), so that all are named.
+        let mut stuck: Vec<String> = Vec::new();
+        let mut matured = false;
+        let mut in_progress = false;
         for svc in &detail.services {
             for c in &svc.containers {
                 let mut line = c.state.clone();
@@ -116,23 +151,35 @@ pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), 
                     outln!("  {:<32} {line}", c.name);
                     last.insert(c.name.clone(), line);
                 }
-                match &c.error {
-                    Some(e) if c.host.is_some() => {
-                        let since = *error_since
+                match problem(c) {
+                    Some((why, grace)) => {
+                        let entry = error_since
                             .entry(c.name.clone())
-                            .or_insert_with(Instant::now);
-                        if since.elapsed() >= ERROR_GRACE {
-                            return Err(Failure::failed(format!(
-                                "stack {name}: container {} failed: {e}",
-                                c.name
-                            )));
+                            .or_insert_with(|| (why.clone(), Instant::now()));
+                        if entry.0 != why {
+                            *entry = (why.clone(), Instant::now());
                         }
+                        matured |= entry.1.elapsed() >= grace;
+                        stuck.push(format!("{}: {why}", c.name));
                     }
-                    _ => {
+                    None => {
                         error_since.remove(&c.name);
+                        in_progress |= c.state != "running" && c.state != "exited";
                     }
                 }
             }
+        }
+        if matured {
+            matured_at.get_or_insert_with(Instant::now);
+        } else {
+            matured_at = None;
+        }
+        let settled = !in_progress || matured_at.is_some_and(|t| t.elapsed() >= EXIT_GRACE);
+        if matured && settled {
+            return Err(Failure::failed(format!(
+                "stack {name} cannot converge: {}",
+                stuck.join("; ")
+            )));
         }
         if detail.stack.status == "converged" {
             outln!(
@@ -145,7 +192,7 @@ pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), 
         }
         if start.elapsed() > timeout {
             return Err(Failure::failed(format!(
-                "stack {name} did not converge within {}s (status {})",
+                "stack {name} did not converge within {}s (status {}; `drover stack ps {name}` shows each container)",
                 timeout.as_secs(),
                 detail.stack.status
             )));

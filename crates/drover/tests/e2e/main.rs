@@ -753,3 +753,144 @@ fn a_stalled_log_reader_disturbs_nothing_and_closed_pipes_end_cleanly() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+/// A deploy that cannot converge without the user says so within seconds, naming each
+/// container and why; `stack rm` returns once the containers are gone.
+#[test]
+fn deploys_that_cannot_converge_fail_fast_and_rm_waits() {
+    let mut d = Drover::up();
+    let stack = unique("ff");
+    d.track(&stack);
+    let port = free_port();
+    // Two replicas publishing one host port on the only host; a container that exits at once.
+    let file = d.write(
+        "ff.yml",
+        &format!(
+            "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    ports: [\"{port}:8080\"]\n    deploy:\n      replicas: 2\n  job:\n    image: drover-test/app:1\n    command: [\"exit\", \"3\"]\n"
+        ),
+    );
+    let start = Instant::now();
+    let r = d.cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &file.to_string_lossy(),
+        "-p",
+        &stack,
+        "--timeout",
+        "120",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("cannot converge"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("{stack}-job-1: exited with code 3")),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("{stack}-web-")) && r.stderr.contains(&port.to_string()),
+        "{}",
+        r.stderr
+    );
+    eprintln!(
+        "non-converging deploy refused after {:.1} s",
+        took.as_secs_f64()
+    );
+
+    // rm waits until the containers are gone.
+    assert!(!stack_containers(&stack).is_empty());
+    let out = d.ok(&["stack", "rm", &stack]);
+    assert!(out.contains("are gone"), "{out}");
+    assert_eq!(stack_containers(&stack), Vec::<String>::new());
+}
+
+/// Makes a test-app container unhealthy (or healthy again) from inside.
+fn set_health(container: &str, healthy: bool) {
+    let path = if healthy { "healthy" } else { "unhealthy" };
+    docker_ok(&[
+        "exec",
+        container,
+        "/app",
+        "health",
+        &format!("http://127.0.0.1:8080/{path}"),
+    ]);
+}
+
+fn container_id(name: &str) -> String {
+    docker_ok(&["inspect", "--format", "{{.Id}}", name])
+}
+
+/// An unhealthy container is recreated; a service that recreates on quorum leaves its
+/// containers alone when most of it turns unhealthy at once (an outage they share).
+#[test]
+fn unhealthy_containers_are_recreated_as_their_policy_says() {
+    let mut d = Drover::up();
+    let stack = unique("hl");
+    d.track(&stack);
+    let check = "    healthcheck:\n      test: [\"CMD\", \"/app\", \"health\", \"http://127.0.0.1:8080/health\"]\n      interval: 1s\n      timeout: 1s\n      retries: 1\n";
+    // q's replicas share their /tmp (the test app's unhealthy flag lives there): one flag
+    // is an outage of all of them.
+    let file = d.write(
+        "hl.yml",
+        &format!(
+            "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n{check}  q:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n{check}    volumes: [\"flag:/tmp\"]\n    deploy:\n      replicas: 3\n    x-drover:\n      singleton: false\n      health:\n        on_unhealthy: recreate_on_quorum\nvolumes:\n  flag: {{}}\n"
+        ),
+    );
+    d.deploy(&stack, &file);
+    let healthy = |name: &str| {
+        docker_ok(&["inspect", "--format", "{{.State.Health.Status}}", name]) == "healthy"
+    };
+    let web = format!("{stack}-web-1");
+    wait_for(Duration::from_secs(20), "web healthy", || {
+        healthy(&web).then_some(())
+    });
+
+    // Default policy: recreated, and healthy again.
+    let before = container_id(&web);
+    set_health(&web, false);
+    let turned = Instant::now();
+    wait_for(Duration::from_secs(30), "unhealthy web recreated", || {
+        (container_id(&web) != before).then_some(())
+    });
+    eprintln!(
+        "unhealthy container recreated {:.1} s after it was made unhealthy",
+        turned.elapsed().as_secs_f64()
+    );
+    let ps = d.ok(&["stack", "ps", &stack]);
+    assert!(ps.contains("was unhealthy: recreated"), "{ps}");
+    wait_for(Duration::from_secs(20), "recreated web healthy", || {
+        healthy(&web).then_some(())
+    });
+
+    // Quorum: all of q unhealthy at once; none is recreated.
+    let q: Vec<String> = (1..=3).map(|i| format!("{stack}-q-{i}")).collect();
+    for c in &q {
+        wait_for(Duration::from_secs(20), "q healthy", || {
+            healthy(c).then_some(())
+        });
+    }
+    let ids: Vec<String> = q.iter().map(|c| container_id(c)).collect();
+    set_health(&q[0], false);
+    wait_for(Duration::from_secs(20), "q unhealthy", || {
+        q.iter().all(|c| !healthy(c)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    let now: Vec<String> = q.iter().map(|c| container_id(c)).collect();
+    assert_eq!(now, ids, "recreated without a quorum");
+    // The outage ends: all healthy again, none recreated.
+    set_health(&q[0], true);
+    for c in &q {
+        wait_for(Duration::from_secs(20), "q healthy again", || {
+            healthy(c).then_some(())
+        });
+    }
+    assert_eq!(q.iter().map(|c| container_id(c)).collect::<Vec<_>>(), ids);
+}

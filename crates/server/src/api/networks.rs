@@ -213,6 +213,7 @@ fn members(
                 .and_then(|h| h.report.as_ref())
                 .and_then(|r| r.container(&container))
                 .and_then(|c| c.addrs.get(name))
+                .filter(|a| !a.is_unspecified())
                 .map(|a| a.to_string());
             out.push(NetworkMember {
                 container,

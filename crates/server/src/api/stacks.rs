@@ -306,12 +306,25 @@ pub async fn export(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/environments/{env}/stacks/{name}", responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
+/// `DELETE .../stacks/{name}?wait=SECS`: how long to wait for the containers to be gone.
+#[derive(serde::Deserialize)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    wait: Option<u64>,
+}
+
+/// The longest a removal waits for containers to be gone.
+const MAX_REMOVE_WAIT_SECS: u64 = 300;
+
+#[utoipa::path(delete, path = "/v1/environments/{env}/stacks/{name}",
+    params(("wait" = Option<u64>, Query, description = "seconds to wait until the connected hosts report the stack's containers gone (at most 300)")),
+    responses((status = 204, description = "removed (and, with wait, its containers gone)"), (status = 202, body = api_types::Remaining, description = "removed; containers still there when the wait ended"), (status = 404, body = api_types::ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     User(caller): User,
     Path((env, name)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+    axum::extract::Query(q): axum::extract::Query<RemoveQuery>,
+) -> Result<axum::response::Response, ApiError> {
     check_env(&state, &caller, &env)?;
     let audit = Audit {
         env: env.clone(),
@@ -320,6 +333,20 @@ pub async fn remove(
         subject: name.clone(),
         detail: String::new(),
     };
+    // The stack's own networks, which go with it (not those it joins).
+    let networks: Vec<String> = state
+        .model()
+        .stack(&env, &name)
+        .map(|e| {
+            let p = &e.row.project;
+            p.services
+                .values()
+                .flat_map(|s| s.networks.keys())
+                .filter(|k| !p.networks.get(*k).is_some_and(|n| n.external))
+                .map(|k| proto::network_name(&p.name, k, p.networks.get(k)))
+                .collect()
+        })
+        .unwrap_or_default();
     let deleted = state
         .blocking(move |s| s.delete_stack(&audit.env, &audit.subject, &audit.event(), now_ms()))
         .await?;
@@ -329,7 +356,49 @@ pub async fn remove(
         )));
     }
     state.schedule_now().await;
-    Ok(StatusCode::NO_CONTENT)
+    let Some(secs) = q.wait.map(|w| w.min(MAX_REMOVE_WAIT_SECS)) else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let remaining = leftovers(&state, &env, &name, &networks);
+        if remaining.is_empty() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(api_types::Remaining {
+                    containers: remaining,
+                }),
+            )
+                .into_response());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Containers and networks of a removed stack that connected hosts still report.
+fn leftovers(state: &AppState, env: &str, stack: &str, networks: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = state
+        .connected_hosts(env)
+        .iter()
+        .filter_map(|h| state.report(h))
+        .flat_map(|r| {
+            let containers = r
+                .containers()
+                .filter(|c| c.env == env && c.stack == stack)
+                .map(|c| c.name.clone());
+            let nets = r
+                .networks()
+                .iter()
+                .filter(|n| networks.contains(&n.name))
+                .map(|n| format!("network {}", n.name));
+            containers.chain(nets).collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Desired containers of `env` (optionally one stack) joined with what hosts report.
