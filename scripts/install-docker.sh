@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine answers on the local socket (Debian's docker.io, engine 20.10).
-#   scripts/install-docker.sh [--with-compose]
+#   scripts/install-docker.sh [--with-compose] [--with-registry]
 # - engine already answering (`docker version` reaches the server): says so, exits 0;
 # - no `dockerd`: apt-get installs docker.io (needs root);
 # - starts `dockerd --host unix:///var/run/docker.sock` in the background, logs to
 #   ${DOCKERD_LOG:-/tmp/dockerd.log}, and waits up to 30 s for it to answer.
-# --with-compose also installs Debian's docker-compose (1.29) if it is missing.
+# --with-compose also installs Debian's docker-compose (1.29) if it is missing;
+# --with-registry Debian's docker-registry and apache2-utils (htpasswd), for the tests of
+# private registries.
 # Idempotent. Messages go to stderr.
 set -euo pipefail
 
 say() { echo "install-docker: $*" >&2; }
 
 with_compose=false
+with_registry=false
 for arg in "$@"; do
     case "$arg" in
         --with-compose) with_compose=true ;;
-        -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        --with-registry) with_registry=true ;;
+        -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) say "unknown argument: $arg"; exit 2 ;;
     esac
 done
@@ -44,6 +48,10 @@ engine_answers() {
 
 if $with_compose && ! command -v docker-compose >/dev/null; then
     apt_install docker-compose
+fi
+
+if $with_registry && { ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null; }; then
+    apt_install docker-registry apache2-utils
 fi
 
 if engine_answers; then

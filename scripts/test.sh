@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-docker.sh
+scripts/install-docker.sh --with-registry
 scripts/build-test-images.sh
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -311,3 +311,31 @@ pub struct NewNetwork {
 pub struct Remaining {
     pub containers: Vec<String>,
 }
+
+/// `POST /v1/environments/{env}/registries`: a login for a private registry (replaces the
+/// registry's login if there is one). The password is never returned.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRegistry {
+    /// `HOST[:PORT]` as images name it, e.g. `ghcr.io` or `10.0.0.5:5000`.
+    pub host: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for NewRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRegistry")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegistryInfo {
+    pub host: String,
+    pub username: String,
+    pub created_ms: u64,
+}

@@ -323,7 +323,7 @@ impl Engine {
                 status_code: 404, ..
             }) => {
                 let image = body.image.clone().unwrap_or_default();
-                self.pull(&image).await?;
+                self.pull(&image, c.registry_auth.as_ref()).await?;
                 self.docker.create_container(Some(opts), body).await?
             }
             Err(e) => return Err(e.into()),
@@ -342,16 +342,31 @@ impl Engine {
         Ok(created.id)
     }
 
-    async fn pull(&self, image: &str) -> Result<()> {
+    /// Pulls `image`, logging in to its registry with `auth` when given.
+    async fn pull(&self, image: &str, auth: Option<&proto::RegistryAuth>) -> Result<()> {
         let opts = CreateImageOptionsBuilder::default()
             .from_image(image)
             .build();
-        let mut stream = self.docker.create_image(Some(opts), None, None);
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut stream = self.docker.create_image(Some(opts), None, credentials);
         while let Some(item) = stream.next().await {
             if let Err(e) = item {
+                let why = Error::from(e).to_string();
+                let why = match auth {
+                    Some(a) => format!(
+                        "{why} (pulled from {} as {}, the login `drover registry add` keeps)",
+                        a.server, a.username
+                    ),
+                    None => why,
+                };
                 return Err(Error::ImageNotFound {
                     image: image.to_string(),
-                    why: Error::from(e).to_string(),
+                    why,
                 });
             }
         }
@@ -677,6 +692,7 @@ mod tests {
             volume_names: BTreeMap::from([("data".into(), "shop_data".into())]),
             dns: Vec::new(),
             replace_unhealthy: true,
+            registry_auth: None,
         }
     }
 

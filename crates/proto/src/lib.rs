@@ -229,6 +229,38 @@ pub struct DesiredContainer {
     /// `on_unhealthy` policy, as the server judges it now).
     #[serde(default)]
     pub replace_unhealthy: bool,
+    /// Credentials for the registry of its image (`drover registry add`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_auth: Option<RegistryAuth>,
+}
+
+/// A registry login, sent only to the hosts that pull from that registry.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryAuth {
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The registry an image reference names, as the engine reads it: the first path part when
+/// it has a dot or a port or is `localhost`, else Docker Hub (`docker.io`).
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "docker.io",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -608,6 +640,7 @@ pub fn desired_for_stack(
             replace_unhealthy: x_drover(spec)
                 .map(|x| x.on_unhealthy() != OnUnhealthy::None)
                 .unwrap_or(true),
+            registry_auth: None,
         });
     }
     let networks = used_networks
@@ -651,6 +684,31 @@ pub fn desired_for_stack(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_name_their_registry() {
+        for (image, registry) in [
+            ("nginx", "docker.io"),
+            ("nginx:1.25", "docker.io"),
+            ("library/nginx", "docker.io"),
+            ("acme/api:2", "docker.io"),
+            ("ghcr.io/acme/api:2", "ghcr.io"),
+            ("127.0.0.1:5000/app:1", "127.0.0.1:5000"),
+            ("localhost/app", "localhost"),
+            (
+                "registry.example.com:8443/team/app@sha256:ab",
+                "registry.example.com:8443",
+            ),
+        ] {
+            assert_eq!(registry_of(image), registry, "{image}");
+        }
+        let auth = RegistryAuth {
+            server: "r".into(),
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+    }
 
     fn part(stack: &str, containers: &[&str]) -> StackPart {
         let mut project = compose::Project {

@@ -73,6 +73,7 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                     volume_names: BTreeMap::new(),
                     dns: vec![],
                     replace_unhealthy: kv.contains_key("recreate-unhealthy"),
+                    registry_auth: None,
                 });
             }
             "have" => observed.push(ObservedContainer {

@@ -16,6 +16,7 @@ mod logs;
 mod mesh;
 mod model;
 mod openapi;
+mod registries;
 pub mod scheduling;
 mod state;
 
@@ -44,6 +45,8 @@ pub enum Error {
     Tls(#[from] tls::Error),
     #[error("refusing to serve plain HTTP on {0}: only loopback addresses may go without TLS")]
     PlainHttp(SocketAddr),
+    #[error("stored secrets: {0}")]
+    Secrets(String),
 }
 
 /// How the server speaks on its listener.
@@ -125,12 +128,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         )?;
         new_admin_token = Some(token);
     }
-    let state = Arc::new(AppState::new(
-        store,
-        cluster_id,
-        cfg.data_dir.join("blobs"),
-        cfg.timing,
-    )?);
+    let state = Arc::new(AppState::new(store, cluster_id, &cfg.data_dir, cfg.timing)?);
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
     tokio::spawn(mesh::run(state.clone()));
     let scheme = if identity.is_some() { "https" } else { "http" };

@@ -632,8 +632,13 @@ mod tests {
 
         // The API's view of the host computes its free CPU from the same report.
         let store = store::Store::open_in_memory().expect("store");
-        let state = AppState::new(store, "c".into(), std::env::temp_dir(), Timing::default())
-            .expect("state");
+        let state = AppState::new(
+            store,
+            "c".into(),
+            &std::env::temp_dir().join("drover-sched-test"),
+            Timing::default(),
+        )
+        .expect("state");
         let observed = proto::Observed {
             engine,
             ..Default::default()

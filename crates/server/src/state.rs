@@ -218,19 +218,25 @@ pub struct AppState {
     pub timing: crate::scheduling::Timing,
     /// The mesh: hosts' tunnels, their health, and what each host is sent.
     pub mesh: crate::mesh::Hub,
+    /// Private registry logins.
+    pub registries: crate::registries::Registries,
     /// When this server process started: hosts count as seen then, so a restart of the
     /// control plane never fails hosts over before their agents had time to reconnect.
     pub started_ms: u64,
 }
 
 impl AppState {
+    /// The state of a server keeping its files (build contexts, the secrets key) in
+    /// `data_dir`.
     pub fn new(
         store: store::Store,
         cluster_id: String,
-        blobs_dir: std::path::PathBuf,
+        data_dir: &std::path::Path,
         timing: crate::scheduling::Timing,
-    ) -> Result<Self, store::Error> {
+    ) -> Result<Self, crate::Error> {
         let model = Model::load(&store)?;
+        let registries =
+            crate::registries::Registries::load(data_dir, &store).map_err(crate::Error::Secrets)?;
         Ok(AppState {
             store: Mutex::new(store),
             model: RwLock::new(model),
@@ -239,7 +245,8 @@ impl AppState {
             wake: tokio::sync::Notify::new(),
             passed: tokio::sync::watch::Sender::new(0),
             cluster_id,
-            blobs_dir,
+            blobs_dir: data_dir.join("blobs"),
+            registries,
             agents: RwLock::default(),
             reports: RwLock::default(),
             keys: crate::auth::Keys::default(),
@@ -624,6 +631,9 @@ impl AppState {
                     Some(entry) if !slots.is_empty() => {
                         let mut part = proto::desired_for_stack(&key.0, &entry.row.project, &slots);
                         for c in &mut part.containers {
+                            if let Some(image) = &c.spec.image {
+                                c.registry_auth = self.registries.auth_for(&key.0, image);
+                            }
                             if on_quorum(&c.spec) {
                                 c.replace_unhealthy =
                                     self.quorum_healthy(&key.0, entry, &c.service);
@@ -663,6 +673,22 @@ impl AppState {
             healthy += usize::from(ok);
         }
         healthy * 2 > total
+    }
+
+    /// Every stack of `env` is sent to its hosts again (what goes with each container
+    /// changed, e.g. a registry login).
+    pub fn touch_environment(&self, env: &str) {
+        {
+            let mut m = write(&self.model);
+            let keys: Vec<StackKey> = m
+                .stacks(env)
+                .map(|e| (Name::from(env), Name::from(e.row.project.name.as_str())))
+                .collect();
+            for k in &keys {
+                m.touch_stack(k);
+            }
+        }
+        self.push_dirty();
     }
 
     /// Containers' health changed: services that recreate on quorum are sent their desired
@@ -748,10 +774,11 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 #[cfg(test)]
 pub(crate) fn test_state() -> AppState {
     let store = store::Store::open_in_memory().expect("store");
+    let dir = std::env::temp_dir().join(format!("drover-state-test-{}", std::process::id()));
     AppState::new(
         store,
         "c".into(),
-        std::env::temp_dir(),
+        &dir,
         crate::scheduling::Timing::default(),
     )
     .expect("state")

@@ -24,6 +24,7 @@ const STACKS: &str = "/v1/environments/default/stacks";
 const TOKENS: &str = "/v1/environments/default/hosts/tokens";
 const CONNECT: &str = "/v1/agent/connect";
 const NETWORKS: &str = "/v1/environments/default/networks";
+const REGISTRIES: &str = "/v1/environments/default/registries";
 
 /// A digest no blob has.
 const MISSING: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -167,7 +168,7 @@ fn fixture() -> Fixture {
         server::AppState::new(
             s,
             "test-cluster".into(),
-            blobs.path().join("blobs"),
+            blobs.path(),
             server::scheduling::Timing::default(),
         )
         .expect("app state"),
@@ -660,6 +661,13 @@ fn env_routes(env: &str) -> Vec<(Method, String, Option<&'static str>)> {
         ),
         (Method::GET, format!("{e}/networks/shared"), None),
         (Method::DELETE, format!("{e}/networks/shared"), None),
+        (Method::GET, format!("{e}/registries"), None),
+        (
+            Method::POST,
+            format!("{e}/registries"),
+            Some(r#"{"host":"ghcr.io","username":"u","password":"p"}"#),
+        ),
+        (Method::DELETE, format!("{e}/registries/ghcr.io"), None),
         (
             Method::POST,
             format!("{e}/blobs"),
@@ -1746,4 +1754,66 @@ async fn networks_are_made_joined_by_stacks_and_removed() {
         "{events}"
     );
     looping.abort();
+}
+
+#[tokio::test]
+async fn registry_logins_go_in_and_never_come_out() {
+    let f = fixture();
+    let admin = bearer(&f.admin);
+    let body = r#"{"host":"127.0.0.1:5000","username":"ci","password":"s3cret-pass"}"#;
+    let (status, text, _) = send(
+        &f.app,
+        request(Method::POST, REGISTRIES, &admin, Some(body)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert!(!text.contains("s3cret-pass"), "{text}");
+    let (status, text, _) = send(&f.app, request(Method::GET, REGISTRIES, &admin, None)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        text.contains("127.0.0.1:5000") && text.contains("\"ci\""),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret-pass"), "{text}");
+    // Sealed in the store; the audit entry names the user, not the password.
+    let stored = f.state.store().registries().expect("rows");
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].sealed.contains("s3cret"), "{:?}", stored[0]);
+    let events = f.state.store().events("default", 10).expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "registry.add" && e.detail == "as ci")
+    );
+    assert!(events.iter().all(|e| !e.detail.contains("s3cret")));
+    // Bad input names its field; an unknown registry is 404.
+    let (status, text, _) = send(
+        &f.app,
+        request(
+            Method::POST,
+            REGISTRIES,
+            &admin,
+            Some(r#"{"host":"a/b","username":"u","password":"p"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("\"field\":\"host\""), "{text}");
+    let (status, text, _) = send(
+        &f.app,
+        request(
+            Method::POST,
+            REGISTRIES,
+            &admin,
+            Some(r#"{"host":"h","username":"u","password":""}"#),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("\"field\":\"password\""), "{text}");
+    let uri = format!("{REGISTRIES}/127.0.0.1:5000");
+    let (status, _, _) = send(&f.app, request(Method::DELETE, &uri, &admin, None)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = send(&f.app, request(Method::DELETE, &uri, &admin, None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

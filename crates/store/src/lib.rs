@@ -70,7 +70,23 @@ CREATE TABLE networks (
     PRIMARY KEY (env, name)
 );
 "#,
+    r#"
+CREATE TABLE registries (
+    env TEXT NOT NULL, host TEXT NOT NULL, username TEXT NOT NULL, sealed TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, PRIMARY KEY (env, host)
+);
+"#,
 ];
+
+/// A registry login of an environment; the password only sealed (see the `vault` crate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryRow {
+    pub env: String,
+    pub host: String,
+    pub username: String,
+    pub sealed: String,
+    pub created_ms: u64,
+}
 
 /// A network made with `drover network create`, which stacks join as `external: true`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,6 +335,56 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(u32::try_from(free).ok())
+    }
+
+    /// Every environment's registry logins.
+    pub fn registries(&self) -> Result<Vec<RegistryRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT env, host, username, sealed, created_ms FROM registries ORDER BY env, host",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(RegistryRow {
+                env: r.get(0)?,
+                host: r.get(1)?,
+                username: r.get(2)?,
+                sealed: r.get(3)?,
+                created_ms: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Adds or replaces a registry login.
+    pub fn put_registry(&mut self, row: &RegistryRow, event: &NewEvent<'_>) -> Result<bool> {
+        self.audited_change(
+            "INSERT OR REPLACE INTO registries (env, host, username, sealed, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                row.env,
+                row.host,
+                row.username,
+                row.sealed,
+                row.created_ms as i64
+            ],
+            event,
+            row.created_ms,
+        )
+    }
+
+    /// Removes a registry login; false when there was none.
+    pub fn delete_registry(
+        &mut self,
+        env: &str,
+        host: &str,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        self.audited_change(
+            "DELETE FROM registries WHERE env = ?1 AND host = ?2",
+            params![env, host],
+            event,
+            now_ms,
+        )
     }
 
     pub fn networks(&self, env: &str) -> Result<Vec<NetworkRow>> {

@@ -6,6 +6,7 @@ mod host_ls;
 mod logs;
 mod network;
 mod ps;
+mod registry;
 mod stack_config;
 mod stack_deploy;
 mod stack_export;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Manage networks: each spans every host of the environment
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Logins for private registries, used by the agents that pull from them
+    #[command(subcommand)]
+    Registry(RegistryCmd),
     /// Show the audit log
     Events {
         #[arg(long, default_value_t = 50)]
@@ -119,6 +123,25 @@ pub enum NetworkCmd {
     Rm { name: String },
     /// Show a network, with its subnet on each host and its containers, as JSON
     Inspect { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCmd {
+    /// Add (or replace) the login for a registry; the password is read from standard input
+    Add {
+        /// HOST[:PORT] as images name it, e.g. ghcr.io or 10.0.0.5:5000
+        host: String,
+        #[arg(long, short = 'u')]
+        username: String,
+        /// Read the password from standard input (the only way: it never goes on a
+        /// command line)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List the environment's registry logins (never the passwords)
+    Ls,
+    /// Remove a registry's login
+    Rm { host: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,6 +273,11 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         }
         Command::Host(HostCmd::Token(TokenCmd::Ls)) => host::token_ls(&client).await,
         Command::Host(HostCmd::Token(TokenCmd::Rm { id })) => host::token_rm(&client, &id).await,
+        Command::Registry(RegistryCmd::Add { host, username, .. }) => {
+            registry::add(&client, &host, &username).await
+        }
+        Command::Registry(RegistryCmd::Ls) => registry::ls(&client).await,
+        Command::Registry(RegistryCmd::Rm { host }) => registry::rm(&client, &host).await,
         Command::Network(NetworkCmd::Ls) => network::ls(&client).await,
         Command::Network(NetworkCmd::Create { name }) => network::create(&client, &name).await,
         Command::Network(NetworkCmd::Rm { name }) => network::rm(&client, &name).await,

@@ -359,6 +359,11 @@ impl Drover {
         r.stdout
     }
 
+    /// The whole log of the server (and in-process agent).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.server_log).unwrap_or_default()
+    }
+
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.server_log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();

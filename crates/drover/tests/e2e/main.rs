@@ -894,3 +894,158 @@ fn unhealthy_containers_are_recreated_as_their_policy_says() {
     }
     assert_eq!(q.iter().map(|c| container_id(c)).collect::<Vec<_>>(), ids);
 }
+
+/// A private registry (Debian's `docker-registry` with htpasswd, on loopback) for one test;
+/// stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    addr: String,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn private_registry(user: &str, password: &str) -> Registry {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", user, password])
+        .output()
+        .expect("htpasswd (apt-get install apache2-utils)");
+    std::fs::write(dir.path().join("htpasswd"), &out.stdout).expect("htpasswd file");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let config = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: drover-test\n    path: {pw}\n",
+        root = dir.path().join("data").display(),
+        pw = dir.path().join("htpasswd").display()
+    );
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, config).expect("registry config");
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry (apt-get install docker-registry)");
+    let r = Registry { child, dir, addr };
+    wait_for(Duration::from_secs(20), "registry listening", || {
+        TcpStream::connect(&r.addr).ok().map(|_| ())
+    });
+    r
+}
+
+/// Images of a private registry are pulled with the environment's login; without one the
+/// deploy fails at once naming the image; the password never comes back out.
+#[test]
+fn private_registry_images_are_pulled_with_the_environments_login() {
+    let password = "reg-s3cret-9f2";
+    let reg = private_registry("ci", password);
+    // Push the test image there, with a docker login kept in the test's own directory.
+    let docker_config = reg.dir.path().join("docker-config");
+    let image = format!("{}/drover/app:{}", reg.addr, unique("t"));
+    let docker_as = |args: &[&str], input: Option<&str>| {
+        let mut cmd = Command::new("docker");
+        cmd.args(args)
+            .env("DOCKER_CONFIG", &docker_config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("docker");
+        if let Some(text) = input
+            && let Some(mut stdin) = child.stdin.take()
+        {
+            stdin.write_all(text.as_bytes()).expect("stdin");
+        }
+        let out = child.wait_with_output().expect("docker");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    docker_as(
+        &["login", &reg.addr, "-u", "ci", "--password-stdin"],
+        Some(password),
+    );
+    docker_as(&["tag", "drover-test/app:1", &image], None);
+    docker_as(&["push", &image], None);
+    docker_as(&["rmi", &image], None);
+
+    let mut d = Drover::up();
+    let stack = unique("pr");
+    d.track(&stack);
+    let file = d.write(
+        "pr.yml",
+        &format!("services:\n  web:\n    image: {image}\n    stop_grace_period: 1s\n"),
+    );
+    let deploy = |d: &Drover| {
+        d.cli(&[
+            "stack",
+            "deploy",
+            "-f",
+            &file.to_string_lossy(),
+            "-p",
+            &stack,
+            "--timeout",
+            "60",
+        ])
+    };
+    // No login: refused by the registry, said at once, naming the image.
+    let r = deploy(&d);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&image), "{}", r.stderr);
+
+    // With the login (password on standard input only), it runs.
+    let mut add = Command::new(bin())
+        .args(["registry", "add", &reg.addr, "-u", "ci", "--password-stdin"])
+        .env("DROVER_URL", &d.url)
+        .env("DROVER_TOKEN", &d.token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("drover registry add");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password");
+    let out = add.wait_with_output().expect("registry add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = deploy(&d);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.Config.Image}}",
+            &format!("{stack}-web-1")
+        ]),
+        image
+    );
+
+    // The password is not shown, not in the container, not in the server's log.
+    let ls = d.ok(&["registry", "ls"]);
+    assert!(ls.contains(&reg.addr) && ls.contains("ci"), "{ls}");
+    assert!(!ls.contains(password), "{ls}");
+    let inspect = docker_ok(&["inspect", &format!("{stack}-web-1")]);
+    assert!(!inspect.contains(password));
+    assert!(!d.log().contains(password));
+    let events = d.ok(&["events"]);
+    assert!(
+        events.contains("registry.add") && !events.contains(password),
+        "{events}"
+    );
+    d.ok(&["registry", "rm", &reg.addr]);
+    assert!(!d.ok(&["registry", "ls"]).contains(&reg.addr));
+    let _ = docker(&["rmi", "-f", &image]);
+}

@@ -4,6 +4,7 @@ pub mod blobs;
 pub mod containers;
 pub mod hosts;
 pub mod networks;
+pub mod registries;
 pub mod stacks;
 
 use std::sync::Arc;
@@ -62,6 +63,14 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route(
             "/v1/environments/{env}/networks",
             get(networks::list).post(networks::create),
+        )
+        .route(
+            "/v1/environments/{env}/registries",
+            get(registries::list).post(registries::add),
+        )
+        .route(
+            "/v1/environments/{env}/registries/{host}",
+            axum::routing::delete(registries::remove),
         )
         .route(
             "/v1/environments/{env}/networks/{name}",
