@@ -8,6 +8,7 @@
 //! reconcile, act, report), joined by watch channels.
 
 mod mesh;
+mod probes;
 mod session;
 mod worker;
 
@@ -87,6 +88,8 @@ pub(crate) struct Shared {
     pub revoked: std::sync::atomic::AtomicBool,
     /// The mesh, when this host runs one.
     pub mesh: Option<Arc<mesh::Mesh>>,
+    /// Health of the containers the agent checks itself (`x-drover.health`), by name.
+    pub probed: watch::Sender<std::collections::HashMap<String, proto::Health>>,
 }
 
 impl Shared {
@@ -176,6 +179,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         credential: credential.clone(),
         revoked: std::sync::atomic::AtomicBool::new(false),
         mesh: mesh.clone(),
+        probed: watch::channel(Default::default()).0,
     });
     let hello = proto::Hello {
         protocol: proto::PROTOCOL_VERSION,
@@ -187,6 +191,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         mesh: mesh.as_ref().map(|m| m.hello.clone()),
     };
     tokio::spawn(worker::run(shared.clone()));
+    tokio::spawn(probes::run(shared.clone(), client_tls.clone()));
     let link = session::Link {
         url: ws_url,
         tls,

@@ -82,7 +82,18 @@ async fn drive(
                 status.error.clone().unwrap_or_default(),
             ));
         }
-        let containers = engine.containers().await?;
+        let mut containers = engine.containers().await?;
+        {
+            // The agent's own checks stand in for the engine's health.
+            let probed = shared.probed.borrow();
+            for c in &mut containers {
+                if let Some(h) = probed.get(&c.name)
+                    && c.state == proto::ContainerState::Running
+                {
+                    c.health = Some(*h);
+                }
+            }
+        }
         healthy_again(&containers, failures, errors);
         let now = now_ms();
         unhealthy_since.retain(|n, _| {

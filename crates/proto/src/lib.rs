@@ -502,12 +502,117 @@ pub struct XDrover {
     pub health: Option<HealthPolicy>,
 }
 
-/// `x-drover: {health: {...}}`: what happens to a container that turns unhealthy.
+/// `x-drover: {health: {...}}`: a check the agent runs from outside the container (`http`
+/// path or `tcp` port; for containers without a compose `healthcheck`), and what happens to
+/// a container that turns unhealthy.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthPolicy {
+    /// `GET` this path on `port`; healthy when the status is in `expect`.
+    #[serde(default)]
+    pub http: Option<String>,
+    /// Healthy when this port accepts a connection.
+    #[serde(default)]
+    pub tcp: Option<u16>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Status codes that mean healthy, `LOW-HIGH` or one code [default: 200-399].
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// Durations like `5s` [defaults: interval 5s, timeout 2s, start_period 0s].
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub start_period: Option<String>,
+    /// Failures in a row that make it unhealthy [default: 3].
+    #[serde(default)]
+    pub retries: Option<u32>,
     #[serde(default)]
     pub on_unhealthy: Option<OnUnhealthy>,
+}
+
+/// An agent-run check, checked and with its defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub kind: ProbeKind,
+    pub port: u16,
+    pub expect: (u16, u16),
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub start_period_ms: u64,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeKind {
+    Http { path: String },
+    Tcp,
+}
+
+impl HealthPolicy {
+    /// The check this policy asks the agent to run, if any; an error names the field.
+    pub fn probe(&self) -> Result<Option<Probe>, String> {
+        let ms = |field: &str, v: &Option<String>, default: u64| -> Result<u64, String> {
+            match v {
+                None => Ok(default),
+                Some(text) => compose::parse_duration(text)
+                    .map(|ns| ns / 1_000_000)
+                    .map_err(|e| format!("health.{field}: {e}")),
+            }
+        };
+        let kind = match (&self.http, self.tcp) {
+            (Some(_), Some(_)) => return Err("health: give http or tcp, not both".into()),
+            (None, None) => return Ok(None),
+            (Some(path), None) => {
+                if !path.starts_with('/') || path.len() > 1024 || path.contains(char::is_whitespace)
+                {
+                    return Err(format!("health.http: {path:?} is not a path like /healthz"));
+                }
+                ProbeKind::Http { path: path.clone() }
+            }
+            (None, Some(_)) => ProbeKind::Tcp,
+        };
+        let port = match (&kind, self.port, self.tcp) {
+            (ProbeKind::Tcp, _, Some(p)) => p,
+            (ProbeKind::Http { .. }, Some(p), _) => p,
+            (ProbeKind::Http { .. }, None, _) => {
+                return Err("health.port: an http check needs the container's port".into());
+            }
+            (ProbeKind::Tcp, _, None) => return Err("health.tcp: a port".into()),
+        };
+        let expect = match self.expect.as_deref() {
+            None => (200, 399),
+            Some(e) => {
+                let (lo, hi) = e.split_once('-').unwrap_or((e, e));
+                match (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) {
+                    (Ok(lo), Ok(hi)) if (100..=599).contains(&lo) && lo <= hi && hi <= 599 => {
+                        (lo, hi)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "health.expect: {e:?} is not a status or LOW-HIGH, like 200-399"
+                        ));
+                    }
+                }
+            }
+        };
+        let interval_ms = ms("interval", &self.interval, 5_000)?;
+        let timeout_ms = ms("timeout", &self.timeout, 2_000)?;
+        if interval_ms < 100 || timeout_ms < 10 {
+            return Err("health: interval at least 100ms, timeout at least 10ms".into());
+        }
+        Ok(Some(Probe {
+            kind,
+            port,
+            expect,
+            interval_ms,
+            timeout_ms,
+            start_period_ms: ms("start_period", &self.start_period, 0)?,
+            retries: self.retries.unwrap_or(3).max(1),
+        }))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -523,6 +628,14 @@ pub enum OnUnhealthy {
 }
 
 impl XDrover {
+    /// The agent-run check of the service, if it has one.
+    pub fn probe(&self) -> Result<Option<Probe>, String> {
+        match &self.health {
+            Some(h) => h.probe(),
+            None => Ok(None),
+        }
+    }
+
     pub fn on_unhealthy(&self) -> OnUnhealthy {
         self.health
             .as_ref()
@@ -684,6 +797,47 @@ pub fn desired_for_stack(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_checks_are_read_with_defaults_and_clear_errors() {
+        let policy = |json: &str| -> Result<Option<Probe>, String> {
+            let h: HealthPolicy = serde_json::from_str(json).map_err(|e| e.to_string())?;
+            h.probe()
+        };
+        assert_eq!(policy(r#"{"on_unhealthy":"none"}"#), Ok(None));
+        assert_eq!(
+            policy(r#"{"http":"/healthz","port":8080}"#),
+            Ok(Some(Probe {
+                kind: ProbeKind::Http {
+                    path: "/healthz".into()
+                },
+                port: 8080,
+                expect: (200, 399),
+                interval_ms: 5_000,
+                timeout_ms: 2_000,
+                start_period_ms: 0,
+                retries: 3,
+            }))
+        );
+        let tcp = policy(r#"{"tcp":5432,"interval":"1s","retries":1,"expect":"200"}"#);
+        assert!(
+            matches!(&tcp, Ok(Some(p)) if p.kind == ProbeKind::Tcp && p.port == 5432 && p.interval_ms == 1000)
+        );
+        for (bad, says) in [
+            (r#"{"http":"/h"}"#, "health.port"),
+            (r#"{"http":"h","port":1}"#, "health.http"),
+            (r#"{"http":"/h","tcp":1,"port":1}"#, "not both"),
+            (r#"{"tcp":1,"interval":"soon"}"#, "health.interval"),
+            (
+                r#"{"http":"/h","port":1,"expect":"300-200"}"#,
+                "health.expect",
+            ),
+            (r#"{"tcp":1,"interval":"1ms"}"#, "at least 100ms"),
+        ] {
+            let e = policy(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn images_name_their_registry() {

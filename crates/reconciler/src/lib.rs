@@ -21,6 +21,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod health;
+
 use compose::{Condition, RestartPolicy};
 use proto::{
     ContainerState, Desired, DesiredContainer, DesiredNetwork, DesiredVolume, Health,

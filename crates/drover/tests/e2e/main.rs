@@ -824,8 +824,10 @@ fn set_health(container: &str, healthy: bool) {
     ]);
 }
 
+/// The container's id; empty while there is none (between a removal and a creation).
 fn container_id(name: &str) -> String {
-    docker_ok(&["inspect", "--format", "{{.Id}}", name])
+    let out = docker(&["inspect", "--format", "{{.Id}}", name]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// An unhealthy container is recreated; a service that recreates on quorum leaves its
@@ -846,7 +848,8 @@ fn unhealthy_containers_are_recreated_as_their_policy_says() {
     );
     d.deploy(&stack, &file);
     let healthy = |name: &str| {
-        docker_ok(&["inspect", "--format", "{{.State.Health.Status}}", name]) == "healthy"
+        let out = docker(&["inspect", "--format", "{{.State.Health.Status}}", name]);
+        String::from_utf8_lossy(&out.stdout).trim() == "healthy"
     };
     let web = format!("{stack}-web-1");
     wait_for(Duration::from_secs(20), "web healthy", || {
@@ -858,7 +861,8 @@ fn unhealthy_containers_are_recreated_as_their_policy_says() {
     set_health(&web, false);
     let turned = Instant::now();
     wait_for(Duration::from_secs(30), "unhealthy web recreated", || {
-        (container_id(&web) != before).then_some(())
+        let id = container_id(&web);
+        (!id.is_empty() && id != before).then_some(())
     });
     eprintln!(
         "unhealthy container recreated {:.1} s after it was made unhealthy",
@@ -1048,4 +1052,58 @@ fn private_registry_images_are_pulled_with_the_environments_login() {
     d.ok(&["registry", "rm", &reg.addr]);
     assert!(!d.ok(&["registry", "ls"]).contains(&reg.addr));
     let _ = docker(&["rmi", "-f", &image]);
+}
+
+/// Checks the agent runs itself (`x-drover.health` http and tcp): health shows in `ps`, and
+/// a container failing its http check is recreated.
+#[test]
+fn agent_run_health_checks_judge_and_replace() {
+    let mut d = Drover::up();
+    let stack = unique("ac");
+    d.track(&stack);
+    let file = d.write(
+        "ac.yml",
+        "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    x-drover:\n      health: {http: /health, port: 8080, interval: 500ms, retries: 2}\n  db:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    x-drover:\n      health: {tcp: 8080, interval: 500ms}\n",
+    );
+    d.deploy(&stack, &file);
+    let web = format!("{stack}-web-1");
+    let db = format!("{stack}-db-1");
+    wait_for(Duration::from_secs(20), "both healthy in ps", || {
+        let ps = d.ok(&["stack", "ps", &stack]);
+        [&web, &db]
+            .iter()
+            .all(|n| {
+                ps.lines()
+                    .any(|l| l.starts_with(n.as_str()) && l.contains("running (healthy)"))
+            })
+            .then_some(())
+    });
+    let before = container_id(&web);
+    set_health(&web, false);
+    wait_for(
+        Duration::from_secs(30),
+        "web recreated after failing its check",
+        || (container_id(&web) != before).then_some(()),
+    );
+    wait_for(Duration::from_secs(20), "recreated web healthy", || {
+        let ps = d.ok(&["stack", "ps", &stack]);
+        ps.lines()
+            .any(|l| l.starts_with(web.as_str()) && l.contains("running (healthy)"))
+            .then_some(())
+    });
+    // A check the server cannot read is refused at deploy, naming it.
+    let bad = d.write(
+        "bad.yml",
+        "services:\n  web:\n    image: drover-test/app:1\n    x-drover:\n      health: {http: /health}\n",
+    );
+    let r = d.cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &bad.to_string_lossy(),
+        "-p",
+        &stack,
+    ]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("health.port"), "{}", r.stderr);
 }

@@ -95,14 +95,16 @@ pub async fn deploy(
     }
 
     for (name, svc) in &project.services {
-        let x = proto::x_drover(svc).map_err(|e| ApiError {
+        let invalid = |e: String| ApiError {
             field: Some(format!("project.services.{name}")),
             ..ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_compose",
                 format!("services.{name}.{e}"),
             )
-        })?;
+        };
+        let x = proto::x_drover(svc).map_err(invalid)?;
+        x.probe().map_err(|e| invalid(format!("x-drover.{e}")))?;
         if let Some(a) = x
             .affinity
             .iter()
