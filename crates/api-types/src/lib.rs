@@ -339,3 +339,10 @@ pub struct RegistryInfo {
     pub username: String,
     pub created_ms: u64,
 }
+
+/// `POST /v1/environments/{env}/stacks/{stack}/services/{service}/scale`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    pub replicas: u32,
+}

@@ -28,6 +28,7 @@ use crate::auth::User;
         crate::api::stacks::get,
         crate::api::stacks::export,
         crate::api::stacks::remove,
+        crate::api::stacks::scale,
         crate::api::networks::list,
         crate::api::networks::create,
         crate::api::networks::inspect,

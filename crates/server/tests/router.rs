@@ -661,6 +661,11 @@ fn env_routes(env: &str) -> Vec<(Method, String, Option<&'static str>)> {
         ),
         (Method::GET, format!("{e}/networks/shared"), None),
         (Method::DELETE, format!("{e}/networks/shared"), None),
+        (
+            Method::POST,
+            format!("{e}/stacks/web/services/web/scale"),
+            Some(r#"{"replicas":2}"#),
+        ),
         (Method::GET, format!("{e}/registries"), None),
         (
             Method::POST,

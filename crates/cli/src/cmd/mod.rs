@@ -7,6 +7,7 @@ mod logs;
 mod network;
 mod ps;
 mod registry;
+mod service;
 mod stack_config;
 mod stack_deploy;
 mod stack_export;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Logins for private registries, used by the agents that pull from them
     #[command(subcommand)]
     Registry(RegistryCmd),
+    /// Services of stacks: list, scale
+    #[command(subcommand)]
+    Service(ServiceCmd),
     /// Show the audit log
     Events {
         #[arg(long, default_value_t = 50)]
@@ -123,6 +127,23 @@ pub enum NetworkCmd {
     Rm { name: String },
     /// Show a network, with its subnet on each host and its containers, as JSON
     Inspect { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCmd {
+    /// List services (of one stack, or all): running and healthy replicas, image
+    Ls { stack: Option<String> },
+    /// Set replica counts, STACK/SERVICE=N ..., and wait until the stacks converge
+    Scale {
+        #[arg(required = true, value_name = "STACK/SERVICE=N")]
+        targets: Vec<String>,
+        /// Return once the server accepted, without waiting
+        #[arg(short, long)]
+        detach: bool,
+        /// Seconds to wait for the stacks to converge
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +298,12 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
             registry::add(&client, &host, &username).await
         }
         Command::Registry(RegistryCmd::Ls) => registry::ls(&client).await,
+        Command::Service(ServiceCmd::Ls { stack }) => service::ls(&client, stack.as_deref()).await,
+        Command::Service(ServiceCmd::Scale {
+            targets,
+            detach,
+            timeout,
+        }) => service::scale(&client, &targets, detach, timeout).await,
         Command::Registry(RegistryCmd::Rm { host }) => registry::rm(&client, &host).await,
         Command::Network(NetworkCmd::Ls) => network::ls(&client).await,
         Command::Network(NetworkCmd::Create { name }) => network::create(&client, &name).await,

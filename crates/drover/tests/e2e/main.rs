@@ -1107,3 +1107,47 @@ fn agent_run_health_checks_judge_and_replace() {
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("health.port"), "{}", r.stderr);
 }
+
+/// `service ls` and `service scale`: up and down, waiting until done; a global service and
+/// bad targets are refused.
+#[test]
+fn services_are_listed_and_scaled() {
+    let mut d = Drover::up();
+    let stack = unique("sc");
+    d.track(&stack);
+    let file = d.write(
+        "sc.yml",
+        "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n  mon:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    deploy:\n      mode: global\n",
+    );
+    d.deploy(&stack, &file);
+    let out = d.ok(&["service", "scale", &format!("{stack}/web=3")]);
+    assert!(out.contains("is running"), "{out}");
+    let ls = d.ok(&["service", "ls", &stack]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with(&format!("{stack}/web ")) && l.contains("3/3")),
+        "{ls}"
+    );
+    let running = |service: &str| {
+        stack_containers(&stack)
+            .iter()
+            .filter(|n| n.starts_with(&format!("{stack}-{service}-")))
+            .count()
+    };
+    assert_eq!(running("web"), 3);
+    d.ok(&["service", "scale", &format!("{stack}/web=1")]);
+    wait_for(Duration::from_secs(20), "scaled down to one", || {
+        (running("web") == 1).then_some(())
+    });
+    let events = d.ok(&["events"]);
+    assert!(events.contains("stack.updated"), "{events}");
+
+    let r = d.cli(&["service", "scale", &format!("{stack}/mon=2")]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("global"), "{}", r.stderr);
+    let r = d.cli(&["service", "scale", "nonsense"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = d.cli(&["service", "scale", &format!("{stack}/nope=2")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("nope"), "{}", r.stderr);
+}

@@ -65,6 +65,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
             get(networks::list).post(networks::create),
         )
         .route(
+            "/v1/environments/{env}/stacks/{stack}/services/{service}/scale",
+            axum::routing::post(stacks::scale),
+        )
+        .route(
             "/v1/environments/{env}/registries",
             get(registries::list).post(registries::add),
         )

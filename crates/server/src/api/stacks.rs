@@ -69,8 +69,63 @@ pub async fn deploy(
     if let Some(name) = req.name {
         project.name = name;
     }
+    let resp = apply_project(&state, &caller.name, &env, project, warnings).await?;
+    Ok(Json(resp))
+}
+
+/// `POST .../stacks/{stack}/services/{service}/scale`: a new revision of the stack with the
+/// service's replica count changed, placed like any deploy.
+#[utoipa::path(post, path = "/v1/environments/{env}/stacks/{stack}/services/{service}/scale", request_body = api_types::ScaleRequest,
+    responses((status = 200, body = DeployResponse), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody)))]
+pub async fn scale(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, stack, service)): Path<(String, String, String)>,
+    JsonBody(req): JsonBody<api_types::ScaleRequest>,
+) -> Result<Json<DeployResponse>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    if req.replicas > MAX_REPLICAS {
+        return Err(ApiError::bad_request(
+            "replicas",
+            format!("at most {MAX_REPLICAS} replicas"),
+        ));
+    }
+    let mut project = state
+        .model()
+        .stack(&env, &stack)
+        .map(|e| e.row.project.clone())
+        .ok_or_else(|| {
+            ApiError::not_found(format!("stack '{stack}' not found in environment '{env}'"))
+        })?;
+    let svc = project.services.get_mut(&service).ok_or_else(|| {
+        ApiError::not_found(format!("service '{service}' not found in stack '{stack}'"))
+    })?;
+    if svc.global {
+        return Err(ApiError::bad_request(
+            "replicas",
+            format!("service '{service}' is global: it runs one replica per matching host"),
+        ));
+    }
+    svc.replicas = req.replicas;
+    let resp = apply_project(&state, &caller.name, &env, project, Vec::new()).await?;
+    Ok(Json(resp))
+}
+
+/// The most replicas `service scale` sets.
+const MAX_REPLICAS: u32 = 10_000;
+
+/// Validates `project`, writes it as the stack's new revision with its placements and audit
+/// event, and waits for the scheduling pass that follows.
+async fn apply_project(
+    state: &Arc<AppState>,
+    actor: &str,
+    env: &str,
+    project: compose::Project,
+    warnings: Vec<String>,
+) -> Result<DeployResponse, ApiError> {
+    let env = env.to_string();
     compose::validate(&project).map_err(invalid_project)?;
-    check_external_networks(&state, &env, &project)?;
+    check_external_networks(state, &env, &project)?;
 
     let old = state
         .model()
@@ -165,7 +220,7 @@ pub async fn deploy(
     };
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: actor.to_string(),
         kind,
         subject: project.name.clone(),
         detail,
@@ -178,15 +233,15 @@ pub async fn deploy(
     let stack = state
         .model()
         .stack(&env, &project.name)
-        .map(|e| stack_summary(&state, &env, e))
+        .map(|e| stack_summary(state, &env, e))
         .ok_or_else(|| ApiError::not_found("stack vanished during deploy"))?;
-    Ok(Json(DeployResponse {
+    Ok(DeployResponse {
         stack,
         changed,
         unchanged,
         removed,
         warnings,
-    }))
+    })
 }
 
 /// Every `external: true` network of `project` must be one made with `drover network create`
