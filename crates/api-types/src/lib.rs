@@ -346,3 +346,24 @@ pub struct RegistryInfo {
 pub struct ScaleRequest {
     pub replicas: u32,
 }
+
+/// One deploy of a stack, as `drover stack history` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Revision {
+    pub revision: u64,
+    pub actor: String,
+    pub time_ms: u64,
+    /// What changed: services changed, unchanged, removed.
+    pub summary: String,
+    /// The revision the stack runs now.
+    pub current: bool,
+}
+
+/// `POST /v1/environments/{env}/stacks/{name}/rollback`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The revision to go back to [default: the one before the current].
+    #[serde(default)]
+    pub revision: Option<u64>,
+}

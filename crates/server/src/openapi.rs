@@ -29,6 +29,8 @@ use crate::auth::User;
         crate::api::stacks::export,
         crate::api::stacks::remove,
         crate::api::stacks::scale,
+        crate::api::stacks::history,
+        crate::api::stacks::rollback,
         crate::api::networks::list,
         crate::api::networks::create,
         crate::api::networks::inspect,

@@ -666,6 +666,8 @@ fn env_routes(env: &str) -> Vec<(Method, String, Option<&'static str>)> {
             format!("{e}/stacks/web/services/web/scale"),
             Some(r#"{"replicas":2}"#),
         ),
+        (Method::GET, format!("{e}/stacks/web/history"), None),
+        (Method::POST, format!("{e}/stacks/web/rollback"), Some("{}")),
         (Method::GET, format!("{e}/registries"), None),
         (
             Method::POST,

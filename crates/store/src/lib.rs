@@ -76,7 +76,26 @@ CREATE TABLE registries (
     created_ms INTEGER NOT NULL, PRIMARY KEY (env, host)
 );
 "#,
+    r#"
+CREATE TABLE revisions (
+    env TEXT NOT NULL, stack TEXT NOT NULL, revision INTEGER NOT NULL, project TEXT NOT NULL,
+    actor TEXT NOT NULL, time_ms INTEGER NOT NULL, summary TEXT NOT NULL,
+    PRIMARY KEY (env, stack, revision)
+);
+"#,
 ];
+
+/// Revisions kept per stack (older ones are dropped as new ones come).
+pub const REVISIONS_KEPT: i64 = 50;
+
+/// One deploy of a stack (its project is read separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionRow {
+    pub revision: u64,
+    pub actor: String,
+    pub time_ms: u64,
+    pub summary: String,
+}
 
 /// A registry login of an environment; the password only sealed (see the `vault` crate).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -892,9 +911,67 @@ impl Store {
                 ins.execute(params![p.env, p.stack, p.service, p.slot, p.host])?;
             }
         }
+        tx.execute(
+            "INSERT OR REPLACE INTO revisions (env, stack, revision, project, actor, time_ms, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                env,
+                project.name,
+                revision,
+                json,
+                event.actor,
+                now_ms as i64,
+                event.detail
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM revisions WHERE env = ?1 AND stack = ?2 AND revision <= ?3",
+            params![env, project.name, revision - REVISIONS_KEPT],
+        )?;
         append_event(&tx, now_ms, event)?;
         tx.commit()?;
         Ok(revision as u64)
+    }
+
+    /// A stack's kept revisions, newest first.
+    pub fn revisions(&self, env: &str, stack: &str) -> Result<Vec<RevisionRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT revision, actor, time_ms, summary FROM revisions
+             WHERE env = ?1 AND stack = ?2 ORDER BY revision DESC",
+        )?;
+        let rows = st.query_map(params![env, stack], |r| {
+            Ok(RevisionRow {
+                revision: r.get::<_, i64>(0)? as u64,
+                actor: r.get(1)?,
+                time_ms: r.get::<_, i64>(2)? as u64,
+                summary: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The project a stack had at `revision`, if that revision is kept.
+    pub fn revision_project(
+        &self,
+        env: &str,
+        stack: &str,
+        revision: u64,
+    ) -> Result<Option<compose::Project>> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT project FROM revisions WHERE env = ?1 AND stack = ?2 AND revision = ?3",
+                params![env, stack, revision as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| Error::Corrupt {
+                what: format!("stack {stack} revision {revision}"),
+                why: e.to_string(),
+            })
+        })
+        .transpose()
     }
 
     /// Deletes a stack and its placements; returns false if there was none.
@@ -912,6 +989,10 @@ impl Store {
         )?;
         tx.execute(
             "DELETE FROM placements WHERE env = ?1 AND stack = ?2",
+            params![env, name],
+        )?;
+        tx.execute(
+            "DELETE FROM revisions WHERE env = ?1 AND stack = ?2",
             params![env, name],
         )?;
         if n > 0 {
@@ -1081,6 +1162,44 @@ mod tests {
             slot,
             host: host.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn revisions_keep_each_deploy_and_go_with_the_stack() {
+        let mut s = Store::open_in_memory().expect("store");
+        let mut p = project("shop");
+        for (i, replicas) in [1u32, 3, 2].into_iter().enumerate() {
+            p.services.get_mut("web").expect("web").replicas = replicas;
+            let event = NewEvent {
+                detail: "changed: [web]",
+                ..ev("stack.updated")
+            };
+            s.put_stack("default", &p, &[], &event, 10 + i as u64)
+                .expect("put");
+        }
+        let revs = s.revisions("default", "shop").expect("revisions");
+        let numbers: Vec<u64> = revs.iter().map(|r| r.revision).collect();
+        assert_eq!(numbers, [3, 2, 1]);
+        assert_eq!(revs[0].actor, "test");
+        assert_eq!(revs[0].summary, "changed: [web]");
+        let second = s
+            .revision_project("default", "shop", 2)
+            .expect("read")
+            .expect("kept");
+        assert_eq!(second.services["web"].replicas, 3);
+        assert_eq!(
+            s.revision_project("default", "shop", 9).expect("read"),
+            None
+        );
+        assert!(
+            s.delete_stack("default", "shop", &ev("stack.removed"), 20)
+                .expect("rm")
+        );
+        assert!(
+            s.revisions("default", "shop")
+                .expect("revisions")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod service;
 mod stack_config;
 mod stack_deploy;
 mod stack_export;
+mod stack_history;
 mod stack_ls;
 mod stack_rm;
 
@@ -239,6 +240,21 @@ pub enum StackCmd {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// List a stack's revisions (each deploy, scale or rollback), newest first
+    History { name: String },
+    /// Deploy a kept revision again (the one before the current by default), as a new
+    /// revision, and wait until it runs
+    Rollback {
+        name: String,
+        #[arg(long)]
+        revision: Option<u64>,
+        /// Return once the server accepted, without waiting
+        #[arg(short, long)]
+        detach: bool,
+        /// Seconds to wait for the stack to converge
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Write a stack back out as a compose file
     Export {
         name: String,
@@ -276,6 +292,13 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
             detach,
             timeout,
         }) => stack_rm::run(&client, &name, detach, timeout).await,
+        Command::Stack(StackCmd::History { name }) => stack_history::history(&client, &name).await,
+        Command::Stack(StackCmd::Rollback {
+            name,
+            revision,
+            detach,
+            timeout,
+        }) => stack_history::rollback(&client, &name, revision, detach, timeout).await,
         Command::Stack(StackCmd::Export { name, output }) => {
             stack_export::run(&client, &name, output.as_deref()).await
         }

@@ -1151,3 +1151,48 @@ fn services_are_listed_and_scaled() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("nope"), "{}", r.stderr);
 }
+
+/// Every deploy is a revision; `stack history` lists them; `stack rollback` deploys an
+/// earlier one again as a new revision.
+#[test]
+fn revisions_are_listed_and_rolled_back() {
+    let mut d = Drover::up();
+    let stack = unique("rv");
+    d.track(&stack);
+    let version = |v: &str| {
+        format!(
+            "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    environment:\n      VERSION: \"{v}\"\n"
+        )
+    };
+    let env_of = |name: &str| {
+        docker_ok(&[
+            "inspect",
+            "--format",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            name,
+        ])
+    };
+    let web = format!("{stack}-web-1");
+    for v in ["1", "2"] {
+        let file = d.write(&format!("rv{v}.yml"), &version(v));
+        d.deploy(&stack, &file);
+    }
+    assert!(env_of(&web).contains("VERSION=2"));
+    let out = d.ok(&["stack", "rollback", &stack]);
+    assert!(out.contains("revision 3"), "{out}");
+    assert!(env_of(&web).contains("VERSION=1"), "{}", env_of(&web));
+    let history = d.ok(&["stack", "history", &stack]);
+    let lines: Vec<&str> = history.lines().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(
+        lines[0].starts_with("3 *") && lines[0].contains("rollback to revision 1"),
+        "{history}"
+    );
+    assert!(lines[2].starts_with('1'), "{history}");
+    // Back to 2 by number; an unknown revision is refused, naming it.
+    d.ok(&["stack", "rollback", &stack, "--revision", "2"]);
+    assert!(env_of(&web).contains("VERSION=2"));
+    let r = d.cli(&["stack", "rollback", &stack, "--revision", "99"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no revision 99"), "{}", r.stderr);
+}

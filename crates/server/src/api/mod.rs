@@ -65,6 +65,14 @@ pub fn routes(state: Arc<AppState>) -> Router {
             get(networks::list).post(networks::create),
         )
         .route(
+            "/v1/environments/{env}/stacks/{name}/history",
+            get(stacks::history),
+        )
+        .route(
+            "/v1/environments/{env}/stacks/{name}/rollback",
+            axum::routing::post(stacks::rollback),
+        )
+        .route(
             "/v1/environments/{env}/stacks/{stack}/services/{service}/scale",
             axum::routing::post(stacks::scale),
         )

@@ -69,7 +69,7 @@ pub async fn deploy(
     if let Some(name) = req.name {
         project.name = name;
     }
-    let resp = apply_project(&state, &caller.name, &env, project, warnings).await?;
+    let resp = apply_project(&state, &caller.name, &env, project, warnings, None).await?;
     Ok(Json(resp))
 }
 
@@ -107,7 +107,96 @@ pub async fn scale(
         ));
     }
     svc.replicas = req.replicas;
-    let resp = apply_project(&state, &caller.name, &env, project, Vec::new()).await?;
+    let why = format!("scale {service} to {}", req.replicas);
+    let resp = apply_project(&state, &caller.name, &env, project, Vec::new(), Some(why)).await?;
+    Ok(Json(resp))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}/history", responses((status = 200, body = Vec<api_types::Revision>), (status = 404, body = api_types::ErrorBody)))]
+pub async fn history(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, name)): Path<(String, String)>,
+) -> Result<Json<Vec<api_types::Revision>>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let current = state
+        .model()
+        .stack(&env, &name)
+        .map(|e| e.row.revision)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
+        })?;
+    let rows = state
+        .blocking(move |s| s.store().revisions(&env, &name))
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| api_types::Revision {
+                current: r.revision == current,
+                revision: r.revision,
+                actor: r.actor,
+                time_ms: r.time_ms,
+                summary: r.summary,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST .../stacks/{name}/rollback`: deploys a kept revision's project again (the one before
+/// the current by default), as a new revision.
+#[utoipa::path(post, path = "/v1/environments/{env}/stacks/{name}/rollback", request_body = api_types::RollbackRequest,
+    responses((status = 200, body = DeployResponse), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody)))]
+pub async fn rollback(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, name)): Path<(String, String)>,
+    JsonBody(req): JsonBody<api_types::RollbackRequest>,
+) -> Result<Json<DeployResponse>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let current = state
+        .model()
+        .stack(&env, &name)
+        .map(|e| e.row.revision)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
+        })?;
+    let target = match req.revision {
+        Some(r) => r,
+        None if current > 1 => current - 1,
+        None => {
+            return Err(ApiError::bad_request(
+                "revision",
+                format!("stack '{name}' has only its first revision: nothing to roll back to"),
+            ));
+        }
+    };
+    if target == current {
+        return Err(ApiError::bad_request(
+            "revision",
+            format!("revision {target} is the current one"),
+        ));
+    }
+    let (e, n) = (env.clone(), name.clone());
+    let project = state
+        .blocking(move |s| s.store().revision_project(&e, &n, target))
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "revision",
+                format!(
+                    "stack '{name}' has no revision {target} (see `drover stack history {name}`)"
+                ),
+            )
+        })?;
+    let resp = apply_project(
+        &state,
+        &caller.name,
+        &env,
+        project,
+        Vec::new(),
+        Some(format!("rollback to revision {target}")),
+    )
+    .await?;
     Ok(Json(resp))
 }
 
@@ -122,6 +211,7 @@ async fn apply_project(
     env: &str,
     project: compose::Project,
     warnings: Vec<String>,
+    why: Option<String>,
 ) -> Result<DeployResponse, ApiError> {
     let env = env.to_string();
     compose::validate(&project).map_err(invalid_project)?;
@@ -208,7 +298,8 @@ async fn apply_project(
         crate::scheduling::deploy_placements(&env, &project, &existing)
     };
     let detail = format!(
-        "changed: [{}] unchanged: [{}] removed: [{}]",
+        "{}changed: [{}] unchanged: [{}] removed: [{}]",
+        why.map(|w| format!("{w}; ")).unwrap_or_default(),
         changed.join(", "),
         unchanged.join(", "),
         removed.join(", ")
