@@ -182,6 +182,9 @@ fn service(s: &Service) -> Map<String, Value> {
     if let Some(r) = restart {
         m.insert("restart".into(), r.into());
     }
+    if let Some(p) = s.pull_policy {
+        m.insert("pull_policy".into(), p.as_str().into());
+    }
     if !s.labels.is_empty() {
         m.insert("labels".into(), json!(s.labels));
     }

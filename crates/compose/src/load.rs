@@ -49,6 +49,7 @@ const SERVICE_KEYS: &[&str] = &[
     "cap_drop",
     "extra_hosts",
     "links",
+    "pull_policy",
     "profiles",
     "stop_grace_period",
     "cpus",
@@ -106,7 +107,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "pre_stop",
     "privileged",
     "provider",
-    "pull_policy",
     "read_only",
     "runtime",
     "secrets",
@@ -767,6 +767,7 @@ impl Cx<'_> {
         let mut legacy_limits = Resources::default();
         let mut legacy_reservations = Resources::default();
         let mut restart_set = false;
+        let mut pull_build_at: Option<&Node> = None;
         let mut deploy_restart = None;
         let mut has_networks = false;
         for (_, key, v, p) in fields {
@@ -795,6 +796,13 @@ impl Cx<'_> {
                 }
                 "depends_on" => svc.depends_on = self.depends_on(name, v, &p)?,
                 "healthcheck" => svc.healthcheck = Some(self.healthcheck(v, &p)?),
+                "pull_policy" => {
+                    let policy = self.pull_policy(v, &p)?;
+                    if policy == crate::PullPolicy::Build {
+                        pull_build_at = Some(v);
+                    }
+                    svc.pull_policy = Some(policy);
+                }
                 "restart" => {
                     svc.restart = self.restart(v, &p)?;
                     restart_set = true;
@@ -892,6 +900,15 @@ impl Cx<'_> {
         }
         if !restart_set && let Some(policy) = deploy_restart {
             svc.restart = policy;
+        }
+        if let Some(at) = pull_build_at
+            && svc.build.is_none()
+        {
+            return Err(self.err(
+                at,
+                &format!("{path}.pull_policy"),
+                format!("service '{name}' has pull_policy build but no build section"),
+            ));
         }
         Ok(svc)
     }
@@ -1479,6 +1496,26 @@ impl Cx<'_> {
             });
         }
         Ok(hc)
+    }
+
+    fn pull_policy(&self, node: &Node, path: &str) -> Result<crate::PullPolicy, Error> {
+        use crate::PullPolicy;
+        let text = self.string(node, path)?;
+        Ok(match text.as_str() {
+            "always" => PullPolicy::Always,
+            "missing" | "if_not_present" => PullPolicy::Missing,
+            "never" => PullPolicy::Never,
+            "build" => PullPolicy::Build,
+            other => {
+                return Err(self.err(
+                    node,
+                    path,
+                    format!(
+                        "unknown pull_policy '{other}' (expected always, missing, never or build)"
+                    ),
+                ));
+            }
+        })
     }
 
     fn restart(&self, node: &Node, path: &str) -> Result<RestartPolicy, Error> {

@@ -52,6 +52,9 @@ pub struct Service {
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
     pub restart: RestartPolicy,
+    /// `pull_policy` (absent: `missing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// `deploy.replicas`, or `scale`; 1 when neither is given.
@@ -204,6 +207,31 @@ pub struct Healthcheck {
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period_ns: Option<u64>,
+}
+
+/// When the image of a service is pulled (compose `pull_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    /// Pulled every time a container is made.
+    Always,
+    /// Pulled when the host does not have it (the default; compose's `if_not_present`).
+    Missing,
+    /// Never pulled: the host must have it.
+    Never,
+    /// Built from the service's `build:` section.
+    Build,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "always",
+            PullPolicy::Missing => "missing",
+            PullPolicy::Never => "never",
+            PullPolicy::Build => "build",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

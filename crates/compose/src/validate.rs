@@ -241,6 +241,12 @@ pub fn validate(project: &Project) -> Result<(), Error> {
                 );
             }
         }
+        if s.pull_policy == Some(crate::PullPolicy::Build) && s.build.is_none() {
+            return fail(
+                format!("{path}.pull_policy"),
+                format!("service '{name}' has pull_policy build but no build section"),
+            );
+        }
         for (i, link) in s.links.iter().enumerate() {
             let target = link.split(':').next().unwrap_or(link);
             if !project.services.contains_key(target) {

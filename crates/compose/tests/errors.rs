@@ -203,6 +203,18 @@ fn references() {
         "#]],
     );
     check(
+        "services:\n  web:\n    image: nginx\n    pull_policy: daily\n",
+        expect![[r#"
+            error: docker-compose.yml:4:18: services.web.pull_policy: unknown pull_policy 'daily' (expected always, missing, never or build)
+        "#]],
+    );
+    check(
+        "services:\n  web:\n    image: nginx\n    pull_policy: build\n",
+        expect![[r#"
+            error: docker-compose.yml:4:18: services.web.pull_policy: service 'web' has pull_policy build but no build section
+        "#]],
+    );
+    check(
         "services:\n  web:\n    image: nginx\n    links: [db]\n",
         expect![[r#"
             error: docker-compose.yml:4:13: services.web.links[0]: service 'web' links to undefined service 'db'

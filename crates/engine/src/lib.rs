@@ -307,12 +307,18 @@ impl Engine {
     }
 
     /// Creates a container (joined to all its networks) without starting it, pulling its
-    /// image first if the engine lacks it.
+    /// image as its `pull_policy` says: first (`always`), when the engine lacks it
+    /// (`missing`, the default), or never (`never`, and `build`: the agent builds it).
     pub async fn create(&self, c: &DesiredContainer) -> Result<String> {
         let body = container_config(c, &self.cluster)?;
         let opts = CreateContainerOptionsBuilder::default()
             .name(&c.name)
             .build();
+        let image = body.image.clone().unwrap_or_default();
+        let policy = c.spec.pull_policy.unwrap_or(compose::PullPolicy::Missing);
+        if policy == compose::PullPolicy::Always {
+            self.pull(&image, c.registry_auth.as_ref()).await?;
+        }
         let created = match self
             .docker
             .create_container(Some(opts.clone()), body.clone())
@@ -320,12 +326,23 @@ impl Engine {
         {
             Ok(r) => r,
             Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {
-                let image = body.image.clone().unwrap_or_default();
-                self.pull(&image, c.registry_auth.as_ref()).await?;
-                self.docker.create_container(Some(opts), body).await?
-            }
+                status_code: 404,
+                message,
+            }) if !message.starts_with("network ") => match policy {
+                compose::PullPolicy::Never | compose::PullPolicy::Build => {
+                    return Err(Error::ImageNotFound {
+                        image,
+                        why: format!(
+                            "this host does not have it and pull_policy is {}",
+                            policy.as_str()
+                        ),
+                    });
+                }
+                _ => {
+                    self.pull(&image, c.registry_auth.as_ref()).await?;
+                    self.docker.create_container(Some(opts), body).await?
+                }
+            },
             Err(e) => return Err(e.into()),
         };
         // API < 1.44 takes one network at create time; join the others before start.

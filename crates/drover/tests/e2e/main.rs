@@ -1049,8 +1049,48 @@ fn private_registry_images_are_pulled_with_the_environments_login() {
         events.contains("registry.add") && !events.contains(password),
         "{events}"
     );
+    // pull_policy never: an image the host lacks is an error, not a pull.
+    let other = format!("{}/drover/app:{}", reg.addr, unique("n"));
+    docker_as(&["tag", "drover-test/app:1", &other], None);
+    docker_as(&["push", &other], None);
+    docker_as(&["rmi", &other], None);
+    let never = d.write(
+        "never.yml",
+        &format!("services:\n  web:\n    image: {other}\n    pull_policy: never\n"),
+    );
+    let stack2 = unique("pn");
+    d.track(&stack2);
+    let r = d.cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &never.to_string_lossy(),
+        "-p",
+        &stack2,
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("pull_policy is never"), "{}", r.stderr);
+
     d.ok(&["registry", "rm", &reg.addr]);
     assert!(!d.ok(&["registry", "ls"]).contains(&reg.addr));
+    // pull_policy always: pulls even though the host has the image, so without the login
+    // it is refused.
+    let always = d.write(
+        "always.yml",
+        &format!("services:\n  web:\n    image: {image}\n    pull_policy: always\n"),
+    );
+    let stack3 = unique("pa");
+    d.track(&stack3);
+    let r = d.cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &always.to_string_lossy(),
+        "-p",
+        &stack3,
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&image), "{}", r.stderr);
     let _ = docker(&["rmi", "-f", &image]);
 }
 
