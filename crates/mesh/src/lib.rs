@@ -114,6 +114,11 @@ pub fn free_subnet(block: Ipv4Net, used: &[Ipv4Net]) -> Option<Ipv4Net> {
         .find(|s| !used.iter().any(|u| u.contains(s) || s.contains(u)))
 }
 
+/// Whether `key` is a WireGuard public key as Drover writes it: 64 hex digits.
+pub fn valid_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// One host of an environment as the server knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {

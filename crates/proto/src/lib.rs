@@ -58,6 +58,8 @@ pub struct MeshHello {
 /// networks, and the directory names are answered from. Sent whole on every change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeshState {
+    /// The host this state is for.
+    pub host: String,
     pub place: mesh::Place,
     pub peers: Vec<mesh::Peer>,
     pub subnets: Vec<mesh::Subnet>,
@@ -608,7 +610,8 @@ impl HealthPolicy {
             port,
             expect,
             interval_ms,
-            timeout_ms,
+            // A check never outlasts its interval.
+            timeout_ms: timeout_ms.min(interval_ms),
             start_period_ms: ms("start_period", &self.start_period, 0)?,
             retries: self.retries.unwrap_or(3).max(1),
         }))

@@ -206,7 +206,12 @@ async fn join_mesh(state: &Arc<AppState>, env: &str, host: &str, offer: proto::M
         })
         .await;
     let joined = match places {
-        Ok((Some(env_index), Some(index))) => state.mesh.join(env, host, env_index, index, offer),
+        Ok((Some(env_index), Some(index))) => {
+            let still_here = || state.model().host(host).is_some() && state.is_connected(host);
+            state
+                .mesh
+                .join(env, host, env_index, index, offer, still_here)
+        }
         Ok((_, None)) => Err(format!(
             "environment {env} has {} hosts on its mesh already",
             mesh::MAX_HOSTS

@@ -84,7 +84,11 @@ impl Hub {
         env_index: u32,
         index: u32,
         hello: MeshHello,
+        still_here: impl FnOnce() -> bool,
     ) -> Result<(), String> {
+        if !mesh::valid_key(&hello.public_key) {
+            return Err("its public key is not 64 hex digits".into());
+        }
         let env_block = self.layout.env_block(env_index).ok_or_else(|| {
             format!(
                 "environment {env} has no room in the mesh range {} ({} environments)",
@@ -93,6 +97,17 @@ impl Hub {
             )
         })?;
         let mut inner = self.inner();
+        if inner
+            .members
+            .iter()
+            .any(|(h, j)| h != host && j.hello.public_key == hello.public_key)
+        {
+            return Err("another host offers the same public key".into());
+        }
+        // Removed while this session was being admitted: forget() ran first; stay out.
+        if !still_here() {
+            return Err("the host was removed".into());
+        }
         inner.members.insert(
             host.to_string(),
             Joined {
@@ -203,12 +218,13 @@ fn push(state: &AppState, env: &str) {
             endpoint: j.hello.endpoint,
         })
         .collect();
-    let (subnets, names) = directory(state, env, env_block);
+    let (subnets, names) = directory(state, env);
     for (host, j) in &members {
         let Some(place) = mesh::place(env_block, j.index) else {
             continue;
         };
         let msg = MeshState {
+            host: host.clone(),
             place,
             peers: mesh::peers(env_block, host, &list),
             subnets: subnets.clone(),
@@ -224,16 +240,22 @@ fn push(state: &AppState, env: &str) {
 }
 
 /// The environment's network subnets per host, and its containers as names see them.
-fn directory(
-    state: &AppState,
-    env: &str,
-    env_block: mesh::Ipv4Net,
-) -> (Vec<mesh::Subnet>, Vec<mesh::Entry>) {
+fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry>) {
+    // Each member host's block: what it reports is believed only inside it.
+    let blocks: HashMap<String, mesh::Ipv4Net> = state
+        .mesh
+        .inner()
+        .members
+        .iter()
+        .filter(|(_, j)| j.env == env)
+        .filter_map(|(h, j)| Some((h.clone(), mesh::place(j.env_block, j.index)?.block)))
+        .collect();
     let hosts: Vec<String> = state
         .model()
         .hosts(env)
         .iter()
         .map(|h| h.id.clone())
+        .filter(|h| blocks.contains_key(h))
         .collect();
     let mut subnets = Vec::new();
     let mut entries = Vec::new();
@@ -275,11 +297,11 @@ fn directory(
         }
     }
     for host in &hosts {
-        let Some(report) = state.report(host) else {
+        let (Some(report), Some(block)) = (state.report(host), blocks.get(host).copied()) else {
             continue;
         };
         for n in report.networks() {
-            if let Some(s) = n.subnet.filter(|s| env_block.contains(s)) {
+            if let Some(s) = n.subnet.filter(|s| block.contains(s)) {
                 subnets.push(mesh::Subnet {
                     network: n.name.clone(),
                     host: host.clone(),
@@ -288,7 +310,7 @@ fn directory(
             }
         }
         for c in report.containers() {
-            if c.env != env || !c.addrs.values().any(|ip| env_block.contains(ip)) {
+            if c.env != env || !c.addrs.values().any(|ip| block.contains(ip)) {
                 continue;
             }
             let current = placed
@@ -305,7 +327,7 @@ fn directory(
                 addrs: c
                     .addrs
                     .iter()
-                    .filter(|(_, ip)| env_block.contains(*ip))
+                    .filter(|(_, ip)| block.contains(*ip))
                     .map(|(n, ip)| (n.clone(), *ip))
                     .collect(),
                 aliases: aliases
@@ -405,7 +427,7 @@ mod tests {
             state.register_agent(host, conn);
             state
                 .mesh
-                .join(env, host, env_index, index, offer(n as u8 + 1))
+                .join(env, host, env_index, index, offer(n as u8 + 1), || true)
                 .expect("join");
             inbox.insert(host, rx);
         }
@@ -429,6 +451,25 @@ mod tests {
         assert_eq!(x.place.env.to_string(), "10.193.0.0/16");
         assert_eq!(x.place.ip.to_string(), "10.193.0.1");
         // Unchanged: nothing is sent again.
+        push(&state, "default");
+        assert!(inbox.get_mut("a").expect("a").try_recv().is_err());
+        // A key that is not 64 hex digits, or another host's key, is refused; so is a host
+        // removed while it was joining.
+        let mut bad = offer(9);
+        bad.public_key = format!("{}\nremove=true", "a".repeat(64));
+        assert!(state.mesh.join("default", "c", 0, 3, bad, || true).is_err());
+        assert!(
+            state
+                .mesh
+                .join("default", "c", 0, 3, offer(1), || true)
+                .is_err()
+        );
+        assert!(
+            state
+                .mesh
+                .join("default", "c", 0, 3, offer(9), || false)
+                .is_err()
+        );
         push(&state, "default");
         assert!(inbox.get_mut("a").expect("a").try_recv().is_err());
         // Removed: its peers drop it.

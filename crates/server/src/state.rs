@@ -630,13 +630,17 @@ impl AppState {
                 match model.stack_by_key(key) {
                     Some(entry) if !slots.is_empty() => {
                         let mut part = proto::desired_for_stack(&key.0, &entry.row.project, &slots);
+                        // Judged once per service, not once per container.
+                        let mut quorum: HashMap<String, bool> = HashMap::new();
                         for c in &mut part.containers {
                             if let Some(image) = &c.spec.image {
                                 c.registry_auth = self.registries.auth_for(&key.0, image);
                             }
                             if on_quorum(&c.spec) {
                                 c.replace_unhealthy =
-                                    self.quorum_healthy(&key.0, entry, &c.service);
+                                    *quorum.entry(c.service.clone()).or_insert_with(|| {
+                                        self.quorum_healthy(&key.0, entry, &c.service)
+                                    });
                             }
                         }
                         part

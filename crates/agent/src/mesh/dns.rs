@@ -15,6 +15,8 @@ use tokio::net::UdpSocket;
 
 /// Largest DNS message over UDP we read or relay.
 const MAX_UDP: usize = 4096;
+/// Queries relayed to the host's resolver at once; more are dropped (the asker retries).
+const MAX_RELAYS: usize = 64;
 
 pub type Table = Arc<RwLock<mesh::Names>>;
 
@@ -82,6 +84,7 @@ async fn serve_on(
     upstream: Option<SocketAddr>,
 ) -> std::io::Result<()> {
     let sock = Arc::new(sock);
+    let relays = Arc::new(tokio::sync::Semaphore::new(MAX_RELAYS));
     let mut buf = vec![0u8; MAX_UDP];
     let mut turn: usize = 0;
     loop {
@@ -105,8 +108,14 @@ async fn serve_on(
                 let _ = sock.send_to(&r, from).await;
             }
             None => {
-                if let Some(up) = upstream {
-                    tokio::spawn(relay(sock.clone(), packet.to_vec(), from, up));
+                if let Some(up) = upstream
+                    && let Ok(permit) = relays.clone().try_acquire_owned()
+                {
+                    let (sock, packet) = (sock.clone(), packet.to_vec());
+                    tokio::spawn(async move {
+                        relay(sock, packet, from, up).await;
+                        drop(permit);
+                    });
                 }
             }
         }

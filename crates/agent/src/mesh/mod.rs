@@ -146,13 +146,7 @@ impl Mesh {
     async fn apply(&self, s: &proto::MeshState) -> Result<(), String> {
         system::configure_device(&self.iface, &s.place).await?;
         self.tunnel.set_peers(&s.peers)?;
-        let me = s
-            .subnets
-            .iter()
-            .find(|x| s.place.block.contains(&x.subnet))
-            .map(|x| x.host.clone())
-            .unwrap_or_default();
-        let allows = mesh::allows(&me, &s.subnets, &s.names);
+        let allows = mesh::allows(&s.host, &s.subnets, &s.names);
         system::apply_rules(&self.iface, &system::rules(&allows, s.place.env)).await
     }
 

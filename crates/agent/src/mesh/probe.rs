@@ -94,9 +94,15 @@ pub async fn run(
                         let _ = sock.send_to(&packet(PONG, s), from).await;
                     }
                     Some((PONG, s)) => {
-                        if let Some((host, at)) = sent.remove(&s)
+                        let from_peer = |host: &String| {
+                            state.get(host).and_then(|st| st.ip)
+                                .is_some_and(|ip| from == SocketAddr::from((ip, mesh::PROBE_PORT)))
+                        };
+                        if let Some((host, at)) = sent.get(&s).cloned()
+                            && from_peer(&host)
                             && let Some(st) = state.get_mut(&host)
                         {
+                            sent.remove(&s);
                             let now = Instant::now();
                             st.last_ok = Some(now);
                             st.rtt = Some(now.duration_since(at));

@@ -11,6 +11,9 @@ const FORWARD_CHAIN: &str = "DROVER-MESH";
 const INPUT_CHAIN: &str = "DROVER-MESH-IN";
 /// Masquerading of what leaves the environment.
 const NAT_CHAIN: &str = "DROVER-MESH-NAT";
+/// Packets with an environment source address that came in on the wrong interface (a
+/// container sending with another network's address).
+const RAW_CHAIN: &str = "DROVER-MESH-RAW";
 
 async fn run(program: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(program)
@@ -46,7 +49,9 @@ pub async fn configure_device(dev: &str, place: &mesh::Place) -> Result<(), Stri
 
 /// The rules for this host: from the tunnel, established traffic and the allowed
 /// (same network) subnet pairs are forwarded, everything else dropped; to the host, only
-/// probes and pings; leaving the environment from its subnets, masqueraded. Written as
+/// probes and pings; leaving the environment from its subnets, masqueraded; an environment
+/// source address arriving on an interface that is not its route (spoofed by a container)
+/// dropped before anything else sees it. Written as
 /// `iptables -S` lists them, so that an unchanged chain is recognised and left alone.
 pub fn rules(allows: &[mesh::Allow], env: mesh::Ipv4Net) -> Rules {
     let mut forward = vec!["-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_string()];
@@ -62,10 +67,12 @@ pub fn rules(allows: &[mesh::Allow], env: mesh::Ipv4Net) -> Rules {
         "-j DROP".into(),
     ];
     let nat = vec![format!("-s {env} ! -d {env} -j MASQUERADE")];
+    let raw = vec![format!("-s {env} -m rpfilter --invert -j DROP")];
     Rules {
         forward,
         input,
         nat,
+        raw,
     }
 }
 
@@ -74,6 +81,7 @@ pub struct Rules {
     forward: Vec<String>,
     input: Vec<String>,
     nat: Vec<String>,
+    raw: Vec<String>,
 }
 
 /// Makes Drover's chains hold exactly `rules` and be jumped to, rewriting a chain only when
@@ -82,9 +90,11 @@ pub async fn apply_rules(dev: &str, rules: &Rules) -> Result<(), String> {
     sync_chain("filter", FORWARD_CHAIN, &rules.forward).await?;
     sync_chain("filter", INPUT_CHAIN, &rules.input).await?;
     sync_chain("nat", NAT_CHAIN, &rules.nat).await?;
+    sync_chain("raw", RAW_CHAIN, &rules.raw).await?;
     ensure_jump("filter", "FORWARD", &["-i", dev, "-j", FORWARD_CHAIN], true).await?;
     ensure_jump("filter", "INPUT", &["-i", dev, "-j", INPUT_CHAIN], true).await?;
     ensure_jump("nat", "POSTROUTING", &["-j", NAT_CHAIN], false).await?;
+    ensure_jump("raw", "PREROUTING", &["-j", RAW_CHAIN], true).await?;
     Ok(())
 }
 

@@ -95,6 +95,8 @@ impl Tunnel {
     pub fn set_peers(&self, peers: &[mesh::Peer]) -> Result<(), String> {
         let wanted: BTreeMap<String, String> = peers
             .iter()
+            // A key is written into the configuration text: nothing but hex goes there.
+            .filter(|p| mesh::valid_key(&p.public_key))
             .map(|p| {
                 let mut cfg = format!("endpoint={}\nreplace_allowed_ips=true\n", p.endpoint);
                 for a in &p.allowed {

@@ -22,8 +22,11 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// fits no host, an error creating or starting it, or exiting with an error.
 fn problem(c: &api_types::ContainerInfo) -> Option<(String, Duration)> {
     if let Some(e) = &c.error {
-        // "waiting to be placed" is the moment before the first scheduling pass.
-        if c.host.is_some() || !e.starts_with("waiting") {
+        // "waiting to be placed" is the moment before the first scheduling pass; a container
+        // recreated for being unhealthy gets its start period before it counts.
+        let recreated_starting =
+            e.starts_with("was unhealthy") && c.health.as_deref() != Some("unhealthy");
+        if (c.host.is_some() || !e.starts_with("waiting")) && !recreated_starting {
             return Some((e.clone(), ERROR_GRACE));
         }
     }

@@ -22,6 +22,11 @@ pub const MAX_NAME: usize = 64;
 /// Whether `name` may be the name of a network made with `drover network create`: 1 to 64
 /// characters, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`. The error says what is wrong.
 pub fn check_name(name: &str) -> Result<(), String> {
+    if matches!(name, "host" | "bridge" | "none" | "default" | "ingress") {
+        return Err(format!(
+            "'{name}' is the engine's own network name: choose another"
+        ));
+    }
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return Err("a network name must not be empty".into());
@@ -404,6 +409,9 @@ mod tests {
             ("nét", "'é' is not allowed"),
             ("net\n", "'\\n' is not allowed"),
             (too_long.as_str(), "at most 64"),
+            ("host", "the engine's own network"),
+            ("bridge", "the engine's own network"),
+            ("none", "the engine's own network"),
         ] {
             let e = check_name(bad).expect_err(bad);
             assert!(e.contains(why), "{bad:?}: {e}");
