@@ -295,6 +295,12 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                     }
                     Ok(ServerMsg::Refused { reason }) => break Err(End::Retry(format!("server refused: {reason}"))),
                     Ok(ServerMsg::Revoked { reason }) => break Err(End::Fatal(format!("server: {reason}"))),
+                    Ok(ServerMsg::NoMesh { reason }) => {
+                        if let Some(mesh) = &shared.mesh {
+                            mesh.set_off(&reason);
+                            shared.wake.notify_one();
+                        }
+                    }
                     Ok(ServerMsg::Mesh(m)) => {
                         if let Some(mesh) = &shared.mesh {
                             mesh.set_state(m);

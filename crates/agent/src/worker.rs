@@ -276,7 +276,7 @@ fn meshed(shared: &Shared, desired: Option<proto::Desired>) -> Option<proto::Des
     for n in &mut d.networks {
         n.external = false;
     }
-    let Some(mesh) = &shared.mesh else {
+    let Some(mesh) = shared.mesh.as_ref().filter(|m| m.on()) else {
         return Some(d);
     };
     let place = mesh.place()?;
@@ -371,7 +371,7 @@ async fn apply(
     action: &Action,
 ) -> Result<(), engine::Error> {
     match action {
-        Action::CreateNetwork(n) => match &shared.mesh {
+        Action::CreateNetwork(n) => match shared.mesh.as_ref().filter(|m| m.on()) {
             None => engine.create_network(n, None).await,
             Some(mesh) => {
                 // One at a time: each takes the lowest subnet of the host's block not in use.

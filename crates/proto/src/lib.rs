@@ -134,6 +134,11 @@ pub enum ServerMsg {
     Desired(Desired),
     /// The mesh for this host (only to agents that offered one in their hello).
     Mesh(MeshState),
+    /// The host offered a mesh but gets no place on it (its environment is full, say): its
+    /// networks stay local until a later session gives it one.
+    NoMesh {
+        reason: String,
+    },
     /// Replaces the part of the last `Desired` that belongs to the listed stacks (sent after
     /// a full `Desired` in the same session, when only some stacks changed on this host).
     DesiredStacks(DesiredPatch),

@@ -221,6 +221,12 @@ async fn join_mesh(state: &Arc<AppState>, env: &str, host: &str, offer: proto::M
     };
     if let Err(e) = joined {
         tracing::warn!(host = %host, "host not on the mesh: {e}");
+        state.send_to(
+            host,
+            ServerMsg::NoMesh {
+                reason: format!("no place on the mesh: {e}; this host's networks stay local"),
+            },
+        );
     }
 }
 

@@ -47,6 +47,9 @@ impl ApiError {
 
 impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
+        if let store::Error::Conflict(message) = e {
+            return Self::conflict(message);
+        }
         tracing::error!("{e}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -357,6 +357,8 @@ impl AppState {
     }
 
     /// A stack's new desired state with all its placements.
+    /// Writes a stack's new revision; with `expected`, only if the stack is still at that
+    /// revision (a change made from it must not undo one made meanwhile).
     pub fn put_stack(
         &self,
         env: &str,
@@ -364,9 +366,22 @@ impl AppState {
         placements: &[store::Placement],
         event: &store::NewEvent<'_>,
         now: u64,
+        expected: Option<u64>,
     ) -> Result<(), store::Error> {
         self.write_through(
-            |s| s.put_stack(env, project, placements, event, now),
+            |s| {
+                if let Some(rev) = expected {
+                    let current = s.stack(env, &project.name)?.map(|r| r.revision);
+                    if current != Some(rev) {
+                        return Err(store::Error::Conflict(format!(
+                            "stack '{}' changed meanwhile (revision {}, not {rev}): try again",
+                            project.name,
+                            current.map_or("removed".to_string(), |c| c.to_string())
+                        )));
+                    }
+                }
+                s.put_stack(env, project, placements, event, now)
+            },
             |m, _, &revision| {
                 let created_ms = m
                     .stack(env, &project.name)

@@ -21,6 +21,9 @@ pub enum Error {
     Corrupt { what: String, why: String },
     #[error("store was written by a newer Drover (schema {found}, this binary knows {known})")]
     TooNew { found: i64, known: i64 },
+    /// A change made from a revision that is no longer the current one.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -77,6 +80,8 @@ CREATE TABLE registries (
 );
 "#,
     r#"
+ALTER TABLE environments ADD COLUMN mesh_index INTEGER;
+UPDATE environments SET mesh_index = rowid - 1;
 CREATE TABLE revisions (
     env TEXT NOT NULL, stack TEXT NOT NULL, revision INTEGER NOT NULL, project TEXT NOT NULL,
     actor TEXT NOT NULL, time_ms INTEGER NOT NULL, summary TEXT NOT NULL,
@@ -308,17 +313,36 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The environment's place in the mesh range: its position in creation order.
-    pub fn environment_index(&self, env: &str) -> Result<Option<u32>> {
-        let rowid: Option<i64> = self
-            .conn
+    /// The environment's place in the mesh range, given on first use (the lowest free one);
+    /// `None` for an unknown environment.
+    pub fn environment_index(&mut self, env: &str) -> Result<Option<u32>> {
+        let tx = self.conn.transaction()?;
+        let row: Option<Option<i64>> = tx
             .query_row(
-                "SELECT rowid FROM environments WHERE name = ?1",
+                "SELECT mesh_index FROM environments WHERE name = ?1",
                 [env],
                 |r| r.get(0),
             )
             .optional()?;
-        Ok(rowid.and_then(|r| u32::try_from(r - 1).ok()))
+        let Some(current) = row else {
+            return Ok(None);
+        };
+        if let Some(i) = current {
+            return Ok(u32::try_from(i).ok());
+        }
+        let used: std::collections::BTreeSet<i64> = {
+            let mut st =
+                tx.prepare("SELECT mesh_index FROM environments WHERE mesh_index IS NOT NULL")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let free = (0..).find(|i| !used.contains(i)).unwrap_or(0);
+        tx.execute(
+            "UPDATE environments SET mesh_index = ?1 WHERE name = ?2",
+            params![free, env],
+        )?;
+        tx.commit()?;
+        Ok(u32::try_from(free).ok())
     }
 
     /// The host's index on its environment's mesh, given on first use (the lowest free one;
@@ -1162,6 +1186,45 @@ mod tests {
             slot,
             host: host.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn environments_and_hosts_get_lasting_mesh_places() {
+        let mut s = Store::open_in_memory().expect("store");
+        assert_eq!(s.environment_index("default").expect("index"), Some(0));
+        assert_eq!(s.environment_index("default").expect("index"), Some(0));
+        assert_eq!(s.environment_index("nope").expect("index"), None);
+        for id in ["h1", "h2"] {
+            let row = HostRow {
+                id: id.into(),
+                env: "default".into(),
+                name: id.into(),
+                labels: BTreeMap::new(),
+                last_seen_ms: 0,
+            };
+            s.upsert_host(&row, 1).expect("host");
+        }
+        assert_eq!(s.mesh_index("h1", 63).expect("index"), Some(1));
+        assert_eq!(s.mesh_index("h2", 63).expect("index"), Some(2));
+        assert_eq!(s.mesh_index("h1", 63).expect("index"), Some(1));
+        assert_eq!(s.mesh_index("ghost", 63).expect("index"), None);
+        // Removed hosts free their place; a full environment gives none.
+        assert!(s.delete_host("h1", &ev("host.removed"), 2).expect("rm"));
+        let row = HostRow {
+            id: "h3".into(),
+            env: "default".into(),
+            name: "h3".into(),
+            labels: BTreeMap::new(),
+            last_seen_ms: 0,
+        };
+        s.upsert_host(&row, 3).expect("host");
+        assert_eq!(s.mesh_index("h3", 63).expect("index"), Some(1));
+        let row = HostRow {
+            id: "h4".into(),
+            ..row
+        };
+        s.upsert_host(&row, 4).expect("host");
+        assert_eq!(s.mesh_index("h4", 2).expect("index"), None);
     }
 
     #[test]

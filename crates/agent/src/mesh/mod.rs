@@ -54,6 +54,8 @@ pub struct Mesh {
     names: dns::Table,
     /// Held while a network's subnet is chosen and created.
     pub alloc: tokio::sync::Mutex<()>,
+    /// The server gave this host no place on the mesh (for this session): run locally.
+    off: std::sync::atomic::AtomicBool,
 }
 
 impl Mesh {
@@ -82,6 +84,7 @@ impl Mesh {
             health: watch::channel(Vec::new()).0,
             names: Arc::new(RwLock::new(mesh::Names::default())),
             alloc: tokio::sync::Mutex::new(()),
+            off: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -91,7 +94,20 @@ impl Mesh {
     }
 
     pub fn set_state(&self, s: proto::MeshState) {
+        self.off.store(false, std::sync::atomic::Ordering::Relaxed);
         self.state.send_replace(Some(s));
+    }
+
+    /// The server gave no place: networks stay local until it gives one.
+    pub fn set_off(&self, reason: &str) {
+        if !self.off.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!("{reason}");
+        }
+    }
+
+    /// Whether this host runs on the mesh now.
+    pub fn on(&self) -> bool {
+        !self.off.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Applies the mesh state on every change and every few seconds, forever.

@@ -69,7 +69,7 @@ pub async fn deploy(
     if let Some(name) = req.name {
         project.name = name;
     }
-    let resp = apply_project(&state, &caller.name, &env, project, warnings, None).await?;
+    let resp = apply_project(&state, &caller.name, &env, project, warnings, None, None).await?;
     Ok(Json(resp))
 }
 
@@ -90,10 +90,10 @@ pub async fn scale(
             format!("at most {MAX_REPLICAS} replicas"),
         ));
     }
-    let mut project = state
+    let (mut project, revision) = state
         .model()
         .stack(&env, &stack)
-        .map(|e| e.row.project.clone())
+        .map(|e| (e.row.project.clone(), e.row.revision))
         .ok_or_else(|| {
             ApiError::not_found(format!("stack '{stack}' not found in environment '{env}'"))
         })?;
@@ -108,7 +108,16 @@ pub async fn scale(
     }
     svc.replicas = req.replicas;
     let why = format!("scale {service} to {}", req.replicas);
-    let resp = apply_project(&state, &caller.name, &env, project, Vec::new(), Some(why)).await?;
+    let resp = apply_project(
+        &state,
+        &caller.name,
+        &env,
+        project,
+        Vec::new(),
+        Some(why),
+        Some(revision),
+    )
+    .await?;
     Ok(Json(resp))
 }
 
@@ -195,6 +204,7 @@ pub async fn rollback(
         project,
         Vec::new(),
         Some(format!("rollback to revision {target}")),
+        Some(current),
     )
     .await?;
     Ok(Json(resp))
@@ -212,6 +222,7 @@ async fn apply_project(
     project: compose::Project,
     warnings: Vec<String>,
     why: Option<String>,
+    expected: Option<u64>,
 ) -> Result<DeployResponse, ApiError> {
     let env = env.to_string();
     compose::validate(&project).map_err(invalid_project)?;
@@ -318,7 +329,16 @@ async fn apply_project(
     };
     let p = project.clone();
     state
-        .blocking(move |s| s.put_stack(&audit.env, &p, &placements, &audit.event(), now_ms()))
+        .blocking(move |s| {
+            s.put_stack(
+                &audit.env,
+                &p,
+                &placements,
+                &audit.event(),
+                now_ms(),
+                expected,
+            )
+        })
         .await?;
     state.schedule_now().await;
     let stack = state
