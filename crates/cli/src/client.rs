@@ -117,6 +117,11 @@ impl Client {
             .await
     }
 
+    /// A POST without a body, decoding a JSON answer.
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        self.json(self.http.post(self.env_url(path))).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), Failure> {
         self.send(self.http.delete(self.env_url(path))).await?;
         Ok(())

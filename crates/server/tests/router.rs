@@ -668,6 +668,11 @@ fn env_routes(env: &str) -> Vec<(Method, String, Option<&'static str>)> {
         ),
         (Method::GET, format!("{e}/stacks/web/history"), None),
         (Method::POST, format!("{e}/stacks/web/rollback"), Some("{}")),
+        (
+            Method::POST,
+            format!("{e}/stacks/web/services/web/rollback"),
+            None,
+        ),
         (Method::GET, format!("{e}/registries"), None),
         (
             Method::POST,

@@ -134,6 +134,18 @@ pub enum NetworkCmd {
 pub enum ServiceCmd {
     /// List services (of one stack, or all): running and healthy replicas, image
     Ls { stack: Option<String> },
+    /// Put a service back as it was in its stack's previous revision (the rest of the stack
+    /// stays), and wait until it runs
+    Rollback {
+        #[arg(value_name = "STACK/SERVICE")]
+        target: String,
+        /// Return once the server accepted, without waiting
+        #[arg(short, long)]
+        detach: bool,
+        /// Seconds to wait for the stack to converge
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Set replica counts, STACK/SERVICE=N ..., and wait until the stacks converge
     Scale {
         #[arg(required = true, value_name = "STACK/SERVICE=N")]
@@ -322,6 +334,11 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         }
         Command::Registry(RegistryCmd::Ls) => registry::ls(&client).await,
         Command::Service(ServiceCmd::Ls { stack }) => service::ls(&client, stack.as_deref()).await,
+        Command::Service(ServiceCmd::Rollback {
+            target,
+            detach,
+            timeout,
+        }) => service::rollback(&client, &target, detach, timeout).await,
         Command::Service(ServiceCmd::Scale {
             targets,
             detach,

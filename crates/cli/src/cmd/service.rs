@@ -93,6 +93,29 @@ pub async fn scale(
     Ok(())
 }
 
+pub async fn rollback(
+    client: &Client,
+    target: &str,
+    detach: bool,
+    timeout: u64,
+) -> Result<(), Failure> {
+    let (stack, service) = target
+        .split_once('/')
+        .filter(|(s, v)| !s.is_empty() && !v.is_empty())
+        .ok_or_else(|| Failure::input(format!("'{target}': expected STACK/SERVICE")))?;
+    let resp: DeployResponse = client
+        .post_empty(&format!("/stacks/{stack}/services/{service}/rollback"))
+        .await?;
+    outln!(
+        "{stack}/{service} back to its previous revision (stack revision {})",
+        resp.stack.revision
+    );
+    if detach {
+        return Ok(());
+    }
+    crate::cmd::stack_deploy::wait(client, stack, Duration::from_secs(timeout)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

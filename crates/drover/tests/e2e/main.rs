@@ -1201,7 +1201,7 @@ fn revisions_are_listed_and_rolled_back() {
     d.track(&stack);
     let version = |v: &str| {
         format!(
-            "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    environment:\n      VERSION: \"{v}\"\n"
+            "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    environment:\n      VERSION: \"{v}\"\n  api:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    environment:\n      VERSION: \"{v}\"\n"
         )
     };
     let env_of = |name: &str| {
@@ -1235,4 +1235,14 @@ fn revisions_are_listed_and_rolled_back() {
     let r = d.cli(&["stack", "rollback", &stack, "--revision", "99"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no revision 99"), "{}", r.stderr);
+    // One service back to the previous revision (3: VERSION 1); the other stays.
+    d.ok(&["service", "rollback", &format!("{stack}/web")]);
+    assert!(env_of(&web).contains("VERSION=1"), "{}", env_of(&web));
+    let api = format!("{stack}-api-1");
+    assert!(env_of(&api).contains("VERSION=2"), "{}", env_of(&api));
+    let history = d.ok(&["stack", "history", &stack]);
+    assert!(
+        history.contains("rollback of web to revision 3"),
+        "{history}"
+    );
 }

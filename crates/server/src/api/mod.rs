@@ -77,6 +77,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
             axum::routing::post(stacks::scale),
         )
         .route(
+            "/v1/environments/{env}/stacks/{stack}/services/{service}/rollback",
+            axum::routing::post(stacks::rollback_service),
+        )
+        .route(
             "/v1/environments/{env}/registries",
             get(registries::list).post(registries::add),
         )

@@ -210,6 +210,66 @@ pub async fn rollback(
     Ok(Json(resp))
 }
 
+/// `POST .../stacks/{stack}/services/{service}/rollback`: the service as it was in the
+/// stack's previous revision (the rest of the stack as it is), as a new revision.
+#[utoipa::path(post, path = "/v1/environments/{env}/stacks/{stack}/services/{service}/rollback",
+    responses((status = 200, body = DeployResponse), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
+pub async fn rollback_service(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, stack, service)): Path<(String, String, String)>,
+) -> Result<Json<DeployResponse>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let (mut project, revision) = state
+        .model()
+        .stack(&env, &stack)
+        .map(|e| (e.row.project.clone(), e.row.revision))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("stack '{stack}' not found in environment '{env}'"))
+        })?;
+    if !project.services.contains_key(&service) {
+        return Err(ApiError::not_found(format!(
+            "service '{service}' not found in stack '{stack}'"
+        )));
+    }
+    let (e, st) = (env.clone(), stack.clone());
+    let previous = match revision.checked_sub(1).filter(|r| *r > 0) {
+        Some(r) => {
+            state
+                .blocking(move |s| s.store().revision_project(&e, &st, r))
+                .await?
+        }
+        None => None,
+    };
+    let old = previous
+        .as_ref()
+        .and_then(|p| p.services.get(&service))
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "service",
+                format!(
+                    "service '{service}' has no previous revision in stack '{stack}' to go back to"
+                ),
+            )
+        })?;
+    project.services.insert(service.clone(), old);
+    let resp = apply_project(
+        &state,
+        &caller.name,
+        &env,
+        project,
+        Vec::new(),
+        Some(format!(
+            "rollback of {service} to revision {}",
+            revision - 1
+        )),
+        Some(revision),
+    )
+    .await?;
+    Ok(Json(resp))
+}
+
 /// The most replicas `service scale` sets.
 const MAX_REPLICAS: u32 = 10_000;
 
