@@ -868,8 +868,12 @@ fn unhealthy_containers_are_recreated_as_their_policy_says() {
         "unhealthy container recreated {:.1} s after it was made unhealthy",
         turned.elapsed().as_secs_f64()
     );
-    let ps = d.ok(&["stack", "ps", &stack]);
-    assert!(ps.contains("was unhealthy: recreated"), "{ps}");
+    // Said in stack ps once the recreation is done (the new container started).
+    wait_for(Duration::from_secs(20), "the recreation shown", || {
+        d.ok(&["stack", "ps", &stack])
+            .contains("was unhealthy: recreated")
+            .then_some(())
+    });
     wait_for(Duration::from_secs(20), "recreated web healthy", || {
         healthy(&web).then_some(())
     });
