@@ -6,6 +6,7 @@
 #   scripts/cluster.sh down N DIR   stop engines (by pid) and remove namespaces, links, rules
 #   scripts/cluster.sh cut I / heal I   take host I's link down / up (a partition)
 # Images listed in CLUSTER_IMAGES (default drover-test/app:1) are copied into every engine.
+# The engines take registries on the bridge (10.77.0.0/24) over plain HTTP (test registries).
 set -euo pipefail
 
 cmd=${1:?usage: cluster.sh up|down|cut|heal ...}
@@ -63,6 +64,7 @@ up() {
         nsenter --net="/var/run/netns/$(ns "$i")" unshare --uts sh -c 'hostname "$0"; exec dockerd "$@"' "node$i" \
             --host "unix://$b/docker.sock" --data-root "$b/data" --exec-root "$b/exec" \
             --pidfile "$b/dockerd.pid" --bip "10.20$i.0.1/24" --shutdown-timeout 2 \
+            --insecure-registry 10.77.0.0/24 \
             >"$b/dockerd.log" 2>&1 &
     done
     for i in $(seq 1 "$n"); do

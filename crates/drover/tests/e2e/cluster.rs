@@ -227,6 +227,7 @@ fn three_hosts_schedule_fail_over_and_fence() {
     let mut c = Cluster::start();
     joining_is_pinned_and_bound_to_credentials(&c);
     crate::mesh::one_network_across_hosts(&c);
+    private_registry_on_two_hosts(&c);
 
     // Spread: three replicas, one per host.
     c.deploy_ok(
@@ -554,4 +555,75 @@ fn removing_a_host_revokes_it_at_once(c: &mut Cluster) {
     });
     assert_ne!(code, Some(0));
     assert!(!c.ok(&["host", "ls"]).contains(&h1[..12]));
+}
+
+/// Agents on two hosts pull from a private registry (on the bridge) with the environment's
+/// login.
+fn private_registry_on_two_hosts(c: &Cluster) {
+    let password = "cluster-reg-pass-7";
+    let reg = crate::private_registry_at("10.77.0.1", "ci", password);
+    let image = format!("{}/drover/app:c1", reg.addr);
+    // Pushed from host 1's engine (it has the image, and takes the bridge's registries).
+    let sock = c.dir.path().join("hosts/h1/docker.sock");
+    let config = c.dir.path().join("docker-config");
+    let docker_h1 = |args: &[&str], input: Option<&str>| {
+        let mut child = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", &config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker");
+        if let Some(text) = input
+            && let Some(mut stdin) = child.stdin.take()
+        {
+            std::io::Write::write_all(&mut stdin, text.as_bytes()).expect("stdin");
+        }
+        let out = child.wait_with_output().expect("docker");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    docker_h1(
+        &["login", &reg.addr, "-u", "ci", "--password-stdin"],
+        Some(password),
+    );
+    docker_h1(&["tag", "drover-test/app:1", &image], None);
+    docker_h1(&["push", &image], None);
+    docker_h1(&["rmi", &image], None);
+    let mut add = Command::new(bin())
+        .args(["registry", "add", &reg.addr, "-u", "ci", "--password-stdin"])
+        .env("DROVER_URL", &c.url)
+        .env("DROVER_TOKEN", &c.token)
+        .env("DROVER_CONFIG", c.dir.path().join("cli.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("registry add");
+    if let Some(mut stdin) = add.stdin.take() {
+        std::io::Write::write_all(&mut stdin, password.as_bytes()).expect("password");
+    }
+    let out = add.wait_with_output().expect("registry add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One replica on each of hosts 2 and 3 (the mesh scenario labelled host 1 `client`).
+    c.deploy_ok(
+        "reg",
+        &format!(
+            "services:\n  web:\n    image: {image}\n    stop_grace_period: 1s\n    deploy:\n      replicas: 2\n      placement:\n        constraints: [node.labels.net != client]\n        max_replicas_per_node: 1\n"
+        ),
+    );
+    assert_eq!(c.running(2, "reg", Some("web")).len(), 1);
+    assert_eq!(c.running(3, "reg", Some("web")).len(), 1);
+    c.ok(&["stack", "rm", "reg"]);
+    c.ok(&["registry", "rm", &reg.addr]);
 }

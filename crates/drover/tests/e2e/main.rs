@@ -919,13 +919,18 @@ impl Drop for Registry {
 }
 
 fn private_registry(user: &str, password: &str) -> Registry {
+    private_registry_at("127.0.0.1", user, password)
+}
+
+/// A private registry listening on `ip` (loopback, or the cluster's bridge address).
+fn private_registry_at(ip: &str, user: &str, password: &str) -> Registry {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new("htpasswd")
         .args(["-Bbn", user, password])
         .output()
         .expect("htpasswd (apt-get install apache2-utils)");
     std::fs::write(dir.path().join("htpasswd"), &out.stdout).expect("htpasswd file");
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("{ip}:{}", free_port());
     let config = format!(
         "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: drover-test\n    path: {pw}\n",
         root = dir.path().join("data").display(),
