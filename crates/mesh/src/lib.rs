@@ -20,8 +20,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 pub use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+pub mod catalog;
+mod directory;
 #[cfg(test)]
 mod tests;
+
+pub use directory::{Placed, Reported, Seen, ServiceNames, directory};
 
 /// The default mesh range of a cluster (64 environments of 63 hosts).
 pub const DEFAULT_RANGE: &str = "10.192.0.0/10";

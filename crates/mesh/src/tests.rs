@@ -10,10 +10,16 @@
 //! allows HOST                             what HOST forwards from the tunnel
 //! container NAME STACK SERVICE up|down NET=IP,.. [alias NET=A,..] [link SERVICE:ALIAS,..]
 //! ask IP NAME                             what Drover's DNS answers the container at IP
+//! reported HOST BLOCK                     (declares) a host's report
+//! rnet HOST NETWORK CIDR                  a network it reports, with its subnet
+//! seen HOST NAME STACK SERVICE SLOT running|exited|unhealthy NET=IP,..
+//! placed STACK SERVICE SLOT HOST          where a slot is placed
+//! directory                               the subnets and entries the reports give
 //! ```
 
 use super::*;
 use expect_test::{Expect, expect};
+use std::collections::HashMap;
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().expect("cidr in fixture")
@@ -24,6 +30,8 @@ fn check(fixture: &str, expected: Expect) {
     let mut members = Vec::new();
     let mut subnets = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
+    let mut reported: Vec<Reported> = Vec::new();
+    let mut placed = Placed::new();
     let mut out = String::new();
     for line in fixture.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let w: Vec<&str> = line.split_whitespace().collect();
@@ -119,6 +127,52 @@ fn check(fixture: &str, expected: Expect) {
                         .join(" "),
                 };
                 out += &format!("{line} -> {answer}\n");
+            }
+            "reported" => reported.push(Reported {
+                host: w[1].into(),
+                block: net(w[2]),
+                ..Default::default()
+            }),
+            "rnet" => {
+                let h = reported.iter_mut().find(|r| r.host == w[1]).expect("host");
+                h.networks.push((w[2].into(), Some(net(w[3]))));
+            }
+            "seen" => {
+                let h = reported.iter_mut().find(|r| r.host == w[1]).expect("host");
+                h.containers.push(Seen {
+                    name: w[2].into(),
+                    stack: w[3].into(),
+                    service: w[4].into(),
+                    slot: w[5].parse().expect("slot"),
+                    running: w[6] != "exited",
+                    unhealthy: w[6] == "unhealthy",
+                    addrs: w[7]
+                        .split(',')
+                        .map(|p| {
+                            let (n, ip) = p.split_once('=').expect("NET=IP");
+                            (n.to_string(), ip.parse().expect("ip"))
+                        })
+                        .collect(),
+                });
+            }
+            "placed" => {
+                placed.insert(
+                    (w[1].into(), w[2].into(), w[3].parse().expect("slot")),
+                    w[4].into(),
+                );
+            }
+            "directory" => {
+                let (subnets, entries) = directory(&reported, &placed, &HashMap::new());
+                out += "directory:\n";
+                for s in subnets {
+                    out += &format!("  subnet {} {} {}\n", s.network, s.host, s.subnet);
+                }
+                for e in entries {
+                    let addrs: Vec<String> =
+                        e.addrs.iter().map(|(n, ip)| format!("{n}={ip}")).collect();
+                    let ready = if e.ready { "ready" } else { "not-ready" };
+                    out += &format!("  {} {ready} {}\n", e.name, addrs.join(","));
+                }
             }
             other => panic!("unknown fixture word {other}"),
         }
@@ -261,6 +315,41 @@ fn names_answer_ready_containers_on_shared_networks() {
             ask 10.192.4.3 front -> nothing
             ask 10.192.4.3 example.org -> elsewhere
             ask 10.77.0.1 web -> nothing
+        "#]],
+    );
+}
+
+#[test]
+fn reports_are_believed_only_inside_the_reporting_hosts_block() {
+    check(
+        "
+        reported a 10.192.4.0/22
+        reported b 10.192.8.0/22
+        rnet a shop_default 10.192.4.0/27
+        rnet b shop_default 10.192.8.0/27
+        rnet b stolen 10.192.4.32/27
+        seen a shop-web-1 shop web 1 running shop_default=10.192.4.2
+        seen a shop-web-2 shop web 2 unhealthy shop_default=10.192.4.3
+        seen a shop-web-3 shop web 3 running shop_default=10.192.4.4
+        seen b shop-web-3 shop web 3 running shop_default=10.192.8.2
+        seen b shop-db-1 shop db 1 exited shop_default=10.192.8.3
+        seen b shop-spoof-1 shop spoof 1 running shop_default=10.192.4.9
+        placed shop web 1 a
+        placed shop web 2 a
+        placed shop web 3 b
+        placed shop db 1 b
+        placed shop spoof 1 b
+        directory
+        ",
+        expect![[r#"
+            directory:
+              subnet shop_default a 10.192.4.0/27
+              subnet shop_default b 10.192.8.0/27
+              shop-db-1 not-ready shop_default=10.192.8.3
+              shop-web-1 ready shop_default=10.192.4.2
+              shop-web-2 not-ready shop_default=10.192.4.3
+              shop-web-3 not-ready shop_default=10.192.4.4
+              shop-web-3 ready shop_default=10.192.8.2
         "#]],
     );
 }

@@ -46,6 +46,21 @@ impl Tracker {
     }
 }
 
+/// Whether a service may recreate its unhealthy replicas under `recreate_on_quorum`: more
+/// than half of its replicas (each `None` when not seen) run and are not unhealthy.
+pub fn quorum<'a>(
+    replicas: impl IntoIterator<Item = Option<&'a proto::ObservedContainer>>,
+) -> bool {
+    let (mut total, mut healthy) = (0usize, 0usize);
+    for c in replicas {
+        total += 1;
+        healthy += usize::from(c.is_some_and(|c| {
+            c.state == proto::ContainerState::Running && c.health != Some(Health::Unhealthy)
+        }));
+    }
+    healthy * 2 > total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +94,36 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn quorum_is_more_than_half_running_and_not_unhealthy() {
+        let c = |state: proto::ContainerState, health: Option<Health>| proto::ObservedContainer {
+            id: String::new(),
+            name: String::new(),
+            env: String::new(),
+            stack: String::new(),
+            service: String::new(),
+            slot: 1,
+            spec_hash: String::new(),
+            state,
+            health,
+            exit_code: None,
+            image: String::new(),
+            status: String::new(),
+            addrs: Default::default(),
+        };
+        use proto::ContainerState::{Exited, Running};
+        let ok = c(Running, Some(Health::Healthy));
+        let starting = c(Running, Some(Health::Starting));
+        let bad = c(Running, Some(Health::Unhealthy));
+        let down = c(Exited, None);
+        assert!(quorum([Some(&ok), Some(&starting), Some(&bad)]));
+        assert!(!quorum([Some(&ok), Some(&bad), Some(&bad)]));
+        assert!(!quorum([Some(&ok), Some(&bad)]));
+        assert!(!quorum([Some(&ok), None, Some(&down)]));
+        assert!(quorum([Some(&ok)]));
+        assert!(!quorum(std::iter::empty()));
     }
 
     #[test]

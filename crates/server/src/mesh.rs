@@ -5,7 +5,7 @@
 //! container started, stopped, turned unhealthy). The decisions are `mesh`'s; this only
 //! gathers their inputs from sessions, reports and stacks, and delivers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -239,10 +239,10 @@ fn push(state: &AppState, env: &str) {
     }
 }
 
-/// The environment's network subnets per host, and its containers as names see them.
+/// Gathers what `mesh::directory` decides from: the member hosts' reports, where each slot
+/// is placed, and the names each service gives.
 fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry>) {
-    // Each member host's block: what it reports is believed only inside it.
-    let blocks: HashMap<String, mesh::Ipv4Net> = state
+    let blocks: Vec<(String, mesh::Ipv4Net)> = state
         .mesh
         .inner()
         .members
@@ -250,21 +250,8 @@ fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry
         .filter(|(_, j)| j.env == env)
         .filter_map(|(h, j)| Some((h.clone(), mesh::place(j.env_block, j.index)?.block)))
         .collect();
-    let hosts: Vec<String> = state
-        .model()
-        .hosts(env)
-        .iter()
-        .map(|h| h.id.clone())
-        .filter(|h| blocks.contains_key(h))
-        .collect();
-    let mut subnets = Vec::new();
-    let mut entries = Vec::new();
-    // Aliases by (stack, service): engine network name → aliases; and its links.
-    let mut aliases: HashMap<(String, String), BTreeMap<String, Vec<String>>> = HashMap::new();
-    let mut links: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
-    // Where each slot is placed: a copy elsewhere (on a host that was lost and whose slots
-    // moved) is stale and answers to no name.
-    let mut placed: HashMap<(String, String, u32), String> = HashMap::new();
+    let mut placed = mesh::Placed::new();
+    let mut names: HashMap<(String, String), mesh::ServiceNames> = HashMap::new();
     {
         let model = state.model();
         for stack in model.stacks(env) {
@@ -275,75 +262,57 @@ fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry
                 }
             }
             for (svc_name, svc) in &p.services {
-                let mut by_net = BTreeMap::new();
-                for (key, att) in &svc.networks {
-                    if att.aliases.is_empty() {
-                        continue;
-                    }
-                    by_net.insert(
-                        proto::network_name(&p.name, key, p.networks.get(key)),
-                        att.aliases.clone(),
-                    );
-                }
-                aliases.insert((p.name.clone(), svc_name.clone()), by_net);
-                let svc_links = svc
+                let aliases = svc
+                    .networks
+                    .iter()
+                    .filter(|(_, att)| !att.aliases.is_empty())
+                    .map(|(key, att)| {
+                        let engine_name = proto::network_name(&p.name, key, p.networks.get(key));
+                        (engine_name, att.aliases.clone())
+                    })
+                    .collect();
+                let links = svc
                     .links
                     .iter()
                     .filter_map(|l| l.split_once(':'))
                     .map(|(s, a)| (s.to_string(), a.to_string()))
                     .collect();
-                links.insert((p.name.clone(), svc_name.clone()), svc_links);
+                names.insert(
+                    (p.name.clone(), svc_name.clone()),
+                    mesh::ServiceNames { aliases, links },
+                );
             }
         }
     }
-    for host in &hosts {
-        let (Some(report), Some(block)) = (state.report(host), blocks.get(host).copied()) else {
-            continue;
-        };
-        for n in report.networks() {
-            if let Some(s) = n.subnet.filter(|s| block.contains(s)) {
-                subnets.push(mesh::Subnet {
-                    network: n.name.clone(),
-                    host: host.clone(),
-                    subnet: s,
-                });
-            }
-        }
-        for c in report.containers() {
-            if c.env != env || !c.addrs.values().any(|ip| block.contains(ip)) {
-                continue;
-            }
-            let current = placed
-                .get(&(c.stack.clone(), c.service.clone(), c.slot))
-                .is_some_and(|h| h == host);
-            let ready = current
-                && c.state == proto::ContainerState::Running
-                && c.health != Some(proto::Health::Unhealthy);
-            entries.push(mesh::Entry {
-                name: c.name.clone(),
-                stack: c.stack.clone(),
-                service: c.service.clone(),
-                ready,
-                addrs: c
-                    .addrs
+    let reported: Vec<mesh::Reported> = blocks
+        .into_iter()
+        .filter_map(|(host, block)| {
+            let report = state.report(&host)?;
+            Some(mesh::Reported {
+                networks: report
+                    .networks()
                     .iter()
-                    .filter(|(_, ip)| block.contains(*ip))
-                    .map(|(n, ip)| (n.clone(), *ip))
+                    .map(|n| (n.name.clone(), n.subnet))
                     .collect(),
-                aliases: aliases
-                    .get(&(c.stack.clone(), c.service.clone()))
-                    .cloned()
-                    .unwrap_or_default(),
-                links: links
-                    .get(&(c.stack.clone(), c.service.clone()))
-                    .cloned()
-                    .unwrap_or_default(),
-            });
-        }
-    }
-    subnets.sort();
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    (subnets, entries)
+                containers: report
+                    .containers()
+                    .filter(|c| c.env == env)
+                    .map(|c| mesh::Seen {
+                        name: c.name.clone(),
+                        stack: c.stack.clone(),
+                        service: c.service.clone(),
+                        slot: c.slot,
+                        running: c.state == proto::ContainerState::Running,
+                        unhealthy: c.health == Some(proto::Health::Unhealthy),
+                        addrs: c.addrs.clone(),
+                    })
+                    .collect(),
+                host,
+                block,
+            })
+        })
+        .collect();
+    mesh::directory(&reported, &placed, &names)
 }
 
 /// Host `host`'s mesh as the API shows it: every peer it should have, with its probes'

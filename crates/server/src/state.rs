@@ -673,25 +673,19 @@ impl AppState {
     /// Whether more than half of a service's replicas run and are not unhealthy (by what
     /// their hosts report).
     fn quorum_healthy(&self, env: &str, entry: &crate::model::StackEntry, service: &str) -> bool {
-        let (mut total, mut healthy) = (0usize, 0usize);
-        for ((svc, slot), host) in &entry.slots {
-            if &**svc != service {
-                continue;
-            }
-            total += 1;
-            let name = proto::container_name(&entry.row.project.name, service, *slot);
-            let ok = host
-                .as_ref()
-                .and_then(|h| self.report(h))
-                .and_then(|r| r.container(&name).cloned())
-                .is_some_and(|c| {
-                    c.env == env
-                        && c.state == proto::ContainerState::Running
-                        && c.health != Some(proto::Health::Unhealthy)
-                });
-            healthy += usize::from(ok);
-        }
-        healthy * 2 > total
+        let replicas: Vec<Option<proto::ObservedContainer>> = entry
+            .slots
+            .iter()
+            .filter(|((svc, _), _)| &**svc == service)
+            .map(|((_, slot), host)| {
+                let name = proto::container_name(&entry.row.project.name, service, *slot);
+                host.as_ref()
+                    .and_then(|h| self.report(h))
+                    .and_then(|r| r.container(&name).cloned())
+                    .filter(|c| c.env == env)
+            })
+            .collect();
+        reconciler::health::quorum(replicas.iter().map(Option::as_ref))
     }
 
     /// Every stack of `env` is sent to its hosts again (what goes with each container

@@ -64,6 +64,17 @@ pub async fn run(
     for w in &resp.warnings {
         eprintln!("warning: {w}");
     }
+    applied(client, &name, &resp, detach, timeout).await
+}
+
+/// Says what a new revision changed, then follows the stack unless `detach`.
+pub async fn applied(
+    client: &Client,
+    name: &str,
+    resp: &DeployResponse,
+    detach: bool,
+    timeout: u64,
+) -> Result<(), Failure> {
     outln!(
         "stack {name} revision {}: {} changed, {} unchanged, {} removed",
         resp.stack.revision,
@@ -74,7 +85,7 @@ pub async fn run(
     if detach {
         return Ok(());
     }
-    wait(client, &name, Duration::from_secs(timeout)).await
+    wait(client, name, Duration::from_secs(timeout)).await
 }
 
 /// Tars each `build:` context (relative to the compose file's directory), uploads it, and

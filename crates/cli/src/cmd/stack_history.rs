@@ -1,7 +1,5 @@
 //! `drover stack history NAME` and `drover stack rollback NAME [--revision N]`.
 
-use std::time::Duration;
-
 use api_types::{DeployResponse, Revision, RollbackRequest};
 
 use crate::Failure;
@@ -38,15 +36,5 @@ pub async fn rollback(
             &RollbackRequest { revision },
         )
         .await?;
-    outln!(
-        "stack {name} revision {}: {} changed, {} unchanged, {} removed",
-        resp.stack.revision,
-        resp.changed.len(),
-        resp.unchanged.len(),
-        resp.removed.len()
-    );
-    if detach {
-        return Ok(());
-    }
-    crate::cmd::stack_deploy::wait(client, name, Duration::from_secs(timeout)).await
+    crate::cmd::stack_deploy::applied(client, name, &resp, detach, timeout).await
 }

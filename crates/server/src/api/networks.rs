@@ -11,84 +11,20 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use mesh::catalog::{Known, check_name};
+
 use crate::api::check_env;
 use crate::auth::User;
 use crate::error::{ApiError, JsonBody};
 use crate::state::{AppState, Audit, HostReport, now_ms};
 
-/// Longest name of a network made with `drover network create`.
-pub const MAX_NAME: usize = 64;
-
-/// Whether `name` may be the name of a network made with `drover network create`: 1 to 64
-/// characters, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`. The error says what is wrong.
-pub fn check_name(name: &str) -> Result<(), String> {
-    if matches!(name, "host" | "bridge" | "none" | "default" | "ingress") {
-        return Err(format!(
-            "'{name}' is the engine's own network name: choose another"
-        ));
-    }
-    let mut chars = name.chars();
-    let Some(first) = chars.next() else {
-        return Err("a network name must not be empty".into());
-    };
-    if !first.is_ascii_alphanumeric() {
-        return Err(format!(
-            "invalid network name {name:?}: it must start with a letter or a digit"
-        ));
-    }
-    if let Some(c) = chars.find(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(*c))) {
-        return Err(format!(
-            "invalid network name {name:?}: {c:?} is not allowed (letters, digits, _ . - only)"
-        ));
-    }
-    if name.len() > MAX_NAME {
-        return Err(format!(
-            "invalid network name: {} characters, at most {MAX_NAME}",
-            name.len()
-        ));
-    }
-    Ok(())
-}
-
-/// What the environment knows of one network (by engine name).
-#[derive(Debug, Default)]
-struct Known {
-    /// Made with `drover network create`, at this time.
-    created_ms: Option<u64>,
-    /// Stacks that join it with `external: true`.
-    joined: BTreeSet<String>,
-    /// Stacks whose own network it is.
-    owners: BTreeSet<String>,
-}
-
-impl Known {
-    /// `stack` only when it is some stack's own network and was not made by
-    /// `drover network create`.
-    fn kind(&self) -> &'static str {
-        if self.created_ms.is_none() && !self.owners.is_empty() {
-            "stack"
-        } else {
-            "external"
-        }
-    }
-
-    fn stacks(&self) -> Vec<String> {
-        self.joined.union(&self.owners).cloned().collect()
-    }
-}
-
 /// Every network of `env` by engine name: the ones in `created` and those of its stacks.
 fn known(state: &AppState, env: &str, created: &[store::NetworkRow]) -> BTreeMap<String, Known> {
-    let mut out: BTreeMap<String, Known> = created
+    let made: Vec<(String, u64)> = created
         .iter()
-        .map(|r| {
-            let k = Known {
-                created_ms: Some(r.created_ms),
-                ..Known::default()
-            };
-            (r.name.clone(), k)
-        })
+        .map(|r| (r.name.clone(), r.created_ms))
         .collect();
+    let mut uses: Vec<mesh::catalog::Use> = Vec::new();
     let model = state.model();
     for entry in model.stacks(env) {
         let p = &entry.row.project;
@@ -100,17 +36,14 @@ fn known(state: &AppState, env: &str, created: &[store::NetworkRow]) -> BTreeMap
         );
         for key in keys {
             let net = p.networks.get(key);
-            let k = out
-                .entry(proto::network_name(&p.name, key, net))
-                .or_default();
-            if net.is_some_and(|n| n.external) {
-                k.joined.insert(p.name.clone());
-            } else {
-                k.owners.insert(p.name.clone());
-            }
+            uses.push((
+                p.name.clone(),
+                proto::network_name(&p.name, key, net),
+                net.is_some_and(|n| n.external),
+            ));
         }
     }
-    out
+    mesh::catalog::catalog(&made, &uses)
 }
 
 /// A host of the environment as its report shows it.
@@ -239,29 +172,7 @@ fn not_found(env: &str, name: &str) -> ApiError {
 
 /// Why network `name` cannot be removed, if it cannot.
 fn check_removable(name: &str, k: &Known) -> Result<(), ApiError> {
-    let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
-    if k.created_ms.is_none() && !k.owners.is_empty() {
-        let message = match k.owners.first() {
-            Some(only) if k.owners.len() == 1 => format!(
-                "network '{name}' belongs to stack {only}: it goes with `drover stack rm {only}`"
-            ),
-            _ => format!(
-                "network '{name}' belongs to stacks {}: it goes with the last of them (`drover stack rm`)",
-                list(&k.owners)
-            ),
-        };
-        return Err(ApiError::conflict(message));
-    }
-    let users: BTreeSet<String> = k.joined.union(&k.owners).cloned().collect();
-    if !users.is_empty() {
-        let which = if users.len() == 1 { "stack" } else { "stacks" };
-        return Err(ApiError::conflict(format!(
-            "network '{name}' is joined by {which} {} (external: true): remove {} or redeploy without it first",
-            list(&users),
-            if users.len() == 1 { "it" } else { "them" }
-        )));
-    }
-    Ok(())
+    mesh::catalog::check_removable(name, k).map_err(ApiError::conflict)
 }
 
 #[utoipa::path(get, path = "/v1/environments/{env}/networks", responses((status = 200, body = Vec<NetworkInfo>)))]
@@ -386,68 +297,4 @@ pub async fn remove(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn network_names() {
-        let long = "a".repeat(MAX_NAME);
-        for ok in ["a", "A9", "0net", "front_end", "x.y-z", "a-", long.as_str()] {
-            assert_eq!(check_name(ok), Ok(()), "{ok}");
-        }
-        let too_long = "a".repeat(MAX_NAME + 1);
-        for (bad, why) in [
-            ("", "must not be empty"),
-            ("-net", "start with a letter or a digit"),
-            ("_net", "start with a letter or a digit"),
-            (".net", "start with a letter or a digit"),
-            ("net work", "' ' is not allowed"),
-            ("net/work", "'/' is not allowed"),
-            ("nét", "'é' is not allowed"),
-            ("net\n", "'\\n' is not allowed"),
-            (too_long.as_str(), "at most 64"),
-            ("host", "the engine's own network"),
-            ("bridge", "the engine's own network"),
-            ("none", "the engine's own network"),
-        ] {
-            let e = check_name(bad).expect_err(bad);
-            assert!(e.contains(why), "{bad:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn a_stacks_own_network_goes_with_the_stack() {
-        let owned = Known {
-            owners: ["shop".to_string()].into(),
-            ..Known::default()
-        };
-        assert_eq!(owned.kind(), "stack");
-        let e = check_removable("shop_default", &owned).expect_err("owned");
-        assert_eq!(e.status, StatusCode::CONFLICT);
-        assert!(
-            e.message
-                .contains("belongs to stack shop: it goes with `drover stack rm shop`"),
-            "{}",
-            e.message
-        );
-
-        let joined = Known {
-            created_ms: Some(1),
-            joined: ["a".to_string(), "b".to_string()].into(),
-            ..Known::default()
-        };
-        assert_eq!(joined.kind(), "external");
-        let e = check_removable("shared", &joined).expect_err("joined");
-        assert_eq!(e.status, StatusCode::CONFLICT);
-        assert!(e.message.contains("stacks a, b"), "{}", e.message);
-
-        let unused = Known {
-            created_ms: Some(1),
-            ..Known::default()
-        };
-        assert!(check_removable("shared", &unused).is_ok());
-    }
 }
