@@ -90,13 +90,7 @@ pub async fn scale(
             format!("at most {MAX_REPLICAS} replicas"),
         ));
     }
-    let (mut project, revision) = state
-        .model()
-        .stack(&env, &stack)
-        .map(|e| (e.row.project.clone(), e.row.revision))
-        .ok_or_else(|| {
-            ApiError::not_found(format!("stack '{stack}' not found in environment '{env}'"))
-        })?;
+    let (mut project, revision) = current_stack(&state, &env, &stack)?;
     let svc = project.services.get_mut(&service).ok_or_else(|| {
         ApiError::not_found(format!("service '{service}' not found in stack '{stack}'"))
     })?;
@@ -128,13 +122,7 @@ pub async fn history(
     Path((env, name)): Path<(String, String)>,
 ) -> Result<Json<Vec<api_types::Revision>>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let current = state
-        .model()
-        .stack(&env, &name)
-        .map(|e| e.row.revision)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
-        })?;
+    let (_, current) = current_stack(&state, &env, &name)?;
     let rows = state
         .blocking(move |s| s.store().revisions(&env, &name))
         .await?;
@@ -162,13 +150,7 @@ pub async fn rollback(
     JsonBody(req): JsonBody<api_types::RollbackRequest>,
 ) -> Result<Json<DeployResponse>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let current = state
-        .model()
-        .stack(&env, &name)
-        .map(|e| e.row.revision)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
-        })?;
+    let (_, current) = current_stack(&state, &env, &name)?;
     let target = match req.revision {
         Some(r) => r,
         None if current > 1 => current - 1,
@@ -220,13 +202,7 @@ pub async fn rollback_service(
     Path((env, stack, service)): Path<(String, String, String)>,
 ) -> Result<Json<DeployResponse>, ApiError> {
     check_env(&state, &caller, &env)?;
-    let (mut project, revision) = state
-        .model()
-        .stack(&env, &stack)
-        .map(|e| (e.row.project.clone(), e.row.revision))
-        .ok_or_else(|| {
-            ApiError::not_found(format!("stack '{stack}' not found in environment '{env}'"))
-        })?;
+    let (mut project, revision) = current_stack(&state, &env, &stack)?;
     if !project.services.contains_key(&service) {
         return Err(ApiError::not_found(format!(
             "service '{service}' not found in stack '{stack}'"
@@ -268,6 +244,21 @@ pub async fn rollback_service(
     )
     .await?;
     Ok(Json(resp))
+}
+
+/// A stack's project and revision now, or 404.
+fn current_stack(
+    state: &AppState,
+    env: &str,
+    name: &str,
+) -> Result<(compose::Project, u64), ApiError> {
+    state
+        .model()
+        .stack(env, name)
+        .map(|e| (e.row.project.clone(), e.row.revision))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("stack '{name}' not found in environment '{env}'"))
+        })
 }
 
 /// The most replicas `service scale` sets.
