@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 
 scripts/install-docker.sh
 cargo build --release -p drover
-exec target/release/drover up "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/drover" up "$@"
