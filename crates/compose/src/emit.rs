@@ -214,6 +214,14 @@ fn service(s: &Service) -> Map<String, Value> {
         }
         deploy.insert("placement".into(), Value::Object(placement));
     }
+    for (key, c) in [
+        ("update_config", &s.update_config),
+        ("rollback_config", &s.rollback_config),
+    ] {
+        if let Some(c) = c {
+            deploy.insert(key.into(), Value::Object(update_config_map(c)));
+        }
+    }
     if !deploy.is_empty() {
         m.insert("deploy".into(), Value::Object(deploy));
     }
@@ -419,6 +427,29 @@ fn quote(s: &str, dollar: bool) -> String {
     }
     out.push('"');
     out
+}
+
+fn update_config_map(c: &crate::model::UpdateConfig) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(n) = c.parallelism {
+        m.insert("parallelism".into(), n.into());
+    }
+    if let Some(ns) = c.delay_ns {
+        m.insert("delay".into(), format_duration(ns).into());
+    }
+    if let Some(a) = c.failure_action {
+        m.insert("failure_action".into(), a.as_str().into());
+    }
+    if let Some(ns) = c.monitor_ns {
+        m.insert("monitor".into(), format_duration(ns).into());
+    }
+    if let Some(r) = c.max_failure_ratio {
+        m.insert("max_failure_ratio".into(), r.into());
+    }
+    if let Some(o) = c.order {
+        m.insert("order".into(), o.as_str().into());
+    }
+    m
 }
 
 #[cfg(test)]

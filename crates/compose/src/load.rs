@@ -13,9 +13,9 @@ use crate::validate::{
 };
 use crate::yaml::{self, Kind, Node, ScalarType};
 use crate::{
-    Build, Condition, Dependency, Error, Healthcheck, Input, Loaded, Location, Mount, MountKind,
-    Network, Placement, Port, Project, Resources, RestartPolicy, Service, ServiceNetwork, Volume,
-    Warning,
+    Build, Condition, Dependency, Error, FailureAction, Healthcheck, Input, Loaded, Location,
+    Mount, MountKind, Network, Placement, Port, Project, Resources, RestartPolicy, Service,
+    ServiceNetwork, UpdateConfig, UpdateOrder, Volume, Warning,
 };
 
 type Entries = [(Rc<Node>, Rc<Node>)];
@@ -154,15 +154,20 @@ const DEPLOY_KEYS: &[&str] = &[
     "restart_policy",
     "mode",
     "placement",
+    "update_config",
+    "rollback_config",
+];
+const UPDATE_KEYS: &[&str] = &[
+    "parallelism",
+    "delay",
+    "failure_action",
+    "monitor",
+    "max_failure_ratio",
+    "order",
 ];
 const PLACEMENT_KEYS: &[&str] = &["constraints", "max_replicas_per_node"];
 const PLACEMENT_UNSUPPORTED: &[&str] = &["preferences"];
-const DEPLOY_UNSUPPORTED: &[&str] = &[
-    "endpoint_mode",
-    "labels",
-    "rollback_config",
-    "update_config",
-];
+const DEPLOY_UNSUPPORTED: &[&str] = &["endpoint_mode", "labels"];
 const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "pids"];
 const RESOURCE_UNSUPPORTED: &[&str] = &["devices", "generic_resources"];
 const HEALTH_KEYS: &[&str] = &[
@@ -813,6 +818,8 @@ impl Cx<'_> {
                     replicas = deploy.replicas;
                     svc.global = deploy.global;
                     svc.placement = deploy.placement;
+                    svc.update_config = deploy.update;
+                    svc.rollback_config = deploy.rollback;
                     svc.limits = deploy.limits;
                     svc.reservations = deploy.reservations;
                     deploy_restart = deploy.restart;
@@ -1580,6 +1587,77 @@ impl Cx<'_> {
                 }
                 "restart_policy" => out.restart = Some(self.restart_policy(v, &p)?),
                 "placement" => out.placement = self.placement(v, &p)?,
+                "update_config" => out.update = Some(self.update_config(v, &p, &key)?),
+                "rollback_config" => out.rollback = Some(self.update_config(v, &p, &key)?),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn update_config(
+        &mut self,
+        node: &Node,
+        path: &str,
+        which: &str,
+    ) -> Result<UpdateConfig, Error> {
+        let mut out = UpdateConfig::default();
+        for (_, key, v, p) in self.fields(node, path, UPDATE_KEYS, &[], which, false)? {
+            match key.as_str() {
+                "parallelism" => {
+                    out.parallelism = Some(self.integer(v, &p, "a number of containers")?)
+                }
+                "delay" => out.delay_ns = Some(self.duration(v, &p)?),
+                "monitor" => out.monitor_ns = Some(self.duration(v, &p)?),
+                "max_failure_ratio" => {
+                    let text = self.scalar(v, &p, "a ratio between 0 and 1")?;
+                    match text.trim().parse::<f64>() {
+                        Ok(r) if (0.0..=1.0).contains(&r) => out.max_failure_ratio = Some(r),
+                        _ => {
+                            return Err(self.err(
+                                v,
+                                &p,
+                                format!("invalid ratio '{text}' (expected 0 to 1, like 0.2)"),
+                            ));
+                        }
+                    }
+                }
+                "order" => {
+                    let text = self.string(v, &p)?;
+                    out.order = Some(match text.as_str() {
+                        "stop-first" => UpdateOrder::StopFirst,
+                        "start-first" => UpdateOrder::StartFirst,
+                        _ => {
+                            return Err(self.err(
+                                v,
+                                &p,
+                                format!(
+                                    "unknown order '{text}' (expected stop-first or start-first)"
+                                ),
+                            ));
+                        }
+                    });
+                }
+                "failure_action" => {
+                    let text = self.string(v, &p)?;
+                    out.failure_action = Some(match text.as_str() {
+                        "continue" => FailureAction::Continue,
+                        "pause" => FailureAction::Pause,
+                        "rollback" if which == "update_config" => FailureAction::Rollback,
+                        _ => {
+                            let expected = if which == "update_config" {
+                                "continue, pause or rollback"
+                            } else {
+                                "continue or pause"
+                            };
+                            return Err(self.err(
+                                v,
+                                &p,
+                                format!("unknown failure_action '{text}' (expected {expected})"),
+                            ));
+                        }
+                    });
+                }
                 _ => {}
             }
         }
@@ -1897,6 +1975,8 @@ impl Cx<'_> {
 #[derive(Default)]
 struct Deploy<'n> {
     replicas: Option<(u32, &'n Node, String)>,
+    update: Option<UpdateConfig>,
+    rollback: Option<UpdateConfig>,
     global: bool,
     placement: Placement,
     limits: Resources,

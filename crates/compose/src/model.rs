@@ -70,6 +70,12 @@ pub struct Service {
     /// `deploy.placement`.
     #[serde(default, skip_serializing_if = "Placement::is_empty")]
     pub placement: Placement,
+    /// `deploy.update_config`: how a changed service is rolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_config: Option<UpdateConfig>,
+    /// `deploy.rollback_config`: how a failed roll is rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_config: Option<UpdateConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +100,67 @@ pub struct Service {
     /// Service-level `x-*` keys, kept verbatim (including `x-drover`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extensions: BTreeMap<String, serde_json::Value>,
+}
+
+/// `deploy.update_config` / `deploy.rollback_config`, as written (unset keys stay unset:
+/// the roller applies the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateConfig {
+    /// Containers replaced at a time (0: all at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_action: Option<FailureAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<UpdateOrder>,
+}
+
+impl UpdateConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == UpdateConfig::default()
+    }
+}
+
+/// `update_config.order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    StopFirst,
+    StartFirst,
+}
+
+impl UpdateOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StopFirst => "stop-first",
+            UpdateOrder::StartFirst => "start-first",
+        }
+    }
+}
+
+/// `update_config.failure_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureAction {
+    Continue,
+    Pause,
+    Rollback,
+}
+
+impl FailureAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureAction::Continue => "continue",
+            FailureAction::Pause => "pause",
+            FailureAction::Rollback => "rollback",
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -323,8 +390,11 @@ impl Service {
         // the parser: cpus is validated finite).
         // The replica count is not part of a container's spec: scaling touches no
         // existing container.
+        // Nor is how it is rolled.
         let spec = Service {
             replicas: 1,
+            update_config: None,
+            rollback_config: None,
             ..self.clone()
         };
         let bytes = serde_json::to_vec(&spec).unwrap_or_default();

@@ -55,6 +55,34 @@ fn wrong_types() {
 }
 
 #[test]
+fn bad_update_configs() {
+    check(
+        "services:\n  web:\n    image: nginx\n    deploy:\n      update_config:\n        order: sideways\n",
+        expect![[r#"
+            error: docker-compose.yml:6:16: services.web.deploy.update_config.order: unknown order 'sideways' (expected stop-first or start-first)
+        "#]],
+    );
+    check(
+        "services:\n  web:\n    image: nginx\n    deploy:\n      rollback_config:\n        failure_action: rollback\n",
+        expect![[r#"
+            error: docker-compose.yml:6:25: services.web.deploy.rollback_config.failure_action: unknown failure_action 'rollback' (expected continue or pause)
+        "#]],
+    );
+    check(
+        "services:\n  web:\n    image: nginx\n    deploy:\n      update_config:\n        max_failure_ratio: 2\n",
+        expect![[r#"
+            error: docker-compose.yml:6:28: services.web.deploy.update_config.max_failure_ratio: invalid ratio '2' (expected 0 to 1, like 0.2)
+        "#]],
+    );
+    check(
+        "services:\n  web:\n    image: nginx\n    deploy:\n      update_config:\n        delay: soon\n",
+        expect![[r#"
+            error: docker-compose.yml:6:16: services.web.deploy.update_config.delay: invalid duration 'soon': expected a number
+        "#]],
+    );
+}
+
+#[test]
 fn bad_values() {
     check(
         "services:\n  web:\n    image: nginx\n    restart: sometimes\n",

@@ -131,6 +131,16 @@ fn deploy_resources() {
                     reservations:
                       cpus: "0.25"
                       memory: 20971520
+                  update_config:
+                    parallelism: 2
+                    delay: "1s"
+                    failure_action: "rollback"
+                    monitor: "500ms"
+                    max_failure_ratio: 0.25
+                    order: "start-first"
+                  rollback_config:
+                    parallelism: 0
+                    failure_action: "continue"
               batch:
                 image: "acme/batch:1"
                 restart: "on-failure"
@@ -143,9 +153,8 @@ fn deploy_resources() {
                 image: "nvidia/cuda:12.3.1-base-ubuntu22.04"
             --- warnings
             deploy-resources.yml:18:16: services.api.deploy.restart_policy.delay: not supported yet, ignored
-            deploy-resources.yml:19:7: services.api.deploy.update_config: not supported yet, ignored
-            deploy-resources.yml:22:23: services.api.deploy.placement.constraints[0]: swarm roles, platforms and engine labels do not exist in Drover; constraint ignored
-            deploy-resources.yml:36:11: services.gpu.deploy.resources.reservations.devices: not supported yet, ignored
+            deploy-resources.yml:30:23: services.api.deploy.placement.constraints[0]: swarm roles, platforms and engine labels do not exist in Drover; constraint ignored
+            deploy-resources.yml:44:11: services.gpu.deploy.resources.reservations.devices: not supported yet, ignored
         "#]],
     );
 }
