@@ -81,6 +81,37 @@ pub struct ServiceStatus {
     pub replicas: u32,
     pub running: usize,
     pub containers: Vec<ContainerInfo>,
+    /// The service's rolling upgrade, running or last finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll: Option<RollStatus>,
+}
+
+/// A rolling upgrade of one service.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RollStatus {
+    /// The stack revision rolled to.
+    pub revision: u64,
+    /// The revision it started from.
+    pub from: u64,
+    /// `rolling`, `paused`, `done` or `rolling_back` (failed; a rollback follows).
+    pub phase: String,
+    /// Why it paused or is rolling back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// This roll undoes a failed one (`cause`: why that one failed).
+    pub rollback: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// Replicas brought to the new spec so far.
+    pub updated: u32,
+    /// `start-first` or `stop-first`.
+    pub order: String,
+    pub parallelism: u32,
+    /// Containers leaving (out of the names, waiting their drain time).
+    pub draining: Vec<String>,
+    pub started_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]

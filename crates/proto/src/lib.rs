@@ -181,6 +181,28 @@ pub struct StackPart {
     pub volumes: Vec<DesiredVolume>,
 }
 
+impl StackPart {
+    /// Adds `other`'s containers, and its networks and volumes this part lacks (both of one
+    /// stack: slots of two revisions during a roll).
+    pub fn merge(&mut self, other: StackPart) {
+        if self.stack.is_empty() {
+            self.env = other.env;
+            self.stack = other.stack;
+        }
+        self.containers.extend(other.containers);
+        for n in other.networks {
+            if !self.networks.iter().any(|m| m.name == n.name) {
+                self.networks.push(n);
+            }
+        }
+        for v in other.volumes {
+            if !self.volumes.iter().any(|w| w.name == v.name) {
+                self.volumes.push(v);
+            }
+        }
+    }
+}
+
 impl Desired {
     /// The desired state made of these parts.
     pub fn from_parts(generation: u64, parts: Vec<StackPart>) -> Desired {
@@ -507,7 +529,14 @@ pub struct XDrover {
     pub strategy: Option<String>,
     #[serde(default)]
     pub health: Option<HealthPolicy>,
+    /// How long a container leaving its service in a roll stays out of the names before it
+    /// stops, like `5s` [default: 2s].
+    #[serde(default)]
+    pub drain: Option<String>,
 }
+
+/// The drain time when `x-drover.drain` is not given: two DNS answer lifetimes.
+pub const DEFAULT_DRAIN_MS: u64 = 2_000;
 
 /// `x-drover: {health: {...}}`: a check the agent runs from outside the container (`http`
 /// path or `tcp` port; for containers without a compose `healthcheck`), and what happens to
@@ -641,6 +670,16 @@ impl XDrover {
         match &self.health {
             Some(h) => h.probe(),
             None => Ok(None),
+        }
+    }
+
+    /// `drain` in milliseconds; `Err` names what is wrong.
+    pub fn drain_ms(&self) -> Result<u64, String> {
+        match &self.drain {
+            None => Ok(DEFAULT_DRAIN_MS),
+            Some(d) => compose::parse_duration(d)
+                .map(|ns| ns / 1_000_000)
+                .map_err(|e| format!("drain: {e}")),
         }
     }
 

@@ -97,6 +97,9 @@ pub struct Roll {
     /// This roll undoes a failed one: its own failure pauses it.
     #[serde(default)]
     pub rollback: bool,
+    /// Why the roll this one undoes failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     pub settings: Settings,
     pub started_ms: u64,
     #[serde(flatten)]
@@ -130,6 +133,7 @@ impl Roll {
             target,
             from,
             rollback,
+            cause: None,
             settings,
             started_ms: now,
             phase: Phase::Rolling,

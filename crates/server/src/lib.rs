@@ -17,6 +17,7 @@ mod mesh;
 mod model;
 mod openapi;
 mod registries;
+mod rolls;
 pub mod scheduling;
 mod state;
 

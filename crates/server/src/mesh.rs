@@ -256,9 +256,10 @@ fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry
         let model = state.model();
         for stack in model.stacks(env) {
             let p = &stack.row.project;
-            for ((service, slot), host) in &stack.slots {
-                if let Some(h) = host {
-                    placed.insert((p.name.clone(), service.to_string(), *slot), h.to_string());
+            for (id, host) in &stack.slots {
+                // A container leaving in a roll answers to no name while it drains.
+                if let Some(h) = host.as_ref().filter(|_| !stack.is_draining(id)) {
+                    placed.insert((p.name.clone(), id.0.to_string(), id.1), h.to_string());
                 }
             }
             for (svc_name, svc) in &p.services {
@@ -303,7 +304,8 @@ fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry
                         service: c.service.clone(),
                         slot: c.slot,
                         running: c.state == proto::ContainerState::Running,
-                        unhealthy: c.health == Some(proto::Health::Unhealthy),
+                        // Not ready until its check passed (if it has one).
+                        unhealthy: c.health.is_some_and(|h| h != proto::Health::Healthy),
                         addrs: c.addrs.clone(),
                     })
                     .collect(),

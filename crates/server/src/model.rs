@@ -21,6 +21,12 @@ pub type SlotId = (Name, u32);
 pub struct StackEntry {
     pub row: Arc<StackRow>,
     pub slots: BTreeMap<SlotId, Option<Name>>,
+    /// The revision each slot runs, where it is not the current one (during a roll).
+    pub revs: BTreeMap<SlotId, u64>,
+    /// The projects of those older revisions.
+    pub projects: BTreeMap<u64, Arc<compose::Project>>,
+    /// Each service's rolling upgrade, running or last finished.
+    pub rolls: BTreeMap<Name, roll::Roll>,
     /// Spec hash of each service (what a container must carry to be up to date).
     pub hashes: BTreeMap<String, Arc<str>>,
 }
@@ -36,6 +42,9 @@ impl StackEntry {
         StackEntry {
             row,
             slots: BTreeMap::new(),
+            revs: BTreeMap::new(),
+            projects: BTreeMap::new(),
+            rolls: BTreeMap::new(),
             hashes,
         }
     }
@@ -43,6 +52,42 @@ impl StackEntry {
     /// The spec hash of `service` ("" if there is no such service).
     pub fn spec_hash(&self, service: &str) -> &str {
         self.hashes.get(service).map_or("", |h| h)
+    }
+
+    /// The revision slot `slot` runs.
+    pub fn rev_of(&self, slot: &SlotId) -> u64 {
+        self.revs.get(slot).copied().unwrap_or(self.row.revision)
+    }
+
+    /// The project of revision `rev` (the current one when it is not kept).
+    pub fn project_of(&self, rev: u64) -> &compose::Project {
+        self.projects
+            .get(&rev)
+            .map_or(&self.row.project, |p| p.as_ref())
+    }
+
+    /// The spec slot `slot` is given.
+    pub fn spec_of(&self, slot: &SlotId) -> Option<&compose::Service> {
+        self.project_of(self.rev_of(slot)).services.get(&*slot.0)
+    }
+
+    /// Whether slot `slot` runs its service's current spec.
+    pub fn is_current(&self, slot: &SlotId) -> bool {
+        self.spec_of(slot)
+            .is_some_and(|s| s.spec_hash() == self.spec_hash(&slot.0))
+    }
+
+    /// Whether slot `slot` is leaving its service (out of the names, about to stop).
+    pub fn is_draining(&self, slot: &SlotId) -> bool {
+        self.rolls
+            .get(&slot.0)
+            .is_some_and(|r| r.draining.contains_key(&slot.1))
+    }
+
+    /// Keeps only the older projects some slot still runs.
+    fn prune_projects(&mut self) {
+        let used: BTreeSet<u64> = self.revs.values().copied().collect();
+        self.projects.retain(|r, _| used.contains(r));
     }
 }
 
@@ -130,11 +175,29 @@ impl Model {
         }
         for p in store.placements()? {
             let key: StackKey = (p.env.as_str().into(), p.stack.as_str().into());
-            if !m.stacks.contains_key(&key) {
+            let Some(entry) = m.stacks.get_mut(&key) else {
                 continue;
+            };
+            if p.rev != entry.row.revision && !entry.projects.contains_key(&p.rev) {
+                // A slot of an older revision (a roll was under way): its spec is kept.
+                if let Some(project) = store.revision_project(&p.env, &p.stack, p.rev)? {
+                    entry.projects.insert(p.rev, Arc::new(project));
+                }
             }
             let host = p.host.as_deref().map(|h| m.host_name(h));
-            m.set_slot(&key, (p.service.as_str().into(), p.slot), host);
+            m.set_slot(&key, (p.service.as_str().into(), p.slot), host, p.rev);
+        }
+        for r in store.rolls()? {
+            let key: StackKey = (r.env.as_str().into(), r.stack.as_str().into());
+            let (Some(entry), Some(state)) = (m.stacks.get_mut(&key), r.state) else {
+                continue;
+            };
+            let roll: roll::Roll =
+                serde_json::from_str(&state).map_err(|e| store::Error::Corrupt {
+                    what: format!("roll of {}/{}", r.stack, r.service),
+                    why: e.to_string(),
+                })?;
+            entry.rolls.insert(r.service.as_str().into(), roll);
         }
         m.dirty.clear();
         Ok(m)
@@ -148,11 +211,18 @@ impl Model {
             .unwrap_or_else(|| id.into())
     }
 
-    /// Sets (or adds) one slot's host, keeping the host index, pending count and dirty set.
-    fn set_slot(&mut self, key: &StackKey, slot: SlotId, host: Option<Name>) {
+    /// Sets (or adds) one slot's host and revision, keeping the host index, pending count
+    /// and dirty set.
+    fn set_slot(&mut self, key: &StackKey, slot: SlotId, host: Option<Name>, rev: u64) {
         let Some(entry) = self.stacks.get_mut(key) else {
             return;
         };
+        let rev_changed = entry.rev_of(&slot) != rev;
+        if rev == entry.row.revision {
+            entry.revs.remove(&slot);
+        } else {
+            entry.revs.insert(slot.clone(), rev);
+        }
         let old = entry.slots.insert(slot.clone(), host.clone());
         let old_host = match old {
             Some(Some(h)) => Some(h),
@@ -164,6 +234,9 @@ impl Model {
         };
         if let Some(h) = &old_host {
             if host.as_ref() == Some(h) {
+                if rev_changed {
+                    self.dirty.entry(h.clone()).or_default().insert(key.clone());
+                }
                 return;
             }
             self.unindex(h, key, &slot);
@@ -244,6 +317,7 @@ impl Model {
         let Some(entry) = self.stacks.get_mut(key) else {
             return;
         };
+        entry.revs.remove(slot);
         match entry.slots.remove(slot) {
             Some(Some(h)) => self.unindex(&h, key, slot),
             Some(None) => {
@@ -269,23 +343,34 @@ impl Model {
                 };
                 for (key, slots) in stacks {
                     for slot in slots {
-                        self.set_slot(&key, slot, None);
+                        let rev = self.stacks.get(&key).map_or(0, |e| e.rev_of(&slot));
+                        self.set_slot(&key, slot, None, rev);
                     }
                 }
             }
         }
     }
 
-    /// A stack's new revision and the full set of its placements.
-    pub fn put_stack(&mut self, row: StackRow, placements: &[Placement]) {
+    /// A stack's new revision, the full set of its placements (revision 0: the new one) and
+    /// its rolls.
+    pub fn put_stack(
+        &mut self,
+        row: StackRow,
+        placements: &[Placement],
+        rolls: BTreeMap<Name, roll::Roll>,
+    ) {
         let key: StackKey = (row.env.as_str().into(), row.project.name.as_str().into());
+        let revision = row.revision;
         let row = Arc::new(row);
-        let wanted: BTreeMap<SlotId, Option<Name>> = placements
+        let wanted: BTreeMap<SlotId, (Option<Name>, u64)> = placements
             .iter()
             .map(|p| {
                 (
                     (p.service.as_str().into(), p.slot),
-                    p.host.as_deref().map(|h| self.host_name(h)),
+                    (
+                        p.host.as_deref().map(|h| self.host_name(h)),
+                        if p.rev == 0 { revision } else { p.rev },
+                    ),
                 )
             })
             .collect();
@@ -306,13 +391,26 @@ impl Model {
         }
         let old: Vec<SlotId> = match self.stacks.get_mut(&key) {
             Some(entry) => {
+                // Slots keep the revision they run: the older projects stay at hand.
                 let slots = std::mem::take(&mut entry.slots);
+                let mut projects = std::mem::take(&mut entry.projects);
+                let mut revs = std::mem::take(&mut entry.revs);
+                let previous = entry.row.clone();
+                for slot in slots.keys() {
+                    revs.entry(slot.clone()).or_insert(previous.revision);
+                }
+                projects.insert(previous.revision, Arc::new(previous.project.clone()));
                 *entry = StackEntry::new(row);
                 entry.slots = slots;
+                entry.revs = revs;
+                entry.projects = projects;
+                entry.rolls = rolls;
                 entry.slots.keys().cloned().collect()
             }
             None => {
-                self.stacks.insert(key.clone(), StackEntry::new(row));
+                let mut entry = StackEntry::new(row);
+                entry.rolls = rolls;
+                self.stacks.insert(key.clone(), entry);
                 Vec::new()
             }
         };
@@ -322,8 +420,11 @@ impl Model {
         for slot in old.iter().filter(|s| !wanted.contains_key(*s)) {
             self.remove_slot(&key, slot);
         }
-        for (slot, host) in wanted {
-            self.set_slot(&key, slot, host);
+        for (slot, (host, rev)) in wanted {
+            self.set_slot(&key, slot, host, rev);
+        }
+        if let Some(e) = self.stacks.get_mut(&key) {
+            e.prune_projects();
         }
         // The spec may have changed for slots that stayed where they were.
         let hosts: Vec<Name> = self.stacks[&key]
@@ -349,17 +450,48 @@ impl Model {
         self.stacks.remove(&key);
     }
 
-    /// Placement moves: `set` gives slots their (new) host, `remove` deletes slots.
+    /// Placement moves: `set` gives slots their (new) host and revision, `remove` deletes
+    /// slots.
     pub fn move_placements(&mut self, set: &[Placement], remove: &[Placement]) {
+        let mut touched = BTreeSet::new();
         for p in set {
             let key: StackKey = (p.env.as_str().into(), p.stack.as_str().into());
             let host = p.host.as_deref().map(|h| self.host_name(h));
-            self.set_slot(&key, (p.service.as_str().into(), p.slot), host);
+            self.set_slot(&key, (p.service.as_str().into(), p.slot), host, p.rev);
+            touched.insert(key);
         }
         for p in remove {
             let key: StackKey = (p.env.as_str().into(), p.stack.as_str().into());
             self.remove_slot(&key, &(p.service.as_str().into(), p.slot));
+            touched.insert(key);
         }
+        for key in touched {
+            if let Some(e) = self.stacks.get_mut(&key) {
+                e.prune_projects();
+            }
+        }
+    }
+
+    /// A service's roll as the store now has it (`None`: none).
+    pub fn put_roll(&mut self, key: &StackKey, service: &str, roll: Option<roll::Roll>) {
+        let Some(e) = self.stacks.get_mut(key) else {
+            return;
+        };
+        match roll {
+            Some(r) => {
+                e.rolls.insert(service.into(), r);
+            }
+            None => {
+                e.rolls.remove(service);
+            }
+        }
+    }
+
+    /// Whether any roll is under way (the scheduling loop then looks more often).
+    pub fn rolling(&self) -> bool {
+        self.stacks
+            .values()
+            .any(|e| e.rolls.values().any(roll::Roll::is_rolling))
     }
 
     /// Hosts whose desired state changed since the last call, with the stacks that changed.
@@ -441,14 +573,21 @@ impl Model {
     }
 }
 
-/// A placement row of `env`/`stack` for one slot.
-pub fn placement(env: &str, stack: &str, slot: &SlotId, host: Option<&Name>) -> Placement {
+/// A placement row of `env`/`stack` for one slot, running revision `rev`.
+pub fn placement(
+    env: &str,
+    stack: &str,
+    slot: &SlotId,
+    host: Option<&Name>,
+    rev: u64,
+) -> Placement {
     Placement {
         env: env.to_string(),
         stack: stack.to_string(),
         service: slot.0.to_string(),
         slot: slot.1,
         host: host.map(|h| h.to_string()),
+        rev,
     }
 }
 
@@ -476,6 +615,7 @@ mod tests {
             service: service.into(),
             slot,
             host: host.map(str::to_string),
+            rev: 1,
         }
     }
 
@@ -517,6 +657,7 @@ mod tests {
         m.put_stack(
             row("default", "s"),
             &[p("s", "web", 1, Some("a")), p("s", "web", 2, None)],
+            BTreeMap::new(),
         );
         assert_eq!(index(&m), ["a: s/web.1"]);
         assert_eq!(m.pending("default").count(), 1);
@@ -531,13 +672,21 @@ mod tests {
         assert_eq!(dirty(&mut m), ["a: s", "b: s"]);
 
         // Redeploy with fewer replicas: the dropped slot leaves its host.
-        m.put_stack(row("default", "s"), &[p("s", "web", 1, Some("b"))]);
+        m.put_stack(
+            row("default", "s"),
+            &[p("s", "web", 1, Some("b"))],
+            BTreeMap::new(),
+        );
         assert_eq!(index(&m), ["b: s/web.1"]);
         assert_eq!(dirty(&mut m), ["b: s"]);
 
         m.move_placements(&[], &[p("s", "web", 1, Some("b"))]);
         assert!(index(&m).is_empty());
-        m.put_stack(row("default", "t"), &[p("t", "db", 1, Some("c"))]);
+        m.put_stack(
+            row("default", "t"),
+            &[p("t", "db", 1, Some("c"))],
+            BTreeMap::new(),
+        );
         m.delete_stack("default", "t");
         assert!(index(&m).is_empty());
         assert!(m.stack("default", "t").is_none());
@@ -572,10 +721,18 @@ mod tests {
         };
         let web: GroupId = (("default".into(), "s".into()), "web".into());
         let two_on_a = [p("s", "web", 1, Some("a")), p("s", "web", 2, Some("a"))];
-        m.put_stack(row_with("s", "web", 1 << 30, Some(80)), &two_on_a);
+        m.put_stack(
+            row_with("s", "web", 1 << 30, Some(80)),
+            &two_on_a,
+            BTreeMap::new(),
+        );
         assert_eq!(load(&m, "a"), Some((2, 2 << 30, 2)));
         // A new spec reserves more: the replicas that stay count with it.
-        m.put_stack(row_with("s", "web", 2 << 30, None), &two_on_a);
+        m.put_stack(
+            row_with("s", "web", 2 << 30, None),
+            &two_on_a,
+            BTreeMap::new(),
+        );
         assert_eq!(load(&m, "a"), Some((2, 4 << 30, 0)));
         m.move_placements(&[p("s", "web", 2, Some("b"))], &[]);
         assert_eq!(load(&m, "a"), Some((1, 2 << 30, 0)));
@@ -610,6 +767,7 @@ mod tests {
         m.put_stack(
             row("default", "s"),
             &[p("s", "web", 1, Some("a")), p("s", "web", 2, Some("a"))],
+            BTreeMap::new(),
         );
         assert_eq!(m.hosts("default").len(), 1);
         m.put_host("a", None);

@@ -32,6 +32,7 @@ use crate::auth::User;
         crate::api::stacks::history,
         crate::api::stacks::rollback,
         crate::api::stacks::rollback_service,
+        crate::api::stacks::restart_service,
         crate::api::networks::list,
         crate::api::networks::create,
         crate::api::networks::inspect,

@@ -48,37 +48,6 @@ fn group_key(env: &str, stack: &str, service: &str) -> String {
     format!("{env}/{stack}/{service}")
 }
 
-/// The placements of a freshly deployed project: slots that exist keep their host, new slots
-/// start unplaced, slots beyond the replica count go. Global services keep theirs (the
-/// scheduling pass adds or removes per host).
-pub fn deploy_placements(
-    env: &str,
-    project: &compose::Project,
-    existing: &[Placement],
-) -> Vec<Placement> {
-    let mut out = Vec::new();
-    for (service, spec) in &project.services {
-        if spec.global {
-            out.extend(existing.iter().filter(|p| &p.service == service).cloned());
-            continue;
-        }
-        for slot in 1..=spec.replicas {
-            let host = existing
-                .iter()
-                .find(|p| &p.service == service && p.slot == slot)
-                .and_then(|p| p.host.clone());
-            out.push(Placement {
-                env: env.to_string(),
-                stack: project.name.clone(),
-                service: service.clone(),
-                slot,
-                host,
-            });
-        }
-    }
-    out
-}
-
 /// Liveness of a host as the server sees it now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
@@ -127,13 +96,19 @@ struct Moves {
     remove: Vec<Placement>,
 }
 
-/// One scheduling pass over `env`: decides from the model and writes the moves through,
-/// serialised with deploys. Desired states are pushed by the caller.
-pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::Error> {
+/// One scheduling pass over `env`: a step of every running roll, then the placements,
+/// decided from the model and written through, serialised with deploys. Desired states are
+/// pushed by the caller. Returns the failed rolls to roll back.
+pub fn pass(
+    state: &AppState,
+    env: &str,
+    timing: &Timing,
+) -> Result<Vec<crate::rolls::RollBack>, store::Error> {
     let serial = state.serialise_writes();
     let now = now_ms();
+    let rollbacks = crate::rolls::drive(state, &serial, env, now)?;
     let Some(moves) = decide(state, env, timing, now) else {
-        return Ok(());
+        return Ok(rollbacks);
     };
     let mut moved: Vec<String> = moves
         .set
@@ -167,7 +142,7 @@ pub fn pass(state: &AppState, env: &str, timing: &Timing) -> Result<(), store::E
     };
     state.move_placements(&serial, &moves.set, &moves.remove, Some(&event), now)?;
     tracing::info!("placements: {detail}");
-    Ok(())
+    Ok(rollbacks)
 }
 
 /// The first 12 characters of a host id, for event details (ids may be non-ASCII, so
@@ -438,7 +413,7 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
     let host_ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
     let remove: Vec<Placement> = remove
         .iter()
-        .map(|(key, slot)| crate::model::placement(env, &key.1, slot, None))
+        .map(|(key, slot)| crate::model::placement(env, &key.1, slot, None, 0))
         .collect();
     drop(hosts);
     drop(model);
@@ -476,7 +451,8 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
             *slot
         };
         let host = &host_ids[*h];
-        let current = entry.slots.get(&(Name::from(service), slot));
+        let id: SlotId = (Name::from(service), slot);
+        let current = entry.slots.get(&id);
         if current.is_some_and(|c| c.as_deref() == Some(host.as_str())) {
             continue;
         }
@@ -486,6 +462,7 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
             service: service.to_string(),
             slot,
             host: Some(host.clone()),
+            rev: entry.rev_of(&id),
         });
     }
     let mut reasons = HashMap::new();
@@ -537,7 +514,13 @@ fn sched_host(h: &store::HostRecord, engine: Option<&proto::EngineStatus>) -> sc
 /// the next one), then pushes the new desired state of every host whose part changed.
 pub async fn run_loop(state: Arc<AppState>, timing: Timing) {
     loop {
-        let ticket = state.next_pass(Duration::from_secs(1)).await;
+        // Rolls are stepped by passes: while one runs, passes come often.
+        let tick = if state.model().rolling() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        };
+        let ticket = state.next_pass(tick).await;
         let st = state.clone();
         let ran = tokio::task::spawn_blocking(move || {
             let envs = match st.store().environments() {
@@ -548,8 +531,13 @@ pub async fn run_loop(state: Arc<AppState>, timing: Timing) {
                 }
             };
             for env in envs {
-                if let Err(e) = pass(&st, &env, &timing) {
-                    tracing::error!("scheduling {env}: {e}");
+                match pass(&st, &env, &timing) {
+                    Ok(rollbacks) => {
+                        for rb in rollbacks {
+                            crate::rolls::roll_back(&st, &env, rb);
+                        }
+                    }
+                    Err(e) => tracing::error!("scheduling {env}: {e}"),
                 }
             }
             st.push_dirty();
@@ -565,38 +553,6 @@ pub async fn run_loop(state: Arc<AppState>, timing: Timing) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deploy_keeps_existing_slots_and_drops_extra_ones() {
-        let mut p = compose::Project {
-            name: "s".into(),
-            ..Default::default()
-        };
-        p.services.insert(
-            "web".into(),
-            compose::Service {
-                image: Some("x".into()),
-                replicas: 2,
-                ..Default::default()
-            },
-        );
-        let slot = |n: u32, h: Option<&str>| Placement {
-            env: "default".into(),
-            stack: "s".into(),
-            service: "web".into(),
-            slot: n,
-            host: h.map(str::to_string),
-        };
-        let existing = [slot(1, Some("a")), slot(2, Some("b")), slot(3, Some("c"))];
-        assert_eq!(
-            deploy_placements("default", &p, &existing),
-            vec![slot(1, Some("a")), slot(2, Some("b"))]
-        );
-        assert_eq!(
-            deploy_placements("default", &p, &[]),
-            vec![slot(1, None), slot(2, None)]
-        );
-    }
 
     #[test]
     fn short_ids_cut_at_character_boundaries() {

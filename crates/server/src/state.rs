@@ -1,7 +1,7 @@
 //! Shared server state: the store, live agent sessions and what each host last reported, and
 //! the computation of the desired state each host receives.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use proto::{Desired, Observed, ServerMsg};
 use tokio::sync::mpsc;
 
-use crate::model::{Model, Name, StackKey};
+use crate::model::{Model, Name, SlotId, StackKey};
 
 /// How long the scheduler remembers that a service failed on a host.
 pub const FAILURE_MEMORY_MS: u64 = 5 * 60 * 1000;
@@ -356,48 +356,59 @@ impl AppState {
         })
     }
 
-    /// A stack's new desired state with all its placements.
-    /// Writes a stack's new revision; with `expected`, only if the stack is still at that
-    /// revision (a change made from it must not undo one made meanwhile).
+    /// A stack's new revision: `plan` decides, from the stack as it is (under the write
+    /// serialisation, so nothing changes it meanwhile), the slots and rolls written with it.
+    /// With `expected`, only if the stack is still at that revision (a change made from it
+    /// must not undo one made meanwhile).
     pub fn put_stack(
         &self,
         env: &str,
         project: &compose::Project,
-        placements: &[store::Placement],
+        plan: impl FnOnce(Option<&crate::model::StackEntry>) -> crate::rolls::Deployed,
         event: &store::NewEvent<'_>,
         now: u64,
         expected: Option<u64>,
     ) -> Result<(), store::Error> {
-        self.write_through(
-            |s| {
-                if let Some(rev) = expected {
-                    let current = s.stack(env, &project.name)?.map(|r| r.revision);
-                    if current != Some(rev) {
-                        return Err(store::Error::Conflict(format!(
-                            "stack '{}' changed meanwhile (revision {}, not {rev}): try again",
-                            project.name,
-                            current.map_or("removed".to_string(), |c| c.to_string())
-                        )));
-                    }
-                }
-                s.put_stack(env, project, placements, event, now)
-            },
-            |m, _, &revision| {
-                let created_ms = m
-                    .stack(env, &project.name)
-                    .map_or(now, |e| e.row.created_ms);
-                let row = store::StackRow {
-                    env: env.to_string(),
-                    project: project.clone(),
-                    revision,
-                    created_ms,
-                    updated_ms: now,
-                };
-                m.put_stack(row, placements);
-                Ok(())
-            },
-        )
-        .map(|_| ())
+        let _serial = self.serialise_writes();
+        let (deployed, current) = {
+            let model = self.model();
+            let old = model.stack(env, &project.name);
+            (plan(old), old.map(|e| e.row.revision))
+        };
+        if let Some(rev) = expected
+            && current != Some(rev)
+        {
+            return Err(store::Error::Conflict(format!(
+                "stack '{}' changed meanwhile (revision {}, not {rev}): try again",
+                project.name,
+                current.map_or("removed".to_string(), |c| c.to_string())
+            )));
+        }
+        let rows: Vec<store::RollRow> = deployed
+            .rolls
+            .iter()
+            .map(|(service, r)| store::RollRow {
+                env: env.to_string(),
+                stack: project.name.clone(),
+                service: service.to_string(),
+                state: serde_json::to_string(r).ok(),
+            })
+            .collect();
+        let mut store = self.store();
+        let revision = store.put_stack(env, project, &deployed.placements, &rows, event, now)?;
+        let mut m = write(&self.model);
+        let created_ms = m
+            .stack(env, &project.name)
+            .map_or(now, |e| e.row.created_ms);
+        let row = store::StackRow {
+            env: env.to_string(),
+            project: project.clone(),
+            revision,
+            created_ms,
+            updated_ms: now,
+        };
+        m.put_stack(row, &deployed.placements, deployed.rolls);
+        Ok(())
     }
 
     pub fn delete_stack(
@@ -427,9 +438,31 @@ impl AppState {
         now: u64,
     ) -> Result<(), store::Error> {
         let mut store = self.store();
-        store.move_placements(set, remove, event, now)?;
+        store.move_placements(set, remove, &[], event, now)?;
         write(&self.model).move_placements(set, remove);
         Ok(())
+    }
+
+    /// A roll step the store committed: its placement changes and the rolls' new states
+    /// (draining containers leave the names at once).
+    pub fn apply_roll_step(
+        &self,
+        _serial: &MutexGuard<'_, ()>,
+        set: &[store::Placement],
+        remove: &[store::Placement],
+        rolls: Vec<(StackKey, Name, roll::Roll)>,
+    ) {
+        let envs: BTreeSet<Name> = rolls.iter().map(|(k, _, _)| k.0.clone()).collect();
+        {
+            let mut m = write(&self.model);
+            m.move_placements(set, remove);
+            for (key, service, r) in rolls {
+                m.put_roll(&key, &service, Some(r));
+            }
+        }
+        for env in envs {
+            self.mesh.changed(&env);
+        }
     }
 
     pub fn next_id(&self) -> u64 {
@@ -636,15 +669,26 @@ impl AppState {
         };
         keys.into_iter()
             .map(|key| {
-                let slots: Vec<(String, u32)> = on_host
+                let slots: Vec<&SlotId> = on_host
                     .and_then(|m| m.get(key))
                     .into_iter()
                     .flatten()
-                    .map(|(s, n)| (s.to_string(), *n))
                     .collect();
                 match model.stack_by_key(key) {
                     Some(entry) if !slots.is_empty() => {
-                        let mut part = proto::desired_for_stack(&key.0, &entry.row.project, &slots);
+                        // Slots by the revision they run (several during a roll).
+                        let mut by_rev: BTreeMap<u64, Vec<(String, u32)>> = BTreeMap::new();
+                        for s in slots {
+                            by_rev
+                                .entry(entry.rev_of(s))
+                                .or_default()
+                                .push((s.0.to_string(), s.1));
+                        }
+                        let mut part = proto::StackPart::default();
+                        for (rev, slots) in by_rev {
+                            let p = proto::desired_for_stack(&key.0, entry.project_of(rev), &slots);
+                            part.merge(p);
+                        }
                         // Judged once per service, not once per container.
                         let mut quorum: HashMap<String, bool> = HashMap::new();
                         for c in &mut part.containers {

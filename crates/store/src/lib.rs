@@ -88,7 +88,26 @@ CREATE TABLE revisions (
     PRIMARY KEY (env, stack, revision)
 );
 "#,
+    r#"
+ALTER TABLE placements ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+UPDATE placements SET rev = COALESCE((SELECT revision FROM stacks
+    WHERE stacks.env = placements.env AND stacks.name = placements.stack), 0);
+CREATE TABLE rolls (
+    env TEXT NOT NULL, stack TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (env, stack, service)
+);
+"#,
 ];
+
+/// A service's rolling upgrade, as the roller keeps it (JSON of its own making).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollRow {
+    pub env: String,
+    pub stack: String,
+    pub service: String,
+    /// `None`: the service has no roll (any stored one is deleted).
+    pub state: Option<String>,
+}
 
 /// Revisions kept per stack (older ones are dropped as new ones come).
 pub const REVISIONS_KEPT: i64 = 50;
@@ -223,6 +242,9 @@ pub struct Placement {
     pub service: String,
     pub slot: u32,
     pub host: Option<String>,
+    /// The stack revision whose spec of the service this slot runs (the current one but
+    /// during a rolling upgrade).
+    pub rev: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -819,24 +841,35 @@ impl Store {
         Ok(())
     }
 
-    /// Moves placements in one transaction: each given placement's host is set as given
-    /// (`None` unplaces it), and `remove` placements are deleted. One audit event.
+    /// Moves placements in one transaction: each given placement's host and revision are set
+    /// as given (`None` unplaces it), `remove` placements are deleted, and rolls are stored
+    /// (or deleted). One audit event.
     pub fn move_placements(
         &mut self,
         set: &[Placement],
         remove: &[Placement],
+        rolls: &[RollRow],
         event: Option<&NewEvent<'_>>,
         now_ms: u64,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut up = tx.prepare(
-                "INSERT INTO placements (env, stack, service, slot, host) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (env, stack, service, slot) DO UPDATE SET host = ?5",
+                "INSERT INTO placements (env, stack, service, slot, host, rev)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (env, stack, service, slot) DO UPDATE SET host = ?5, rev = ?6",
             )?;
             for p in set {
-                up.execute(params![p.env, p.stack, p.service, p.slot, p.host])?;
+                up.execute(params![
+                    p.env,
+                    p.stack,
+                    p.service,
+                    p.slot,
+                    p.host,
+                    p.rev as i64
+                ])?;
             }
+            put_rolls(&tx, rolls)?;
             let mut del = tx.prepare(
                 "DELETE FROM placements WHERE env = ?1 AND stack = ?2 AND service = ?3 AND slot = ?4",
             )?;
@@ -895,12 +928,14 @@ impl Store {
     }
 
     /// Writes a stack's new desired state and its placements in one transaction: the
-    /// placements of the stack are replaced by `placements`. Returns the new revision.
+    /// placements of the stack are replaced by `placements` (a placement of revision 0 gets
+    /// the new revision), and its rolls by `rolls` (the same). Returns the new revision.
     pub fn put_stack(
         &mut self,
         env: &str,
         project: &compose::Project,
         placements: &[Placement],
+        rolls: &[RollRow],
         event: &NewEvent<'_>,
         now_ms: u64,
     ) -> Result<u64> {
@@ -929,12 +964,19 @@ impl Store {
         )?;
         {
             let mut ins = tx.prepare(
-                "INSERT INTO placements (env, stack, service, slot, host) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO placements (env, stack, service, slot, host, rev)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for p in placements {
-                ins.execute(params![p.env, p.stack, p.service, p.slot, p.host])?;
+                let rev = if p.rev == 0 { revision } else { p.rev as i64 };
+                ins.execute(params![p.env, p.stack, p.service, p.slot, p.host, rev])?;
             }
         }
+        tx.execute(
+            "DELETE FROM rolls WHERE env = ?1 AND stack = ?2",
+            params![env, project.name],
+        )?;
+        put_rolls(&tx, rolls)?;
         tx.execute(
             "INSERT OR REPLACE INTO revisions (env, stack, revision, project, actor, time_ms, summary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -948,8 +990,10 @@ impl Store {
                 event.detail
             ],
         )?;
+        // Old revisions go, but never one a slot still runs.
         tx.execute(
-            "DELETE FROM revisions WHERE env = ?1 AND stack = ?2 AND revision <= ?3",
+            "DELETE FROM revisions WHERE env = ?1 AND stack = ?2 AND revision <= ?3
+             AND revision NOT IN (SELECT rev FROM placements WHERE env = ?1 AND stack = ?2)",
             params![env, project.name, revision - REVISIONS_KEPT],
         )?;
         append_event(&tx, now_ms, event)?;
@@ -1019,6 +1063,10 @@ impl Store {
             "DELETE FROM revisions WHERE env = ?1 AND stack = ?2",
             params![env, name],
         )?;
+        tx.execute(
+            "DELETE FROM rolls WHERE env = ?1 AND stack = ?2",
+            params![env, name],
+        )?;
         if n > 0 {
             append_event(&tx, now_ms, event)?;
         }
@@ -1029,7 +1077,8 @@ impl Store {
     /// All placements, across environments.
     pub fn placements(&self) -> Result<Vec<Placement>> {
         let mut st = self.conn.prepare(
-            "SELECT env, stack, service, slot, host FROM placements ORDER BY env, stack, service, slot",
+            "SELECT env, stack, service, slot, host, rev FROM placements
+             ORDER BY env, stack, service, slot",
         )?;
         let rows = st.query_map([], |r| {
             Ok(Placement {
@@ -1038,6 +1087,23 @@ impl Store {
                 service: r.get(2)?,
                 slot: r.get(3)?,
                 host: r.get(4)?,
+                rev: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every stored roll, across environments.
+    pub fn rolls(&self) -> Result<Vec<RollRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT env, stack, service, state FROM rolls ORDER BY env, stack, service")?;
+        let rows = st.query_map([], |r| {
+            Ok(RollRow {
+                env: r.get(0)?,
+                stack: r.get(1)?,
+                service: r.get(2)?,
+                state: Some(r.get(3)?),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1090,6 +1156,21 @@ fn decode_stack(
         created_ms: c as u64,
         updated_ms: u as u64,
     })
+}
+
+fn put_rolls(tx: &rusqlite::Transaction<'_>, rolls: &[RollRow]) -> Result<()> {
+    let mut up = tx.prepare(
+        "INSERT INTO rolls (env, stack, service, state) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (env, stack, service) DO UPDATE SET state = ?4",
+    )?;
+    let mut del = tx.prepare("DELETE FROM rolls WHERE env = ?1 AND stack = ?2 AND service = ?3")?;
+    for r in rolls {
+        match &r.state {
+            Some(state) => up.execute(params![r.env, r.stack, r.service, state])?,
+            None => del.execute(params![r.env, r.stack, r.service])?,
+        };
+    }
+    Ok(())
 }
 
 fn host_exists(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<bool> {
@@ -1185,6 +1266,7 @@ mod tests {
             service: "web".into(),
             slot,
             host: host.map(str::to_string),
+            rev: 0,
         }
     }
 
@@ -1237,7 +1319,7 @@ mod tests {
                 detail: "changed: [web]",
                 ..ev("stack.updated")
             };
-            s.put_stack("default", &p, &[], &event, 10 + i as u64)
+            s.put_stack("default", &p, &[], &[], &event, 10 + i as u64)
                 .expect("put");
         }
         let revs = s.revisions("default", "shop").expect("revisions");
@@ -1278,6 +1360,7 @@ mod tests {
                     "default",
                     &p,
                     &[slot("shop", 1, None)],
+                    &[],
                     &ev("stack.deployed"),
                     10,
                 )
@@ -1286,7 +1369,19 @@ mod tests {
                 .put_stack(
                     "default",
                     &p,
-                    &[slot("shop", 1, Some("h1")), slot("shop", 2, None)],
+                    &[
+                        Placement {
+                            rev: 1,
+                            ..slot("shop", 1, Some("h1"))
+                        },
+                        slot("shop", 2, None),
+                    ],
+                    &[RollRow {
+                        env: "default".into(),
+                        stack: "shop".into(),
+                        service: "web".into(),
+                        state: Some("{}".into()),
+                    }],
                     &ev("stack.deployed"),
                     20,
                 )
@@ -1299,13 +1394,33 @@ mod tests {
         assert_eq!(row.revision, 2);
         assert_eq!((row.created_ms, row.updated_ms), (10, 20));
         assert_eq!(row.project, project("shop"));
-        assert_eq!(
-            s.placements().expect("placements"),
-            vec![slot("shop", 1, Some("h1")), slot("shop", 2, None)]
-        );
-        s.move_placements(&[slot("shop", 2, Some("h2"))], &[], None, 25)
-            .expect("move");
+        // Revision 0 means the one written; a slot keeps the older spec it runs.
+        let revs: Vec<(Option<String>, u64)> = s
+            .placements()
+            .expect("placements")
+            .into_iter()
+            .map(|p| (p.host, p.rev))
+            .collect();
+        assert_eq!(revs, [(Some("h1".into()), 1), (None, 2)]);
+        assert_eq!(s.rolls().expect("rolls").len(), 1);
+        s.move_placements(
+            &[Placement {
+                rev: 2,
+                ..slot("shop", 2, Some("h2"))
+            }],
+            &[],
+            &[RollRow {
+                env: "default".into(),
+                stack: "shop".into(),
+                service: "web".into(),
+                state: None,
+            }],
+            None,
+            25,
+        )
+        .expect("move");
         assert_eq!(s.placements().expect("p")[1].host.as_deref(), Some("h2"));
+        assert!(s.rolls().expect("rolls").is_empty());
         assert!(
             s.delete_stack("default", "shop", &ev("stack.removed"), 30)
                 .expect("rm")
@@ -1522,7 +1637,7 @@ mod tests {
         // Deleting a host unplaces its slots.
         let p = project("shop");
         let placed = [slot("shop", 1, Some("h1")), slot("shop", 2, Some("h2"))];
-        s.put_stack("default", &p, &placed, &ev("stack.created"), 10)
+        s.put_stack("default", &p, &placed, &[], &ev("stack.created"), 10)
             .expect("put");
         assert!(s.delete_host("h1", &ev("host.removed"), 11).expect("rm"));
         assert_eq!(s.host("h1").expect("host"), None);
@@ -1533,7 +1648,7 @@ mod tests {
             .map(|p| p.host)
             .collect();
         assert_eq!(hosts, [None, Some("h2".to_string())]);
-        s.move_placements(&[], &[slot("shop", 2, None)], None, 12)
+        s.move_placements(&[], &[slot("shop", 2, None)], &[], None, 12)
             .expect("remove");
         assert_eq!(s.placements().expect("p").len(), 1);
     }

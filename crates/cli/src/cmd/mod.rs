@@ -146,6 +146,18 @@ pub enum ServiceCmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Replace every container of a service, rolled like an upgrade (its update_config),
+    /// and wait until the roll is done
+    Restart {
+        #[arg(value_name = "STACK/SERVICE")]
+        target: String,
+        /// Return once the server accepted, without waiting
+        #[arg(short, long)]
+        detach: bool,
+        /// Seconds to wait for the stack to converge
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Set replica counts, STACK/SERVICE=N ..., and wait until the stacks converge
     Scale {
         #[arg(required = true, value_name = "STACK/SERVICE=N")]
@@ -339,6 +351,11 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
             detach,
             timeout,
         }) => service::rollback(&client, &target, detach, timeout).await,
+        Command::Service(ServiceCmd::Restart {
+            target,
+            detach,
+            timeout,
+        }) => service::restart(&client, &target, detach, timeout).await,
         Command::Service(ServiceCmd::Scale {
             targets,
             detach,

@@ -7,9 +7,16 @@ use crate::client::Client;
 use crate::cmd::table;
 
 pub async fn run(client: &Client, stack: Option<&str>) -> Result<(), Failure> {
+    let mut rolls = Vec::new();
     let containers: Vec<ContainerInfo> = match stack {
         Some(name) => {
             let d: StackDetail = client.get(&format!("/stacks/{name}")).await?;
+            // Rolls under way or stopped (a paused roll says why); finished ones say nothing.
+            for s in &d.services {
+                if let Some(r) = s.roll.as_ref().filter(|r| r.phase != "done") {
+                    rolls.push(crate::cmd::stack_deploy::roll_line(&s.name, r));
+                }
+            }
             d.services.into_iter().flat_map(|s| s.containers).collect()
         }
         None => client.get("/containers").await?,
@@ -43,5 +50,8 @@ pub async fn run(client: &Client, stack: Option<&str>) -> Result<(), Failure> {
         &["NAME", "STACK", "SERVICE", "STATE", "HOST", "STATUS"],
         &rows,
     );
+    for line in rolls {
+        outln!("{line}");
+    }
     Ok(())
 }

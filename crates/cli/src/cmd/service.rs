@@ -80,22 +80,46 @@ pub async fn scale(
             "{stack}/{service} scaled to {n} (stack revision {})",
             resp.stack.revision
         );
-        if !stacks.contains(&stack) {
-            stacks.push(stack);
-        }
+        stacks.retain(|(s, _)| *s != stack);
+        stacks.push((stack, resp.stack.revision));
     }
     if detach {
         return Ok(());
     }
-    for stack in stacks {
-        crate::cmd::stack_deploy::wait(client, &stack, Duration::from_secs(timeout)).await?;
+    for (stack, revision) in stacks {
+        crate::cmd::stack_deploy::wait(client, &stack, revision, Duration::from_secs(timeout))
+            .await?;
     }
     Ok(())
 }
 
+/// `drover service restart STACK/SERVICE`: every container replaced, rolled like an upgrade.
+pub async fn restart(
+    client: &Client,
+    target: &str,
+    detach: bool,
+    timeout: u64,
+) -> Result<(), Failure> {
+    act(client, target, "restart", "restarting", detach, timeout).await
+}
+
+/// `drover service rollback STACK/SERVICE`: the service as in the previous revision.
 pub async fn rollback(
     client: &Client,
     target: &str,
+    detach: bool,
+    timeout: u64,
+) -> Result<(), Failure> {
+    let said = "back to its previous revision";
+    act(client, target, "rollback", said, detach, timeout).await
+}
+
+/// Posts `action` on a service, says what it made, and follows the stack unless `detach`.
+async fn act(
+    client: &Client,
+    target: &str,
+    action: &str,
+    said: &str,
     detach: bool,
     timeout: u64,
 ) -> Result<(), Failure> {
@@ -104,16 +128,17 @@ pub async fn rollback(
         .filter(|(s, v)| !s.is_empty() && !v.is_empty())
         .ok_or_else(|| Failure::input(format!("'{target}': expected STACK/SERVICE")))?;
     let resp: DeployResponse = client
-        .post_empty(&format!("/stacks/{stack}/services/{service}/rollback"))
+        .post_empty(&format!("/stacks/{stack}/services/{service}/{action}"))
         .await?;
     outln!(
-        "{stack}/{service} back to its previous revision (stack revision {})",
+        "{stack}/{service} {said} (stack revision {})",
         resp.stack.revision
     );
     if detach {
         return Ok(());
     }
-    crate::cmd::stack_deploy::wait(client, stack, Duration::from_secs(timeout)).await
+    let timeout = Duration::from_secs(timeout);
+    crate::cmd::stack_deploy::wait(client, stack, resp.stack.revision, timeout).await
 }
 
 #[cfg(test)]

@@ -85,7 +85,82 @@ pub async fn applied(
     if detach {
         return Ok(());
     }
-    wait(client, name, Duration::from_secs(timeout)).await
+    wait(
+        client,
+        name,
+        resp.stack.revision,
+        Duration::from_secs(timeout),
+    )
+    .await
+}
+
+/// One line on a service's roll, as shown while following a deploy.
+pub fn roll_line(service: &str, r: &api_types::RollStatus) -> String {
+    let what = if r.rollback {
+        "rolling back"
+    } else {
+        "rolling"
+    };
+    let mut line = match r.phase.as_str() {
+        "rolling" => format!(
+            "{service}: {what} to revision {} ({}, {} at a time): {} updated",
+            r.revision,
+            r.order,
+            if r.parallelism == 0 {
+                "all".to_string()
+            } else {
+                r.parallelism.to_string()
+            },
+            r.updated
+        ),
+        "done" => format!(
+            "{service}: revision {} rolled out ({} updated in {:.1}s)",
+            r.revision,
+            r.updated,
+            r.ended_ms
+                .unwrap_or(r.started_ms)
+                .saturating_sub(r.started_ms) as f64
+                / 1000.0
+        ),
+        "paused" => format!("{service}: roll to revision {} paused", r.revision),
+        _ => format!("{service}: roll to revision {} failed", r.revision),
+    };
+    if let Some(why) = &r.reason {
+        line.push_str(&format!(": {why}"));
+    }
+    if !r.draining.is_empty() {
+        line.push_str(&format!(" (draining {})", r.draining.join(", ")));
+    }
+    line
+}
+
+/// How the rolls of a deploy of `revision` ended, if one failed: paused, or rolled back.
+fn roll_failure(detail: &StackDetail, revision: u64) -> Option<String> {
+    for svc in &detail.services {
+        let Some(r) = &svc.roll else { continue };
+        if r.revision < revision {
+            continue;
+        }
+        match (r.phase.as_str(), r.rollback && r.revision > revision) {
+            ("paused", _) => {
+                return Some(format!(
+                    "roll of {} paused: {}",
+                    svc.name,
+                    r.reason.as_deref().unwrap_or("failures")
+                ));
+            }
+            ("done", true) => {
+                return Some(format!(
+                    "roll of {} to revision {revision} failed ({}); it was rolled back (revision {})",
+                    svc.name,
+                    r.cause.as_deref().unwrap_or("failures"),
+                    r.revision
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Tars each `build:` context (relative to the compose file's directory), uploads it, and
@@ -133,7 +208,12 @@ struct BlobCreated {
 
 /// Follows the stack until it converged; fails as soon as some container cannot converge
 /// without the user acting (naming each such container and why), or after `timeout`.
-pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), Failure> {
+pub async fn wait(
+    client: &Client,
+    name: &str,
+    revision: u64,
+    timeout: Duration,
+) -> Result<(), Failure> {
     let start = Instant::now();
     let mut last: BTreeMap<String, String> = BTreeMap::new();
     // Each container's current problem and since when (a new problem starts anew).
@@ -146,7 +226,23 @@ pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), 
         let mut stuck: Vec<String> = Vec::new();
         let mut matured = false;
         let mut in_progress = false;
+        let mut rolling = false;
         for svc in &detail.services {
+            // A service in a roll: the roll judges its containers (and may roll back).
+            let in_roll = svc
+                .roll
+                .as_ref()
+                .filter(|r| r.revision >= revision)
+                .is_some_and(|r| r.phase == "rolling" || r.phase == "rolling_back");
+            rolling |= in_roll;
+            if let Some(r) = svc.roll.as_ref().filter(|r| r.revision >= revision) {
+                let line = roll_line(&svc.name, r);
+                let key = format!("roll {}", svc.name);
+                if last.get(&key) != Some(&line) {
+                    outln!("  {line}");
+                    last.insert(key, line);
+                }
+            }
             for c in &svc.containers {
                 let mut line = c.state.clone();
                 if let Some(h) = &c.health {
@@ -165,7 +261,7 @@ pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), 
                     outln!("  {:<32} {line}", c.name);
                     last.insert(c.name.clone(), line);
                 }
-                match problem(c) {
+                match problem(c).filter(|_| !in_roll) {
                     Some((why, grace)) => {
                         let entry = error_since
                             .entry(c.name.clone())
@@ -195,7 +291,10 @@ pub async fn wait(client: &Client, name: &str, timeout: Duration) -> Result<(), 
                 stuck.join("; ")
             )));
         }
-        if detail.stack.status == "converged" {
+        if let Some(failed) = roll_failure(&detail, revision) {
+            return Err(Failure::failed(format!("stack {name}: {failed}")));
+        }
+        if detail.stack.status == "converged" && !rolling {
             outln!(
                 "stack {name} is running: {}/{} containers in {:.1}s",
                 detail.stack.running,

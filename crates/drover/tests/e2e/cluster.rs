@@ -228,6 +228,7 @@ fn three_hosts_schedule_fail_over_and_fence() {
     joining_is_pinned_and_bound_to_credentials(&c);
     crate::mesh::one_network_across_hosts(&c);
     private_registry_on_two_hosts(&c);
+    crate::mesh::zero_downtime_upgrade(&c);
 
     // Spread: three replicas, one per host.
     c.deploy_ok(

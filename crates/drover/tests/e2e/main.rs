@@ -825,6 +825,16 @@ fn set_health(container: &str, healthy: bool) {
 }
 
 /// The container's id; empty while there is none (between a removal and a creation).
+/// A container's environment, one `K=V` per line.
+fn env_of(name: &str) -> String {
+    docker_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        name,
+    ])
+}
+
 fn container_id(name: &str) -> String {
     let out = docker(&["inspect", "--format", "{{.Id}}", name]);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -1213,14 +1223,6 @@ fn revisions_are_listed_and_rolled_back() {
             "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    environment:\n      VERSION: \"{v}\"\n  api:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    environment:\n      VERSION: \"{v}\"\n"
         )
     };
-    let env_of = |name: &str| {
-        docker_ok(&[
-            "inspect",
-            "--format",
-            "{{range .Config.Env}}{{println .}}{{end}}",
-            name,
-        ])
-    };
     let web = format!("{stack}-web-1");
     for v in ["1", "2"] {
         let file = d.write(&format!("rv{v}.yml"), &version(v));
@@ -1254,4 +1256,121 @@ fn revisions_are_listed_and_rolled_back() {
         history.contains("rollback of web to revision 3"),
         "{history}"
     );
+}
+
+/// Rolling upgrades on one engine: a start-first roll gated on the agent's health check
+/// replaces every container and never runs short; an upgrade whose containers fail their
+/// check rolls back by itself (the deploy says so and exits 1); `service restart` replaces
+/// every container in place (stop-first).
+#[test]
+fn rolling_upgrades_are_health_gated_and_roll_back_by_themselves() {
+    let mut d = Drover::up();
+    let stack = unique("ru");
+    d.track(&stack);
+    let version = |v: &str, check: &str| {
+        format!(
+            "services:\n  web:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    environment:\n      VERSION: \"{v}\"\n    deploy:\n      replicas: 3\n      update_config: {{parallelism: 2, order: start-first, failure_action: rollback}}\n    x-drover:\n      drain: 500ms\n      health: {{http: {check}, port: 8080, interval: 300ms, retries: 1}}\n"
+        )
+    };
+    let running = |d: &Drover| -> Vec<String> {
+        let ps = d.ok(&["stack", "ps", &stack]);
+        ps.lines()
+            .skip(1)
+            .filter(|l| l.contains("running"))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let v1 = d.write("ru1.yml", &version("1", "/health"));
+    d.deploy(&stack, &v1);
+    assert_eq!(running(&d).len(), 3);
+
+    // Version 2: new containers first, each healthy before an old one leaves.
+    let v2 = d.write("ru2.yml", &version("2", "/health"));
+    let watcher = {
+        let stack = stack.clone();
+        std::thread::spawn(move || {
+            // The fewest healthy, up-to-date-or-old containers seen during the roll.
+            let mut fewest = usize::MAX;
+            let end = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < end {
+                let out = docker_ok(&[
+                    "ps",
+                    "--filter",
+                    &format!("label=io.drover.stack={stack}"),
+                    "--format",
+                    "{{.Status}}",
+                ]);
+                let healthy = out.lines().filter(|l| l.contains("Up")).count();
+                fewest = fewest.min(healthy);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            fewest
+        })
+    };
+    let out = d.deploy(&stack, &v2);
+    assert!(
+        out.contains("web: rolling to revision 2 (start-first, 2 at a time)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("web: revision 2 rolled out (3 updated"),
+        "{out}"
+    );
+    let names = running(&d);
+    assert_eq!(names.len(), 3, "{names:?}");
+    for n in &names {
+        assert!(env_of(n).contains("VERSION=2"), "{n}: {}", env_of(n));
+    }
+    assert!(
+        !names.contains(&format!("{stack}-web-1")),
+        "start-first makes new containers: {names:?}"
+    );
+    let fewest = watcher.join().expect("watcher");
+    assert!(
+        fewest >= 3,
+        "the roll ran short: {fewest} containers up at one point"
+    );
+
+    // Version 3 never turns healthy: the roll rolls back by itself.
+    let v3 = d.write("ru3.yml", &version("3", "/nope"));
+    let f = v3.to_string_lossy().to_string();
+    let r = d.cli(&["stack", "deploy", "-f", &f, "-p", &stack, "--timeout", "90"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("roll of web to revision 3 failed") && r.stderr.contains("rolled back"),
+        "{}",
+        r.stderr
+    );
+    let names = wait_for(Duration::from_secs(30), "back to 3 containers", || {
+        let n = running(&d);
+        (n.len() == 3).then_some(n)
+    });
+    for n in &names {
+        assert!(env_of(n).contains("VERSION=2"), "{n}: {}", env_of(n));
+    }
+    let history = d.ok(&["stack", "history", &stack]);
+    assert!(
+        history.contains("automatic rollback of web to revision 2"),
+        "{history}"
+    );
+    let events = d.ok(&["events"]);
+    assert!(events.contains("roll.failed"), "{events}");
+
+    // A restart replaces every container, in place when stop-first.
+    let db = d.write(
+        "ru4.yml",
+        "services:\n  db:\n    image: drover-test/app:1\n    stop_grace_period: 1s\n    deploy:\n      replicas: 2\n    x-drover:\n      drain: 0s\n",
+    );
+    let db_stack = format!("{stack}db");
+    d.deploy(&db_stack, &db);
+    let before: Vec<String> = ["1", "2"]
+        .iter()
+        .map(|n| container_id(&format!("{db_stack}-db-{n}")))
+        .collect();
+    let out = d.ok(&["service", "restart", &format!("{db_stack}/db")]);
+    assert!(out.contains("rolled out (2 updated"), "{out}");
+    for (n, old) in ["1", "2"].iter().zip(&before) {
+        let id = container_id(&format!("{db_stack}-db-{n}"));
+        assert_ne!(&id, old, "db-{n} was not replaced");
+    }
 }

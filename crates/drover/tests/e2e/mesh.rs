@@ -279,3 +279,65 @@ pub fn failover_keeps_names(c: &Cluster) {
     );
     c.ok(&["stack", "rm", "fo"]);
 }
+
+/// A `start-first` upgrade of 4 replicas spread over the 3 hosts while a client on host 1
+/// calls the service by name without pause: not one call fails.
+pub fn zero_downtime_upgrade(c: &Cluster) {
+    let version = |v: &str| {
+        format!(
+            "services:\n  web:\n{}    environment:\n      VERSION: \"{v}\"\n    deploy:\n      replicas: 4\n      update_config: {{parallelism: 2, order: start-first}}\n    x-drover:\n      health: {{http: /health, port: 8080, interval: 300ms, retries: 1}}\n  client:\n{}    ports: [\"18083:8080\"]\n    deploy:\n      placement:\n        constraints: [node.labels.net == client]\n",
+            app(""),
+            app("")
+        )
+    };
+    c.deploy_ok("zd", &version("1"));
+    let spread: usize = (1..=3)
+        .filter(|i| !c.running(*i, "zd", Some("web")).is_empty())
+        .count();
+    assert!(spread >= 2, "web should span hosts");
+    reach(1, 18083, "web");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (code, body) = call(1, 18083, "web", "");
+                if code == 200 {
+                    ok += 1;
+                } else {
+                    failed.push(format!("{code} {body}"));
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let start = Instant::now();
+    c.deploy_ok("zd", &version("2"));
+    let took = start.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = poller.join().expect("poller");
+    eprintln!(
+        "zero-downtime upgrade: {:.1}s, {ok} calls answered, {} failed",
+        took.as_secs_f64(),
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "failed calls during the roll: {failed:?}"
+    );
+    assert!(ok > 20, "too few calls to judge: {ok}");
+    let web: Vec<String> = (1..=3)
+        .flat_map(|i| c.running(i, "zd", Some("web")))
+        .collect();
+    assert_eq!(web.len(), 4, "{web:?}");
+    for (i, name) in (1..=3).flat_map(|i| {
+        c.running(i, "zd", Some("web"))
+            .into_iter()
+            .map(move |n| (i, n))
+    }) {
+        let env = inspect(c, i, &name, "{{range .Config.Env}}{{println .}}{{end}}");
+        assert!(env.contains("VERSION=2"), "{name}: {env}");
+    }
+}

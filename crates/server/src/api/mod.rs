@@ -81,6 +81,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
             axum::routing::post(stacks::rollback_service),
         )
         .route(
+            "/v1/environments/{env}/stacks/{stack}/services/{service}/restart",
+            axum::routing::post(stacks::restart_service),
+        )
+        .route(
             "/v1/environments/{env}/registries",
             get(registries::list).post(registries::add),
         )

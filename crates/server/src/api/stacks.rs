@@ -246,6 +246,38 @@ pub async fn rollback_service(
     Ok(Json(resp))
 }
 
+/// The service label a restart sets: a new spec (so every container is replaced, rolled like
+/// any upgrade) that says when and why.
+pub const RESTARTED_AT: &str = "io.drover.restarted-at";
+
+/// `POST .../stacks/{stack}/services/{service}/restart`: a new revision whose only change is
+/// the service's `io.drover.restarted-at` label, so its containers are replaced by a roll.
+#[utoipa::path(post, path = "/v1/environments/{env}/stacks/{stack}/services/{service}/restart",
+    responses((status = 200, body = DeployResponse), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
+pub async fn restart_service(
+    State(state): State<Arc<AppState>>,
+    User(caller): User,
+    Path((env, stack, service)): Path<(String, String, String)>,
+) -> Result<Json<DeployResponse>, ApiError> {
+    check_env(&state, &caller, &env)?;
+    let (mut project, revision) = current_stack(&state, &env, &stack)?;
+    let svc = project.services.get_mut(&service).ok_or_else(|| {
+        ApiError::not_found(format!("service '{service}' not found in stack '{stack}'"))
+    })?;
+    svc.labels.insert(RESTARTED_AT.into(), now_ms().to_string());
+    let resp = apply_project(
+        &state,
+        &caller.name,
+        &env,
+        project,
+        Vec::new(),
+        Some(format!("restart of {service}")),
+        Some(revision),
+    )
+    .await?;
+    Ok(Json(resp))
+}
+
 /// A stack's project and revision now, or 404.
 fn current_stack(
     state: &AppState,
@@ -264,8 +296,8 @@ fn current_stack(
 /// The most replicas `service scale` sets.
 const MAX_REPLICAS: u32 = 10_000;
 
-/// Validates `project`, writes it as the stack's new revision with its placements and audit
-/// event, and waits for the scheduling pass that follows.
+/// Validates `project`, writes it as the stack's new revision with its placements, rolls
+/// and audit event, and waits for the scheduling pass that follows.
 async fn apply_project(
     state: &Arc<AppState>,
     actor: &str,
@@ -275,13 +307,51 @@ async fn apply_project(
     why: Option<String>,
     expected: Option<u64>,
 ) -> Result<DeployResponse, ApiError> {
-    let env = env.to_string();
+    let name = project.name.clone();
+    let (e, a) = (env.to_string(), actor.to_string());
+    let written = state
+        .blocking(move |s| write_project(s, &a, &e, project, why, expected, None))
+        .await?;
+    state.schedule_now().await;
+    let stack = state
+        .model()
+        .stack(env, &name)
+        .map(|e| stack_summary(state, env, e))
+        .ok_or_else(|| ApiError::not_found("stack vanished during deploy"))?;
+    Ok(DeployResponse {
+        stack,
+        changed: written.changed,
+        unchanged: written.unchanged,
+        removed: written.removed,
+        warnings,
+    })
+}
+
+/// What a deploy changed, by service.
+pub(crate) struct Written {
+    changed: Vec<String>,
+    unchanged: Vec<String>,
+    removed: Vec<String>,
+}
+
+/// Validates `project` and writes it as the stack's new revision (placements, rolls, audit
+/// event), without waiting for the scheduler. `rollback`: it undoes a roll that failed for
+/// this reason.
+pub(crate) fn write_project(
+    state: &AppState,
+    actor: &str,
+    env: &str,
+    project: compose::Project,
+    why: Option<String>,
+    expected: Option<u64>,
+    rollback: Option<&str>,
+) -> Result<Written, ApiError> {
     compose::validate(&project).map_err(invalid_project)?;
-    check_external_networks(state, &env, &project)?;
+    check_external_networks(state, env, &project)?;
 
     let old = state
         .model()
-        .stack(&env, &project.name)
+        .stack(env, &project.name)
         .map(|e| e.row.clone());
     let (mut changed, mut unchanged, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     let old_services = old.as_ref().map(|o| &o.project.services);
@@ -312,53 +382,27 @@ async fn apply_project(
         };
         let x = proto::x_drover(svc).map_err(invalid)?;
         x.probe().map_err(|e| invalid(format!("x-drover.{e}")))?;
+        x.drain_ms().map_err(|e| invalid(format!("x-drover.{e}")))?;
         if let Some(a) = x
             .affinity
             .iter()
             .find(|a| !project.services.contains_key(&a.service))
         {
-            return Err(ApiError {
-                field: Some(format!("project.services.{name}")),
-                ..ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_compose",
-                    format!(
-                        "services.{name}.x-drover.affinity: no service '{}' in this stack",
-                        a.service
-                    ),
-                )
-            });
+            return Err(invalid(format!(
+                "x-drover.affinity: no service '{}' in this stack",
+                a.service
+            )));
         }
         if let Some(s) = x
             .strategy
             .as_deref()
             .filter(|s| *s != "spread" && *s != "binpack")
         {
-            return Err(ApiError {
-                field: Some(format!("project.services.{name}")),
-                ..ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_compose",
-                    format!("services.{name}.x-drover.strategy: '{s}' is not spread or binpack"),
-                )
-            });
+            return Err(invalid(format!(
+                "x-drover.strategy: '{s}' is not spread or binpack"
+            )));
         }
     }
-    let placements = {
-        let model = state.model();
-        let existing: Vec<store::Placement> = model
-            .stack(&env, &project.name)
-            .map(|e| {
-                e.slots
-                    .iter()
-                    .map(|(slot, host)| {
-                        crate::model::placement(&env, &project.name, slot, host.as_ref())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        crate::scheduling::deploy_placements(&env, &project, &existing)
-    };
     let detail = format!(
         "{}changed: [{}] unchanged: [{}] removed: [{}]",
         why.map(|w| format!("{w}; ")).unwrap_or_default(),
@@ -372,37 +416,25 @@ async fn apply_project(
         "stack.created"
     };
     let audit = Audit {
-        env: env.clone(),
+        env: env.to_string(),
         actor: actor.to_string(),
         kind,
         subject: project.name.clone(),
         detail,
     };
-    let p = project.clone();
-    state
-        .blocking(move |s| {
-            s.put_stack(
-                &audit.env,
-                &p,
-                &placements,
-                &audit.event(),
-                now_ms(),
-                expected,
-            )
-        })
-        .await?;
-    state.schedule_now().await;
-    let stack = state
-        .model()
-        .stack(&env, &project.name)
-        .map(|e| stack_summary(state, &env, e))
-        .ok_or_else(|| ApiError::not_found("stack vanished during deploy"))?;
-    Ok(DeployResponse {
-        stack,
+    let now = now_ms();
+    state.put_stack(
+        env,
+        &project,
+        |old| crate::rolls::plan(env, old, &project, rollback, now),
+        &audit.event(),
+        now,
+        expected,
+    )?;
+    Ok(Written {
         changed,
         unchanged,
         removed,
-        warnings,
     })
 }
 
@@ -878,7 +910,14 @@ fn observed_state(
 }
 
 fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDetail>, ApiError> {
-    let Some(row) = state.model().stack(env, name).map(|e| e.row.clone()) else {
+    let Some((row, rolls)) = state.model().stack(env, name).map(|e| {
+        let rolls: HashMap<String, api_types::RollStatus> = e
+            .rolls
+            .iter()
+            .map(|(svc, r)| (svc.to_string(), roll_status(&e.row.project.name, svc, r)))
+            .collect();
+        (e.row.clone(), rolls)
+    }) else {
         return Ok(None);
     };
     let containers = container_infos(state, env, Some(name));
@@ -902,12 +941,40 @@ fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDet
             replicas: svc.replicas,
             running: mine.iter().filter(|c| c.state == "running").count(),
             containers: mine,
+            roll: rolls.get(svc_name.as_str()).cloned(),
         });
     }
     Ok(Some(StackDetail {
         stack: summary_row(env, &row, &tally),
         services,
     }))
+}
+
+fn roll_status(stack: &str, service: &str, r: &roll::Roll) -> api_types::RollStatus {
+    let (phase, reason) = match &r.phase {
+        roll::Phase::Rolling => ("rolling", None),
+        roll::Phase::Done => ("done", None),
+        roll::Phase::Paused { reason } => ("paused", Some(reason.clone())),
+        roll::Phase::RollingBack { reason } => ("rolling_back", Some(reason.clone())),
+    };
+    api_types::RollStatus {
+        revision: r.target,
+        from: r.from,
+        phase: phase.into(),
+        reason,
+        rollback: r.rollback,
+        cause: r.cause.clone(),
+        updated: r.updated,
+        order: r.settings.order.as_str().into(),
+        parallelism: r.settings.parallelism,
+        draining: r
+            .draining
+            .keys()
+            .map(|id| proto::container_name(stack, service, *id))
+            .collect(),
+        started_ms: r.started_ms,
+        ended_ms: r.ended_ms,
+    }
 }
 
 #[cfg(test)]

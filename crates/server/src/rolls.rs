@@ -1,0 +1,370 @@
+//! The shell of rolling upgrades (the `roll` crate decides): what a deploy does to each
+//! service's slots, and the driver that, at every scheduling pass, gives each running roll
+//! what the hosts report and writes what it decides.
+
+use std::collections::{BTreeMap, HashMap};
+
+use store::Placement;
+
+use crate::model::{Name, SlotId, StackEntry, StackKey};
+use crate::state::{AppState, HostReport};
+
+/// What a deploy writes besides the project: every slot (revision 0 = the new one) and the
+/// rolls of the services whose containers must change.
+pub struct Deployed {
+    pub placements: Vec<Placement>,
+    pub rolls: BTreeMap<Name, roll::Roll>,
+}
+
+/// How a deploy treats each service of `project`, given the stack as it was (`old`).
+///
+/// A service that is new, or whose every container already runs the new spec, gets its slot
+/// count set at once (slots that exist keep their host and number; the highest go; new ones
+/// wait for the scheduler). A service whose containers must change keeps its slots as they
+/// are, and gets a roll to the new revision: the roll adds, replaces and removes slots.
+/// `rollback`: this deploy undoes a roll that failed for this reason (its roll uses
+/// `rollback_config`).
+pub fn plan(
+    env: &str,
+    old: Option<&StackEntry>,
+    project: &compose::Project,
+    rollback: Option<&str>,
+    now: u64,
+) -> Deployed {
+    let mut placements = Vec::new();
+    let mut rolls = BTreeMap::new();
+    let new_rev = old.map_or(1, |o| o.row.revision + 1);
+    for (service, spec) in &project.services {
+        let hash = spec.spec_hash();
+        let existing: Vec<(&SlotId, &Option<Name>, bool)> = old
+            .into_iter()
+            .flat_map(|o| {
+                let hash = hash.as_str();
+                o.slots
+                    .range((Name::from(service.as_str()), 0)..)
+                    .take_while(|((s, _), _)| **s == **service)
+                    .map(move |(slot, host)| {
+                        let same = o.spec_of(slot).is_some_and(|s| s.spec_hash() == hash);
+                        (slot, host, same)
+                    })
+            })
+            .collect();
+        let slot = |id: u32, host: Option<&Name>, rev: u64| Placement {
+            env: env.to_string(),
+            stack: project.name.clone(),
+            service: service.clone(),
+            slot: id,
+            host: host.map(|h| h.to_string()),
+            rev,
+        };
+        if existing.iter().all(|(_, _, same)| *same) {
+            if spec.global {
+                // The scheduling pass adds or removes per host.
+                placements.extend(existing.iter().map(|(s, h, _)| slot(s.1, h.as_ref(), 0)));
+                continue;
+            }
+            let keep = existing.len().min(spec.replicas as usize);
+            placements.extend(
+                existing[..keep]
+                    .iter()
+                    .map(|(s, h, _)| slot(s.1, h.as_ref(), 0)),
+            );
+            let used: Vec<u32> = existing[..keep].iter().map(|(s, _, _)| s.1).collect();
+            let mut free = (1u32..).filter(|i| !used.contains(i));
+            for _ in keep..spec.replicas as usize {
+                placements.extend(free.next().map(|id| slot(id, None, 0)));
+            }
+            continue;
+        }
+        // Containers change: a roll does it. Slots already on the new spec move to the new
+        // revision; the others keep theirs until the roll reaches them.
+        let Some(o) = old else { continue };
+        for (s, h, same) in &existing {
+            let rev = if *same { 0 } else { o.rev_of(s) };
+            placements.push(slot(s.1, h.as_ref(), rev));
+        }
+        let mut settings = roll::Settings::of(if rollback.is_some() {
+            // The rollback settings of the spec being undone.
+            o.row
+                .project
+                .services
+                .get(service)
+                .and_then(|s| s.rollback_config.as_ref())
+        } else {
+            spec.update_config.as_ref()
+        });
+        // Two copies of a singleton never run at once, and a global service has one
+        // container per host: both replace in place.
+        if spec.global || proto::is_singleton(spec) {
+            settings.order = compose::UpdateOrder::StopFirst;
+        }
+        let mut r = roll::Roll::new(new_rev, o.row.revision, rollback.is_some(), settings, now);
+        r.cause = rollback.map(str::to_string);
+        // Containers already leaving finish leaving.
+        if let Some(prev) = o.rolls.get(service.as_str()) {
+            r.draining = prev.draining.clone();
+        }
+        rolls.insert(Name::from(service.as_str()), r);
+    }
+    Deployed { placements, rolls }
+}
+
+/// A failed roll to undo: the service goes back to its spec of revision `from`.
+pub struct RollBack {
+    pub stack: String,
+    pub service: String,
+    pub from: u64,
+    pub reason: String,
+}
+
+/// One step of every running roll of `env`, written through (under the caller's write
+/// serialisation). Returns the rolls that failed and want to be rolled back.
+pub fn drive(
+    state: &AppState,
+    serial: &std::sync::MutexGuard<'_, ()>,
+    env: &str,
+    now: u64,
+) -> Result<Vec<RollBack>, store::Error> {
+    let mut set = Vec::new();
+    let mut remove = Vec::new();
+    let mut rows = Vec::new();
+    let mut updates: Vec<(StackKey, Name, roll::Roll)> = Vec::new();
+    let mut events: Vec<(String, &'static str, String)> = Vec::new();
+    let mut rollbacks = Vec::new();
+    {
+        let model = state.model();
+        let mut reports: HashMap<Name, Option<HostReport>> = HashMap::new();
+        for entry in model.stacks(env) {
+            let project = &entry.row.project;
+            let key: StackKey = (env.into(), project.name.as_str().into());
+            for (service, roll) in entry.rolls.iter().filter(|(_, r)| r.is_rolling()) {
+                let Some(spec) = project.services.get(&**service) else {
+                    continue;
+                };
+                let mut slots = Vec::new();
+                for (slot, host) in entry
+                    .slots
+                    .range((service.clone(), 0)..)
+                    .take_while(|((s, _), _)| s == service)
+                {
+                    let report = host.as_ref().and_then(|h| {
+                        reports
+                            .entry(h.clone())
+                            .or_insert_with(|| state.report(h))
+                            .as_ref()
+                    });
+                    slots.push(roll::Slot {
+                        id: slot.1,
+                        name: proto::container_name(&project.name, service, slot.1),
+                        current: entry.is_current(slot),
+                        state: slot_state(entry, slot, host.is_some(), report),
+                    });
+                }
+                let x = proto::x_drover(spec).unwrap_or_default();
+                let input = roll::Input {
+                    replicas: if spec.global {
+                        slots.len() as u32
+                    } else {
+                        spec.replicas
+                    },
+                    slots: &slots,
+                    drain_ms: x.drain_ms().unwrap_or(proto::DEFAULT_DRAIN_MS),
+                    now,
+                };
+                let mut next = roll.clone();
+                let actions = roll::step(&mut next, &input);
+                if next == *roll && actions.is_empty() {
+                    continue;
+                }
+                for a in &actions {
+                    let (id, rev) = match *a {
+                        roll::Action::Add(id) => (id, None),
+                        roll::Action::Replace(id) => (id, Some(())),
+                        roll::Action::Remove(id) => {
+                            let s: SlotId = (service.clone(), id);
+                            remove.push(crate::model::placement(
+                                env,
+                                &project.name,
+                                &s,
+                                None,
+                                entry.rev_of(&s),
+                            ));
+                            continue;
+                        }
+                    };
+                    let s: SlotId = (service.clone(), id);
+                    let host = rev.and_then(|_| entry.slots.get(&s).cloned().flatten());
+                    set.push(crate::model::placement(
+                        env,
+                        &project.name,
+                        &s,
+                        host.as_ref(),
+                        entry.row.revision,
+                    ));
+                }
+                if next.phase != roll.phase {
+                    let subject = format!("{}/{service}", project.name);
+                    let (kind, detail) = match &next.phase {
+                        roll::Phase::Done => (
+                            "roll.done",
+                            format!(
+                                "revision {}: {} replicas in {} ms",
+                                next.target,
+                                next.updated,
+                                now.saturating_sub(next.started_ms)
+                            ),
+                        ),
+                        roll::Phase::Paused { reason } => ("roll.paused", reason.clone()),
+                        roll::Phase::RollingBack { reason } => {
+                            rollbacks.push(RollBack {
+                                stack: project.name.clone(),
+                                service: service.to_string(),
+                                from: next.from,
+                                reason: reason.clone(),
+                            });
+                            ("roll.failed", reason.clone())
+                        }
+                        roll::Phase::Rolling => ("roll.started", String::new()),
+                    };
+                    events.push((subject, kind, detail));
+                }
+                tracing::debug!(
+                    "roll {}/{service}: {actions:?}, batch {:?}, draining {:?}",
+                    project.name,
+                    next.batch,
+                    next.draining.keys()
+                );
+                rows.push(store::RollRow {
+                    env: env.to_string(),
+                    stack: project.name.clone(),
+                    service: service.to_string(),
+                    state: serde_json::to_string(&next).ok(),
+                });
+                updates.push((key.clone(), service.clone(), next));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(rollbacks);
+    }
+    let event_text: Vec<String> = events
+        .iter()
+        .map(|(s, k, d)| format!("{s} {k} {d}"))
+        .collect();
+    for line in &event_text {
+        tracing::info!("{line}");
+    }
+    {
+        let mut store = state.store();
+        store.move_placements(&set, &remove, &rows, None, now)?;
+        for (subject, kind, detail) in &events {
+            store.append_event(
+                now,
+                &store::NewEvent {
+                    env,
+                    actor: "roller",
+                    kind,
+                    subject,
+                    detail,
+                },
+            )?;
+        }
+    }
+    state.apply_roll_step(serial, &set, &remove, updates);
+    Ok(rollbacks)
+}
+
+/// How a slot looks to its roll, from its host's report.
+fn slot_state(
+    entry: &StackEntry,
+    slot: &SlotId,
+    placed: bool,
+    report: Option<&HostReport>,
+) -> roll::State {
+    if !placed {
+        return roll::State::Pending;
+    }
+    let Some(report) = report else {
+        return roll::State::Starting;
+    };
+    let name = proto::container_name(&entry.row.project.name, &slot.0, slot.1);
+    if let Some(e) = report.error(&name).filter(|e| e.count > 0) {
+        return roll::State::Failed(e.message.clone());
+    }
+    let Some(c) = report.container(&name) else {
+        return roll::State::Starting;
+    };
+    let Some(spec) = entry.spec_of(slot) else {
+        return roll::State::Starting;
+    };
+    if spec.spec_hash() != c.spec_hash {
+        return roll::State::Starting;
+    }
+    // A container with a check is ready once the check says healthy, not before.
+    let checked = spec
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
+        || proto::x_drover(spec).is_ok_and(|x| x.probe().is_ok_and(|p| p.is_some()));
+    use proto::{ContainerState as S, Health as H};
+    match (c.state, c.health) {
+        (S::Running, Some(H::Unhealthy)) => roll::State::Failed("unhealthy".into()),
+        (S::Running, Some(H::Healthy)) => roll::State::Ready,
+        (S::Running, None) if !checked => roll::State::Ready,
+        (S::Running, _) => roll::State::Starting,
+        (S::Exited | S::Dead, _) => roll::State::Failed(match c.exit_code {
+            Some(code) => format!("exited with code {code}"),
+            None => "exited".into(),
+        }),
+        (S::Restarting, _) => roll::State::Failed("restarting".into()),
+        _ => roll::State::Starting,
+    }
+}
+
+/// Undoes a failed roll: a new revision of the stack with the service's spec of revision
+/// `from` (the rest as it is), rolled with the service's `rollback_config`.
+pub fn roll_back(state: &AppState, env: &str, rb: RollBack) {
+    let (mut project, revision, kept) = {
+        let model = state.model();
+        let Some(e) = model.stack(env, &rb.stack) else {
+            return;
+        };
+        let kept = e
+            .projects
+            .get(&rb.from)
+            .and_then(|p| p.services.get(&rb.service).cloned());
+        (e.row.project.clone(), e.row.revision, kept)
+    };
+    let spec = kept.or_else(|| {
+        let stored = state.store().revision_project(env, &rb.stack, rb.from);
+        stored
+            .ok()
+            .flatten()
+            .and_then(|p| p.services.get(&rb.service).cloned())
+    });
+    let Some(spec) = spec else {
+        tracing::error!(
+            "cannot roll back {}/{}: revision {} is no longer kept",
+            rb.stack,
+            rb.service,
+            rb.from
+        );
+        return;
+    };
+    project.services.insert(rb.service.clone(), spec);
+    let why = format!(
+        "automatic rollback of {} to revision {}: {}",
+        rb.service, rb.from, rb.reason
+    );
+    if let Err(e) = crate::api::stacks::write_project(
+        state,
+        "roller",
+        env,
+        project,
+        Some(why),
+        Some(revision),
+        Some(&rb.reason),
+    ) {
+        tracing::error!("rollback of {}/{}: {}", rb.stack, rb.service, e.message);
+    }
+}
