@@ -129,6 +129,18 @@ pub enum Routes {
     Agent,
 }
 
+/// What a user route does in its environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Looks (lists, logs, events).
+    Read,
+    /// Changes the desired state (deploys, scaling, hosts, networks, registries).
+    Write,
+    /// Runs a command inside a container (`drover exec`): needs write access, since the
+    /// command can change anything the container can.
+    Exec,
+}
+
 impl Caller {
     /// Whether the caller may use this set of routes at all.
     pub fn may_use(&self, routes: Routes) -> Result<(), Denied> {
@@ -153,6 +165,27 @@ impl Caller {
                 self.name
             )))
         }
+    }
+
+    /// Whether the caller may do what a route of `class` does in environment `env`.
+    pub fn may(&self, env: &str, class: Class) -> Result<(), Denied> {
+        self.may_use_env(env)?;
+        match class {
+            Class::Read | Class::Write => Ok(()),
+            // Running a command in a container can change anything it can reach: only for
+            // callers that may change the environment (today every admin and member).
+            Class::Exec if self.may_write() => Ok(()),
+            Class::Exec => Err(Denied::Forbidden(format!(
+                "token '{}' may not run commands in containers of environment '{env}': \
+                 that needs a token that may change it",
+                self.name
+            ))),
+        }
+    }
+
+    /// Whether the caller may change what it may see.
+    fn may_write(&self) -> bool {
+        matches!(self.kind, Kind::Admin | Kind::Member)
     }
 
     /// Whether the caller may fetch its environment's build contexts: a host credential of a

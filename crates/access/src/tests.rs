@@ -1,7 +1,7 @@
 //! Data-driven tests: each fixture line is a question, the expectation one answer per line.
 //!
 //! ```text
-//! CALLER env ENV | routes user|agent | blobs known|unknown | hello HOST [HASH]
+//! CALLER env ENV | read|write|exec ENV | routes user|agent | blobs known|unknown | hello HOST [HASH]
 //! auth none|long|unknown|KIND[:usable|:unusable]
 //! ```
 //! CALLER is `admin@ENV`, `member@ENV`, `reg@ENV`, `host:ID@ENV` or `local` (the server's own
@@ -74,6 +74,9 @@ fn check(fixture: &str, expect: Expect) {
             let arg = words.get(2).copied().unwrap_or("");
             match words.get(1).copied().unwrap_or("") {
                 "env" => answer(c.may_use_env(arg)),
+                "read" => answer(c.may(arg, Class::Read)),
+                "write" => answer(c.may(arg, Class::Write)),
+                "exec" => answer(c.may(arg, Class::Exec)),
                 "routes" => answer(c.may_use(if arg == "user" {
                     Routes::User
                 } else {
@@ -159,6 +162,32 @@ fn users_and_agents_keep_to_their_routes_and_environments() {
             member@default env prod => no: token 'member' may not act in environment 'prod'
             reg@default env default => no: token 'reg' may not act in environment 'default'
             host:h1@default env default => no: token 'host:h1' may not act in environment 'default'
+        "#]],
+    );
+}
+
+#[test]
+fn only_callers_that_may_change_an_environment_run_commands_in_its_containers() {
+    check(
+        "admin@default exec prod
+         member@default exec default
+         member@default read default
+         member@default write default
+         member@default exec prod
+         member@prod read default
+         reg@default exec default
+         host:h1@default exec default
+         local exec default",
+        expect![[r#"
+            admin@default exec prod => ()
+            member@default exec default => ()
+            member@default read default => ()
+            member@default write default => ()
+            member@default exec prod => no: token 'member' may not act in environment 'prod'
+            member@prod read default => no: token 'member' may not act in environment 'default'
+            reg@default exec default => no: token 'reg' may not act in environment 'default'
+            host:h1@default exec default => no: token 'host:h1' may not act in environment 'default'
+            local exec default => no: token 'local-agent' may not act in environment 'default'
         "#]],
     );
 }

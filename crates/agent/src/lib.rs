@@ -7,6 +7,7 @@
 //! Tasks: `session` (the WebSocket, heartbeats, log streams) and `worker` (observe,
 //! reconcile, act, report), joined by watch channels.
 
+mod exec;
 mod mesh;
 mod probes;
 mod session;

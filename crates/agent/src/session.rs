@@ -1,5 +1,5 @@
 //! The agent's WebSocket session with the server: hello, desired state in, observed state and
-//! heartbeats out, log streams on request. Reconnects with exponential backoff (0.5 s doubling
+//! heartbeats out, log streams and exec sessions (`exec.rs`) on request. Reconnects with exponential backoff (0.5 s doubling
 //! to 4 s, reset after a successful welcome).
 
 use std::collections::HashMap;
@@ -251,6 +251,7 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
     observed_rx.mark_changed();
     let (log_tx, mut log_rx) = mpsc::channel::<AgentMsg>(256);
     let mut logs: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut execs = crate::exec::Execs::default();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
     let mut last_sent: Option<Observed> = None;
     let mut health_rx = match &shared.mesh {
@@ -293,6 +294,19 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                             h.abort();
                         }
                     }
+                    Ok(ServerMsg::Exec(start)) => {
+                        let cluster = shared.cluster.borrow().clone().unwrap_or_default();
+                        execs.start(cluster, start, log_tx.clone());
+                    }
+                    Ok(ServerMsg::ExecInput { req, data, eof }) => {
+                        if let Err(why) = execs.input(req, data, eof) {
+                            tracing::warn!("exec session: {why}");
+                            // Never waits: the server also ends a session it overfed.
+                            let _ = log_tx.try_send(AgentMsg::ExecEnd { req, exit_code: None, error: Some(why) });
+                        }
+                    }
+                    Ok(ServerMsg::ExecResize { req, cols, rows }) => execs.resize(req, cols, rows),
+                    Ok(ServerMsg::ExecClose { req }) => execs.close(req),
                     Ok(ServerMsg::Refused { reason }) => break Err(End::Retry(format!("server refused: {reason}"))),
                     Ok(ServerMsg::Revoked { reason }) => break Err(End::Fatal(format!("server: {reason}"))),
                     Ok(ServerMsg::NoMesh { reason }) => {
@@ -341,6 +355,7 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
     for (_, h) in logs {
         h.abort();
     }
+    execs.close_all();
     result
 }
 

@@ -398,3 +398,6 @@ pub struct RollbackRequest {
     #[serde(default)]
     pub revision: Option<u64>,
 }
+
+pub mod exec;
+pub use exec::{ExecControl, ExecEvent, ExecRequest};

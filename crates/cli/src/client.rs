@@ -54,16 +54,69 @@ impl Client {
         if resp.status().is_success() {
             return Ok(resp);
         }
+        Err(Self::failure(resp).await)
+    }
+
+    /// The failure an unsuccessful answer stands for, with the server's message.
+    async fn failure(resp: reqwest::Response) -> Failure {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let message = serde_json::from_str::<ErrorBody>(&text)
             .map(|b| b.error.message)
             .unwrap_or_else(|_| format!("server answered {status}: {text}"));
-        Err(match status.as_u16() {
+        match status.as_u16() {
             401 | 403 => Failure::unreachable(message),
             400 | 404 | 413 | 422 => Failure::input(message),
             _ => Failure::failed(message),
-        })
+        }
+    }
+
+    /// A WebSocket on `path` (under the environment), over the same connection settings
+    /// (TLS trust, token) as every other request.
+    pub async fn websocket(
+        &self,
+        path: &str,
+    ) -> Result<tokio_tungstenite::WebSocketStream<reqwest::Upgraded>, Failure> {
+        use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        let key = generate_key();
+        let req = self
+            .http
+            .get(self.env_url(path))
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", &key)
+            .bearer_auth(&self.token);
+        let resp = req.send().await.map_err(|e| {
+            Failure::unreachable(format!(
+                "cannot reach the Drover server at {}: {}",
+                self.base,
+                root_cause(&e)
+            ))
+        })?;
+        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(Self::failure(resp).await);
+        }
+        let accepted = resp
+            .headers()
+            .get("Sec-WebSocket-Accept")
+            .is_some_and(|v| v.as_bytes() == derive_accept_key(key.as_bytes()).as_bytes());
+        if !accepted {
+            return Err(Failure::failed(
+                "the server answered the WebSocket upgrade wrongly",
+            ));
+        }
+        let io = resp
+            .upgrade()
+            .await
+            .map_err(|e| Failure::failed(format!("WebSocket upgrade: {e}")))?;
+        Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await)
     }
 
     /// Sends `req` and decodes a JSON answer.

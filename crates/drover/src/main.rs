@@ -209,7 +209,10 @@ fn main() {
                 match cli::run(cmd, cli.conn).await {
                     Ok(()) => 0,
                     Err(f) => {
-                        eprintln!("drover: {f}");
+                        // `drover exec` passes on its command's exit code, with nothing to say.
+                        if !f.message.is_empty() {
+                            eprintln!("drover: {f}");
+                        }
                         f.code
                     }
                 }

@@ -493,6 +493,127 @@ impl Engine {
     }
 }
 
+/// What a running command writes, chunk by chunk: which stream, and the bytes.
+pub type ExecOutput =
+    std::pin::Pin<Box<dyn Stream<Item = Result<(proto::ExecStream, bytes::Bytes)>> + Send>>;
+
+/// A command running in a container, attached.
+pub struct Exec {
+    /// The engine's id of the exec instance.
+    pub id: String,
+    /// Output chunks as they come: which stream, and the bytes (everything is `Stdout` with
+    /// a TTY).
+    pub output: ExecOutput,
+    /// The command's standard input (shut down: closed), when it was asked for.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+impl Engine {
+    /// Starts `x.cmd` in container `x.container`, attached, if the container is this
+    /// cluster's: Drover runs commands only in its own containers.
+    pub async fn exec(&self, x: &proto::ExecStart) -> Result<Exec> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        use bollard::models::ExecConfig;
+        let c = self
+            .docker
+            .inspect_container(&x.container, None)
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => Error::Engine(format!("no container {} on this host", x.container)),
+                e => Error::from(e),
+            })?;
+        let ours = c
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(LABEL_CLUSTER))
+            .is_some_and(|id| id == &self.cluster);
+        if !ours {
+            return Err(Error::Engine(format!(
+                "container {} on this host is not one of this Drover cluster's",
+                x.container
+            )));
+        }
+        let config = ExecConfig {
+            attach_stdin: Some(x.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(x.tty),
+            env: (!x.env.is_empty()).then(|| x.env.clone()),
+            cmd: Some(x.cmd.clone()),
+            user: x.user.clone(),
+            working_dir: x.workdir.clone(),
+            // Engines from API 1.42 size the TTY before the command starts; older ones
+            // ignore this and are resized just after the start below.
+            console_size: match (x.tty, x.rows, x.cols) {
+                (true, Some(rows), Some(cols)) => Some(vec![usize::from(rows), usize::from(cols)]),
+                _ => None,
+            },
+            ..Default::default()
+        };
+        let id = self.docker.create_exec(&x.container, config).await?.id;
+        let started = self
+            .docker
+            .start_exec(
+                &id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: x.tty,
+                    output_capacity: Some(64 * 1024),
+                }),
+            )
+            .await?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(Error::Engine(
+                "the engine did not attach to the command".into(),
+            ));
+        };
+        let output = output.filter_map(|item| async move {
+            use bollard::container::LogOutput;
+            match item {
+                Ok(LogOutput::StdErr { message }) => Some(Ok((proto::ExecStream::Stderr, message))),
+                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                    Some(Ok((proto::ExecStream::Stdout, message)))
+                }
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(Error::from(e))),
+            }
+        });
+        if x.tty
+            && let (Some(cols), Some(rows)) = (x.cols, x.rows)
+        {
+            // Best effort: a command that has already exited has no terminal to resize.
+            let _ = self.resize_exec(&id, cols, rows).await;
+        }
+        Ok(Exec {
+            id,
+            output: Box::pin(output),
+            input,
+        })
+    }
+
+    /// Resizes the TTY of exec instance `id`.
+    pub async fn resize_exec(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
+        let opts = bollard::query_parameters::ResizeExecOptionsBuilder::default()
+            .w(i32::from(cols))
+            .h(i32::from(rows))
+            .build();
+        Ok(self.docker.resize_exec(id, opts).await?)
+    }
+
+    /// The exit code of exec instance `id`, once it stopped running.
+    pub async fn exec_exit_code(&self, id: &str) -> Result<Option<i64>> {
+        let i = self.docker.inspect_exec(id).await?;
+        Ok(if i.running == Some(true) {
+            None
+        } else {
+            i.exit_code
+        })
+    }
+}
+
 fn health_from_status(status: &str) -> Option<Health> {
     if status.contains("(healthy)") {
         Some(Health::Healthy)

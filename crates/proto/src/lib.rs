@@ -104,6 +104,76 @@ pub enum AgentMsg {
     },
     /// Every peer's probe results, on every change of a pair's state and every few seconds.
     MeshHealth(Vec<PeerHealth>),
+    /// The command of exec session `req` runs (sent before any of its output).
+    ExecStarted {
+        req: u64,
+    },
+    /// Output of exec session `req`.
+    ExecOutput {
+        req: u64,
+        stream: ExecStream,
+        #[serde(with = "bytes_b64")]
+        data: Vec<u8>,
+    },
+    /// `bytes` of the session's input were written to the command: the server may send
+    /// that much more.
+    ExecAck {
+        req: u64,
+        bytes: u64,
+    },
+    /// Exec session `req` ended: the command exited with `exit_code`, or `error` says why it
+    /// could not run (or could not be followed to its end).
+    ExecEnd {
+        req: u64,
+        exit_code: Option<i64>,
+        error: Option<String>,
+    },
+}
+
+/// Which output of a command a chunk is (with a TTY everything is `Stdout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecStream {
+    Stdout,
+    Stderr,
+}
+
+/// A command to run in one of the host's containers (`drover exec`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecStart {
+    pub req: u64,
+    /// Engine container name; the agent runs commands only in its cluster's containers.
+    pub container: String,
+    pub cmd: Vec<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub env: Vec<String>,
+    pub cols: Option<u16>,
+    pub rows: Option<u16>,
+}
+
+/// Unacknowledged input bytes the server may have in flight to one exec session; an agent
+/// ends a session that is sent more.
+pub const EXEC_WINDOW: usize = 1024 * 1024;
+
+/// Bytes as base64 text: binary-safe inside JSON frames.
+mod bytes_b64 {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(data))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Tagged like [`AgentMsg`].
@@ -149,6 +219,30 @@ pub enum ServerMsg {
         tail: Option<u64>,
     },
     CancelLogs {
+        req: u64,
+    },
+    /// Run a command in a container: an exec session, answered with `ExecStarted`, then
+    /// `ExecOutput`s and one `ExecEnd`. (An agent older than this message ignores it; the
+    /// server gives up when `ExecStarted` does not come.)
+    Exec(ExecStart),
+    /// Input for exec session `req`; `eof`: then close the command's standard input (not
+    /// with a TTY: the engine would end the output with it; a TTY ends with its command).
+    ExecInput {
+        req: u64,
+        #[serde(with = "bytes_b64")]
+        data: Vec<u8>,
+        #[serde(default)]
+        eof: bool,
+    },
+    /// The client's terminal changed size.
+    ExecResize {
+        req: u64,
+        cols: u16,
+        rows: u16,
+    },
+    /// The client went away: stop following the session (with a TTY the command gets a
+    /// hangup).
+    ExecClose {
         req: u64,
     },
 }
@@ -844,6 +938,28 @@ pub fn desired_for_stack(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_bytes_survive_the_json_frames() {
+        let all: Vec<u8> = (0..=255).collect();
+        let msg = AgentMsg::ExecOutput {
+            req: 7,
+            stream: ExecStream::Stderr,
+            data: all.clone(),
+        };
+        let text = serde_json::to_string(&msg).expect("json");
+        assert!(text.contains(r#""stream":"stderr""#), "{text}");
+        assert_eq!(serde_json::from_str::<AgentMsg>(&text).ok(), Some(msg));
+        let input = ServerMsg::ExecInput {
+            req: 7,
+            data: vec![0, 0xff, b'\n'],
+            eof: true,
+        };
+        let text = serde_json::to_string(&input).expect("json");
+        assert_eq!(serde_json::from_str::<ServerMsg>(&text).ok(), Some(input));
+        let bad = r#"{"type":"exec_input","msg":{"req":1,"data":"!!"}}"#;
+        assert!(serde_json::from_str::<ServerMsg>(bad).is_err());
+    }
 
     #[test]
     fn agent_checks_are_read_with_defaults_and_clear_errors() {

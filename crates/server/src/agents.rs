@@ -2,7 +2,7 @@
 //!
 //! The agent speaks first (`Hello`); the server registers or refreshes the host, answers
 //! `Welcome`, places any pending slots, and sends the host its desired state. After that it
-//! relays log streams and records every `Observed` report. A newer session for the same
+//! relays log streams and exec sessions and records every `Observed` report. A newer session for the same
 //! host replaces the older one.
 
 use std::sync::Arc;
@@ -181,6 +181,24 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
                         }
                     }
                     Ok(AgentMsg::LogEnd { req, error }) => state.log_streams.end(Some(&host), req, error),
+                    Ok(AgentMsg::ExecStarted { req }) => {
+                        if !exec_delivered(&state, &host, req, crate::exec::Event::Started)
+                            && send(&mut sink, &ServerMsg::ExecClose { req }).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Ok(AgentMsg::ExecOutput { req, stream, data }) => {
+                        if !exec_delivered(&state, &host, req, crate::exec::Event::Output(stream, data))
+                            && send(&mut sink, &ServerMsg::ExecClose { req }).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Ok(AgentMsg::ExecAck { req, bytes }) => state.execs.ack(&host, req, bytes),
+                    Ok(AgentMsg::ExecEnd { req, exit_code, error }) => {
+                        state.execs.streams.finish(&host, req, crate::exec::Event::End { exit_code, error });
+                    }
                     Ok(AgentMsg::Hello(_)) => {}
                     Err(e) => tracing::warn!(host = %host, "bad agent message: {e}"),
                 }
@@ -191,7 +209,21 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
     state
         .log_streams
         .end_session(&host, session_id, "agent disconnected");
+    state
+        .execs
+        .streams
+        .end_session(&host, session_id, "the host's agent disconnected");
     tracing::info!(host = %host, "agent disconnected");
+}
+
+/// Delivers an exec session's event to its reader: `false` when the reader was too slow
+/// and the session was dropped (the agent should stop it).
+fn exec_delivered(state: &AppState, host: &str, req: u64, event: crate::exec::Event) -> bool {
+    if state.execs.streams.deliver(host, req, event) == Delivery::Dropped {
+        tracing::warn!(host = %host, "exec reader too slow: session dropped");
+        return false;
+    }
+    true
 }
 
 /// Gives the host its place on the environment's mesh (its index is kept in the store).

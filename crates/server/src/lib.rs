@@ -12,6 +12,7 @@ mod agents;
 mod api;
 mod auth;
 mod error;
+mod exec;
 mod logs;
 mod mesh;
 mod model;

@@ -4,6 +4,8 @@
 //! can feed or end only its own host's streams. Delivery never waits: a reader that does
 //! not keep up fills its bounded buffer, and the stream is then dropped with a message
 //! (the agent is told to stop), so a stalled `logs -f` can never hold up an agent session.
+//!
+//! The same streams, of other chunks, carry exec sessions (`exec.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,19 +21,38 @@ pub const BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Why a stream ended early, shown to its reader as its last line.
 pub type EndReason = Arc<Mutex<Option<String>>>;
 
-struct Stream {
+/// What a stream carries: its size counts against [`BUFFER_BYTES`].
+pub trait Chunk: Send + 'static {
+    fn size(&self) -> usize;
+}
+
+impl Chunk for String {
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
+
+struct Stream<T> {
     host: String,
     /// The agent session the request went to: only its end ends the stream.
     session: u64,
-    tx: mpsc::Sender<String>,
+    /// One place more than [`BUFFER`]: kept for the last chunk ([`Streams::finish`]).
+    tx: mpsc::Sender<T>,
     reason: EndReason,
     /// Bytes delivered and not yet read.
     queued: Arc<AtomicUsize>,
 }
 
-#[derive(Default)]
-pub struct Streams {
-    inner: Mutex<HashMap<u64, Stream>>,
+pub struct Streams<T = String> {
+    inner: Mutex<HashMap<u64, Stream<T>>>,
+}
+
+impl<T> Default for Streams<T> {
+    fn default() -> Self {
+        Streams {
+            inner: Mutex::default(),
+        }
+    }
 }
 
 /// What became of a chunk an agent sent.
@@ -45,39 +66,44 @@ pub enum Delivery {
 }
 
 /// The reading end of a stream.
-pub struct Reader {
+pub struct Reader<T = String> {
     pub req: u64,
-    rx: mpsc::Receiver<String>,
+    rx: mpsc::Receiver<T>,
     pub reason: EndReason,
     queued: Arc<AtomicUsize>,
 }
 
-impl Reader {
+impl<T: Chunk> Reader<T> {
     /// The next chunk; `None` once the stream ended (see `reason` for why, if not
     /// normally).
-    pub async fn recv(&mut self) -> Option<String> {
+    pub async fn recv(&mut self) -> Option<T> {
         let chunk = self.rx.recv().await?;
-        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        self.queued.fetch_sub(chunk.size(), Ordering::Relaxed);
         Some(chunk)
     }
 
+    /// Why the stream ended early, if it did (taken: asked once).
+    pub fn take_reason(&self) -> Option<String> {
+        self.reason.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     #[cfg(test)]
-    fn try_recv(&mut self) -> Result<String, mpsc::error::TryRecvError> {
+    pub(crate) fn try_recv(&mut self) -> Result<T, mpsc::error::TryRecvError> {
         let chunk = self.rx.try_recv()?;
-        self.queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+        self.queued.fetch_sub(chunk.size(), Ordering::Relaxed);
         Ok(chunk)
     }
 }
 
-impl Streams {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Stream>> {
+impl<T: Chunk> Streams<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Stream<T>>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Opens a stream for a container on `host`, whose request goes to agent session
     /// `session`.
-    pub fn open(&self, host: &str, session: u64) -> Reader {
-        let (tx, rx) = mpsc::channel(BUFFER);
+    pub fn open(&self, host: &str, session: u64) -> Reader<T> {
+        let (tx, rx) = mpsc::channel(BUFFER + 1);
         let reason = EndReason::default();
         let queued = Arc::new(AtomicUsize::new(0));
         let mut streams = self.lock();
@@ -105,16 +131,22 @@ impl Streams {
         }
     }
 
+    /// Whether stream `req` is `host`'s.
+    pub fn owns(&self, host: &str, req: u64) -> bool {
+        self.lock().get(&req).is_some_and(|s| s.host == host)
+    }
+
     /// A chunk from `host`'s agent for stream `req`.
-    pub fn deliver(&self, host: &str, req: u64, data: String) -> Delivery {
+    pub fn deliver(&self, host: &str, req: u64, data: T) -> Delivery {
         let mut streams = self.lock();
         let Some(s) = streams.get(&req).filter(|s| s.host == host) else {
             return Delivery::Unknown;
         };
-        let len = data.len();
+        let len = data.size();
         // Counted before it can be read, uncounted if it is not sent: never below zero.
         let before = s.queued.fetch_add(len, Ordering::Relaxed);
-        let sent = if before + len > BUFFER_BYTES {
+        // The last place is kept for `finish`.
+        let sent = if before + len > BUFFER_BYTES || s.tx.capacity() <= 1 {
             Err(mpsc::error::TrySendError::Full(data))
         } else {
             s.tx.try_send(data)
@@ -138,6 +170,22 @@ impl Streams {
                     );
                 }
                 Delivery::Dropped
+            }
+        }
+    }
+
+    /// Ends stream `req` of `host` with one last chunk, which always finds room.
+    pub fn finish(&self, host: &str, req: u64, last: T) {
+        let mut streams = self.lock();
+        if streams.get(&req).is_some_and(|s| s.host == host)
+            && let Some(s) = streams.remove(&req)
+        {
+            s.queued.fetch_add(last.size(), Ordering::Relaxed);
+            if s.tx.try_send(last).is_err() {
+                set_reason(
+                    &s.reason,
+                    "the stream ended without its last message".into(),
+                );
             }
         }
     }
@@ -188,7 +236,7 @@ mod tests {
 
     #[test]
     fn only_the_owning_host_feeds_or_ends_a_stream() {
-        let s = Streams::default();
+        let s = Streams::<String>::default();
         let mut r = s.open("h1", 1);
         let other = s.open("h1", 1);
         assert_ne!(r.req, other.req);
@@ -210,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_stalled_reader_is_dropped_without_waiting() {
-        let s = Streams::default();
+        let s = Streams::<String>::default();
         let r = s.open("h1", 1);
         for i in 0..BUFFER {
             assert_eq!(s.deliver("h1", r.req, i.to_string()), Delivery::Delivered);
@@ -232,7 +280,7 @@ mod tests {
 
     #[test]
     fn a_session_going_away_ends_its_streams_only() {
-        let s = Streams::default();
+        let s = Streams::<String>::default();
         let mut a = s.open("h1", 1);
         let mut b = s.open("h2", 1);
         let mut newer = s.open("h1", 2);

@@ -42,6 +42,7 @@ use crate::auth::User;
         crate::api::registries::remove,
         crate::api::containers::list,
         crate::api::containers::logs,
+        crate::api::exec::exec,
         crate::api::blobs::upload,
     ),
     components(schemas(api_types::ErrorBody, api_types::ErrorDetail))

@@ -210,6 +210,8 @@ pub struct AppState {
     /// writes. Never deleted.
     known_envs: RwLock<HashSet<String>>,
     pub(crate) log_streams: crate::logs::Streams,
+    /// Exec sessions relayed between API clients and agents.
+    pub(crate) execs: crate::exec::Execs,
     next_id: AtomicU64,
     /// Recent failures of a service on a host: (group, host) -> (count, when last seen).
     failure_memory: Mutex<HashMap<(String, String), (u32, u64)>>,
@@ -253,6 +255,7 @@ impl AppState {
             join: std::sync::OnceLock::new(),
             known_envs: RwLock::default(),
             log_streams: crate::logs::Streams::default(),
+            execs: crate::exec::Execs::default(),
             next_id: AtomicU64::new(1),
             pending: RwLock::default(),
             failure_memory: Mutex::default(),
@@ -530,19 +533,21 @@ impl AppState {
         v
     }
 
-    /// Opens a log stream on `host`'s current agent session and sends that session the
-    /// request `msg(req)` makes, both under one look at the sessions: the stream belongs to
-    /// the session that got the request. `None` when the host is not connected.
-    pub fn open_logs(
+    /// Opens a stream (of logs, of an exec session) on `host`'s current agent session and
+    /// sends that session the request `msg(req)` makes, both under one look at the sessions:
+    /// the stream belongs to the session that got the request. `None` when the host is not
+    /// connected.
+    pub fn open_stream<T: crate::logs::Chunk>(
         &self,
+        streams: &crate::logs::Streams<T>,
         host: &str,
         msg: impl FnOnce(u64) -> ServerMsg,
-    ) -> Option<crate::logs::Reader> {
+    ) -> Option<crate::logs::Reader<T>> {
         let agents = read(&self.agents);
         let conn = agents.get(host)?;
-        let reader = self.log_streams.open(host, conn.session);
+        let reader = streams.open(host, conn.session);
         if conn.tx.send(msg(reader.req)).is_err() {
-            self.log_streams.end(None, reader.req, None);
+            streams.end(None, reader.req, None);
             return None;
         }
         Some(reader)

@@ -234,7 +234,12 @@ fn delete(uri: &str, auth: &Auth) -> Request<Body> {
 
 /// `GET /v1/agent/connect` as a WebSocket client sends it.
 fn connect(auth: &Auth) -> Request<Body> {
-    let mut req = get(CONNECT, auth);
+    connect_to(CONNECT, auth)
+}
+
+/// A WebSocket upgrade request for `uri`.
+fn connect_to(uri: &str, auth: &Auth) -> Request<Body> {
+    let mut req = get(uri, auth);
     let h = req.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -423,6 +428,11 @@ fn user_routes() -> Vec<(Method, String, Option<&'static str>)> {
             None,
         ),
         (
+            Method::GET,
+            "/v1/environments/default/containers/web-web-1/exec".into(),
+            None,
+        ),
+        (
             Method::DELETE,
             "/v1/environments/default/hosts/tokens/agent-main".into(),
             None,
@@ -510,6 +520,27 @@ async fn bad_credentials_are_401_on_agent_routes() {
         }
     }
     check_all(&f.app, cases).await;
+}
+
+#[tokio::test]
+async fn exec_names_an_unknown_container_before_the_upgrade() {
+    let f = fixture();
+    for token in [&f.admin, &f.member] {
+        check(
+            &f.app,
+            case(
+                "exec in an unknown container",
+                connect_to(
+                    "/v1/environments/default/containers/nope-web-1/exec",
+                    &bearer(token),
+                ),
+                StatusCode::NOT_FOUND,
+            )
+            .code("not_found")
+            .message("container 'nope-web-1' not found in environment 'default'"),
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -636,6 +667,7 @@ fn env_routes(env: &str) -> Vec<(Method, String, Option<&'static str>)> {
         (Method::GET, format!("{e}/stacks/web/compose"), None),
         (Method::GET, format!("{e}/containers"), None),
         (Method::GET, format!("{e}/containers/web-web-1/logs"), None),
+        (Method::GET, format!("{e}/containers/web-web-1/exec"), None),
         (Method::GET, format!("{e}/hosts"), None),
         (Method::GET, format!("{e}/hosts/tokens"), None),
         (Method::POST, format!("{e}/hosts/tokens"), Some("{}")),

@@ -1,6 +1,7 @@
 //! Subcommands that talk to the API: one file each.
 
 mod events;
+pub mod exec;
 mod host;
 mod host_ls;
 mod logs;
@@ -63,6 +64,9 @@ pub enum Command {
         #[arg(long, short = 'n')]
         tail: Option<u64>,
     },
+    /// Run a command in a container, on whichever host runs it; exits with the command's
+    /// exit code (125: drover exec failed, 126: could not run it, 127: not found)
+    Exec(exec::ExecArgs),
     /// Manage hosts
     #[command(subcommand)]
     Host(HostCmd),
@@ -329,6 +333,7 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         Command::Stack(StackCmd::Config { .. }) => Ok(()),
         Command::Ps => ps::run(&client, None).await,
         Command::Logs { name, follow, tail } => logs::run(&client, &name, follow, tail).await,
+        Command::Exec(args) => exec::run(&client, &args).await,
         Command::Host(HostCmd::Ls) => host_ls::run(&client).await,
         Command::Host(HostCmd::Inspect { host }) => host::inspect(&client, &host).await,
         Command::Host(HostCmd::Label { host, changes }) => {

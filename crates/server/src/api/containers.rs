@@ -1,4 +1,5 @@
-//! Containers across stacks (`drover ps`) and their logs, streamed from the host's agent.
+//! Containers across stacks (`drover ps`) and their logs, streamed from the host's agent
+//! (commands run in them: `exec.rs`).
 
 use std::sync::Arc;
 
@@ -29,6 +30,22 @@ pub async fn list(
         .blocking(move |state| container_infos(state, &env, None))
         .await;
     Ok(Json(infos))
+}
+
+/// The host container `name` (an engine name, as `drover ps` shows it) of environment `env`
+/// is placed on.
+pub fn host_of(state: &AppState, env: &str, name: &str) -> Result<String, ApiError> {
+    let info = container_infos(state, env, None)
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "container '{name}' not found in environment '{env}'"
+            ))
+        })?;
+    info.host.ok_or_else(|| {
+        ApiError::unavailable(format!("container '{name}' is not placed on a host yet"))
+    })
 }
 
 #[derive(Deserialize)]
@@ -63,24 +80,14 @@ pub async fn logs(
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
     check_env(&state, &caller, &env)?;
-    let info = container_infos(&state, &env, None)
-        .into_iter()
-        .find(|c| c.name == name)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "container '{name}' not found in environment '{env}'"
-            ))
-        })?;
-    let host = info.host.ok_or_else(|| {
-        ApiError::unavailable(format!("container '{name}' is not placed on a host yet"))
-    })?;
+    let host = host_of(&state, &env, &name)?;
     let not_connected = || {
         ApiError::unavailable(format!(
             "host {host} of container '{name}' is not connected"
         ))
     };
     let reader = state
-        .open_logs(&host, |req| ServerMsg::Logs {
+        .open_stream(&state.log_streams, &host, |req| ServerMsg::Logs {
             req,
             container: name.clone(),
             follow: q.follow,
@@ -101,11 +108,7 @@ pub async fn logs(
             match reader.recv().await {
                 Some(d) => Some((Ok::<_, std::io::Error>(d), (reader, guard, false))),
                 None => {
-                    let why = reader
-                        .reason
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take()?;
+                    let why = reader.take_reason()?;
                     Some((
                         Ok(format!("drover: log stream ended: {why}\n")),
                         (reader, guard, true),

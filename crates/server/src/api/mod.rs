@@ -2,6 +2,7 @@
 
 pub mod blobs;
 pub mod containers;
+pub mod exec;
 pub mod hosts;
 pub mod networks;
 pub mod registries;
@@ -38,6 +39,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route(
             "/v1/environments/{env}/containers/{name}/logs",
             get(containers::logs),
+        )
+        .route(
+            "/v1/environments/{env}/containers/{name}/exec",
+            get(exec::exec),
         )
         .route("/v1/environments/{env}/hosts", get(hosts::list))
         .route(
