@@ -1348,6 +1348,44 @@ mod tests {
     }
 
     #[test]
+    fn a_revision_a_slot_still_runs_is_never_pruned() {
+        let mut s = Store::open_in_memory().expect("store");
+        let p = project("shop");
+        // Revision 1's slot stays on revision 1 (a roll under way) through many deploys.
+        let old_slot = Placement {
+            rev: 1,
+            ..slot("shop", 1, Some("h1"))
+        };
+        for i in 0..(REVISIONS_KEPT as u64 + 5) {
+            let placed = if i == 0 {
+                vec![slot("shop", 1, Some("h1"))]
+            } else {
+                vec![old_slot.clone()]
+            };
+            s.put_stack("default", &p, &placed, &[], &ev("stack.updated"), i)
+                .expect("put");
+        }
+        let revs: Vec<u64> = s
+            .revisions("default", "shop")
+            .expect("revisions")
+            .into_iter()
+            .map(|r| r.revision)
+            .collect();
+        assert_eq!(revs.len(), REVISIONS_KEPT as usize + 1, "{revs:?}");
+        assert_eq!(revs.last(), Some(&1));
+        assert!(
+            s.revision_project("default", "shop", 1)
+                .expect("read")
+                .is_some()
+        );
+        assert!(
+            s.revision_project("default", "shop", 2)
+                .expect("read")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn stacks_survive_reopen_with_revisions_and_placements() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("drover.db");
