@@ -196,6 +196,14 @@ pub enum Action {
     Remove(u32),
 }
 
+/// The `n` lowest slot numbers (from 1) not in `used`.
+pub fn free_slots(used: &BTreeSet<u32>, n: usize) -> Vec<u32> {
+    (1..=u32::MAX)
+        .filter(|i| !used.contains(i))
+        .take(n)
+        .collect()
+}
+
 /// One step of the roll: changes `roll` and returns the placement changes to make.
 pub fn step(roll: &mut Roll, input: &Input<'_>) -> Vec<Action> {
     let mut out = Vec::new();
@@ -350,11 +358,9 @@ pub fn step(roll: &mut Roll, input: &Input<'_>) -> Vec<Action> {
         n => n as usize,
     };
     let missing = replicas.saturating_sub(current.len() + old.len());
-    let mut used: BTreeSet<u32> = slots.keys().copied().collect();
-    let mut add = |roll: &mut Roll, out: &mut Vec<Action>, n: usize| {
-        for _ in 0..n {
-            let id = (1..).find(|i| !used.contains(i)).unwrap_or(u32::MAX);
-            used.insert(id);
+    let used: BTreeSet<u32> = slots.keys().copied().collect();
+    let add = |roll: &mut Roll, out: &mut Vec<Action>, n: usize| {
+        for id in free_slots(&used, n) {
             roll.batch.insert(id);
             out.push(Action::Add(id));
         }

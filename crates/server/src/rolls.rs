@@ -69,11 +69,13 @@ pub fn plan(
                     .iter()
                     .map(|(s, h, _)| slot(s.1, h.as_ref(), 0)),
             );
-            let used: Vec<u32> = existing[..keep].iter().map(|(s, _, _)| s.1).collect();
-            let mut free = (1u32..).filter(|i| !used.contains(i));
-            for _ in keep..spec.replicas as usize {
-                placements.extend(free.next().map(|id| slot(id, None, 0)));
-            }
+            let used = existing[..keep].iter().map(|(s, _, _)| s.1).collect();
+            let missing = spec.replicas as usize - keep;
+            placements.extend(
+                roll::free_slots(&used, missing)
+                    .into_iter()
+                    .map(|id| slot(id, None, 0)),
+            );
             continue;
         }
         // Containers change: a roll does it. Slots already on the new spec move to the new
