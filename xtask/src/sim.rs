@@ -177,6 +177,7 @@ async fn session(
                     image: String::new(),
                     status: "Up (fake engine)".into(),
                     addrs: Default::default(),
+                    network_of: None,
                 };
                 // What changed, worked out from the message alone (a real agent diffs
                 // what its engine lists; the simulator need not pay for that).

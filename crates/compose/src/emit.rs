@@ -228,7 +228,9 @@ fn service(s: &Service) -> Map<String, Value> {
     insert_opt(&mut m, "user", s.user.as_deref());
     insert_opt(&mut m, "working_dir", s.working_dir.as_deref());
     insert_opt(&mut m, "hostname", s.hostname.as_deref());
+    insert_opt(&mut m, "network_mode", s.network_mode.as_deref());
     for (key, list) in [
+        ("volumes_from", &s.volumes_from),
         ("cap_add", &s.cap_add),
         ("cap_drop", &s.cap_drop),
         ("extra_hosts", &s.extra_hosts),

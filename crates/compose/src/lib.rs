@@ -18,6 +18,7 @@ mod emit;
 pub mod interpolate;
 mod load;
 pub mod model;
+mod sidekick;
 mod units;
 mod validate;
 mod yaml;
@@ -25,6 +26,7 @@ mod yaml;
 pub use dotenv::parse_dotenv;
 pub use emit::to_compose_yaml;
 pub use model::*;
+pub use sidekick::{NETWORK_NONE, SIDEKICK_OF, SidekickError, Units, check_sidekicks};
 /// A compose duration (`1h30m`, `90s`) in nanoseconds.
 pub use units::parse_duration;
 pub use validate::{dependency_order, validate};

@@ -49,6 +49,8 @@ const SERVICE_KEYS: &[&str] = &[
     "cap_drop",
     "extra_hosts",
     "links",
+    "network_mode",
+    "volumes_from",
     "pull_policy",
     "profiles",
     "stop_grace_period",
@@ -98,7 +100,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "mem_swappiness",
     "memswap_limit",
     "models",
-    "network_mode",
     "oom_kill_disable",
     "oom_score_adj",
     "pid",
@@ -121,7 +122,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "use_api_socket",
     "userns_mode",
     "uts",
-    "volumes_from",
 ];
 
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
@@ -264,6 +264,11 @@ struct Refs {
     volumes: Vec<Ref>,
     depends: Vec<Ref>,
     links: Vec<Ref>,
+    /// Where each key of a service is (`service` and `target` = the key below it, e.g.
+    /// `network_mode`, `volumes_from[0]`, `x-drover.sidekick_of`), for sidekick errors.
+    keys: Vec<Ref>,
+    /// Services that set their replica count or mode (`target`: the key that does).
+    counts: Vec<Ref>,
 }
 
 struct Cx<'a> {
@@ -776,10 +781,48 @@ impl Cx<'_> {
         let mut deploy_restart = None;
         let mut has_networks = false;
         for (_, key, v, p) in fields {
+            self.refs.keys.push(Ref {
+                service: name.to_owned(),
+                target: key.clone(),
+                loc: v.loc,
+                path: p.clone(),
+            });
             match key.as_str() {
+                "x-drover" => {
+                    if let Kind::Map(entries) = &v.kind
+                        && let Some((k, _)) = entries
+                            .iter()
+                            .find(|(k, _)| k.as_scalar() == Some(crate::SIDEKICK_OF))
+                    {
+                        let target = format!("x-drover.{}", crate::SIDEKICK_OF);
+                        self.refs.keys.push(Ref {
+                            service: name.to_owned(),
+                            loc: k.loc,
+                            path: join(&p, crate::SIDEKICK_OF),
+                            target,
+                        });
+                    }
+                    svc.extensions.insert(key.clone(), to_json(v));
+                }
                 k if k.starts_with("x-") => {
                     svc.extensions.insert(key.clone(), to_json(v));
                 }
+                "network_mode" => {
+                    let mode = self.non_empty_string(v, &p)?;
+                    if mode == crate::NETWORK_NONE || mode.starts_with("service:") {
+                        svc.network_mode = Some(mode);
+                    } else {
+                        self.warn(
+                            v,
+                            &p,
+                            format!(
+                                "network_mode '{mode}' is not supported (none and \
+                                 service:NAME are); ignored"
+                            ),
+                        );
+                    }
+                }
+                "volumes_from" => svc.volumes_from = self.volumes_from(name, v, &p)?,
                 "image" => svc.image = Some(self.non_empty_string(v, &p)?),
                 "build" => svc.build = Some(self.build(v, &p)?),
                 "command" => svc.command = Some(self.command(v, &p)?),
@@ -815,6 +858,22 @@ impl Cx<'_> {
                 "labels" => svc.labels = self.labels(v, &p)?,
                 "deploy" => {
                     let deploy = self.deploy(v, &p)?;
+                    if let Some((_, node, path)) = &deploy.replicas {
+                        self.refs.counts.push(Ref {
+                            service: name.to_owned(),
+                            target: "deploy.replicas".to_owned(),
+                            loc: node.loc,
+                            path: path.clone(),
+                        });
+                    }
+                    if let Some(at) = deploy.mode_at {
+                        self.refs.counts.push(Ref {
+                            service: name.to_owned(),
+                            target: "deploy.mode".to_owned(),
+                            loc: at,
+                            path: format!("{p}.mode"),
+                        });
+                    }
                     replicas = deploy.replicas;
                     svc.global = deploy.global;
                     svc.placement = deploy.placement;
@@ -826,6 +885,12 @@ impl Cx<'_> {
                 }
                 "scale" => {
                     let n = self.integer(v, &p, "a number of replicas")?;
+                    self.refs.counts.push(Ref {
+                        service: name.to_owned(),
+                        target: "scale".to_owned(),
+                        loc: v.loc,
+                        path: p.clone(),
+                    });
                     scale = Some((n, v, p.clone()));
                 }
                 "user" => svc.user = Some(self.string(v, &p)?),
@@ -863,7 +928,7 @@ impl Cx<'_> {
             svc.environment.insert(k, v);
         }
 
-        if !has_networks || svc.networks.is_empty() {
+        if svc.network_mode.is_none() && (!has_networks || svc.networks.is_empty()) {
             svc.networks
                 .insert("default".to_owned(), ServiceNetwork::default());
             if !has_networks {
@@ -1562,6 +1627,7 @@ impl Cx<'_> {
                 }
                 "mode" => {
                     let mode = self.string(v, &p)?;
+                    out.mode_at = Some(v.loc);
                     match mode.as_str() {
                         "replicated" => {}
                         "global" => out.global = true,
@@ -1776,6 +1842,36 @@ impl Cx<'_> {
     /// `links: [db, "db:database"]` → `service:alias` entries (the linked service is
     /// checked to exist once all services are read).
     fn links(&mut self, service: &str, node: &Node, path: &str) -> Result<Vec<String>, Error> {
+        let refs = self.service_refs(node, path, |text| {
+            let (target, alias) = text.split_once(':').unwrap_or((text, text));
+            if target.is_empty() || alias.is_empty() || alias.contains(':') {
+                return Err(format!(
+                    "invalid link '{text}' (expected SERVICE or SERVICE:ALIAS)"
+                ));
+            }
+            Ok((target.to_owned(), format!("{target}:{alias}")))
+        })?;
+        let mut out = Vec::new();
+        for (target, entry, loc, path) in refs {
+            self.refs.links.push(Ref {
+                service: service.to_owned(),
+                target,
+                loc,
+                path,
+            });
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// A sequence of strings naming services of the stack: each entry read by `parse` into
+    /// (the service, the entry as kept), with where it is.
+    fn service_refs(
+        &self,
+        node: &Node,
+        path: &str,
+        parse: impl Fn(&str) -> Result<(String, String), String>,
+    ) -> Result<Vec<(String, String, Location, String)>, Error> {
         let Kind::Seq(items) = &node.kind else {
             return Err(self.expected(node, path, "a sequence"));
         };
@@ -1783,21 +1879,8 @@ impl Cx<'_> {
         for (i, item) in items.iter().enumerate() {
             let p = format!("{path}[{i}]");
             let text = self.non_empty_string(item, &p)?;
-            let (target, alias) = text.split_once(':').unwrap_or((&text, &text));
-            if target.is_empty() || alias.is_empty() || alias.contains(':') {
-                return Err(self.err(
-                    item,
-                    &p,
-                    format!("invalid link '{text}' (expected SERVICE or SERVICE:ALIAS)"),
-                ));
-            }
-            self.refs.links.push(Ref {
-                service: service.to_owned(),
-                target: target.to_owned(),
-                loc: item.loc,
-                path: p,
-            });
-            out.push(format!("{target}:{alias}"));
+            let (target, entry) = parse(&text).map_err(|m| self.err(item, &p, m))?;
+            out.push((target, entry, item.loc, p));
         }
         Ok(out)
     }
@@ -1967,14 +2050,80 @@ impl Cx<'_> {
         if all.values().any(|s| s.networks.contains_key("default")) {
             project.networks.entry("default".to_owned()).or_default();
         }
+        if let Err(e) = crate::check_sidekicks(&all) {
+            let at = self
+                .refs
+                .keys
+                .iter()
+                .find(|r| r.service == e.service && r.target == e.key);
+            let path = format!("services.{}.{}", e.service, e.key);
+            return Err(match at {
+                Some(r) => Error::new(file, r.loc, path, e.message),
+                None => Error::new(file, Location::default(), path, e.message),
+            });
+        }
         project.services = all;
+        for r in &self.refs.counts {
+            if let Some(primary) = project.primary_of(&r.service) {
+                return Err(ref_err(
+                    r,
+                    format!(
+                        "service '{}' runs beside each replica of '{primary}' (a sidekick): \
+                         its replica count and mode are {primary}'s; remove {}",
+                        r.service, r.target
+                    ),
+                ));
+            }
+        }
         Ok(project)
+    }
+
+    /// `volumes_from: [SERVICE, SERVICE:ro, SERVICE:rw]` (containers of other projects,
+    /// `container:NAME`, are not supported: Drover places replicas itself).
+    fn volumes_from(
+        &mut self,
+        service: &str,
+        node: &Node,
+        path: &str,
+    ) -> Result<Vec<String>, Error> {
+        let refs = self.service_refs(node, path, |text| {
+            let (target, mode) = text.split_once(':').unwrap_or((text, "rw"));
+            if target == "container" {
+                return Err(format!(
+                    "volumes_from '{text}': containers outside the stack are not supported \
+                     (name a service of this stack)"
+                ));
+            }
+            if target.is_empty() || !matches!(mode, "ro" | "rw") {
+                return Err(format!(
+                    "invalid volumes_from '{text}' (expected SERVICE or SERVICE:ro)"
+                ));
+            }
+            let entry = match mode {
+                "ro" => format!("{target}:ro"),
+                _ => target.to_owned(),
+            };
+            Ok((target.to_owned(), entry))
+        })?;
+        let mut out = Vec::new();
+        for (i, (_, entry, loc, path)) in refs.into_iter().enumerate() {
+            self.refs.keys.push(Ref {
+                service: service.to_owned(),
+                target: format!("volumes_from[{i}]"),
+                loc,
+                path,
+            });
+            out.push(entry);
+        }
+        Ok(out)
     }
 }
 
 #[derive(Default)]
 struct Deploy<'n> {
     replicas: Option<(u32, &'n Node, String)>,
+    /// Where `mode` was given.
+    mode_at: Option<Location>,
     update: Option<UpdateConfig>,
     rollback: Option<UpdateConfig>,
     global: bool,

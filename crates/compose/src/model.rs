@@ -95,6 +95,14 @@ pub struct Service {
     pub links: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// `network_mode`: `none`, or `service:NAME` (share that service's network, replica by
+    /// replica: this service is a sidekick of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// `volumes_from`: `SERVICE` or `SERVICE:ro` (mount that service's volumes, replica by
+    /// replica: this service is a sidekick of it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_period_ns: Option<u64>,
     /// Service-level `x-*` keys, kept verbatim (including `x-drover`).

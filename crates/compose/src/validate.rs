@@ -304,6 +304,9 @@ pub fn validate(project: &Project) -> Result<(), Error> {
             }
         }
     }
+    if let Err(e) = crate::check_sidekicks(&project.services) {
+        return fail(format!("services.{}.{}", e.service, e.key), e.message);
+    }
     let graph: BTreeMap<&str, Vec<&str>> = project
         .services
         .iter()

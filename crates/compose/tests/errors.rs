@@ -582,3 +582,49 @@ fn placement_errors() {
         "#]],
     );
 }
+
+#[test]
+fn sidekick_mistakes() {
+    check(
+        "services:\n  web:\n    image: nginx\n  log:\n    image: x\n    network_mode: service:db\n",
+        expect![[r#"
+            error: docker-compose.yml:6:19: services.log.network_mode: service 'log' runs beside undefined service 'db'
+        "#]],
+    );
+    check(
+        "services:\n  web:\n    image: nginx\n  log:\n    image: x\n    network_mode: service:web\n    ports: [\"80:80\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:7:12: services.log.ports: 'ports' cannot be set with network_mode 'service:web'
+        "#]],
+    );
+    check(
+        "services:\n  web:\n    image: nginx\n  log:\n    image: x\n    volumes_from: [web]\n    deploy:\n      replicas: 2\n",
+        expect![[r#"
+            error: docker-compose.yml:8:17: services.log.deploy.replicas: service 'log' runs beside each replica of 'web' (a sidekick): its replica count and mode are web's; remove deploy.replicas
+        "#]],
+    );
+    check(
+        "services:\n  a:\n    image: nginx\n    volumes_from: [b]\n  b:\n    image: x\n    x-drover:\n      sidekick_of: a\n",
+        expect![[r#"
+            error: docker-compose.yml:4:20: services.a.volumes_from[0]: sidekick cycle: a -> b -> a
+        "#]],
+    );
+    check(
+        "services:\n  a:\n    image: nginx\n  b:\n    image: nginx\n  c:\n    image: x\n    network_mode: service:a\n    volumes_from: [\"b:ro\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:9:20: services.c.volumes_from[0]: service 'c' cannot run beside both 'a' and 'b': a sidekick has one primary
+        "#]],
+    );
+    check(
+        "services:\n  a:\n    image: nginx\n    volumes_from: [\"container:db\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:20: services.a.volumes_from[0]: volumes_from 'container:db': containers outside the stack are not supported (name a service of this stack)
+        "#]],
+    );
+    check(
+        "services:\n  a:\n    image: nginx\n    volumes_from: [\"b:rx\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:20: services.a.volumes_from[0]: invalid volumes_from 'b:rx' (expected SERVICE or SERVICE:ro)
+        "#]],
+    );
+}

@@ -820,22 +820,22 @@ fn secrets_configs() {
         "secrets-configs.yml",
         include_str!("fixtures/secrets-configs.yml"),
         expect![[r#"
-        name: "mystack"
-        services:
-          db:
-            image: "postgres:16"
-            environment:
-              POSTGRES_PASSWORD_FILE: "/run/secrets/db_password"
-        --- warnings
-        secrets-configs.yml:4:5: services.db.secrets: not supported yet, ignored
-        secrets-configs.yml:6:5: services.db.configs: not supported yet, ignored
-        secrets-configs.yml:11:5: services.db.privileged: not supported yet, ignored
-        secrets-configs.yml:12:5: services.db.ulimits: not supported yet, ignored
-        secrets-configs.yml:16:5: services.db.sysctls: not supported yet, ignored
-        secrets-configs.yml:18:5: services.db.network_mode: not supported yet, ignored
-        secrets-configs.yml:19:1: secrets: not supported yet, ignored
-        secrets-configs.yml:22:1: configs: not supported yet, ignored
-    "#]],
+            name: "mystack"
+            services:
+              db:
+                image: "postgres:16"
+                environment:
+                  POSTGRES_PASSWORD_FILE: "/run/secrets/db_password"
+            --- warnings
+            secrets-configs.yml:4:5: services.db.secrets: not supported yet, ignored
+            secrets-configs.yml:6:5: services.db.configs: not supported yet, ignored
+            secrets-configs.yml:11:5: services.db.privileged: not supported yet, ignored
+            secrets-configs.yml:12:5: services.db.ulimits: not supported yet, ignored
+            secrets-configs.yml:16:5: services.db.sysctls: not supported yet, ignored
+            secrets-configs.yml:18:19: services.db.network_mode: network_mode 'bridge' is not supported (none and service:NAME are); ignored
+            secrets-configs.yml:19:1: secrets: not supported yet, ignored
+            secrets-configs.yml:22:1: configs: not supported yet, ignored
+        "#]],
     );
 }
 
@@ -1171,6 +1171,43 @@ fn placement() {
                       - "node.labels.region == eu"
                       - "node.hostname != db1"
                     max_replicas_per_node: 2
+        "#]],
+    );
+}
+
+#[test]
+fn sidekicks() {
+    check_fixture(
+        "sidekicks.yml",
+        include_str!("fixtures/sidekicks.yml"),
+        expect![[r#"
+            name: "mystack"
+            services:
+              backup:
+                image: "busybox:1.36"
+                command:
+                  - "sh"
+                  - "-c"
+                  - "sleep infinity"
+                volumes_from:
+                  - "web:ro"
+              helper:
+                image: "busybox:1.36"
+                x-drover:
+                  sidekick_of: "log"
+              isolated:
+                image: "busybox:1.36"
+                network_mode: "none"
+              log:
+                image: "fluent/fluent-bit:2.2"
+                network_mode: "service:web"
+              web:
+                image: "nginx:1.25"
+                volumes:
+                  - type: "volume"
+                    target: "/usr/share/nginx/html"
+                deploy:
+                  replicas: 3
         "#]],
     );
 }

@@ -181,6 +181,10 @@ impl Engine {
                         (net, ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED))
                     })
                     .collect(),
+                network_of: c
+                    .host_config
+                    .and_then(|h| h.network_mode)
+                    .and_then(|m| m.strip_prefix("container:").map(str::to_string)),
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -719,6 +723,23 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         },
     };
 
+    // A sidekick sharing its primary's network joins the primary's replica on this host;
+    // `none` has no network. Either has no network, DNS or ports of its own.
+    let network_mode = match s.network_service() {
+        Some(primary) => Some(format!(
+            "container:{}",
+            proto::container_name(&c.stack, primary, c.slot)
+        )),
+        None => s.network_mode.clone(),
+    };
+    let own_network = network_mode.is_none();
+    let volumes_from: Vec<String> = s
+        .volumes_from_services()
+        .map(|(service, ro)| {
+            let name = proto::container_name(&c.stack, service, c.slot);
+            if ro { format!("{name}:ro") } else { name }
+        })
+        .collect();
     let networking_config = c.networks.first().map(|att| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
             att.network.clone(),
@@ -744,7 +765,8 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         binds: (!binds.is_empty()).then_some(binds),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
         restart_policy: Some(restart),
-        network_mode: c.networks.first().map(|a| a.network.clone()),
+        network_mode: network_mode.or_else(|| c.networks.first().map(|a| a.network.clone())),
+        volumes_from: (!volumes_from.is_empty()).then_some(volumes_from),
         memory: s.limits.memory.map(|m| m as i64),
         memory_reservation: s.reservations.memory.map(|m| m as i64),
         nano_cpus: s.limits.cpus.map(|c| (c * 1e9) as i64),
@@ -752,7 +774,7 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
         cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.clone()),
         extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
-        dns: (!c.dns.is_empty()).then(|| c.dns.clone()),
+        dns: (own_network && !c.dns.is_empty()).then(|| c.dns.clone()),
         ..Default::default()
     };
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// How often an agent sends at least a heartbeat.
 pub const HEARTBEAT_SECS: u64 = 3;
 
@@ -589,6 +589,9 @@ pub struct ObservedContainer {
     /// has none: not running).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub addrs: BTreeMap<String, std::net::Ipv4Addr>,
+    /// The id of the container whose network this one shares (`network_mode: service:X`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_of: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -627,6 +630,9 @@ pub struct XDrover {
     /// stops, like `5s` [default: 2s].
     #[serde(default)]
     pub drain: Option<String>,
+    /// Run beside this service's containers, replica by replica (see `compose::sidekick`).
+    #[serde(default)]
+    pub sidekick_of: Option<String>,
 }
 
 /// The drain time when `x-drover.drain` is not given: two DNS answer lifetimes.
@@ -853,7 +859,21 @@ pub fn desired_for_stack(
     let mut containers = Vec::new();
     let mut used_networks = std::collections::BTreeSet::new();
     let mut used_volumes = std::collections::BTreeSet::new();
-    for (service_name, slot) in slots {
+    // Each slot of a primary runs its sidekicks too; a slot of a sidekick (left from
+    // before it became one) runs nothing.
+    let sidekicks = project.units();
+    let units = slots.iter().flat_map(|(service, slot)| {
+        let own = !sidekicks.is_sidekick(service);
+        let with = if own {
+            sidekicks.sidekicks_of(service)
+        } else {
+            &[]
+        };
+        own.then_some((service.as_str(), *slot))
+            .into_iter()
+            .chain(with.iter().map(move |s| (*s, *slot)))
+    });
+    for (service_name, slot) in units {
         let Some(spec) = project.services.get(service_name) else {
             continue;
         };
@@ -862,7 +882,7 @@ pub fn desired_for_stack(
             .iter()
             .map(|(key, att)| {
                 used_networks.insert(key.clone());
-                let mut aliases = vec![service_name.clone()];
+                let mut aliases = vec![service_name.to_string()];
                 aliases.extend(att.aliases.iter().cloned());
                 NetworkAttachment {
                     network: network_name(stack, key, project.networks.get(key)),
@@ -881,11 +901,11 @@ pub fn desired_for_stack(
             }
         }
         containers.push(DesiredContainer {
-            name: container_name(stack, service_name, *slot),
+            name: container_name(stack, service_name, slot),
             env: env.to_string(),
             stack: stack.to_string(),
-            service: service_name.clone(),
-            slot: *slot,
+            service: service_name.to_string(),
+            slot,
             spec_hash: spec.spec_hash(),
             spec: spec.clone(),
             networks,
@@ -1086,6 +1106,7 @@ mod tests {
             image: "img".into(),
             status: String::new(),
             addrs: BTreeMap::new(),
+            network_of: None,
         }
     }
 

@@ -112,6 +112,7 @@ mod tests {
             image: String::new(),
             status: String::new(),
             addrs: Default::default(),
+            network_of: None,
         };
         use proto::ContainerState::{Exited, Running};
         let ok = c(Running, Some(Health::Healthy));

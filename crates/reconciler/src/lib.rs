@@ -200,6 +200,7 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
             Some(c) if c.spec_hash != want.spec_hash || c.state == ContainerState::Dead => {
                 Some(Some(c))
             }
+            Some(c) if lost_network(want, c, &observed) => Some(Some(c)),
             Some(c) if c.state == ContainerState::Created => Some(None),
             Some(c) if c.state == ContainerState::Exited && should_run_after_exit(want) => {
                 Some(None)
@@ -213,6 +214,11 @@ pub fn reconcile(input: &Input<'_>) -> Plan {
                 want.name.clone(),
                 format!("retrying in {secs}s after {count} failure(s)"),
             ));
+            continue;
+        }
+        if let Some(reason) = blocked_by_primary(want, input.desired, &observed) {
+            // Created only once its primary is: the engine resolves the names then.
+            plan.waiting.push((want.name.clone(), reason));
             continue;
         }
         if let Some(reason) = blocked_by_dependency(want, input) {
@@ -281,6 +287,53 @@ fn should_run_after_exit(want: &DesiredContainer) -> bool {
         want.spec.restart,
         RestartPolicy::Always | RestartPolicy::UnlessStopped
     )
+}
+
+/// Whether sidekick `have` shares the network of a container that is gone: its primary's
+/// replica was replaced since (a new container, a new network namespace).
+fn lost_network(
+    want: &DesiredContainer,
+    have: &ObservedContainer,
+    observed: &BTreeMap<&str, &ObservedContainer>,
+) -> bool {
+    let Some(primary) = want.spec.network_service() else {
+        return false;
+    };
+    let name = proto::container_name(&want.stack, primary, want.slot);
+    match (observed.get(name.as_str()), &have.network_of) {
+        (Some(p), Some(joined)) => &p.id != joined,
+        _ => false,
+    }
+}
+
+/// Why sidekick `want` may not be created yet: the replica of its primary it shares the
+/// network of must run, and those it mounts the volumes of must exist, each on its own
+/// current spec.
+fn blocked_by_primary(
+    want: &DesiredContainer,
+    desired: &Desired,
+    observed: &BTreeMap<&str, &ObservedContainer>,
+) -> Option<String> {
+    let net = want.spec.network_service().map(|s| (s, true));
+    let vols = want.spec.volumes_from_services().map(|(s, _)| (s, false));
+    for (service, must_run) in net.into_iter().chain(vols) {
+        let name = proto::container_name(&want.stack, service, want.slot);
+        let hash = desired
+            .containers
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.spec_hash.as_str());
+        let ok = observed.get(name.as_str()).is_some_and(|o| {
+            hash.is_none_or(|h| h == o.spec_hash)
+                && o.state != ContainerState::Dead
+                && (!must_run || o.state == ContainerState::Running)
+        });
+        if !ok {
+            let what = if must_run { "to run" } else { "to exist" };
+            return Some(format!("waiting for {name} {what}"));
+        }
+    }
+    None
 }
 
 /// Why `want` may not start yet, if its `depends_on` conditions do not hold on this host.

@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! want NAME hash=H [restart=always] [dep=SVC:started|healthy|done] [healthcheck] [singleton]
-//!      [recreate-unhealthy]
+//!      [recreate-unhealthy] [netof=SVC] [volfrom=SVC]   (sidekicks of SVC)
 //! have NAME hash=H state=running|exited|created|dead [health=healthy|starting|unhealthy]
-//!      [exit=N] [on=NET,NET]
+//!      [exit=N] [on=NET,NET] [joined=NAME]  (shares the network of container NAME)
 //! net NAME owned|foreign        vol NAME        fail NAME count=N last=MS        now MS
 //! unhealthy NAME since=MS (seen unhealthy since)
 //! fenced
@@ -45,6 +45,12 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                         test: vec!["CMD".into(), "true".into()],
                         ..Default::default()
                     });
+                }
+                if let Some(svc) = kv.get("netof") {
+                    spec.network_mode = Some(format!("service:{svc}"));
+                }
+                if let Some(svc) = kv.get("volfrom") {
+                    spec.volumes_from.push(svc.to_string());
                 }
                 if let Some(dep) = kv.get("dep") {
                     let (svc, cond) = dep.split_once(':').unwrap_or((dep, "started"));
@@ -107,6 +113,7 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                             .collect()
                     })
                     .unwrap_or_default(),
+                network_of: kv.get("joined").map(|n| format!("id-{n}")),
             }),
             "dnet" => desired.networks.push(DesiredNetwork {
                 name,
@@ -451,6 +458,53 @@ fn unhealthy_containers_are_recreated_as_their_policy_says_with_backoff() {
         "want s-web-1 hash=b recreate-unhealthy\nhave s-web-1 hash=a state=running health=unhealthy",
         expect![[r#"
             replace id-s-web-1 with s-web-1
+        "#]],
+    );
+}
+
+#[test]
+fn sidekicks_wait_for_their_primary_and_follow_it() {
+    // Neither exists: the primary runs, the sidekicks wait (not even created: the engine
+    // resolves the primary's name at creation).
+    check(
+        "want s-web-1 hash=w\nwant s-log-1 hash=l netof=web\nwant s-bak-1 hash=b volfrom=web",
+        expect![[r#"
+            run s-web-1
+            wait s-log-1: waiting for s-web-1 to run
+            wait s-bak-1: waiting for s-web-1 to exist
+        "#]],
+    );
+    // The primary exists but is not running yet: volumes may be shared, the network not.
+    check(
+        "want s-web-1 hash=w\nwant s-log-1 hash=l netof=web\nwant s-bak-1 hash=b volfrom=web
+         have s-web-1 hash=w state=created",
+        expect![[r#"
+            start id-s-web-1
+            run s-bak-1
+            wait s-log-1: waiting for s-web-1 to run
+        "#]],
+    );
+    // The primary runs an old spec (about to be replaced): wait for the new one.
+    check(
+        "want s-web-1 hash=w2\nwant s-log-1 hash=l netof=web
+         have s-web-1 hash=w1",
+        expect![[r#"
+            replace id-s-web-1 with s-web-1
+            wait s-log-1: waiting for s-web-1 to run
+        "#]],
+    );
+    // Running, and the sidekick joined it: nothing to do.
+    check(
+        "want s-web-1 hash=w\nwant s-log-1 hash=l netof=web
+         have s-web-1 hash=w\nhave s-log-1 hash=l joined=s-web-1",
+        expect![[r#""#]],
+    );
+    // The primary's replica was replaced: the sidekick joined a container that is gone.
+    check(
+        "want s-web-1 hash=w\nwant s-log-1 hash=l netof=web
+         have s-web-1 hash=w\nhave s-log-1 hash=l joined=s-old-1",
+        expect![[r#"
+            replace id-s-log-1 with s-log-1
         "#]],
     );
 }

@@ -176,6 +176,19 @@ pub enum State {
     Failed(String),
 }
 
+impl State {
+    /// How far from ready, for a slot of several containers (a primary and its sidekicks):
+    /// the slot is as its worst container.
+    pub fn rank(&self) -> u8 {
+        match self {
+            State::Ready => 0,
+            State::Starting => 1,
+            State::Pending => 2,
+            State::Failed(_) => 3,
+        }
+    }
+}
+
 pub struct Input<'a> {
     /// Replicas the target spec asks for.
     pub replicas: u32,

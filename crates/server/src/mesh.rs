@@ -257,9 +257,12 @@ fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry
         for stack in model.stacks(env) {
             let p = &stack.row.project;
             for (id, host) in &stack.slots {
-                // A container leaving in a roll answers to no name while it drains.
+                // A container leaving in a roll answers to no name while it drains; its
+                // sidekicks leave with it.
                 if let Some(h) = host.as_ref().filter(|_| !stack.is_draining(id)) {
-                    placed.insert((p.name.clone(), id.0.to_string(), id.1), h.to_string());
+                    for c in stack.with_sidekicks(id) {
+                        placed.insert((p.name.clone(), c.0.to_string(), c.1), h.to_string());
+                    }
                 }
             }
             for (svc_name, svc) in &p.services {

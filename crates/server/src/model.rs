@@ -29,15 +29,37 @@ pub struct StackEntry {
     pub rolls: BTreeMap<Name, roll::Roll>,
     /// Spec hash of each service (what a container must carry to be up to date).
     pub hashes: BTreeMap<String, Arc<str>>,
+    /// What each primary's replica runs, with its sidekicks (`compose::Project::unit_hash`).
+    pub unit_hashes: BTreeMap<String, Arc<str>>,
+    /// The sidekicks of each primary that has any (current revision).
+    pub sidekicks: BTreeMap<Name, Vec<Name>>,
 }
 
 impl StackEntry {
     fn new(row: Arc<StackRow>) -> StackEntry {
-        let hashes = row
+        let hashes: BTreeMap<String, Arc<str>> = row
             .project
             .services
             .iter()
             .map(|(n, s)| (n.clone(), s.spec_hash().into()))
+            .collect();
+        let units = row.project.units();
+        let sidekicks: BTreeMap<Name, Vec<Name>> = row
+            .project
+            .services
+            .keys()
+            .filter(|s| !units.sidekicks_of(s).is_empty())
+            .map(|s| {
+                let with = units.sidekicks_of(s).iter().map(|k| Name::from(*k));
+                (Name::from(s.as_str()), with.collect())
+            })
+            .collect();
+        let unit_hashes = hashes
+            .iter()
+            .map(|(n, h)| match sidekicks.contains_key(n.as_str()) {
+                true => (n.clone(), row.project.unit_hash(n).into()),
+                false => (n.clone(), h.clone()),
+            })
             .collect();
         StackEntry {
             row,
@@ -46,7 +68,30 @@ impl StackEntry {
             projects: BTreeMap::new(),
             rolls: BTreeMap::new(),
             hashes,
+            unit_hashes,
+            sidekicks,
         }
+    }
+
+    /// The containers of every slot: each slot's own, and for a primary its sidekicks'
+    /// (same slot number, same host), as `(service, slot)` and host.
+    pub fn containers(&self) -> impl Iterator<Item = (SlotId, Option<&Name>)> {
+        self.slots
+            .iter()
+            .flat_map(|(slot, host)| self.with_sidekicks(slot).map(move |s| (s, host.as_ref())))
+    }
+
+    /// Whether `service` runs beside another (it has no slots of its own).
+    pub fn is_sidekick(&self, service: &str) -> bool {
+        self.sidekicks
+            .values()
+            .any(|v| v.iter().any(|s| &**s == service))
+    }
+
+    /// Slot `slot` and the same slot of each of its service's sidekicks.
+    pub fn with_sidekicks<'a>(&'a self, slot: &'a SlotId) -> impl Iterator<Item = SlotId> + 'a {
+        let sidekicks = self.sidekicks.get(&slot.0).map_or(&[][..], Vec::as_slice);
+        std::iter::once(slot.clone()).chain(sidekicks.iter().map(|s| (s.clone(), slot.1)))
     }
 
     /// The spec hash of `service` ("" if there is no such service).
@@ -71,10 +116,15 @@ impl StackEntry {
         self.project_of(self.rev_of(slot)).services.get(&*slot.0)
     }
 
-    /// Whether slot `slot` runs its service's current spec.
+    /// Whether slot `slot` runs its service's current spec (and its sidekicks' current
+    /// specs).
     pub fn is_current(&self, slot: &SlotId) -> bool {
-        self.spec_of(slot)
-            .is_some_and(|s| s.spec_hash() == self.spec_hash(&slot.0))
+        let rev = self.rev_of(slot);
+        let want = self.unit_hashes.get(&*slot.0).map_or("", |h| h);
+        if rev == self.row.revision {
+            return !want.is_empty();
+        }
+        self.project_of(rev).unit_hash(&slot.0) == want
     }
 
     /// Whether slot `slot` is leaving its service (out of the names, about to stop).
@@ -120,6 +170,24 @@ impl Load {
                 .filter_map(|p| p.published.map(|pp| (pp, p.protocol.clone())))
                 .collect(),
         }
+    }
+
+    /// One replica of `service` of `project` with its `sidekicks`.
+    pub fn of_unit(
+        project: &compose::Project,
+        service: &str,
+        sidekicks: Option<&Vec<Name>>,
+    ) -> Load {
+        let mut load = project.services.get(service).map(Load::of).unwrap_or(Load {
+            containers: 1,
+            ..Load::default()
+        });
+        for s in sidekicks.into_iter().flatten() {
+            if let Some(spec) = project.services.get(&**s) {
+                load.add(&Load::of(spec));
+            }
+        }
+        load
     }
 
     pub fn add(&mut self, o: &Load) {
@@ -545,16 +613,16 @@ impl Model {
         self.pending.iter().filter(move |((e, _), _)| &**e == env)
     }
 
-    /// What one replica of a service reserves (a service no longer in its stack: nothing).
+    /// What one replica of a service reserves, with its sidekicks (a service no longer in
+    /// its stack: nothing).
     pub fn replica_load(&self, key: &StackKey, service: &str) -> Load {
-        self.stacks
-            .get(key)
-            .and_then(|e| e.row.project.services.get(service))
-            .map(Load::of)
-            .unwrap_or(Load {
+        let Some(e) = self.stacks.get(key) else {
+            return Load {
                 containers: 1,
                 ..Load::default()
-            })
+            };
+        };
+        Load::of_unit(&e.row.project, service, e.sidekicks.get(service))
     }
 
     /// What is placed on `host`.

@@ -34,8 +34,9 @@ pub fn plan(
     let mut placements = Vec::new();
     let mut rolls = BTreeMap::new();
     let new_rev = old.map_or(1, |o| o.row.revision + 1);
-    for (service, spec) in &project.services {
-        let hash = spec.spec_hash();
+    // Sidekicks have no slots of their own: they run in their primary's.
+    for (service, spec) in project.primaries() {
+        let hash = project.unit_hash(service);
         let existing: Vec<(&SlotId, &Option<Name>, bool)> = old
             .into_iter()
             .flat_map(|o| {
@@ -44,7 +45,7 @@ pub fn plan(
                     .range((Name::from(service.as_str()), 0)..)
                     .take_while(|((s, _), _)| **s == **service)
                     .map(move |(slot, host)| {
-                        let same = o.spec_of(slot).is_some_and(|s| s.spec_hash() == hash);
+                        let same = o.project_of(o.rev_of(slot)).unit_hash(&slot.0) == hash;
                         (slot, host, same)
                     })
             })
@@ -97,7 +98,7 @@ pub fn plan(
         });
         // Two copies of a singleton never run at once, and a global service has one
         // container per host: both replace in place.
-        if spec.global || proto::is_singleton(spec) {
+        if spec.global || project.unit_any(service, proto::is_singleton) {
             settings.order = compose::UpdateOrder::StopFirst;
         }
         let mut r = roll::Roll::new(new_rev, o.row.revision, rollback.is_some(), settings, now);
@@ -155,11 +156,18 @@ pub fn drive(
                             .or_insert_with(|| state.report(h))
                             .as_ref()
                     });
+                    // A slot is as ready as the least ready of its containers.
+                    let rev = entry.project_of(entry.rev_of(slot));
+                    let state = std::iter::once(&**service)
+                        .chain(rev.sidekicks_of(service))
+                        .map(|s| slot_state(entry, s, slot, host.is_some(), report))
+                        .max_by_key(roll::State::rank)
+                        .unwrap_or(roll::State::Pending);
                     slots.push(roll::Slot {
                         id: slot.1,
                         name: proto::container_name(&project.name, service, slot.1),
                         current: entry.is_current(slot),
-                        state: slot_state(entry, slot, host.is_some(), report),
+                        state,
                     });
                 }
                 let x = proto::x_drover(spec).unwrap_or_default();
@@ -276,9 +284,11 @@ pub fn drive(
     Ok(rollbacks)
 }
 
-/// How a slot looks to its roll, from its host's report.
+/// How the container of `service` (the slot's own service or one of its sidekicks) in
+/// slot `slot` looks to its roll, from its host's report.
 fn slot_state(
     entry: &StackEntry,
+    service: &str,
     slot: &SlotId,
     placed: bool,
     report: Option<&HostReport>,
@@ -289,14 +299,14 @@ fn slot_state(
     let Some(report) = report else {
         return roll::State::Starting;
     };
-    let name = proto::container_name(&entry.row.project.name, &slot.0, slot.1);
+    let name = proto::container_name(&entry.row.project.name, service, slot.1);
     if let Some(e) = report.error(&name).filter(|e| e.count > 0) {
         return roll::State::Failed(e.message.clone());
     }
     let Some(c) = report.container(&name) else {
         return roll::State::Starting;
     };
-    let Some(spec) = entry.spec_of(slot) else {
+    let Some(spec) = entry.project_of(entry.rev_of(slot)).services.get(service) else {
         return roll::State::Starting;
     };
     if spec.spec_hash() != c.spec_hash {
@@ -331,20 +341,14 @@ pub fn roll_back(state: &AppState, env: &str, rb: RollBack) {
         let Some(e) = model.stack(env, &rb.stack) else {
             return;
         };
-        let kept = e
-            .projects
-            .get(&rb.from)
-            .and_then(|p| p.services.get(&rb.service).cloned());
+        let kept = e.projects.get(&rb.from).cloned();
         (e.row.project.clone(), e.row.revision, kept)
     };
-    let spec = kept.or_else(|| {
+    let from = kept.or_else(|| {
         let stored = state.store().revision_project(env, &rb.stack, rb.from);
-        stored
-            .ok()
-            .flatten()
-            .and_then(|p| p.services.get(&rb.service).cloned())
+        stored.ok().flatten().map(std::sync::Arc::new)
     });
-    let Some(spec) = spec else {
+    let Some(from) = from.filter(|p| p.services.contains_key(&rb.service)) else {
         tracing::error!(
             "cannot roll back {}/{}: revision {} is no longer kept",
             rb.stack,
@@ -353,7 +357,18 @@ pub fn roll_back(state: &AppState, env: &str, rb: RollBack) {
         );
         return;
     };
-    project.services.insert(rb.service.clone(), spec);
+    // The service and its sidekicks, then and now, as they were then.
+    let unit: Vec<String> = std::iter::once(rb.service.as_str())
+        .chain(project.sidekicks_of(&rb.service))
+        .chain(from.sidekicks_of(&rb.service))
+        .map(str::to_string)
+        .collect();
+    for name in unit {
+        match from.services.get(&name) {
+            Some(spec) => project.services.insert(name, spec.clone()),
+            None => project.services.remove(&name),
+        };
+    }
     let why = format!(
         "automatic rollback of {} to revision {}: {}",
         rb.service, rb.from, rb.reason

@@ -198,8 +198,11 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
                 if svc.global {
                     continue; // below
                 }
+                let singleton = model
+                    .stack_by_key(key)
+                    .is_some_and(|e| e.row.project.unit_any(&slot.0, proto::is_singleton));
                 let moved = if down {
-                    !proto::is_singleton(svc) || singleton_may_move
+                    !singleton || singleton_may_move
                 } else {
                     record.draining
                 };
@@ -234,7 +237,13 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
     let mut globals_wanting = false;
     for entry in model.stacks(env) {
         let key: StackKey = (env.into(), entry.row.project.name.as_str().into());
-        for (service, svc) in entry.row.project.services.iter().filter(|(_, s)| s.global) {
+        for (service, svc) in entry
+            .row
+            .project
+            .services
+            .iter()
+            .filter(|(n, s)| s.global && !entry.is_sidekick(n))
+        {
             let constraints = constraints(svc);
             let matches = |r: &store::HostRecord| {
                 let h = sched_host(r, None);
@@ -304,7 +313,7 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
         for (service, svc) in &project.services {
             let gid: GroupId = (key.clone(), service.as_str().into());
             let slots = wanted.remove(&gid);
-            if !svc.global && slots.is_none() {
+            if !svc.global && slots.is_none() || entry.is_sidekick(service) {
                 continue;
             }
             let x = proto::x_drover(svc).unwrap_or_default();
@@ -315,14 +324,21 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
                     .iter()
                     .map(|a| (key.clone(), Name::from(a.service.as_str()))),
             );
-            let load = Load::of(svc);
+            // A replica carries its sidekicks: their reservations, ports and constraints.
+            let load = model.replica_load(&key, service);
+            let mut constraints = constraints(svc);
+            for s in entry.sidekicks.get(service.as_str()).into_iter().flatten() {
+                if let Some(spec) = project.services.get(&**s) {
+                    constraints.extend(self::constraints(spec));
+                }
+            }
             groups.push(scheduler::Group {
                 key: group_key(env, &project.name, service),
                 slots: slots.unwrap_or_default(),
                 cpu_milli: load.cpu_milli,
                 memory: load.memory,
                 ports: load.ports,
-                constraints: constraints(svc),
+                constraints,
                 affinities: x
                     .affinity
                     .iter()

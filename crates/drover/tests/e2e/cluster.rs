@@ -34,6 +34,7 @@ impl Cluster {
         let out = Command::new(script())
             .args(["up", &HOSTS.to_string()])
             .arg(dir.path().join("hosts"))
+            .env("CLUSTER_IMAGES", "drover-test/app:1 drover-test/busybox:1")
             .output()
             .expect("cluster.sh");
         assert!(
@@ -179,6 +180,23 @@ impl Cluster {
     }
 
     /// Running count of a service on each host.
+    /// Whether each host runs, for every replica of `primary`, the same-numbered replica of
+    /// `sidekick`, and nothing else of it.
+    fn paired(&self, stack: &str, primary: &str, sidekick: &str) -> bool {
+        (1..=HOSTS).all(|i| {
+            let slots = |svc: &str| {
+                let mut v: Vec<String> = self
+                    .running(i, stack, Some(svc))
+                    .iter()
+                    .filter_map(|n| n.rsplit('-').next().map(str::to_string))
+                    .collect();
+                v.sort();
+                v
+            };
+            slots(primary) == slots(sidekick)
+        })
+    }
+
     fn spread(&self, stack: &str, service: &str) -> Vec<usize> {
         (1..=HOSTS)
             .map(|i| self.running(i, stack, Some(service)).len())
@@ -230,15 +248,16 @@ fn three_hosts_schedule_fail_over_and_fence() {
     private_registry_on_two_hosts(&c);
     crate::mesh::zero_downtime_upgrade(&c);
 
-    // Spread: three replicas, one per host.
+    // Spread: three replicas, one per host, each with its sidekick beside it.
     c.deploy_ok(
         "spread",
         &format!(
-            "services:\n  web:\n{}    deploy:\n      replicas: 3\n",
+            "services:\n  web:\n{}    deploy:\n      replicas: 3\n  log:\n    image: drover-test/busybox:1\n    command: [/bin/busybox, sleep, '3600']\n    stop_grace_period: 1s\n    network_mode: service:web\n",
             app("")
         ),
     );
     assert_eq!(c.spread("spread", "web"), vec![1, 1, 1]);
+    assert!(c.paired("spread", "web", "log"));
 
     // Constraints: only hosts labelled region=eu (1 and 2).
     c.deploy_ok(
@@ -326,6 +345,15 @@ fn three_hosts_schedule_fail_over_and_fence() {
         let s = c.spread("spread", "web");
         (s[0] + s[1] == 3).then(|| cut.elapsed())
     });
+    // The sidekick moved with its primary.
+    wait_for(
+        Duration::from_secs(20),
+        "sidekick beside the moved replica",
+        || {
+            let s = c.spread("spread", "log");
+            (s[0] + s[1] == 3 && c.paired("spread", "web", "log")).then_some(())
+        },
+    );
     eprintln!(
         "host loss: marked down after {:.1} s, replacement running after {:.1} s (defaults; targets 10 s / 15 s)",
         down.as_secs_f64(),
@@ -342,7 +370,8 @@ fn three_hosts_schedule_fail_over_and_fence() {
         "stale copies removed on return",
         || {
             let s = c.spread("spread", "web");
-            (s[2] == 0 && s.iter().sum::<usize>() == 3).then_some(())
+            let done = s[2] == 0 && s.iter().sum::<usize>() == 3;
+            (done && c.paired("spread", "web", "log")).then_some(())
         },
     );
     wait_for(Duration::from_secs(30), "host 3 up again", || {

@@ -377,6 +377,18 @@ impl Drover {
         p
     }
 
+    /// `drover stack deploy -f FILE -p STACK`, whatever its outcome.
+    pub fn try_deploy(&self, stack: &str, file: &Path) -> Run {
+        self.cli(&[
+            "stack",
+            "deploy",
+            "-f",
+            &file.to_string_lossy(),
+            "-p",
+            stack,
+        ])
+    }
+
     pub fn deploy(&mut self, stack: &str, file: &Path) -> String {
         self.track(stack);
         let f = file.to_string_lossy().to_string();

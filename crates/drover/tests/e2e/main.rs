@@ -5,6 +5,7 @@ mod cluster;
 mod exec;
 mod harness;
 mod mesh;
+mod sidekicks;
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -1156,14 +1157,7 @@ fn agent_run_health_checks_judge_and_replace() {
         "bad.yml",
         "services:\n  web:\n    image: drover-test/app:1\n    x-drover:\n      health: {http: /health}\n",
     );
-    let r = d.cli(&[
-        "stack",
-        "deploy",
-        "-f",
-        &bad.to_string_lossy(),
-        "-p",
-        &stack,
-    ]);
+    let r = d.try_deploy(&stack, &bad);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("health.port"), "{}", r.stderr);
 }

@@ -138,14 +138,14 @@ fn members(
             })
             .map(|(n, _)| n.as_str())
             .collect();
-        for ((service, slot), host) in &entry.slots {
+        for ((service, slot), host) in entry.containers() {
             let Some(host) = host else {
                 continue;
             };
-            if !joins.contains(&**service) {
+            if !joins.contains(&*service) {
                 continue;
             }
-            let container = proto::container_name(&p.name, service, *slot);
+            let container = proto::container_name(&p.name, &service, slot);
             let view = by_id.get(&**host);
             let address = view
                 .and_then(|h| h.report.as_ref())

@@ -101,6 +101,15 @@ pub async fn scale(
         ));
     }
     svc.replicas = req.replicas;
+    if let Some(primary) = project.primary_of(&service) {
+        return Err(ApiError::bad_request(
+            "service",
+            format!(
+                "service '{service}' runs beside each replica of '{primary}' (a sidekick): \
+                 scale {stack}/{primary}"
+            ),
+        ));
+    }
     let why = format!("scale {service} to {}", req.replicas);
     let resp = apply_project(
         &state,
@@ -665,9 +674,8 @@ pub fn container_infos(state: &AppState, env: &str, stack: Option<&str>) -> Vec<
             continue;
         };
         let slots = e
-            .slots
-            .iter()
-            .map(|(slot, host)| (e, slot, host.as_deref()));
+            .containers()
+            .map(|(slot, host)| (e, slot, host.map(|h| &**h)));
         out.extend(join_reports(state, env, slots));
     }
     out
@@ -682,7 +690,11 @@ pub fn host_containers(state: &AppState, env: &str, host: &str) -> Vec<Container
         .flatten()
         .filter(|(key, _)| &*key.0 == env)
         .filter_map(|(key, slots)| Some((model.stack_by_key(key)?, slots)))
-        .flat_map(|(e, slots)| slots.iter().map(move |slot| (e, slot, Some(host))));
+        .flat_map(|(e, slots)| {
+            slots
+                .iter()
+                .flat_map(move |slot| e.with_sidekicks(slot).map(move |s| (e, s, Some(host))))
+        });
     join_reports(state, env, slots)
 }
 
@@ -690,11 +702,11 @@ pub fn host_containers(state: &AppState, env: &str, host: &str) -> Vec<Container
 fn join_reports<'a>(
     state: &AppState,
     env: &str,
-    slots: impl Iterator<Item = (&'a StackEntry, &'a SlotId, Option<&'a str>)>,
+    slots: impl Iterator<Item = (&'a StackEntry, SlotId, Option<&'a str>)>,
 ) -> Vec<ContainerInfo> {
     let mut reports = ReportCache::default();
     slots
-        .map(|(entry, slot, host)| container_info(state, &mut reports, env, entry, slot, host))
+        .map(|(entry, slot, host)| container_info(state, &mut reports, env, entry, &slot, host))
         .collect()
 }
 
@@ -718,7 +730,7 @@ impl ReportCache {
         &mut self,
         state: &AppState,
         entry: &'a StackEntry,
-        (service, slot): &'a SlotId,
+        (service, slot): &SlotId,
         host: Option<&'a str>,
     ) -> SlotReport<'a> {
         let (report, connected) = match host {
@@ -728,7 +740,7 @@ impl ReportCache {
         SlotReport {
             name: proto::container_name(&entry.row.project.name, service, *slot),
             entry,
-            service,
+            service: service.clone(),
             host,
             report,
             connected,
@@ -740,7 +752,7 @@ impl ReportCache {
 struct SlotReport<'a> {
     name: String,
     entry: &'a StackEntry,
-    service: &'a str,
+    service: crate::model::Name,
     host: Option<&'a str>,
     report: Option<HostReport>,
     connected: bool,
@@ -754,7 +766,7 @@ impl SlotReport<'_> {
     /// What counts for the stack's status.
     fn seen(&self) -> Seen<'_> {
         let observed = self.observed();
-        let want_hash = self.entry.spec_hash(self.service);
+        let want_hash = self.entry.spec_hash(&self.service);
         Seen {
             state: observed_state(self.host, self.connected, observed),
             health: observed.and_then(|o| o.health).map(|h| h.as_str()),
@@ -874,8 +886,8 @@ impl<'a> From<&'a ContainerInfo> for Seen<'a> {
 fn stack_summary(state: &AppState, env: &str, entry: &StackEntry) -> StackSummary {
     let mut reports = ReportCache::default();
     let mut tally = Tally::default();
-    for (slot, host) in &entry.slots {
-        let r = reports.slot(state, entry, slot, host.as_deref());
+    for (slot, host) in entry.containers() {
+        let r = reports.slot(state, entry, &slot, host.map(|h| &**h));
         tally.add(entry.row.project.services.get(&*slot.0), &r.seen());
     }
     summary_row(env, &entry.row, &tally)
@@ -921,6 +933,7 @@ fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDet
         return Ok(None);
     };
     let containers = container_infos(state, env, Some(name));
+    let units = row.project.units();
     let mut services = Vec::new();
     let mut tally = Tally::default();
     for (svc_name, svc) in &row.project.services {
@@ -938,7 +951,11 @@ fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDet
                 .image
                 .clone()
                 .unwrap_or_else(|| format!("{name}-{svc_name} (build)")),
-            replicas: svc.replicas,
+            // A sidekick has its primary's count.
+            replicas: units
+                .primary_of(svc_name)
+                .and_then(|p| row.project.services.get(p))
+                .map_or(svc.replicas, |p| p.replicas),
             running: mine.iter().filter(|c| c.state == "running").count(),
             containers: mine,
             roll: rolls.get(svc_name.as_str()).cloned(),
