@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use compose::{FailureAction, UpdateConfig, UpdateOrder};
 use serde::{Deserialize, Serialize};
 
+pub mod deploy;
 #[cfg(test)]
 mod tests;
 

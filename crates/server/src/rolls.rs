@@ -16,14 +16,9 @@ pub struct Deployed {
     pub rolls: BTreeMap<Name, roll::Roll>,
 }
 
-/// How a deploy treats each service of `project`, given the stack as it was (`old`).
-///
-/// A service that is new, or whose every container already runs the new spec, gets its slot
-/// count set at once (slots that exist keep their host and number; the highest go; new ones
-/// wait for the scheduler). A service whose containers must change keeps its slots as they
-/// are, and gets a roll to the new revision: the roll adds, replaces and removes slots.
-/// `rollback`: this deploy undoes a roll that failed for this reason (its roll uses
-/// `rollback_config`).
+/// What a deploy does to each service of `project`, given the stack as it was (`old`):
+/// `roll::deploy` decides per service (sidekicks have no slots: they run in their
+/// primary's). `rollback`: this deploy undoes a roll that failed for this reason.
 pub fn plan(
     env: &str,
     old: Option<&StackEntry>,
@@ -34,80 +29,65 @@ pub fn plan(
     let mut placements = Vec::new();
     let mut rolls = BTreeMap::new();
     let new_rev = old.map_or(1, |o| o.row.revision + 1);
-    // Sidekicks have no slots of their own: they run in their primary's.
     for (service, spec) in project.primaries() {
         let hash = project.unit_hash(service);
-        let existing: Vec<(&SlotId, &Option<Name>, bool)> = old
+        // Slots of one revision run the same: hashed once per revision.
+        let mut hashes: HashMap<u64, String> = HashMap::new();
+        let name = Name::from(service.as_str());
+        let existing: Vec<(&SlotId, &Option<Name>)> = old
             .into_iter()
             .flat_map(|o| {
-                let hash = hash.as_str();
                 o.slots
-                    .range((Name::from(service.as_str()), 0)..)
+                    .range((name.clone(), 0)..)
                     .take_while(|((s, _), _)| **s == **service)
-                    .map(move |(slot, host)| {
-                        let same = o.project_of(o.rev_of(slot)).unit_hash(&slot.0) == hash;
-                        (slot, host, same)
-                    })
             })
             .collect();
-        let slot = |id: u32, host: Option<&Name>, rev: u64| Placement {
-            env: env.to_string(),
-            stack: project.name.clone(),
-            service: service.clone(),
-            slot: id,
-            host: host.map(|h| h.to_string()),
-            rev,
+        let input = roll::deploy::Service {
+            replicas: spec.replicas,
+            global: spec.global,
+            singleton: project.unit_any(service, proto::is_singleton),
+            update_config: spec.update_config.as_ref(),
+            undo_config: old
+                .and_then(|o| o.row.project.services.get(service))
+                .and_then(|s| s.rollback_config.as_ref()),
+            slots: existing
+                .iter()
+                .map(|(slot, _)| roll::deploy::Existing {
+                    id: slot.1,
+                    same: old.is_some_and(|o| {
+                        let rev = o.rev_of(slot);
+                        *hashes
+                            .entry(rev)
+                            .or_insert_with(|| o.project_of(rev).unit_hash(service))
+                            == hash
+                    }),
+                })
+                .collect(),
+            previous: old.and_then(|o| o.rolls.get(service.as_str())),
         };
-        if existing.iter().all(|(_, _, same)| *same) {
-            if spec.global {
-                // The scheduling pass adds or removes per host.
-                placements.extend(existing.iter().map(|(s, h, _)| slot(s.1, h.as_ref(), 0)));
-                continue;
-            }
-            let keep = existing.len().min(spec.replicas as usize);
-            placements.extend(
-                existing[..keep]
-                    .iter()
-                    .map(|(s, h, _)| slot(s.1, h.as_ref(), 0)),
-            );
-            let used = existing[..keep].iter().map(|(s, _, _)| s.1).collect();
-            let missing = spec.replicas as usize - keep;
-            placements.extend(
-                roll::free_slots(&used, missing)
-                    .into_iter()
-                    .map(|id| slot(id, None, 0)),
-            );
-            continue;
+        let decision =
+            roll::deploy::deploy(&input, new_rev, old.map(|o| o.row.revision), rollback, now);
+        let hosts: BTreeMap<u32, &Option<Name>> = existing.iter().map(|(s, h)| (s.1, *h)).collect();
+        for (id, rev) in decision.slots {
+            let rev = match rev {
+                roll::deploy::Rev::Target => 0,
+                roll::deploy::Rev::Own => old.map_or(0, |o| o.rev_of(&(name.clone(), id))),
+            };
+            placements.push(Placement {
+                env: env.to_string(),
+                stack: project.name.clone(),
+                service: service.clone(),
+                slot: id,
+                host: hosts
+                    .get(&id)
+                    .and_then(|h| h.as_ref())
+                    .map(|h| h.to_string()),
+                rev,
+            });
         }
-        // Containers change: a roll does it. Slots already on the new spec move to the new
-        // revision; the others keep theirs until the roll reaches them.
-        let Some(o) = old else { continue };
-        for (s, h, same) in &existing {
-            let rev = if *same { 0 } else { o.rev_of(s) };
-            placements.push(slot(s.1, h.as_ref(), rev));
+        if let Some(r) = decision.roll {
+            rolls.insert(name, r);
         }
-        let mut settings = roll::Settings::of(if rollback.is_some() {
-            // The rollback settings of the spec being undone.
-            o.row
-                .project
-                .services
-                .get(service)
-                .and_then(|s| s.rollback_config.as_ref())
-        } else {
-            spec.update_config.as_ref()
-        });
-        // Two copies of a singleton never run at once, and a global service has one
-        // container per host: both replace in place.
-        if spec.global || project.unit_any(service, proto::is_singleton) {
-            settings.order = compose::UpdateOrder::StopFirst;
-        }
-        let mut r = roll::Roll::new(new_rev, o.row.revision, rollback.is_some(), settings, now);
-        r.cause = rollback.map(str::to_string);
-        // Containers already leaving finish leaving.
-        if let Some(prev) = o.rolls.get(service.as_str()) {
-            r.draining = prev.draining.clone();
-        }
-        rolls.insert(Name::from(service.as_str()), r);
     }
     Deployed { placements, rolls }
 }
