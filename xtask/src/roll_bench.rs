@@ -24,7 +24,9 @@
 //! 127.0.0.11) for every request, as an application without a cache does, and GETs
 //! `http://<first address>:8080/` (1 s timeouts each), one request every 50 ms. A failure
 //! is counted by why: `dns` (no answer or no address), `connect` (refused or timed out),
-//! `http` (no complete 200 answer). (busybox `wget` cannot be the client: the static
+//! `http` (no complete 200 answer).
+//! And where the time went, from the engines' event streams for the new containers
+//! (create to start, start to healthy, the orchestrator's reaction, the old ones leaving). (busybox `wget` cannot be the client: the static
 //! busybox crashes resolving names.)
 //!
 //! Needs root, iproute2, Debian's dockerd and `drover-test/busybox:1`
@@ -189,6 +191,139 @@ struct Outcome {
     under_s: f64,
     min_healthy: usize,
     requests: Requests,
+    steps: Steps,
+}
+
+/// Where an upgrade's time went, from the engines' events for the new containers (medians,
+/// seconds): the command until the first create; create to start; start to healthy; from
+/// the latest new container turning healthy to each later create (the orchestrator's
+/// reaction); the last new container healthy to converged (old ones leaving).
+#[derive(Clone, Copy, Default)]
+struct Steps {
+    first: f64,
+    create: f64,
+    health: f64,
+    react: f64,
+    tail: f64,
+}
+
+impl Steps {
+    fn show(&self) -> String {
+        format!(
+            "first create {:.2}s, create->start {:.2}s, start->healthy {:.2}s, healthy->next create {:.2}s, last healthy->converged {:.2}s",
+            self.first, self.create, self.health, self.react, self.tail
+        )
+    }
+}
+
+fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Follows an engine's events about the service's containers (create, start, health) from
+/// now until `stop`; the thread returns the raw stream. (A later `since` query would not do:
+/// the engine keeps only its last 256 events, a few seconds of health checks here.)
+fn watch_events(
+    sock: &Path,
+    system: System,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<Result<String>>> {
+    let filters = serde_json::json!({
+        "type": ["container"],
+        "event": ["create", "start", "health_status"],
+        "label": system.labels(),
+    })
+    .to_string();
+    let mut s = UnixStream::connect(sock)?;
+    write!(
+        s,
+        "GET /events?filters={} HTTP/1.0\r\nHost: docker\r\n\r\n",
+        percent_encode(&filters)
+    )?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    // The engine answers the head once it has subscribed.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) => bail!("engine closed the event stream"),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) if Instant::now() < deadline => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&got).to_string();
+        let (_, body) = text.split_once("\r\n\r\n").unwrap_or(("", ""));
+        Ok(body.to_string())
+    }))
+}
+
+/// Where the time went, from the engines' event streams (see [`Steps`]).
+fn steps(streams: &[String], since: i64, converged_s: f64) -> Result<Steps> {
+    // id -> (create, start, healthy)
+    let mut seen: std::collections::BTreeMap<String, [Option<i64>; 3]> = Default::default();
+    for body in streams {
+        for ev in serde_json::Deserializer::from_str(body).into_iter::<serde_json::Value>() {
+            let ev = ev?;
+            let (Some(id), Some(action), Some(t)) = (
+                ev["Actor"]["ID"].as_str(),
+                ev["Action"].as_str(),
+                ev["timeNano"].as_i64(),
+            ) else {
+                continue;
+            };
+            let which = match action {
+                "create" => 0,
+                "start" => 1,
+                "health_status: healthy" => 2,
+                _ => continue,
+            };
+            let e = seen.entry(id.to_string()).or_default();
+            e[which].get_or_insert(t);
+        }
+    }
+    let mut new: Vec<[i64; 3]> = seen
+        .values()
+        .filter_map(|[c, s, h]| Some([(*c)?, (*s)?, (*h)?]))
+        .collect();
+    new.sort();
+    let secs = |ns: i64| ns as f64 / 1e9;
+    let Some(first) = new.first() else {
+        return Ok(Steps::default());
+    };
+    let last_healthy = new.iter().map(|c| c[2]).max().unwrap_or(0);
+    // Each create after the first step's: how long after the latest new container turned
+    // healthy (the event that let the roll go on, whether it steps in batches or per slot).
+    let react = new
+        .iter()
+        .skip(2)
+        .filter_map(|c| {
+            new.iter()
+                .map(|o| o[2])
+                .filter(|h| *h <= c[0])
+                .max()
+                .map(|h| secs(c[0] - h))
+        })
+        .collect();
+    Ok(Steps {
+        first: secs(first[0] - since),
+        create: median(new.iter().map(|c| secs(c[1] - c[0])).collect()),
+        health: median(new.iter().map(|c| secs(c[2] - c[1])).collect()),
+        react: median(react),
+        tail: converged_s - secs(last_healthy - since),
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -217,6 +352,11 @@ fn percent_encode(s: &str) -> String {
 
 /// `GET path` on an engine's socket (HTTP/1.0: the engine closes when done): the JSON body.
 fn engine_get(sock: &Path, path: &str) -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(&engine_body(sock, path)?)?)
+}
+
+/// `GET path` on an engine's socket: the body of a 200 answer.
+fn engine_body(sock: &Path, path: &str) -> Result<String> {
     let mut s = UnixStream::connect(sock).with_context(|| format!("{}", sock.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")?;
@@ -229,7 +369,7 @@ fn engine_get(sock: &Path, path: &str) -> Result<serde_json::Value> {
     if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
         bail!("engine answered {}", head.lines().next().unwrap_or(""));
     }
-    Ok(serde_json::from_str(body)?)
+    Ok(body.to_string())
 }
 
 /// The service's running containers on every engine.
@@ -559,7 +699,12 @@ fn upgrade(b: &Bench, drover: &Path, system: System, target: u32) -> Result<Outc
     let socks: Vec<PathBuf> = (1..=HOSTS).map(|i| b.hosts.sock(i)).collect();
     let before = client_counts(b, system);
     let stop = Arc::new(AtomicBool::new(false));
+    let watches = socks
+        .iter()
+        .map(|sock| watch_events(sock, system, stop.clone()))
+        .collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
+    let since_ns = unix_ns();
     let samples = sampler(socks.clone(), system, target, start, stop.clone());
     let result = match system {
         System::Drover => deploy_drover(b, drover, target),
@@ -595,6 +740,13 @@ fn upgrade(b: &Bench, drover: &Path, system: System, target: u32) -> Result<Outc
     let samples = samples
         .join()
         .map_err(|_| anyhow::anyhow!("sampler panicked"))??;
+    let streams = watches
+        .into_iter()
+        .map(|w| {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("event watch panicked"))?
+        })
+        .collect::<Result<Vec<_>>>()?;
     waited?;
     let after = client_counts(b, system);
 
@@ -629,6 +781,7 @@ fn upgrade(b: &Bench, drover: &Path, system: System, target: u32) -> Result<Outc
         under_s,
         min_healthy,
         requests: after.minus(&before),
+        steps: steps(&streams, since_ns, converged_s)?,
     })
 }
 
@@ -697,6 +850,7 @@ pub fn bench(drover: &Path, rounds: usize) -> Result<()> {
                 o.min_healthy,
                 o.requests.show()
             );
+            eprintln!("    {}", o.steps.show());
             results.push((system, o));
         }
     }
@@ -718,6 +872,13 @@ pub fn bench(drover: &Path, rounds: usize) -> Result<()> {
             mine().map(|(_, o)| o.under_s).fold(0.0, f64::max),
             mine().map(|(_, o)| o.min_healthy).min().unwrap_or(0),
             mine().fold(Requests::default(), |a, (_, o)| a.plus(&o.requests)),
+            Steps {
+                first: of(|o| o.steps.first),
+                create: of(|o| o.steps.create),
+                health: of(|o| o.steps.health),
+                react: of(|o| o.steps.react),
+                tail: of(|o| o.steps.tail),
+            },
         )
     };
     let d = figures(System::Drover);
@@ -739,6 +900,10 @@ pub fn bench(drover: &Path, rounds: usize) -> Result<()> {
             f.3,
             f.4.show()
         );
+    }
+    println!("where the time went (medians, from the engines' events for the new containers):");
+    for (name, f) in [("drover", d), ("swarm", s)] {
+        println!("{name:<8} {}", f.5.show());
     }
     println!(
         "drover / swarm: command {:.2}x, converged {:.2}x",
