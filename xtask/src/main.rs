@@ -3,6 +3,8 @@
 //! - `cargo run --release -p xtask -- bench-hostile`
 //! - `cargo run --release -p xtask -- bench-scheduler`
 //! - `cargo run --release -p xtask -- bench-mesh` (root; see `mesh_bench.rs`)
+//! - `cargo run --release -p xtask -- bench-roll [--rounds N]` (root; see `roll_bench.rs`:
+//!   a rolling upgrade by Drover and by Docker Swarm on the same three engines)
 //! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--read-rate R] [--failover] [--tls]`
 //!   (see `sim.rs`: the server with simulated agents over the real protocol)
 //!
@@ -28,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+mod hosts;
 mod mesh_bench;
+mod roll_bench;
 mod sim;
 
 const SERVICES: usize = 30;
@@ -47,15 +51,19 @@ fn main() -> Result<()> {
             bench_deploy(runs)
         }
         Some("bench-hostile") => bench_hostile(),
-        Some("bench-mesh") => {
-            let root = root();
-            run(Command::new("cargo")
-                .args(["build", "--release", "-p", "drover"])
-                .current_dir(&root))?;
-            mesh_bench::bench(&root.join("target/release/drover"))
+        Some("bench-mesh") => mesh_bench::bench(&build_drover()?),
+        Some("bench-roll") => {
+            let rounds = args
+                .iter()
+                .position(|a| a == "--rounds")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(4);
+            roll_bench::bench(&build_drover()?, rounds)
         }
         Some("dns-load") => mesh_bench::dns_load(&args[1..]),
         Some("dns-wait") => mesh_bench::dns_wait(&args[1..]),
+        Some("roll-client") => roll_bench::client(&args[1..]),
         Some("bench-scheduler") => bench_scheduler(),
         Some("bench-agents") => {
             let num = |flag: &str, default: usize| {
@@ -65,16 +73,10 @@ fn main() -> Result<()> {
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(default)
             };
-            let root = root();
             // DROVER_BIN: a binary to measure instead (e.g. `--profile profiling` for perf).
             let bin = match std::env::var_os("DROVER_BIN") {
                 Some(b) => PathBuf::from(b),
-                None => {
-                    run(Command::new("cargo")
-                        .args(["build", "--release", "-p", "drover"])
-                        .current_dir(&root))?;
-                    root.join("target/release/drover")
-                }
+                None => build_drover()?,
             };
             sim::run(
                 &bin,
@@ -91,7 +93,7 @@ fn main() -> Result<()> {
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-mesh | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-mesh | bench-roll [--rounds N] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
             )
         }
     }
@@ -102,6 +104,19 @@ fn root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Builds the release `drover` binary; its path (in `CARGO_TARGET_DIR` when set).
+fn build_drover() -> Result<PathBuf> {
+    let root = root();
+    run(Command::new("cargo")
+        .args(["build", "--release", "-p", "drover"])
+        .current_dir(&root))?;
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => root.join(t),
+        None => root.join("target"),
+    };
+    Ok(target.join("release/drover"))
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
@@ -209,11 +224,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn bench_deploy(runs: usize) -> Result<()> {
-    let root = root();
-    run(Command::new("cargo")
-        .args(["build", "--release", "-p", "drover"])
-        .current_dir(&root))?;
-    let drover = root.join("target/release/drover");
+    let drover = build_drover()?;
     run(Command::new("docker").args(["image", "inspect", "drover-test/app:1"]))
         .context("test image missing: run scripts/build-test-images.sh")?;
     let compose_version = run(Command::new("docker-compose").arg("version").arg("--short"))

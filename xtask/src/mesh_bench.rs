@@ -10,41 +10,32 @@
 //! Needs root, iproute2, dockerd, iperf3, iputils-ping, wireguard-go and wireguard-tools.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::{root, run};
+use crate::hosts::{Hosts, in_ns};
+use crate::run;
 
 const ROUNDS: usize = 3;
 
+/// The hosts, and wireguard-go's devices removed before they go.
 struct Bench {
-    dir: PathBuf,
-    children: Vec<Child>,
-    url: String,
-    token: String,
+    hosts: Hosts,
 }
 
 impl Drop for Bench {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
         for i in 1..=2 {
             let _ = Command::new("ip")
                 .args(["netns", "exec", &format!("drvh{i}"), "ip", "link", "del"])
                 .arg(format!("wgb{i}"))
                 .status();
         }
-        let _ = Command::new(root().join("scripts/cluster.sh"))
-            .args(["down", "2"])
-            .arg(self.dir.join("hosts"))
-            .status();
     }
 }
 
@@ -53,28 +44,6 @@ fn now_ms() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or(0.0)
-}
-
-fn docker(dir: &Path, host: usize, args: &[&str]) -> Result<String> {
-    let sock = dir.join(format!("hosts/h{host}/docker.sock"));
-    Ok(run(Command::new("docker")
-        .arg("-H")
-        .arg(format!("unix://{}", sock.display()))
-        .args(args))?
-    .trim()
-    .to_string())
-}
-
-/// A command in host `i`'s namespace, or in a container's (by its PID).
-fn in_ns(target: &str, program: &str) -> Command {
-    let mut c = Command::new("nsenter");
-    if let Some(pid) = target.strip_prefix("pid:") {
-        c.arg(format!("--net=/proc/{pid}/ns/net"));
-    } else {
-        c.arg(format!("--net=/var/run/netns/{target}"));
-    }
-    c.arg(program);
-    c
 }
 
 /// iperf3 from `client` to `server_ip` served in `server`: Mbit/s received.
@@ -141,9 +110,9 @@ fn wireguard_go(b: &mut Bench) -> Result<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        b.children.push(child);
+        b.hosts.children.push(child);
         std::thread::sleep(Duration::from_millis(300));
-        let keyfile = b.dir.join(format!("wg{i}.key"));
+        let keyfile = b.hosts.dir.join(format!("wg{i}.key"));
         std::fs::write(&keyfile, &keys[i - 1].0)?;
         let other = 3 - i;
         run(in_ns(&ns, "wg").args([
@@ -174,79 +143,36 @@ pub fn bench(drover: &Path) -> Result<()> {
             )
         })?;
     }
-    let dir = std::env::temp_dir().join(format!("drover-bench-mesh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
     let mut b = Bench {
-        dir: dir.clone(),
-        children: Vec::new(),
-        url: String::new(),
-        token: String::new(),
+        hosts: Hosts::up("bench-mesh", 2, &["drover-test/app:1"])?,
     };
-    run(Command::new(root().join("scripts/cluster.sh"))
-        .args(["up", "2"])
-        .arg(dir.join("hosts")))?;
-    start_server(&mut b, drover)?;
-    let (url, token) = (b.url.clone(), b.token.clone());
-    let cli = |args: &[&str]| -> Result<String> {
-        run(Command::new(drover)
-            .args(args)
-            .env("DROVER_URL", &url)
-            .env("DROVER_TOKEN", &token)
-            .env("DROVER_CONFIG", dir.join("cli.json")))
-    };
-    let printed = cli(&["host", "token", "create"])?;
-    let agent_args: Vec<String> = printed
-        .lines()
-        .find(|l| l.starts_with("drover agent "))
-        .context("no agent command printed")?
-        .split_whitespace()
-        .skip(1)
-        .map(str::to_string)
-        .collect();
-    let mut agents = Vec::new();
-    for i in 1..=2 {
-        let h = dir.join(format!("hosts/h{i}"));
-        let log = std::fs::File::create(h.join("agent.log"))?;
-        agents.push(
-            in_ns(&format!("drvh{i}"), &drover.to_string_lossy())
-                .args(&agent_args)
-                .args(["--label", &format!("bench=h{i}"), "--data-dir"])
-                .arg(h.join("agent"))
-                .env(
-                    "DOCKER_HOST",
-                    format!("unix://{}", h.join("docker.sock").display()),
-                )
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()?,
-        );
-    }
-    b.children.extend(agents);
-    let start = Instant::now();
-    while cli(&["host", "ls"])?.matches(" 1/1 ").count() < 2 {
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("the two hosts never reached each other over the mesh");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    b.hosts.start_server(drover)?;
+    b.hosts.start_agents(drover)?;
+    let dir = b.hosts.dir.clone();
     let app = "    image: drover-test/app:1\n    stop_grace_period: 1s\n";
     let two = format!(
         "services:\n  a:\n{app}    deploy:\n      placement:\n        constraints: [node.labels.bench == h1]\n  b:\n{app}    deploy:\n      placement:\n        constraints: [node.labels.bench == h2]\n"
     );
     let file = dir.join("bench.yml");
     std::fs::write(&file, &two)?;
-    cli(&[
-        "stack",
-        "deploy",
-        "-f",
-        &file.to_string_lossy(),
-        "-p",
-        "bench",
-    ])?;
-    let pid_a = docker(&dir, 1, &["inspect", "-f", "{{.State.Pid}}", "bench-a-1"])?;
-    let pid_b = docker(&dir, 2, &["inspect", "-f", "{{.State.Pid}}", "bench-b-1"])?;
-    let ip_b = docker(
-        &dir,
+    b.hosts.cli(
+        drover,
+        &[
+            "stack",
+            "deploy",
+            "-f",
+            &file.to_string_lossy(),
+            "-p",
+            "bench",
+        ],
+    )?;
+    let pid_a = b
+        .hosts
+        .docker(1, &["inspect", "-f", "{{.State.Pid}}", "bench-a-1"])?;
+    let pid_b = b
+        .hosts
+        .docker(2, &["inspect", "-f", "{{.State.Pid}}", "bench-b-1"])?;
+    let ip_b = b.hosts.docker(
         2,
         &[
             "inspect",
@@ -311,8 +237,7 @@ pub fn bench(drover: &Path) -> Result<()> {
     );
 
     // DNS from container a: through the engine's resolver, and straight to the mesh DNS.
-    let mesh_dns = docker(
-        &dir,
+    let mesh_dns = b.hosts.docker(
         1,
         &["inspect", "-f", "{{index .HostConfig.Dns 0}}", "bench-a-1"],
     )?;
@@ -337,19 +262,20 @@ pub fn bench(drover: &Path) -> Result<()> {
         .args(["dns-wait", &format!("{mesh_dns}:53"), "c", "30"])
         .stdout(Stdio::piped())
         .spawn()?;
-    cli(&[
-        "stack",
-        "deploy",
-        "-f",
-        &file.to_string_lossy(),
-        "-p",
-        "bench",
-    ])?;
-    let started = docker(
-        &dir,
-        2,
-        &["inspect", "-f", "{{.State.StartedAt}}", "bench-c-1"],
+    b.hosts.cli(
+        drover,
+        &[
+            "stack",
+            "deploy",
+            "-f",
+            &file.to_string_lossy(),
+            "-p",
+            "bench",
+        ],
     )?;
+    let started = b
+        .hosts
+        .docker(2, &["inspect", "-f", "{{.State.StartedAt}}", "bench-c-1"])?;
     let started_ms = humantime::parse_rfc3339(&started)
         .with_context(|| format!("StartedAt {started}"))?
         .duration_since(UNIX_EPOCH)?
@@ -367,40 +293,8 @@ pub fn bench(drover: &Path) -> Result<()> {
     Ok(())
 }
 
-fn start_server(b: &mut Bench, drover: &Path) -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut child = Command::new(drover)
-        .args([
-            "server",
-            "--listen",
-            &format!("10.77.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(b.dir.join("server"))
-        .env("DROVER_CONFIG", b.dir.join("cli.json"))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(b.dir.join("server.log"))?)
-        .spawn()?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    b.children.push(child);
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-        let line = line?;
-        if let Some(url) = line.strip_prefix("Drover is listening on ") {
-            b.url = url.trim().to_string();
-        }
-        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("drv_")) {
-            b.token = t.to_string();
-        }
-        if line.trim() == "ready" {
-            return Ok(());
-        }
-    }
-    bail!("drover server exited before ready")
-}
-
-fn query(name: &str) -> Result<Vec<u8>> {
+/// A DNS query for `name`'s A records.
+pub fn query(name: &str) -> Result<Vec<u8>> {
     let mut q = Message::query();
     q.metadata.recursion_desired = true;
     q.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
