@@ -8,6 +8,7 @@
 //! reconcile, act, report), joined by watch channels.
 
 mod exec;
+mod files;
 mod mesh;
 mod probes;
 mod session;
@@ -91,6 +92,8 @@ pub(crate) struct Shared {
     pub mesh: Option<Arc<mesh::Mesh>>,
     /// Health of the containers the agent checks itself (`x-drover.health`), by name.
     pub probed: watch::Sender<std::collections::HashMap<String, proto::Health>>,
+    /// Where containers' secrets and configs are kept (a tmpfs).
+    pub files: files::Files,
 }
 
 impl Shared {
@@ -181,6 +184,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         revoked: std::sync::atomic::AtomicBool::new(false),
         mesh: mesh.clone(),
         probed: watch::channel(Default::default()).0,
+        files: files::Files::new(&host_id),
     });
     let hello = proto::Hello {
         protocol: proto::PROTOCOL_VERSION,

@@ -397,22 +397,46 @@ async fn apply(
         Action::CreateVolume(v) => engine.create_volume(v).await,
         Action::Run(c) => {
             ensure_built(shared, engine, c).await?;
-            engine.run(c).await.map(|_| ())
+            let c = with_files(shared, c)?;
+            engine.run(&c).await.map(|_| ())
         }
         Action::Create(c) => {
             ensure_built(shared, engine, c).await?;
-            engine.create(c).await.map(|_| ())
+            let c = with_files(shared, c)?;
+            engine.create(&c).await.map(|_| ())
         }
         Action::Replace { old_id, container } | Action::Recreate { old_id, container } => {
             ensure_built(shared, engine, container).await?;
             engine.remove(old_id).await?;
-            engine.run(container).await.map(|_| ())
+            let c = with_files(shared, container)?;
+            engine.run(&c).await.map(|_| ())
         }
         Action::Start { id, .. } => engine.start(id).await,
-        Action::Remove { id, .. } => engine.remove(id).await,
-        Action::Kill { id, .. } => engine.kill_remove(id).await,
+        Action::Remove { id, name } => {
+            engine.remove(id).await?;
+            shared.files.clear(name);
+            Ok(())
+        }
+        Action::Kill { id, name } => {
+            engine.kill_remove(id).await?;
+            shared.files.clear(name);
+            Ok(())
+        }
         Action::RemoveNetwork { name } => engine.remove_network(name).await,
     }
+}
+
+/// `c` with its secrets and configs written where the engine mounts them from.
+fn with_files(
+    shared: &Shared,
+    c: &proto::DesiredContainer,
+) -> Result<proto::DesiredContainer, engine::Error> {
+    let mut c = c.clone();
+    shared
+        .files
+        .place(&mut c)
+        .map_err(|e| engine::Error::Engine(format!("secrets and configs: {e}")))?;
+    Ok(c)
 }
 
 fn describe(a: &Action) -> String {

@@ -41,6 +41,72 @@ pub struct DeployRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub project: Option<compose::Project>,
+    /// Values of the project's own secrets and configs (`file:` and `environment:`
+    /// entries), which the client reads; never stored in the project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileValue>,
+}
+
+/// The value of a stack's secret or config, sent with its deploy.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileValue {
+    /// `secret` or `config`.
+    pub kind: String,
+    /// The top-level key in the compose file.
+    pub name: String,
+    /// The value, base64.
+    pub data: String,
+}
+
+impl std::fmt::Debug for FileValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileValue")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("data", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `POST /v1/environments/{env}/secrets` (or `configs`): a new one; `PUT .../{name}`: a new
+/// value for one (`name` then ignored).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFile {
+    #[serde(default)]
+    pub name: String,
+    /// The value, base64 (at most 500 KiB decoded).
+    pub data: String,
+}
+
+impl std::fmt::Debug for NewFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewFile")
+            .field("name", &self.name)
+            .field("data", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A secret or config as listed: never a secret's value.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FileInfo {
+    pub name: String,
+    /// The stack it belongs to (made by its deploy, removed with it); none when made with
+    /// `drover secret create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// Bumped by each new value.
+    pub version: u64,
+    pub size: usize,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// `stack/service` of every service that uses it.
+    pub used_by: Vec<String>,
+    /// A config's value, base64 (only when one config is asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -83,22 +83,9 @@ pub fn compose_dir(opts: &LoadOptions) -> Result<PathBuf, Failure> {
         .unwrap_or_else(|| PathBuf::from("/")))
 }
 
-pub fn load(opts: &LoadOptions) -> Result<compose::Loaded, Failure> {
-    let file = match opts.files.first() {
-        Some(f) => f.clone(),
-        None => default_file()?,
-    };
-    if opts.files.len() > 1 {
-        return Err(Failure::input("only one -f file is supported so far"));
-    }
-    let text =
-        read_limited(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-    let abs = std::path::absolute(&file)
-        .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-    let dir = abs
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
+/// The variables a compose file is read with: the `.env` beside it (or `--env-file`s),
+/// with the process environment over them.
+pub fn variables(opts: &LoadOptions, dir: &Path) -> Result<BTreeMap<String, String>, Failure> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let env_files = if opts.env_files.is_empty() {
         let dotenv = dir.join(".env");
@@ -117,6 +104,26 @@ pub fn load(opts: &LoadOptions) -> Result<compose::Loaded, Failure> {
         vars.extend(parsed);
     }
     vars.extend(std::env::vars());
+    Ok(vars)
+}
+
+pub fn load(opts: &LoadOptions) -> Result<compose::Loaded, Failure> {
+    let file = match opts.files.first() {
+        Some(f) => f.clone(),
+        None => default_file()?,
+    };
+    if opts.files.len() > 1 {
+        return Err(Failure::input("only one -f file is supported so far"));
+    }
+    let text =
+        read_limited(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+    let abs = std::path::absolute(&file)
+        .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+    let dir = abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let vars = variables(opts, &dir)?;
     let mut profiles = opts.profiles.clone();
     if profiles.is_empty()
         && let Some(p) = vars.get("COMPOSE_PROFILES")

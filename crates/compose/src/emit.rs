@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 
 use crate::units::format_duration;
 use crate::{
-    Condition, Healthcheck, Mount, MountKind, Network, Port, Project, Resources, RestartPolicy,
-    Service, ServiceNetwork,
+    Condition, FileKind, Healthcheck, Mount, MountKind, Network, Port, Project, Resources,
+    RestartPolicy, Service, ServiceNetwork,
 };
 
 const DEFAULT: &str = "default";
@@ -84,6 +84,27 @@ fn document(project: &Project) -> Map<String, Value> {
             })
             .collect();
         doc.insert("volumes".into(), Value::Object(volumes));
+    }
+    for kind in [FileKind::Secret, FileKind::Config] {
+        let files = project.files(kind);
+        if files.is_empty() {
+            continue;
+        }
+        let files = files
+            .iter()
+            .map(|(name, f)| {
+                let mut m = Map::new();
+                insert_opt(&mut m, "file", f.file.as_deref());
+                insert_opt(&mut m, "environment", f.environment.as_deref());
+                insert_opt(&mut m, "content", f.content.as_deref());
+                if f.external {
+                    m.insert("external".into(), true.into());
+                }
+                insert_opt(&mut m, "name", f.name.as_deref());
+                (name.clone(), Value::Object(m))
+            })
+            .collect();
+        doc.insert(kind.top_key().into(), Value::Object(files));
     }
     for (key, value) in &project.extensions {
         doc.insert(key.clone(), value.clone());
@@ -229,6 +250,31 @@ fn service(s: &Service) -> Map<String, Value> {
     insert_opt(&mut m, "working_dir", s.working_dir.as_deref());
     insert_opt(&mut m, "hostname", s.hostname.as_deref());
     insert_opt(&mut m, "network_mode", s.network_mode.as_deref());
+    for kind in [FileKind::Secret, FileKind::Config] {
+        let uses = s.file_uses(kind);
+        if uses.is_empty() {
+            continue;
+        }
+        // The version is the server's, not compose syntax: never written.
+        let uses: Vec<Value> = uses
+            .iter()
+            .map(|u| {
+                if u.target.is_none() && u.uid.is_none() && u.gid.is_none() && u.mode.is_none() {
+                    return u.source.clone().into();
+                }
+                let mut m = Map::new();
+                m.insert("source".into(), u.source.clone().into());
+                insert_opt(&mut m, "target", u.target.as_deref());
+                insert_opt(&mut m, "uid", u.uid.as_deref());
+                insert_opt(&mut m, "gid", u.gid.as_deref());
+                if let Some(mode) = u.mode {
+                    m.insert("mode".into(), format!("0{mode:o}").into());
+                }
+                Value::Object(m)
+            })
+            .collect();
+        m.insert(kind.top_key().into(), Value::Array(uses));
+    }
     for (key, list) in [
         ("volumes_from", &s.volumes_from),
         ("cap_add", &s.cap_add),

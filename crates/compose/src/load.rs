@@ -13,17 +13,22 @@ use crate::validate::{
 };
 use crate::yaml::{self, Kind, Node, ScalarType};
 use crate::{
-    Build, Condition, Dependency, Error, FailureAction, Healthcheck, Input, Loaded, Location,
-    Mount, MountKind, Network, Placement, Port, Project, Resources, RestartPolicy, Service,
-    ServiceNetwork, UpdateConfig, UpdateOrder, Volume, Warning,
+    Build, Condition, Dependency, Error, FailureAction, FileKind, FileSource, FileUse, Healthcheck,
+    Input, Loaded, Location, Mount, MountKind, Network, Placement, Port, Project, Resources,
+    RestartPolicy, Service, ServiceNetwork, UpdateConfig, UpdateOrder, Volume, Warning,
 };
 
 type Entries = [(Rc<Node>, Rc<Node>)];
 /// Key, value (`None` when absent or null), position of the entry and its path.
 type KeyValue = (String, Option<String>, Location, String);
 
-const TOP_KEYS: &[&str] = &["version", "name", "services", "networks", "volumes"];
-const TOP_UNSUPPORTED: &[&str] = &["secrets", "configs", "include", "models"];
+const TOP_KEYS: &[&str] = &[
+    "version", "name", "services", "networks", "volumes", "secrets", "configs",
+];
+const TOP_UNSUPPORTED: &[&str] = &["include", "models"];
+const FILE_SOURCE_KEYS: &[&str] = &["file", "environment", "content", "external", "name"];
+const FILE_SOURCE_UNSUPPORTED: &[&str] = &["driver", "driver_opts", "template_driver", "labels"];
+const FILE_USE_KEYS: &[&str] = &["source", "target", "uid", "gid", "mode"];
 
 const SERVICE_KEYS: &[&str] = &[
     "image",
@@ -51,6 +56,8 @@ const SERVICE_KEYS: &[&str] = &[
     "links",
     "network_mode",
     "volumes_from",
+    "secrets",
+    "configs",
     "pull_policy",
     "profiles",
     "stop_grace_period",
@@ -67,7 +74,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "blkio_config",
     "cgroup",
     "cgroup_parent",
-    "configs",
     "container_name",
     "cpu_count",
     "cpu_percent",
@@ -110,7 +116,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "provider",
     "read_only",
     "runtime",
-    "secrets",
     "security_opt",
     "shm_size",
     "stdin_open",
@@ -269,6 +274,8 @@ struct Refs {
     keys: Vec<Ref>,
     /// Services that set their replica count or mode (`target`: the key that does).
     counts: Vec<Ref>,
+    /// Secrets and configs services use (`target`: the top-level key).
+    files: Vec<(FileKind, Ref)>,
 }
 
 struct Cx<'a> {
@@ -569,6 +576,8 @@ impl Cx<'_> {
                 "services" => services_node = Some((&**k, &**v)),
                 "networks" => project.networks = self.top_networks(v, &path)?,
                 "volumes" => project.volumes = self.top_volumes(v, &path)?,
+                "secrets" => project.secrets = self.top_files(v, &path, FileKind::Secret)?,
+                "configs" => project.configs = self.top_files(v, &path, FileKind::Config)?,
                 _ => {}
             }
         }
@@ -711,6 +720,123 @@ impl Cx<'_> {
         Ok((self.bool(node, path)?, None))
     }
 
+    /// Top-level `secrets:` or `configs:`: each from one of `file`, `environment`,
+    /// `content` (configs) or `external: true`.
+    fn top_files(
+        &mut self,
+        node: &Node,
+        path: &str,
+        kind: FileKind,
+    ) -> Result<BTreeMap<String, FileSource>, Error> {
+        let mut out = BTreeMap::new();
+        if node.is_null() {
+            return Ok(out);
+        }
+        let what = kind.as_str();
+        for (k, v) in self.map(node, path)? {
+            let name = k.as_scalar().unwrap_or_default();
+            let p = join(path, name);
+            if !is_valid_name(name) {
+                return Err(self.err(k, &p, format!("invalid {what} name '{name}'")));
+            }
+            let mut src = FileSource::default();
+            let context = format!("{what} '{name}'");
+            if !v.is_null() {
+                for (_, key, value, kp) in self.fields(
+                    v,
+                    &p,
+                    FILE_SOURCE_KEYS,
+                    FILE_SOURCE_UNSUPPORTED,
+                    &context,
+                    false,
+                )? {
+                    match key.as_str() {
+                        "file" => src.file = Some(self.non_empty_string(value, &kp)?),
+                        "environment" => src.environment = Some(self.non_empty_string(value, &kp)?),
+                        "content" if kind == FileKind::Config => {
+                            src.content = Some(self.string(value, &kp)?)
+                        }
+                        "content" => {
+                            return Err(self.err(
+                                value,
+                                &kp,
+                                "a secret's value is never written in the compose file: use \
+                                 file, environment or external",
+                            ));
+                        }
+                        "external" => {
+                            let (external, ext_name) = self.external(value, &kp)?;
+                            src.external = external;
+                            if ext_name.is_some() {
+                                src.name = ext_name;
+                            }
+                        }
+                        "name" => src.name = Some(self.non_empty_string(value, &kp)?),
+                        _ => {}
+                    }
+                }
+            }
+            if let Err(m) = crate::validate::check_file_source(kind, name, &src) {
+                return Err(self.err(k, &p, m));
+            }
+            out.insert(name.to_owned(), src);
+        }
+        Ok(out)
+    }
+
+    /// A service's `secrets:` or `configs:`: `[NAME]` or `[{source, target, uid, gid,
+    /// mode}]`; each source is checked to be declared once all is read.
+    fn file_uses(
+        &mut self,
+        service: &str,
+        node: &Node,
+        path: &str,
+        kind: FileKind,
+    ) -> Result<Vec<FileUse>, Error> {
+        let mut out = Vec::new();
+        for (i, item) in self.seq(node, path)?.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let mut u = FileUse::default();
+            if let Kind::Scalar { .. } = item.kind {
+                u.source = self.non_empty_string(item, &p)?;
+            } else {
+                for (_, key, value, kp) in
+                    self.fields(item, &p, FILE_USE_KEYS, &[], kind.as_str(), false)?
+                {
+                    match key.as_str() {
+                        "source" => u.source = self.non_empty_string(value, &kp)?,
+                        "target" => u.target = Some(self.non_empty_string(value, &kp)?),
+                        "uid" => u.uid = Some(self.scalar(value, &kp, "a user id")?),
+                        "gid" => u.gid = Some(self.scalar(value, &kp, "a group id")?),
+                        "mode" => {
+                            let text = self.scalar(value, &kp, "a file mode")?;
+                            u.mode = Some(parse_mode(&text).map_err(|m| self.err(value, &kp, m))?);
+                        }
+                        _ => {}
+                    }
+                }
+                if u.source.is_empty() {
+                    return Err(self.err(
+                        item,
+                        &p,
+                        format!("a {} needs a 'source'", kind.as_str()),
+                    ));
+                }
+            }
+            self.refs.files.push((
+                kind,
+                Ref {
+                    service: service.to_owned(),
+                    target: u.source.clone(),
+                    loc: item.loc,
+                    path: p,
+                },
+            ));
+            out.push(u);
+        }
+        Ok(out)
+    }
+
     fn top_volumes(&mut self, node: &Node, path: &str) -> Result<BTreeMap<String, Volume>, Error> {
         let mut out = BTreeMap::new();
         if node.is_null() {
@@ -823,6 +949,8 @@ impl Cx<'_> {
                     }
                 }
                 "volumes_from" => svc.volumes_from = self.volumes_from(name, v, &p)?,
+                "secrets" => svc.secrets = self.file_uses(name, v, &p, FileKind::Secret)?,
+                "configs" => svc.configs = self.file_uses(name, v, &p, FileKind::Config)?,
                 "image" => svc.image = Some(self.non_empty_string(v, &p)?),
                 "build" => svc.build = Some(self.build(v, &p)?),
                 "command" => svc.command = Some(self.command(v, &p)?),
@@ -1962,6 +2090,23 @@ impl Cx<'_> {
                 ));
             }
         }
+        for (kind, r) in &self.refs.files {
+            let declared = match kind {
+                FileKind::Secret => project.secrets.contains_key(&r.target),
+                FileKind::Config => project.configs.contains_key(&r.target),
+            };
+            if !declared {
+                let (what, top) = (kind.as_str(), kind.top_key());
+                return Err(ref_err(
+                    r,
+                    format!(
+                        "service '{}' uses {what} '{}', which is not declared under the \
+                         top-level '{top}'",
+                        r.service, r.target
+                    ),
+                ));
+            }
+        }
         for r in &self.refs.links {
             if !all.contains_key(&r.target) {
                 return Err(ref_err(
@@ -2179,4 +2324,23 @@ fn float_or_string(text: &str) -> serde_json::Value {
             || serde_json::Value::String(text.to_owned()),
             serde_json::Value::Number,
         )
+}
+
+/// A file mode: octal when written with a leading `0` or `0o` (`0440`, `0o440`, as compose
+/// reads it), else decimal (`288`).
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let parsed = match t
+        .strip_prefix("0o")
+        .or_else(|| t.strip_prefix('0').filter(|r| !r.is_empty()))
+    {
+        Some(octal) => u32::from_str_radix(octal, 8).ok(),
+        None => t.parse().ok(),
+    };
+    match parsed {
+        Some(m) if m <= 0o7777 => Ok(m),
+        _ => Err(format!(
+            "invalid file mode '{text}' (expected octal like 0440)"
+        )),
+    }
 }

@@ -20,6 +20,12 @@ pub struct Project {
     /// Top-level named volumes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, Volume>,
+    /// Top-level `secrets:` (values are never here: only where they come from).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, FileSource>,
+    /// Top-level `configs:`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, FileSource>,
     /// Top-level `x-*` extension keys, kept verbatim.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extensions: BTreeMap<String, serde_json::Value>,
@@ -95,6 +101,12 @@ pub struct Service {
     pub links: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// `secrets:` the service's containers get as files (default `/run/secrets/NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileUse>,
+    /// `configs:` the service's containers get as files (default `/NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileUse>,
     /// `network_mode`: `none`, or `service:NAME` (share that service's network, replica by
     /// replica: this service is a sidekick of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -375,6 +387,119 @@ pub struct Network {
     pub internal: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// A top-level secret or config: where its value comes from. Values read by the client
+/// (`file`, `environment`) travel beside the project, never in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FileSource {
+    /// A file, relative to the compose file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A variable of the deploying client's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Inline content (configs only), interpolated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Made beforehand (`drover secret create` / `drover config create`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// The external object's name, when not the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A service's use of a secret or config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FileUse {
+    /// The top-level key.
+    pub source: String,
+    /// Path in the container (relative: under `/run/secrets` for secrets, `/` for configs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    /// File mode, e.g. 0o440 [default: 0o444].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// The version of the value this revision runs (set by the server, not compose syntax):
+    /// a new value is a new spec, so the services that use it roll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// Secrets and configs are read and mounted alike; they differ in where files go by
+/// default, whether a value may be written inline, and whether the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Secret,
+    Config,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secret",
+            FileKind::Config => "config",
+        }
+    }
+
+    /// The top-level key that declares them.
+    pub fn top_key(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secrets",
+            FileKind::Config => "configs",
+        }
+    }
+
+    /// Where a relative target (or the source's name) goes in the container.
+    pub fn base_dir(self) -> &'static str {
+        match self {
+            FileKind::Secret => "/run/secrets/",
+            FileKind::Config => "/",
+        }
+    }
+}
+
+impl FileUse {
+    /// The absolute path of the file in the container.
+    pub fn path(&self, kind: FileKind) -> String {
+        let target = self.target.as_deref().unwrap_or(&self.source);
+        if target.starts_with('/') {
+            target.to_owned()
+        } else {
+            format!("{}{target}", kind.base_dir())
+        }
+    }
+
+    /// The file's mode [default: 0o444].
+    pub fn file_mode(&self) -> u32 {
+        self.mode.unwrap_or(0o444)
+    }
+}
+
+impl Project {
+    /// The top-level secrets or configs.
+    pub fn files(&self, kind: FileKind) -> &BTreeMap<String, FileSource> {
+        match kind {
+            FileKind::Secret => &self.secrets,
+            FileKind::Config => &self.configs,
+        }
+    }
+}
+
+impl Service {
+    /// The service's uses of secrets or configs.
+    pub fn file_uses(&self, kind: FileKind) -> &[FileUse] {
+        match kind {
+            FileKind::Secret => &self.secrets,
+            FileKind::Config => &self.configs,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -125,6 +125,36 @@ pub fn dependency_order(project: &Project) -> Vec<String> {
 
 /// Checks a project that did not come from [`crate::load`] (e.g. JSON from the API).
 /// Errors carry location `0:0` and the path of the offending value.
+/// A top-level secret or config has exactly one source (`content` for configs only), and
+/// a name only when external.
+pub(crate) fn check_file_source(
+    kind: crate::FileKind,
+    name: &str,
+    src: &crate::FileSource,
+) -> Result<(), String> {
+    let what = kind.as_str();
+    let sources = [
+        src.file.is_some(),
+        src.environment.is_some(),
+        src.content.is_some(),
+        src.external,
+    ];
+    if kind == crate::FileKind::Secret && src.content.is_some() {
+        return Err(format!(
+            "{what} '{name}': a secret's value is never written in the compose file"
+        ));
+    }
+    let allowed = match kind {
+        crate::FileKind::Secret => "file, environment or external: true",
+        crate::FileKind::Config => "file, environment, content or external: true",
+    };
+    match sources.iter().filter(|s| **s).count() {
+        1 => Ok(()),
+        0 => Err(format!("{what} '{name}' needs one of {allowed}")),
+        _ => Err(format!("{what} '{name}' has more than one of {allowed}")),
+    }
+}
+
 pub fn validate(project: &Project) -> Result<(), Error> {
     let fail = |path: String, message: String| {
         Err(Error::new("project", Location::default(), path, message))
@@ -301,6 +331,44 @@ pub fn validate(project: &Project) -> Result<(), Error> {
         for key in s.extensions.keys() {
             if !key.starts_with("x-") {
                 return fail(at(key), "extension keys must start with 'x-'".to_owned());
+            }
+        }
+        for kind in [crate::FileKind::Secret, crate::FileKind::Config] {
+            let mut paths = BTreeSet::new();
+            for (i, u) in s.file_uses(kind).iter().enumerate() {
+                let at = format!("{path}.{}[{i}]", kind.top_key());
+                if !project.files(kind).contains_key(&u.source) {
+                    return fail(
+                        at,
+                        format!(
+                            "service '{name}' uses {} '{}', which is not declared under the \
+                             top-level '{}'",
+                            kind.as_str(),
+                            u.source,
+                            kind.top_key()
+                        ),
+                    );
+                }
+                let p = u.path(kind);
+                if p.split('/').any(|c| c == "..") || !paths.insert(p.clone()) {
+                    return fail(at, format!("invalid or repeated target '{p}'"));
+                }
+                if u.mode.is_some_and(|m| m > 0o7777) {
+                    return fail(at, "invalid file mode".to_owned());
+                }
+            }
+        }
+    }
+    for kind in [crate::FileKind::Secret, crate::FileKind::Config] {
+        for (name, src) in project.files(kind) {
+            if !is_valid_name(name) {
+                return fail(
+                    format!("{}.{name}", kind.top_key()),
+                    format!("invalid {} name '{name}'", kind.as_str()),
+                );
+            }
+            if let Err(m) = check_file_source(kind, name, src) {
+                return fail(format!("{}.{name}", kind.top_key()), m);
             }
         }
     }

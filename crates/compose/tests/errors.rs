@@ -628,3 +628,43 @@ fn sidekick_mistakes() {
         "#]],
     );
 }
+
+#[test]
+fn secret_and_config_mistakes() {
+    check(
+        "services:\n  db:\n    image: x\n    secrets: [pw]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:15: services.db.secrets[0]: service 'db' uses secret 'pw', which is not declared under the top-level 'secrets'
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\nsecrets:\n  pw:\n    content: hunter2\n",
+        expect![[r#"
+            error: docker-compose.yml:6:14: secrets.pw.content: a secret's value is never written in the compose file: use file, environment or external
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\nsecrets:\n  pw: {}\n",
+        expect![[r#"
+            error: docker-compose.yml:5:3: secrets.pw: secret 'pw' needs one of file, environment or external: true
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\nsecrets:\n  pw: {file: a, external: true}\n",
+        expect![[r#"
+            error: docker-compose.yml:5:3: secrets.pw: secret 'pw' has more than one of file, environment or external: true
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    secrets:\n      - source: pw\n        mode: 0999\nsecrets:\n  pw: {file: a}\n",
+        expect![[r#"
+            error: docker-compose.yml:6:15: services.db.secrets[0].mode: invalid file mode '0999' (expected octal like 0440)
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    configs:\n      - target: /etc/x\nconfigs:\n  c: {content: hi}\n",
+        expect![[r#"
+            error: docker-compose.yml:5:9: services.db.configs[0]: a config needs a 'source'
+        "#]],
+    );
+}

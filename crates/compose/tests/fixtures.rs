@@ -826,15 +826,22 @@ fn secrets_configs() {
                 image: "postgres:16"
                 environment:
                   POSTGRES_PASSWORD_FILE: "/run/secrets/db_password"
+                secrets:
+                  - "db_password"
+                configs:
+                  - source: "pg_conf"
+                    target: "/etc/postgresql/postgresql.conf"
+            secrets:
+              db_password:
+                file: "./db_password.txt"
+            configs:
+              pg_conf:
+                file: "./postgresql.conf"
             --- warnings
-            secrets-configs.yml:4:5: services.db.secrets: not supported yet, ignored
-            secrets-configs.yml:6:5: services.db.configs: not supported yet, ignored
             secrets-configs.yml:11:5: services.db.privileged: not supported yet, ignored
             secrets-configs.yml:12:5: services.db.ulimits: not supported yet, ignored
             secrets-configs.yml:16:5: services.db.sysctls: not supported yet, ignored
             secrets-configs.yml:18:19: services.db.network_mode: network_mode 'bridge' is not supported (none and service:NAME are); ignored
-            secrets-configs.yml:19:1: secrets: not supported yet, ignored
-            secrets-configs.yml:22:1: configs: not supported yet, ignored
         "#]],
     );
 }
@@ -1208,6 +1215,45 @@ fn sidekicks() {
                     target: "/usr/share/nginx/html"
                 deploy:
                   replicas: 3
+        "#]],
+    );
+}
+
+#[test]
+fn secrets_long() {
+    check_fixture(
+        "secrets-long.yml",
+        include_str!("fixtures/secrets-long.yml"),
+        expect![[r#"
+            name: "mystack"
+            services:
+              db:
+                image: "mariadb:11"
+                environment:
+                  MARIADB_ROOT_PASSWORD_FILE: "/run/secrets/db-root"
+                secrets:
+                  - source: "db_root"
+                    target: "db-root"
+                    uid: "999"
+                    gid: "999"
+                    mode: "0440"
+                  - "api_key"
+                configs:
+                  - source: "my_cnf"
+                    target: "/etc/mysql/conf.d/my.cnf"
+                    mode: "0444"
+                  - "motd"
+            secrets:
+              api_key:
+                external: true
+                name: "shop-api-key"
+              db_root:
+                environment: "DB_ROOT_PASSWORD"
+            configs:
+              motd:
+                external: true
+              my_cnf:
+                content: "[mysqld]\nmax_connections = 100\n"
         "#]],
     );
 }

@@ -113,6 +113,10 @@ struct ServerArgs {
     /// `drover agent` command
     #[arg(long)]
     advertise: Vec<String>,
+    /// The key that seals secrets, configs and registry passwords at rest (made on first
+    /// start, mode 0600) [default: <data-dir>/secrets.key]
+    #[arg(long)]
+    secrets_key_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -255,6 +259,7 @@ async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> 
         },
         tls,
         advertise: args.advertise,
+        secrets_key: args.secrets_key_file,
     })
     .await?;
     let mut addr = started.addr;

@@ -704,6 +704,9 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         }
     }
 
+    // Secrets and configs, from where the agent wrote them.
+    binds.extend(c.file_binds.iter().cloned());
+
     let restart = match s.restart {
         compose::RestartPolicy::No => RestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),
@@ -853,6 +856,8 @@ mod tests {
             dns: Vec::new(),
             replace_unhealthy: true,
             registry_auth: None,
+            files: Vec::new(),
+            file_binds: Vec::new(),
         }
     }
 

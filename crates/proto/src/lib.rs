@@ -355,6 +355,37 @@ pub struct DesiredContainer {
     /// Credentials for the registry of its image (`drover registry add`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_auth: Option<RegistryAuth>,
+    /// Its secrets and configs, with their values (sent only to the host that runs it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileMount>,
+    /// Where the agent keeps those files (`HOST_PATH:CONTAINER_PATH:ro` binds), set by the
+    /// agent: never sent.
+    #[serde(skip)]
+    pub file_binds: Vec<String>,
+}
+
+/// A secret or config file of a container, with its value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMount {
+    /// Absolute path in the container.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    pub mode: u32,
+    #[serde(with = "bytes_b64")]
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for FileMount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileMount")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("data", &"<redacted>")
+            .finish()
+    }
 }
 
 /// A registry login, sent only to the hosts that pull from that registry.
@@ -915,6 +946,8 @@ pub fn desired_for_stack(
                 .map(|x| x.on_unhealthy() != OnUnhealthy::None)
                 .unwrap_or(true),
             registry_auth: None,
+            files: Vec::new(),
+            file_binds: Vec::new(),
         });
     }
     let networks = used_networks

@@ -80,6 +80,8 @@ fn parse(fixture: &str) -> (Desired, Vec<ObservedContainer>, Env) {
                     dns: vec![],
                     replace_unhealthy: kv.contains_key("recreate-unhealthy"),
                     registry_auth: None,
+                    files: Vec::new(),
+                    file_binds: Vec::new(),
                 });
             }
             "have" => observed.push(ObservedContainer {

@@ -13,6 +13,7 @@ mod api;
 mod auth;
 mod error;
 mod exec;
+mod files;
 mod logs;
 mod mesh;
 mod model;
@@ -72,6 +73,8 @@ pub struct Config {
     /// listen address: they go into the server certificate, and the first one into the
     /// `drover agent` command `host token create` prints.
     pub advertise: Vec<String>,
+    /// The key sealing secrets at rest [default: `<data_dir>/secrets.key`].
+    pub secrets_key: Option<PathBuf>,
 }
 
 pub struct Started {
@@ -130,7 +133,13 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         )?;
         new_admin_token = Some(token);
     }
-    let state = Arc::new(AppState::new(store, cluster_id, &cfg.data_dir, cfg.timing)?);
+    let state = Arc::new(AppState::open(
+        store,
+        cluster_id,
+        &cfg.data_dir,
+        cfg.secrets_key.as_deref(),
+        cfg.timing,
+    )?);
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
     tokio::spawn(mesh::run(state.clone()));
     let scheme = if identity.is_some() { "https" } else { "http" };

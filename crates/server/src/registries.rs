@@ -10,7 +10,7 @@ use std::sync::RwLock;
 type Logins = HashMap<(String, String), (String, String)>;
 
 pub struct Registries {
-    vault: vault::Vault,
+    vault: std::sync::Arc<vault::Vault>,
     logins: RwLock<Logins>,
 }
 
@@ -21,8 +21,10 @@ fn sealed_name(env: &str, host: &str) -> String {
 
 impl Registries {
     /// Opens the data directory's vault and every stored login.
-    pub fn load(data_dir: &std::path::Path, store: &store::Store) -> Result<Registries, String> {
-        let vault = vault::Vault::open(data_dir).map_err(|e| e.to_string())?;
+    pub fn load(
+        vault: std::sync::Arc<vault::Vault>,
+        store: &store::Store,
+    ) -> Result<Registries, String> {
         let mut logins = Logins::new();
         for r in store.registries().map_err(|e| e.to_string())? {
             let password = vault

@@ -357,10 +357,13 @@ pub fn roll_back(state: &AppState, env: &str, rb: RollBack) {
         state,
         "roller",
         env,
-        project,
-        Some(why),
-        Some(revision),
-        Some(&rb.reason),
+        crate::api::stacks::Deploy {
+            project,
+            why: Some(why),
+            expected: Some(revision),
+            rollback: Some(rb.reason.clone()),
+            ..Default::default()
+        },
     ) {
         tracing::error!("rollback of {}/{}: {}", rb.stack, rb.service, e.message);
     }

@@ -222,6 +222,8 @@ pub struct AppState {
     pub mesh: crate::mesh::Hub,
     /// Private registry logins.
     pub registries: crate::registries::Registries,
+    /// Secrets and configs.
+    pub files: crate::files::Files,
     /// When this server process started: hosts count as seen then, so a restart of the
     /// control plane never fails hosts over before their agents had time to reconnect.
     pub started_ms: u64,
@@ -236,9 +238,27 @@ impl AppState {
         data_dir: &std::path::Path,
         timing: crate::scheduling::Timing,
     ) -> Result<Self, crate::Error> {
+        Self::open(store, cluster_id, data_dir, None, timing)
+    }
+
+    /// [`AppState::new`], with the key that seals secrets in `key_file` rather than in
+    /// `<data_dir>/secrets.key`.
+    pub fn open(
+        store: store::Store,
+        cluster_id: String,
+        data_dir: &std::path::Path,
+        key_file: Option<&std::path::Path>,
+        timing: crate::scheduling::Timing,
+    ) -> Result<Self, crate::Error> {
         let model = Model::load(&store)?;
-        let registries =
-            crate::registries::Registries::load(data_dir, &store).map_err(crate::Error::Secrets)?;
+        let vault = match key_file {
+            Some(k) => vault::Vault::open_key(k),
+            None => vault::Vault::open(data_dir),
+        };
+        let vault = Arc::new(vault.map_err(|e| crate::Error::Secrets(e.to_string()))?);
+        let registries = crate::registries::Registries::load(vault.clone(), &store)
+            .map_err(crate::Error::Secrets)?;
+        let files = crate::files::Files::load(vault, &store).map_err(crate::Error::Secrets)?;
         Ok(AppState {
             store: Mutex::new(store),
             model: RwLock::new(model),
@@ -249,6 +269,7 @@ impl AppState {
             cluster_id,
             blobs_dir: data_dir.join("blobs"),
             registries,
+            files,
             agents: RwLock::default(),
             reports: RwLock::default(),
             keys: crate::auth::Keys::default(),
@@ -363,10 +384,12 @@ impl AppState {
     /// serialisation, so nothing changes it meanwhile), the slots and rolls written with it.
     /// With `expected`, only if the stack is still at that revision (a change made from it
     /// must not undo one made meanwhile).
+    #[allow(clippy::too_many_arguments)]
     pub fn put_stack(
         &self,
         env: &str,
         project: &compose::Project,
+        files: &[(store::FileRow, Vec<u8>)],
         plan: impl FnOnce(Option<&crate::model::StackEntry>) -> crate::rolls::Deployed,
         event: &store::NewEvent<'_>,
         now: u64,
@@ -398,7 +421,17 @@ impl AppState {
             })
             .collect();
         let mut store = self.store();
-        let revision = store.put_stack(env, project, &deployed.placements, &rows, event, now)?;
+        let file_rows: Vec<store::FileRow> = files.iter().map(|(r, _)| r.clone()).collect();
+        let revision = store.put_stack(
+            env,
+            project,
+            &deployed.placements,
+            &rows,
+            &file_rows,
+            event,
+            now,
+        )?;
+        self.files.remember(files);
         let mut m = write(&self.model);
         let created_ms = m
             .stack(env, &project.name)
@@ -425,6 +458,7 @@ impl AppState {
             |s| s.delete_stack(env, name, event, now),
             |m, _, _| {
                 m.delete_stack(env, name);
+                self.files.forget_stack(env, name);
                 Ok(())
             },
         )
@@ -699,6 +733,11 @@ impl AppState {
                         for c in &mut part.containers {
                             if let Some(image) = &c.spec.image {
                                 c.registry_auth = self.registries.auth_for(&key.0, image);
+                            }
+                            if !c.spec.secrets.is_empty() || !c.spec.configs.is_empty() {
+                                let rev = entry.rev_of(&(c.service.as_str().into(), c.slot));
+                                let project = entry.project_of(rev);
+                                c.files = self.files.mounts(&key.0, project, &c.service);
                             }
                             if on_quorum(&c.spec) {
                                 c.replace_unhealthy =

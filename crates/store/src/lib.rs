@@ -97,7 +97,29 @@ CREATE TABLE rolls (
     PRIMARY KEY (env, stack, service)
 );
 "#,
+    r#"
+CREATE TABLE files (
+    env TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, stack TEXT,
+    sealed TEXT NOT NULL, version INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (env, kind, name)
+);
+"#,
 ];
+
+/// A secret or config of an environment (`kind`: `secret` or `config`); the value only
+/// sealed (see the `vault` crate). `stack`: the stack it belongs to and goes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub env: String,
+    pub kind: String,
+    pub name: String,
+    pub stack: Option<String>,
+    pub sealed: String,
+    pub version: u64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
 
 /// A service's rolling upgrade, as the roller keeps it (JSON of its own making).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,6 +422,53 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(u32::try_from(free).ok())
+    }
+
+    /// Every environment's secrets and configs.
+    pub fn files(&self) -> Result<Vec<FileRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT env, kind, name, stack, sealed, version, created_ms, updated_ms FROM files
+             ORDER BY env, kind, name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(FileRow {
+                env: r.get(0)?,
+                kind: r.get(1)?,
+                name: r.get(2)?,
+                stack: r.get(3)?,
+                sealed: r.get(4)?,
+                version: r.get::<_, i64>(5)? as u64,
+                created_ms: r.get::<_, i64>(6)? as u64,
+                updated_ms: r.get::<_, i64>(7)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Adds or replaces secrets or configs, with their audit event.
+    pub fn put_files(&mut self, rows: &[FileRow], event: &NewEvent<'_>, now_ms: u64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        put_file_rows(&tx, rows)?;
+        append_event(&tx, now_ms, event)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes a secret or config; false when there was none.
+    pub fn delete_file(
+        &mut self,
+        env: &str,
+        kind: &str,
+        name: &str,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        self.audited_change(
+            "DELETE FROM files WHERE env = ?1 AND kind = ?2 AND name = ?3",
+            params![env, kind, name],
+            event,
+            now_ms,
+        )
     }
 
     /// Every environment's registry logins.
@@ -930,12 +999,14 @@ impl Store {
     /// Writes a stack's new desired state and its placements in one transaction: the
     /// placements of the stack are replaced by `placements` (a placement of revision 0 gets
     /// the new revision), and its rolls by `rolls` (the same). Returns the new revision.
+    #[allow(clippy::too_many_arguments)]
     pub fn put_stack(
         &mut self,
         env: &str,
         project: &compose::Project,
         placements: &[Placement],
         rolls: &[RollRow],
+        files: &[FileRow],
         event: &NewEvent<'_>,
         now_ms: u64,
     ) -> Result<u64> {
@@ -977,6 +1048,7 @@ impl Store {
             params![env, project.name],
         )?;
         put_rolls(&tx, rolls)?;
+        put_file_rows(&tx, files)?;
         tx.execute(
             "INSERT OR REPLACE INTO revisions (env, stack, revision, project, actor, time_ms, summary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1065,6 +1137,10 @@ impl Store {
         )?;
         tx.execute(
             "DELETE FROM rolls WHERE env = ?1 AND stack = ?2",
+            params![env, name],
+        )?;
+        tx.execute(
+            "DELETE FROM files WHERE env = ?1 AND stack = ?2",
             params![env, name],
         )?;
         if n > 0 {
@@ -1229,6 +1305,28 @@ fn append_event(tx: &rusqlite::Transaction<'_>, now_ms: u64, e: &NewEvent<'_>) -
     Ok(())
 }
 
+fn put_file_rows(tx: &rusqlite::Transaction<'_>, rows: &[FileRow]) -> Result<()> {
+    let mut st = tx.prepare(
+        "INSERT INTO files (env, kind, name, stack, sealed, version, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (env, kind, name) DO UPDATE SET
+             stack = ?4, sealed = ?5, version = ?6, updated_ms = ?8",
+    )?;
+    for r in rows {
+        st.execute(params![
+            r.env,
+            r.kind,
+            r.name,
+            r.stack,
+            r.sealed,
+            r.version as i64,
+            r.created_ms as i64,
+            r.updated_ms as i64
+        ])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1319,7 +1417,7 @@ mod tests {
                 detail: "changed: [web]",
                 ..ev("stack.updated")
             };
-            s.put_stack("default", &p, &[], &[], &event, 10 + i as u64)
+            s.put_stack("default", &p, &[], &[], &[], &event, 10 + i as u64)
                 .expect("put");
         }
         let revs = s.revisions("default", "shop").expect("revisions");
@@ -1362,7 +1460,7 @@ mod tests {
             } else {
                 vec![old_slot.clone()]
             };
-            s.put_stack("default", &p, &placed, &[], &ev("stack.updated"), i)
+            s.put_stack("default", &p, &placed, &[], &[], &ev("stack.updated"), i)
                 .expect("put");
         }
         let revs: Vec<u64> = s
@@ -1399,6 +1497,7 @@ mod tests {
                     &p,
                     &[slot("shop", 1, None)],
                     &[],
+                    &[],
                     &ev("stack.deployed"),
                     10,
                 )
@@ -1419,6 +1518,16 @@ mod tests {
                         stack: "shop".into(),
                         service: "web".into(),
                         state: Some("{}".into()),
+                    }],
+                    &[FileRow {
+                        env: "default".into(),
+                        kind: "secret".into(),
+                        name: "shop_pw".into(),
+                        stack: Some("shop".into()),
+                        sealed: "sealed".into(),
+                        version: 2,
+                        created_ms: 20,
+                        updated_ms: 20,
                     }],
                     &ev("stack.deployed"),
                     20,
@@ -1441,6 +1550,9 @@ mod tests {
             .collect();
         assert_eq!(revs, [(Some("h1".into()), 1), (None, 2)]);
         assert_eq!(s.rolls().expect("rolls").len(), 1);
+        // A stack's own secrets are written with it.
+        let files = s.files().expect("files");
+        assert_eq!((files.len(), files[0].version), (1, 2));
         s.move_placements(
             &[Placement {
                 rev: 2,
@@ -1468,6 +1580,10 @@ mod tests {
                 .expect("rm")
         );
         assert!(s.placements().expect("p").is_empty());
+        assert!(
+            s.files().expect("files").is_empty(),
+            "secrets go with their stack"
+        );
         let kinds: Vec<String> = s
             .events("default", 10)
             .expect("events")
@@ -1675,7 +1791,7 @@ mod tests {
         // Deleting a host unplaces its slots.
         let p = project("shop");
         let placed = [slot("shop", 1, Some("h1")), slot("shop", 2, Some("h2"))];
-        s.put_stack("default", &p, &placed, &[], &ev("stack.created"), 10)
+        s.put_stack("default", &p, &placed, &[], &[], &ev("stack.created"), 10)
             .expect("put");
         assert!(s.delete_host("h1", &ev("host.removed"), 11).expect("rm"));
         assert_eq!(s.host("h1").expect("host"), None);

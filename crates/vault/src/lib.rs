@@ -30,9 +30,15 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// The vault of `dir`: its key is made on first use.
+    /// The vault of `dir`: its key (`secrets.key`) is made on first use.
     pub fn open(dir: &Path) -> Result<Vault, Error> {
-        let path = dir.join(KEY_FILE);
+        Vault::open_key(&dir.join(KEY_FILE))
+    }
+
+    /// The vault whose key is the file `path` (made on first use, mode 0600).
+    pub fn open_key(path: &Path) -> Result<Vault, Error> {
+        let path = path.to_path_buf();
+        let dir = path.parent().unwrap_or(Path::new("."));
         let err = |why: String| Error::Key {
             path: path.display().to_string(),
             why,

@@ -2,6 +2,7 @@
 
 mod events;
 pub mod exec;
+mod files;
 mod host;
 mod host_ls;
 mod logs;
@@ -76,6 +77,12 @@ pub enum Command {
     /// Logins for private registries, used by the agents that pull from them
     #[command(subcommand)]
     Registry(RegistryCmd),
+    /// Secrets: values containers get as files on a tmpfs, never shown again
+    #[command(subcommand)]
+    Secret(FileCmd),
+    /// Configs: files containers get, readable back
+    #[command(subcommand)]
+    Config(FileCmd),
     /// Services of stacks: list, scale
     #[command(subcommand)]
     Service(ServiceCmd),
@@ -173,6 +180,38 @@ pub enum ServiceCmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FileCmd {
+    /// Make one; its value from -f FILE, --from-env VAR, or standard input (500 KiB at most)
+    Create {
+        name: String,
+        #[command(flatten)]
+        from: FileFrom,
+    },
+    /// Give one a new value: every service that uses it rolls
+    Update {
+        name: String,
+        #[command(flatten)]
+        from: FileFrom,
+    },
+    /// List them: name, stack, version, dates, who uses each (never a secret's value)
+    Ls,
+    /// Remove one (refused while a service uses it)
+    Rm { name: String },
+    /// Print a config's value (secrets' values are never shown)
+    Inspect { name: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FileFrom {
+    /// Read the value from this file
+    #[arg(short = 'f', long = "file", conflicts_with = "from_env")]
+    pub file: Option<PathBuf>,
+    /// Read the value from this environment variable
+    #[arg(long = "from-env")]
+    pub from_env: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -367,11 +406,31 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
             timeout,
         }) => service::scale(&client, &targets, detach, timeout).await,
         Command::Registry(RegistryCmd::Rm { host }) => registry::rm(&client, &host).await,
+        Command::Secret(cmd) => file_cmd(&client, compose::FileKind::Secret, cmd).await,
+        Command::Config(cmd) => file_cmd(&client, compose::FileKind::Config, cmd).await,
         Command::Network(NetworkCmd::Ls) => network::ls(&client).await,
         Command::Network(NetworkCmd::Create { name }) => network::create(&client, &name).await,
         Command::Network(NetworkCmd::Rm { name }) => network::rm(&client, &name).await,
         Command::Network(NetworkCmd::Inspect { name }) => network::inspect(&client, &name).await,
         Command::Events { limit } => events::run(&client, limit).await,
+    }
+}
+
+async fn file_cmd(client: &Client, kind: compose::FileKind, cmd: FileCmd) -> Result<(), Failure> {
+    let update = matches!(cmd, FileCmd::Update { .. });
+    match cmd {
+        FileCmd::Create { name, from } | FileCmd::Update { name, from } => {
+            let (file, env) = (from.file.as_ref(), from.from_env.as_deref());
+            files::set(client, kind, &name, file, env, update).await
+        }
+        FileCmd::Ls => files::ls(client, kind).await,
+        FileCmd::Rm { name } => files::rm(client, kind, &name).await,
+        FileCmd::Inspect { name } if kind == compose::FileKind::Config => {
+            files::inspect(client, &name).await
+        }
+        FileCmd::Inspect { name } => Err(Failure::input(format!(
+            "secret {name}: a secret's value is never shown (drover secret ls lists it)"
+        ))),
     }
 }
 

@@ -56,8 +56,12 @@ pub async fn run(
     let name = loaded.project.name.clone();
     let mut project = loaded.project;
     upload_build_contexts(client, &mut project, &file.options()).await?;
+    let dir = crate::local::compose_dir(&file.options())?;
+    let vars = crate::local::variables(&file.options(), &dir)?;
+    let files = crate::cmd::files::stack_values(&project, &dir, &vars)?;
     let req = DeployRequest {
         project: Some(project),
+        files,
         ..Default::default()
     };
     let resp: DeployResponse = client.post("/stacks", &req).await?;

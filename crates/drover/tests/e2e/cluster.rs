@@ -246,6 +246,7 @@ fn three_hosts_schedule_fail_over_and_fence() {
     joining_is_pinned_and_bound_to_credentials(&c);
     crate::mesh::one_network_across_hosts(&c);
     private_registry_on_two_hosts(&c);
+    secrets_on_every_host(&c);
     crate::mesh::zero_downtime_upgrade(&c);
 
     // Spread: three replicas, one per host, each with its sidekick beside it.
@@ -656,4 +657,20 @@ fn private_registry_on_two_hosts(c: &Cluster) {
     assert_eq!(c.running(3, "reg", Some("web")).len(), 1);
     c.ok(&["stack", "rm", "reg"]);
     c.ok(&["registry", "rm", &reg.addr]);
+}
+
+/// A stack's secret reaches its replicas on every host, as a file with its value.
+fn secrets_on_every_host(c: &Cluster) {
+    let value = "cluster-secret-value";
+    std::fs::write(c.dir.path().join("pw.txt"), value).expect("pw");
+    c.deploy_ok(
+        "sec",
+        "services:\n  box:\n    image: drover-test/busybox:1\n    command: [/bin/busybox, sleep, '3600']\n    stop_grace_period: 1s\n    secrets: [pw]\n    deploy:\n      replicas: 3\nsecrets:\n  pw: {file: ./pw.txt}\n",
+    );
+    assert_eq!(c.spread("sec", "box"), vec![1, 1, 1]);
+    for n in 1..=3 {
+        let got = c.ok(&["exec", &format!("sec-box-{n}"), "cat", "/run/secrets/pw"]);
+        assert_eq!(got, value, "replica {n}");
+    }
+    c.ok(&["stack", "rm", "sec"]);
 }

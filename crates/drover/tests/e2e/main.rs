@@ -5,6 +5,7 @@ mod cluster;
 mod exec;
 mod harness;
 mod mesh;
+mod secrets;
 mod sidekicks;
 
 use std::io::Write;

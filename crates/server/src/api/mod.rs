@@ -3,6 +3,7 @@
 pub mod blobs;
 pub mod containers;
 pub mod exec;
+pub mod files;
 pub mod hosts;
 pub mod networks;
 pub mod registries;
@@ -88,6 +89,24 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route(
             "/v1/environments/{env}/stacks/{stack}/services/{service}/restart",
             axum::routing::post(stacks::restart_service),
+        )
+        .route(
+            "/v1/environments/{env}/secrets",
+            get(files::list_secrets).post(files::create_secret),
+        )
+        .route(
+            "/v1/environments/{env}/secrets/{name}",
+            axum::routing::put(files::update_secret).delete(files::remove_secret),
+        )
+        .route(
+            "/v1/environments/{env}/configs",
+            get(files::list_configs).post(files::create_config),
+        )
+        .route(
+            "/v1/environments/{env}/configs/{name}",
+            get(files::get_config)
+                .put(files::update_config)
+                .delete(files::remove_config),
         )
         .route(
             "/v1/environments/{env}/registries",

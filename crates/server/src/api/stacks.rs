@@ -69,8 +69,36 @@ pub async fn deploy(
     if let Some(name) = req.name {
         project.name = name;
     }
-    let resp = apply_project(&state, &caller.name, &env, project, warnings, None, None).await?;
+    let sent = sent_files(&req.files)?;
+    let resp = apply_project(
+        &state,
+        &caller.name,
+        &env,
+        Deploy {
+            project,
+            warnings,
+            sent,
+            ..Deploy::default()
+        },
+    )
+    .await?;
     Ok(Json(resp))
+}
+
+/// Values of secrets and configs sent with a deploy, decoded and checked for size.
+fn sent_files(files: &[api_types::FileValue]) -> Result<Sent, ApiError> {
+    if files.len() > 1000 {
+        return Err(ApiError::bad_request("files", "at most 1000 files"));
+    }
+    let mut sent = Sent::new();
+    for (i, f) in files.iter().enumerate() {
+        let field = format!("files[{i}]");
+        let kind = crate::files::kind_of(&f.kind)
+            .ok_or_else(|| ApiError::bad_request(&field, "kind must be secret or config"))?;
+        let data = crate::api::files::decode(&f.data, &format!("{field}.data"))?;
+        sent.insert((kind, f.name.clone()), data);
+    }
+    Ok(sent)
 }
 
 /// `POST .../stacks/{stack}/services/{service}/scale`: a new revision of the stack with the
@@ -115,10 +143,12 @@ pub async fn scale(
         &state,
         &caller.name,
         &env,
-        project,
-        Vec::new(),
-        Some(why),
-        Some(revision),
+        Deploy {
+            project,
+            why: Some(why),
+            expected: Some(revision),
+            ..Deploy::default()
+        },
     )
     .await?;
     Ok(Json(resp))
@@ -192,10 +222,12 @@ pub async fn rollback(
         &state,
         &caller.name,
         &env,
-        project,
-        Vec::new(),
-        Some(format!("rollback to revision {target}")),
-        Some(current),
+        Deploy {
+            project,
+            why: Some(format!("rollback to revision {target}")),
+            expected: Some(current),
+            ..Deploy::default()
+        },
     )
     .await?;
     Ok(Json(resp))
@@ -243,13 +275,15 @@ pub async fn rollback_service(
         &state,
         &caller.name,
         &env,
-        project,
-        Vec::new(),
-        Some(format!(
-            "rollback of {service} to revision {}",
-            revision - 1
-        )),
-        Some(revision),
+        Deploy {
+            project,
+            why: Some(format!(
+                "rollback of {service} to revision {}",
+                revision - 1
+            )),
+            expected: Some(revision),
+            ..Deploy::default()
+        },
     )
     .await?;
     Ok(Json(resp))
@@ -278,10 +312,12 @@ pub async fn restart_service(
         &state,
         &caller.name,
         &env,
-        project,
-        Vec::new(),
-        Some(format!("restart of {service}")),
-        Some(revision),
+        Deploy {
+            project,
+            why: Some(format!("restart of {service}")),
+            expected: Some(revision),
+            ..Deploy::default()
+        },
     )
     .await?;
     Ok(Json(resp))
@@ -311,16 +347,12 @@ async fn apply_project(
     state: &Arc<AppState>,
     actor: &str,
     env: &str,
-    project: compose::Project,
-    warnings: Vec<String>,
-    why: Option<String>,
-    expected: Option<u64>,
+    d: Deploy,
 ) -> Result<DeployResponse, ApiError> {
-    let name = project.name.clone();
+    let name = d.project.name.clone();
+    let warnings = d.warnings.clone();
     let (e, a) = (env.to_string(), actor.to_string());
-    let written = state
-        .blocking(move |s| write_project(s, &a, &e, project, why, expected, None))
-        .await?;
+    let written = state.blocking(move |s| write_project(s, &a, &e, d)).await?;
     state.schedule_now().await;
     let stack = state
         .model()
@@ -350,13 +382,31 @@ pub(crate) fn write_project(
     state: &AppState,
     actor: &str,
     env: &str,
-    project: compose::Project,
-    why: Option<String>,
-    expected: Option<u64>,
-    rollback: Option<&str>,
+    d: Deploy,
 ) -> Result<Written, ApiError> {
+    let Deploy {
+        mut project,
+        why,
+        expected,
+        rollback,
+        sent,
+        ..
+    } = d;
+    let rollback = rollback.as_deref();
     compose::validate(&project).map_err(invalid_project)?;
     check_external_networks(state, env, &project)?;
+    let now = now_ms();
+    let files = state
+        .files
+        .prepare(env, &mut project, &sent, now)
+        .map_err(|r| ApiError {
+            field: Some(format!("project.{}", r.path)),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_compose",
+                format!("{}: {}", r.path, r.message),
+            )
+        })?;
 
     let old = state
         .model()
@@ -431,10 +481,10 @@ pub(crate) fn write_project(
         subject: project.name.clone(),
         detail,
     };
-    let now = now_ms();
     state.put_stack(
         env,
         &project,
+        &files,
         |old| crate::rolls::plan(env, old, &project, rollback, now),
         &audit.event(),
         now,
@@ -1017,4 +1067,21 @@ mod tests {
             err.message
         );
     }
+}
+
+/// Values of secrets and configs sent with a deploy: (kind, top-level key) → bytes.
+pub(crate) type Sent = std::collections::BTreeMap<(compose::FileKind, String), Vec<u8>>;
+
+/// A deploy to write: the project and what comes with it.
+#[derive(Default)]
+pub(crate) struct Deploy {
+    pub project: compose::Project,
+    pub warnings: Vec<String>,
+    /// Why, besides the changes (a scale, a rollback...).
+    pub why: Option<String>,
+    /// The revision the deploy was made from: refused if the stack changed meanwhile.
+    pub expected: Option<u64>,
+    /// It undoes a roll that failed for this reason.
+    pub rollback: Option<String>,
+    pub sent: Sent,
 }
