@@ -284,6 +284,7 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                         shared.wake.notify_one();
                     }
                     Ok(ServerMsg::Logs { req, container, follow, tail }) => {
+                        let container = engine_ref(shared, container);
                         let tx = log_tx.clone();
                         let cluster = shared.cluster.borrow().clone().unwrap_or_default();
                         logs.retain(|_, h| !h.is_finished());
@@ -294,7 +295,8 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                             h.abort();
                         }
                     }
-                    Ok(ServerMsg::Exec(start)) => {
+                    Ok(ServerMsg::Exec(mut start)) => {
+                        start.container = engine_ref(shared, start.container);
                         let cluster = shared.cluster.borrow().clone().unwrap_or_default();
                         execs.start(cluster, start, log_tx.clone());
                     }
@@ -418,6 +420,17 @@ where
         .map_err(|e| e.to_string())
 }
 
+/// The engine's id of the container Drover calls `name` (`<stack>-<service>-<slot>`, which
+/// is not its engine name when the service sets `container_name`), as last observed; else
+/// the name itself.
+fn engine_ref(shared: &Shared, name: String) -> String {
+    let observed = shared.observed.borrow();
+    observed
+        .as_ref()
+        .and_then(|o| o.containers.iter().find(|c| c.name == name))
+        .map_or(name, |c| c.id.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,3 +493,4 @@ mod tests {
         assert_eq!(l.auth(), "drv_token");
     }
 }
+

@@ -290,6 +290,59 @@ fn service(s: &Service) -> Map<String, Value> {
     if let Some(ns) = s.stop_grace_period_ns {
         m.insert("stop_grace_period".into(), format_duration(ns).into());
     }
+    insert_opt(&mut m, "container_name", s.container_name.as_deref());
+    insert_opt(&mut m, "stop_signal", s.stop_signal.as_deref());
+    insert_opt(&mut m, "runtime", s.runtime.as_deref());
+    for (key, list) in [
+        ("expose", &s.expose),
+        ("dns", &s.dns),
+        ("dns_search", &s.dns_search),
+        ("dns_opt", &s.dns_opt),
+        ("group_add", &s.group_add),
+    ] {
+        if !list.is_empty() {
+            m.insert(key.into(), json!(list));
+        }
+    }
+    for (key, map) in [("sysctls", &s.sysctls), ("storage_opt", &s.storage_opt)] {
+        if !map.is_empty() {
+            m.insert(key.into(), json!(map));
+        }
+    }
+    if !s.ulimits.is_empty() {
+        let u: Map<String, Value> = s
+            .ulimits
+            .iter()
+            .map(|(k, l)| (k.clone(), json!({"soft": l.soft, "hard": l.hard})))
+            .collect();
+        m.insert("ulimits".into(), Value::Object(u));
+    }
+    for (key, on) in [
+        ("tty", s.tty),
+        ("stdin_open", s.stdin_open),
+        ("read_only", s.read_only),
+    ] {
+        if on {
+            m.insert(key.into(), true.into());
+        }
+    }
+    if let Some(i) = s.init {
+        m.insert("init".into(), i.into());
+    }
+    if let Some(b) = s.shm_size {
+        m.insert("shm_size".into(), b.into());
+    }
+    if let Some(n) = s.oom_score_adj {
+        m.insert("oom_score_adj".into(), n.into());
+    }
+    if let Some(l) = &s.logging {
+        let mut lm = Map::new();
+        insert_opt(&mut lm, "driver", l.driver.as_deref());
+        if !l.options.is_empty() {
+            lm.insert("options".into(), json!(l.options));
+        }
+        m.insert("logging".into(), Value::Object(lm));
+    }
     for (key, value) in &s.extensions {
         m.insert(key.clone(), value.clone());
     }

@@ -61,6 +61,24 @@ const SERVICE_KEYS: &[&str] = &[
     "pull_policy",
     "profiles",
     "stop_grace_period",
+    "container_name",
+    "expose",
+    "stop_signal",
+    "sysctls",
+    "ulimits",
+    "tty",
+    "stdin_open",
+    "init",
+    "shm_size",
+    "read_only",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "runtime",
+    "logging",
+    "group_add",
+    "oom_score_adj",
+    "storage_opt",
     "cpus",
     "mem_limit",
     "mem_reservation",
@@ -74,7 +92,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "blkio_config",
     "cgroup",
     "cgroup_parent",
-    "container_name",
     "cpu_count",
     "cpu_percent",
     "cpu_period",
@@ -87,43 +104,26 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "develop",
     "device_cgroup_rules",
     "devices",
-    "dns",
-    "dns_opt",
-    "dns_search",
     "domainname",
     "driver_opts",
-    "expose",
     "extends",
     "external_links",
     "gpus",
-    "group_add",
-    "init",
     "ipc",
     "isolation",
     "label_file",
-    "logging",
     "mac_address",
     "mem_swappiness",
     "memswap_limit",
     "models",
     "oom_kill_disable",
-    "oom_score_adj",
     "pid",
     "platform",
     "post_start",
     "pre_stop",
     "privileged",
     "provider",
-    "read_only",
-    "runtime",
     "security_opt",
-    "shm_size",
-    "stdin_open",
-    "stop_signal",
-    "storage_opt",
-    "sysctls",
-    "tty",
-    "ulimits",
     "use_api_socket",
     "userns_mode",
     "uts",
@@ -1035,6 +1035,56 @@ impl Cx<'_> {
                     }
                 }
                 "stop_grace_period" => svc.stop_grace_period_ns = Some(self.duration(v, &p)?),
+                "container_name" => {
+                    let n = self.non_empty_string(v, &p)?;
+                    let ok = n.starts_with(|c: char| c.is_ascii_alphanumeric())
+                        && n.len() <= 128
+                        && n.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                    if !ok {
+                        return Err(self.err(
+                            v,
+                            &p,
+                            format!(
+                                "invalid container_name '{n}': letters, digits, '_', '.' and '-'"
+                            ),
+                        ));
+                    }
+                    self.refs.keys.push(Ref {
+                        service: name.to_owned(),
+                        target: "container_name".to_owned(),
+                        loc: v.loc,
+                        path: p.clone(),
+                    });
+                    svc.container_name = Some(n);
+                }
+                "expose" => svc.expose = self.expose(v, &p)?,
+                "stop_signal" => svc.stop_signal = Some(self.non_empty_string(v, &p)?),
+                "sysctls" => svc.sysctls = self.labels(v, &p)?,
+                "ulimits" => svc.ulimits = self.ulimits(v, &p)?,
+                "tty" => svc.tty = self.bool(v, &p)?,
+                "stdin_open" => svc.stdin_open = self.bool(v, &p)?,
+                "init" => svc.init = Some(self.bool(v, &p)?),
+                "shm_size" => svc.shm_size = Some(self.memory(v, &p)?),
+                "read_only" => svc.read_only = self.bool(v, &p)?,
+                "dns" => svc.dns = self.one_or_list(v, &p)?,
+                "dns_search" => svc.dns_search = self.one_or_list(v, &p)?,
+                "dns_opt" => svc.dns_opt = self.string_list(v, &p)?,
+                "runtime" => svc.runtime = Some(self.non_empty_string(v, &p)?),
+                "logging" => svc.logging = Some(self.logging(v, &p)?),
+                "group_add" => svc.group_add = self.string_list(v, &p)?,
+                "oom_score_adj" => {
+                    let n: i64 = self.integer(v, &p, "an integer from -1000 to 1000")?;
+                    if !(-1000..=1000).contains(&n) {
+                        return Err(self.err(
+                            v,
+                            &p,
+                            format!("oom_score_adj {n} is not within -1000..1000"),
+                        ));
+                    }
+                    svc.oom_score_adj = Some(n);
+                }
+                "storage_opt" => svc.storage_opt = self.labels(v, &p)?,
                 "cpus" => legacy_limits.cpus = Some(self.cpus(v, &p)?),
                 "mem_limit" => legacy_limits.memory = Some(self.memory(v, &p)?),
                 "mem_reservation" => legacy_reservations.memory = Some(self.memory(v, &p)?),
@@ -2207,6 +2257,26 @@ impl Cx<'_> {
                 None => Error::new(file, Location::default(), path, e.message),
             });
         }
+        for r in self
+            .refs
+            .keys
+            .iter()
+            .filter(|r| r.target == "container_name")
+        {
+            let one = all
+                .get(&r.service)
+                .is_none_or(|s| s.replicas <= 1 && !s.global);
+            if !one {
+                return Err(ref_err(
+                    r,
+                    format!(
+                        "service '{}' has a container_name and more than one replica: a \
+                         fixed name runs once",
+                        r.service
+                    ),
+                ));
+            }
+        }
         project.services = all;
         for r in &self.refs.counts {
             if let Some(primary) = project.primary_of(&r.service) {
@@ -2221,6 +2291,100 @@ impl Cx<'_> {
             }
         }
         Ok(project)
+    }
+
+    /// A string or a sequence of strings.
+    fn one_or_list(&self, node: &Node, path: &str) -> Result<Vec<String>, Error> {
+        match node.kind {
+            Kind::Seq(_) => self.string_list(node, path),
+            _ => Ok(vec![self.non_empty_string(node, path)?]),
+        }
+    }
+
+    /// `expose: [80, "8000-8001/udp"]` → `80/tcp`, `8000/udp`, `8001/udp`.
+    fn expose(&mut self, node: &Node, path: &str) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for (i, item) in self.seq(node, path)?.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let text = self.scalar(item, &p, "a port")?;
+            let (range, proto) = text.split_once('/').unwrap_or((&text, "tcp"));
+            let bad = || format!("invalid expose '{text}' (expected PORT[-PORT][/tcp|udp])");
+            if proto != "tcp" && proto != "udp" {
+                return Err(self.err(item, &p, bad()));
+            }
+            let (lo, hi) = match range.split_once('-') {
+                Some((a, b)) => (a.parse::<u16>(), b.parse::<u16>()),
+                None => (range.parse::<u16>(), range.parse::<u16>()),
+            };
+            let (Ok(lo), Ok(hi)) = (lo, hi) else {
+                return Err(self.err(item, &p, bad()));
+            };
+            if lo == 0 || hi < lo {
+                return Err(self.err(item, &p, bad()));
+            }
+            self.ports += usize::from(hi - lo) + 1;
+            if self.ports > MAX_PORTS {
+                return Err(self.err(item, &p, format!("more than {MAX_PORTS} ports")));
+            }
+            out.extend((lo..=hi).map(|port| format!("{port}/{proto}")));
+        }
+        Ok(out)
+    }
+
+    /// `ulimits: {nofile: {soft: 20000, hard: 40000}, nproc: 65535}`.
+    fn ulimits(
+        &mut self,
+        node: &Node,
+        path: &str,
+    ) -> Result<BTreeMap<String, crate::Ulimit>, Error> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self.map(node, path)? {
+            let name = k.as_scalar().unwrap_or_default().to_owned();
+            let p = join(path, &name);
+            let limit = match v.kind {
+                Kind::Map(_) => {
+                    let (mut soft, mut hard) = (None, None);
+                    for (_, key, value, kp) in
+                        self.fields(v, &p, &["soft", "hard"], &[], "ulimit", false)?
+                    {
+                        let n: i64 = self.integer(value, &kp, "an integer")?;
+                        if key == "soft" {
+                            soft = Some(n);
+                        } else {
+                            hard = Some(n);
+                        }
+                    }
+                    match (soft, hard) {
+                        (Some(soft), Some(hard)) if soft <= hard => crate::Ulimit { soft, hard },
+                        (Some(_), Some(_)) => {
+                            return Err(self.err(v, &p, "soft limit above the hard limit"));
+                        }
+                        _ => return Err(self.err(v, &p, "a ulimit needs soft and hard")),
+                    }
+                }
+                _ => {
+                    let n: i64 = self.integer(v, &p, "an integer or {soft, hard}")?;
+                    crate::Ulimit { soft: n, hard: n }
+                }
+            };
+            out.insert(name, limit);
+        }
+        Ok(out)
+    }
+
+    /// `logging: {driver: json-file, options: {max-size: 10m}}`.
+    fn logging(&mut self, node: &Node, path: &str) -> Result<crate::Logging, Error> {
+        let mut out = crate::Logging::default();
+        for (_, key, v, p) in
+            self.fields(node, path, &["driver", "options"], &[], "logging", false)?
+        {
+            match key.as_str() {
+                "driver" => out.driver = Some(self.non_empty_string(v, &p)?),
+                "options" => out.options = self.labels(v, &p)?,
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     /// `volumes_from: [SERVICE, SERVICE:ro, SERVICE:rw]` (containers of other projects,

@@ -99,12 +99,15 @@ fn root<'a>(
 pub fn check_sidekicks(services: &BTreeMap<String, Service>) -> Result<(), SidekickError> {
     for (name, spec) in services {
         for (key, target) in spec.sidekick_refs() {
-            let message = if !services.contains_key(target) {
-                format!("service '{name}' runs beside undefined service '{target}'")
-            } else if target == name {
-                format!("service '{name}' cannot run beside itself")
-            } else {
-                continue;
+            let message = match services.get(target) {
+                None => format!("service '{name}' runs beside undefined service '{target}'"),
+                Some(_) if target == name => {
+                    format!("service '{name}' cannot run beside itself")
+                }
+                Some(t) if t.container_name.is_some() => format!(
+                    "service '{name}' cannot run beside '{target}', which has a container_name"
+                ),
+                Some(_) => continue,
             };
             return Err(SidekickError {
                 service: name.clone(),

@@ -216,6 +216,15 @@ pub fn validate(project: &Project) -> Result<(), Error> {
                 ),
             );
         }
+        if s.container_name.is_some() && (s.replicas > 1 || s.global) {
+            return fail(
+                at("container_name"),
+                format!(
+                    "service '{name}' has a container_name and more than one replica: a fixed \
+                     name runs once"
+                ),
+            );
+        }
         for (i, p) in s.ports.iter().enumerate() {
             if p.target == 0 || p.published == Some(0) {
                 return fail(format!("{path}.ports[{i}]"), "invalid port 0".to_owned());

@@ -668,3 +668,37 @@ fn secret_and_config_mistakes() {
         "#]],
     );
 }
+
+#[test]
+fn service_key_mistakes() {
+    check(
+        "services:\n  db:\n    image: x\n    container_name: db\n    deploy:\n      replicas: 2\n",
+        expect![[r#"
+            error: docker-compose.yml:4:21: services.db.container_name: service 'db' has a container_name and more than one replica: a fixed name runs once
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    expose: [\"80/sctp\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:14: services.db.expose[0]: invalid expose '80/sctp' (expected PORT[-PORT][/tcp|udp])
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    oom_score_adj: 5000\n",
+        expect![[r#"
+            error: docker-compose.yml:4:20: services.db.oom_score_adj: oom_score_adj 5000 is not within -1000..1000
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    ulimits:\n      nofile: {soft: 5, hard: 4}\n",
+        expect![[r#"
+            error: docker-compose.yml:5:15: services.db.ulimits.nofile: soft limit above the hard limit
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    container_name: \"a b\"\n",
+        expect![[r#"
+            error: docker-compose.yml:4:21: services.db.container_name: invalid container_name 'a b': letters, digits, '_', '.' and '-'
+        "#]],
+    );
+}

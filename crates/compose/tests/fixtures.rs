@@ -266,52 +266,52 @@ fn gitlab() {
         "gitlab.yml",
         include_str!("fixtures/gitlab.yml"),
         expect![[r##"
-        name: "mystack"
-        services:
-          gitlab:
-            image: "gitlab/gitlab-ee:1.25"
-            environment:
-              GITLAB_OMNIBUS_CONFIG: "# Add any other gitlab.rb configuration here, each on its own line\nexternal_url 'https://gitlab.example.com'\ngitlab_rails['gitlab_shell_ssh_port'] = 2424\n"
-            ports:
-              - target: 80
-                published: 80
-                protocol: "tcp"
-              - target: 443
-                published: 443
-                protocol: "tcp"
-              - target: 22
-                published: 2424
-                protocol: "tcp"
-            volumes:
-              - type: "bind"
-                source: "/srv/gitlab/config"
-                target: "/etc/gitlab"
-              - type: "bind"
-                source: "/srv/gitlab/logs"
-                target: "/var/log/gitlab"
-              - type: "bind"
-                source: "/srv/gitlab/data"
-                target: "/var/opt/gitlab"
-            restart: "always"
-            hostname: "gitlab.example.com"
-          gitlab-runner:
-            image: "gitlab/gitlab-runner:alpine"
-            volumes:
-              - type: "bind"
-                source: "/srv/stack/runner/config"
-                target: "/etc/gitlab-runner"
-              - type: "bind"
-                source: "/var/run/docker.sock"
-                target: "/var/run/docker.sock"
-            depends_on:
+            name: "mystack"
+            services:
               gitlab:
-                condition: "service_started"
-            restart: "unless-stopped"
-        --- warnings
-        gitlab.yml:1:1: version: obsolete, ignored
-        gitlab.yml:5:5: services.gitlab.container_name: not supported yet, ignored
-        gitlab.yml:21:5: services.gitlab.shm_size: not supported yet, ignored
-    "##]],
+                image: "gitlab/gitlab-ee:1.25"
+                environment:
+                  GITLAB_OMNIBUS_CONFIG: "# Add any other gitlab.rb configuration here, each on its own line\nexternal_url 'https://gitlab.example.com'\ngitlab_rails['gitlab_shell_ssh_port'] = 2424\n"
+                ports:
+                  - target: 80
+                    published: 80
+                    protocol: "tcp"
+                  - target: 443
+                    published: 443
+                    protocol: "tcp"
+                  - target: 22
+                    published: 2424
+                    protocol: "tcp"
+                volumes:
+                  - type: "bind"
+                    source: "/srv/gitlab/config"
+                    target: "/etc/gitlab"
+                  - type: "bind"
+                    source: "/srv/gitlab/logs"
+                    target: "/var/log/gitlab"
+                  - type: "bind"
+                    source: "/srv/gitlab/data"
+                    target: "/var/opt/gitlab"
+                restart: "always"
+                hostname: "gitlab.example.com"
+                container_name: "gitlab"
+                shm_size: 268435456
+              gitlab-runner:
+                image: "gitlab/gitlab-runner:alpine"
+                volumes:
+                  - type: "bind"
+                    source: "/srv/stack/runner/config"
+                    target: "/etc/gitlab-runner"
+                  - type: "bind"
+                    source: "/var/run/docker.sock"
+                    target: "/var/run/docker.sock"
+                depends_on:
+                  gitlab:
+                    condition: "service_started"
+                restart: "unless-stopped"
+            --- warnings
+            gitlab.yml:1:1: version: obsolete, ignored
+        "##]],
     );
 }
 
@@ -700,76 +700,76 @@ fn prometheus_grafana() {
         "prometheus-grafana.yml",
         include_str!("fixtures/prometheus-grafana.yml"),
         expect![[r#"
-        name: "mystack"
-        services:
-          grafana:
-            image: "grafana/grafana:10.2.0"
-            environment:
-              GF_INSTALL_PLUGINS: "grafana-clock-panel"
-              GF_SECURITY_ADMIN_PASSWORD: "grafana"
-              GF_SECURITY_ADMIN_USER: "admin"
-            ports:
-              - target: 3000
-                published: 3000
-                protocol: "tcp"
-            volumes:
-              - type: "bind"
-                source: "/srv/stack/grafana/provisioning/datasources"
-                target: "/etc/grafana/provisioning/datasources"
-              - type: "volume"
-                source: "grafana_data"
-                target: "/var/lib/grafana"
+            name: "mystack"
+            services:
+              grafana:
+                image: "grafana/grafana:10.2.0"
+                environment:
+                  GF_INSTALL_PLUGINS: "grafana-clock-panel"
+                  GF_SECURITY_ADMIN_PASSWORD: "grafana"
+                  GF_SECURITY_ADMIN_USER: "admin"
+                ports:
+                  - target: 3000
+                    published: 3000
+                    protocol: "tcp"
+                volumes:
+                  - type: "bind"
+                    source: "/srv/stack/grafana/provisioning/datasources"
+                    target: "/etc/grafana/provisioning/datasources"
+                  - type: "volume"
+                    source: "grafana_data"
+                    target: "/var/lib/grafana"
+                networks:
+                  monitoring:
+                    aliases:
+                      - "dashboards"
+                depends_on:
+                  prometheus:
+                    condition: "service_started"
+                restart: "unless-stopped"
+                container_name: "grafana"
+              node-exporter:
+                image: "prom/node-exporter:v1.7.0"
+                command:
+                  - "--path.rootfs=/host"
+                volumes:
+                  - type: "bind"
+                    source: "/"
+                    target: "/host"
+                    read_only: true
+                networks:
+                  monitoring: {}
+              prometheus:
+                image: "prom/prometheus"
+                command:
+                  - "--config.file=/etc/prometheus/prometheus.yml"
+                  - "--storage.tsdb.retention.time=15d"
+                ports:
+                  - target: 9090
+                    published: 9090
+                    protocol: "tcp"
+                volumes:
+                  - type: "bind"
+                    source: "/srv/stack/prometheus"
+                    target: "/etc/prometheus"
+                    read_only: true
+                  - type: "volume"
+                    source: "prom_data"
+                    target: "/prometheus"
+                networks:
+                  monitoring: {}
+                restart: "unless-stopped"
+                container_name: "prometheus"
             networks:
               monitoring:
-                aliases:
-                  - "dashboards"
-            depends_on:
-              prometheus:
-                condition: "service_started"
-            restart: "unless-stopped"
-          node-exporter:
-            image: "prom/node-exporter:v1.7.0"
-            command:
-              - "--path.rootfs=/host"
+                driver: "bridge"
             volumes:
-              - type: "bind"
-                source: "/"
-                target: "/host"
-                read_only: true
-            networks:
-              monitoring: {}
-          prometheus:
-            image: "prom/prometheus"
-            command:
-              - "--config.file=/etc/prometheus/prometheus.yml"
-              - "--storage.tsdb.retention.time=15d"
-            ports:
-              - target: 9090
-                published: 9090
-                protocol: "tcp"
-            volumes:
-              - type: "bind"
-                source: "/srv/stack/prometheus"
-                target: "/etc/prometheus"
-                read_only: true
-              - type: "volume"
-                source: "prom_data"
-                target: "/prometheus"
-            networks:
-              monitoring: {}
-            restart: "unless-stopped"
-        networks:
-          monitoring:
-            driver: "bridge"
-        volumes:
-          grafana_data: {}
-          prom_data: {}
-        --- warnings
-        prometheus-grafana.yml:4:5: services.prometheus.container_name: not supported yet, ignored
-        prometheus-grafana.yml:18:5: services.grafana.container_name: not supported yet, ignored
-        prometheus-grafana.yml:39:5: services.node-exporter.pid: not supported yet, ignored
-        prometheus-grafana.yml:41:9: services.node-exporter.volumes[0]: volume option 'rslave' is not supported yet, ignored
-    "#]],
+              grafana_data: {}
+              prom_data: {}
+            --- warnings
+            prometheus-grafana.yml:39:5: services.node-exporter.pid: not supported yet, ignored
+            prometheus-grafana.yml:41:9: services.node-exporter.volumes[0]: volume option 'rslave' is not supported yet, ignored
+        "#]],
     );
 }
 
@@ -831,6 +831,12 @@ fn secrets_configs() {
                 configs:
                   - source: "pg_conf"
                     target: "/etc/postgresql/postgresql.conf"
+                sysctls:
+                  net.core.somaxconn: "1024"
+                ulimits:
+                  nofile:
+                    soft: 20000
+                    hard: 40000
             secrets:
               db_password:
                 file: "./db_password.txt"
@@ -839,8 +845,6 @@ fn secrets_configs() {
                 file: "./postgresql.conf"
             --- warnings
             secrets-configs.yml:11:5: services.db.privileged: not supported yet, ignored
-            secrets-configs.yml:12:5: services.db.ulimits: not supported yet, ignored
-            secrets-configs.yml:16:5: services.db.sysctls: not supported yet, ignored
             secrets-configs.yml:18:19: services.db.network_mode: network_mode 'bridge' is not supported (none and service:NAME are); ignored
         "#]],
     );
@@ -971,9 +975,12 @@ fn version_2() {
                   - "memcached"
                   - "-m"
                   - "64"
+                logging:
+                  driver: "json-file"
+                  options:
+                    max-size: "10m"
             --- warnings
             version-2.yml:1:1: version: obsolete, ignored
-            version-2.yml:21:5: services.cache.logging: not supported yet, ignored
         "#]],
     );
 }
@@ -1098,47 +1105,48 @@ fn wordpress() {
         "wordpress.yml",
         include_str!("fixtures/wordpress.yml"),
         expect![[r#"
-        name: "mystack"
-        services:
-          db:
-            image: "mariadb:10.6.4-focal"
-            command:
-              - "--default-authentication-plugin=mysql_native_password"
-            environment:
-              MYSQL_DATABASE: "wordpress"
-              MYSQL_PASSWORD: "s3cr3t"
-              MYSQL_ROOT_PASSWORD: "somewordpress"
-              MYSQL_USER: "wordpress"
-            volumes:
-              - type: "volume"
-                source: "db_data"
-                target: "/var/lib/mysql"
-            restart: "always"
-          wordpress:
-            image: "wordpress:latest"
-            environment:
-              WORDPRESS_DB_HOST: "db"
-              WORDPRESS_DB_NAME: "wordpress"
-              WORDPRESS_DB_PASSWORD: "s3cr3t"
-              WORDPRESS_DB_USER: "wordpress"
-            ports:
-              - target: 80
-                published: 80
-                protocol: "tcp"
-            volumes:
-              - type: "volume"
-                source: "wp_data"
-                target: "/var/www/html"
-            depends_on:
+            name: "mystack"
+            services:
               db:
-                condition: "service_started"
-            restart: "always"
-        volumes:
-          db_data: {}
-          wp_data: {}
-        --- warnings
-        wordpress.yml:15:5: services.db.expose: not supported yet, ignored
-    "#]],
+                image: "mariadb:10.6.4-focal"
+                command:
+                  - "--default-authentication-plugin=mysql_native_password"
+                environment:
+                  MYSQL_DATABASE: "wordpress"
+                  MYSQL_PASSWORD: "s3cr3t"
+                  MYSQL_ROOT_PASSWORD: "somewordpress"
+                  MYSQL_USER: "wordpress"
+                volumes:
+                  - type: "volume"
+                    source: "db_data"
+                    target: "/var/lib/mysql"
+                restart: "always"
+                expose:
+                  - "3306/tcp"
+                  - "33060/tcp"
+              wordpress:
+                image: "wordpress:latest"
+                environment:
+                  WORDPRESS_DB_HOST: "db"
+                  WORDPRESS_DB_NAME: "wordpress"
+                  WORDPRESS_DB_PASSWORD: "s3cr3t"
+                  WORDPRESS_DB_USER: "wordpress"
+                ports:
+                  - target: 80
+                    published: 80
+                    protocol: "tcp"
+                volumes:
+                  - type: "volume"
+                    source: "wp_data"
+                    target: "/var/www/html"
+                depends_on:
+                  db:
+                    condition: "service_started"
+                restart: "always"
+            volumes:
+              db_data: {}
+              wp_data: {}
+        "#]],
     );
 }
 
@@ -1254,6 +1262,61 @@ fn secrets_long() {
                 external: true
               my_cnf:
                 content: "[mysqld]\nmax_connections = 100\n"
+        "#]],
+    );
+}
+
+#[test]
+fn service_keys() {
+    check_fixture(
+        "service-keys.yml",
+        include_str!("fixtures/service-keys.yml"),
+        expect![[r#"
+            name: "mystack"
+            services:
+              db:
+                image: "mariadb:11"
+                stop_grace_period: "30s"
+                container_name: "shop-db"
+                stop_signal: "SIGINT"
+                runtime: "runc"
+                expose:
+                  - "3306/tcp"
+                  - "33060/tcp"
+                  - "33061/tcp"
+                  - "4444/udp"
+                dns:
+                  - "10.0.0.2"
+                dns_search:
+                  - "example.com"
+                dns_opt:
+                  - "use-vc"
+                  - "ndots:2"
+                group_add:
+                  - "mail"
+                  - "1001"
+                sysctls:
+                  net.core.somaxconn: "1024"
+                storage_opt:
+                  size: "20G"
+                ulimits:
+                  nofile:
+                    soft: 20000
+                    hard: 40000
+                  nproc:
+                    soft: 65535
+                    hard: 65535
+                tty: true
+                stdin_open: true
+                read_only: true
+                init: true
+                shm_size: 268435456
+                oom_score_adj: -500
+                logging:
+                  driver: "json-file"
+                  options:
+                    max-file: "3"
+                    max-size: "10m"
         "#]],
     );
 }

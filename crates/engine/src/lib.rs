@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum,
-    EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig, Mount, MountType,
-    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount,
+    MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -132,12 +132,20 @@ impl Engine {
         for c in list {
             let labels = c.labels.unwrap_or_default();
             let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
-            let name = c
-                .names
-                .as_ref()
-                .and_then(|n| n.first())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default();
+            // Drover's name for a slot's container, whatever its engine name
+            // (`container_name`).
+            let slot: Option<u32> = label(LABEL_SLOT).parse().ok();
+            let name = match (label(LABEL_STACK), label(LABEL_SERVICE), slot) {
+                (stack, service, Some(slot)) if !stack.is_empty() && !service.is_empty() => {
+                    proto::container_name(&stack, &service, slot)
+                }
+                _ => c
+                    .names
+                    .as_ref()
+                    .and_then(|n| n.first())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+            };
             let status = c.status.unwrap_or_default();
             let state = match c.state {
                 Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
@@ -316,7 +324,7 @@ impl Engine {
     pub async fn create(&self, c: &DesiredContainer) -> Result<String> {
         let body = container_config(c, &self.cluster)?;
         let opts = CreateContainerOptionsBuilder::default()
-            .name(&c.name)
+            .name(c.spec.container_name.as_deref().unwrap_or(&c.name))
             .build();
         let image = body.image.clone().unwrap_or_default();
         let policy = c.spec.pull_policy.unwrap_or(compose::PullPolicy::Missing);
@@ -659,11 +667,13 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
         .collect();
 
-    let mut exposed = Vec::new();
+    let mut exposed: Vec<String> = s.expose.clone();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &s.ports {
         let key = format!("{}/{}", p.target, p.protocol);
-        exposed.push(key.clone());
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
         bindings
             .entry(key)
             .or_insert_with(|| Some(Vec::new()))
@@ -777,7 +787,37 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
         cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.clone()),
         extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
-        dns: (own_network && !c.dns.is_empty()).then(|| c.dns.clone()),
+        // The mesh DNS first (it relays other names), then the service's own servers.
+        dns: {
+            let mut dns = c.dns.clone();
+            dns.extend(s.dns.iter().cloned());
+            (own_network && !dns.is_empty()).then_some(dns)
+        },
+        dns_search: (own_network && !s.dns_search.is_empty()).then(|| s.dns_search.clone()),
+        dns_options: (own_network && !s.dns_opt.is_empty()).then(|| s.dns_opt.clone()),
+        sysctls: (!s.sysctls.is_empty()).then(|| s.sysctls.clone().into_iter().collect()),
+        ulimits: (!s.ulimits.is_empty()).then(|| {
+            s.ulimits
+                .iter()
+                .map(|(name, l)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(l.soft),
+                    hard: Some(l.hard),
+                })
+                .collect()
+        }),
+        init: s.init,
+        shm_size: s.shm_size.map(|b| b as i64),
+        readonly_rootfs: s.read_only.then_some(true),
+        runtime: s.runtime.clone(),
+        group_add: (!s.group_add.is_empty()).then(|| s.group_add.clone()),
+        oom_score_adj: s.oom_score_adj,
+        storage_opt: (!s.storage_opt.is_empty())
+            .then(|| s.storage_opt.clone().into_iter().collect()),
+        log_config: s.logging.as_ref().map(|l| HostConfigLogConfig {
+            typ: l.driver.clone(),
+            config: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
+        }),
         ..Default::default()
     };
 
@@ -793,6 +833,9 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         healthcheck,
         stop_timeout: s.stop_grace_period_ns.map(|n| (n / 1_000_000_000) as i64),
+        stop_signal: s.stop_signal.clone(),
+        tty: s.tty.then_some(true),
+        open_stdin: s.stdin_open.then_some(true),
         host_config: Some(host_config),
         networking_config,
         ..Default::default()

@@ -45,7 +45,9 @@ pub fn plan(
         let input = roll::deploy::Service {
             replicas: spec.replicas,
             global: spec.global,
-            singleton: project.unit_any(service, proto::is_singleton),
+            // A fixed container name cannot run twice on a host either.
+            singleton: project.unit_any(service, proto::is_singleton)
+                || spec.container_name.is_some(),
             update_config: spec.update_config.as_ref(),
             undo_config: old
                 .and_then(|o| o.row.project.services.get(service))

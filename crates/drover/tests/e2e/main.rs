@@ -4,6 +4,7 @@
 mod cluster;
 mod exec;
 mod harness;
+mod keys;
 mod mesh;
 mod secrets;
 mod sidekicks;

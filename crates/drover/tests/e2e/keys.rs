@@ -1,0 +1,108 @@
+//! Service keys of the compose specification that map onto the engine, checked on what the
+//! engine was given.
+
+use crate::harness::*;
+
+#[test]
+fn service_keys_reach_the_engine() {
+    let mut d = Drover::up();
+    let stack = unique("keys");
+    let fixed = format!("{stack}-fixed-db");
+    let file = d.write(
+        "keys.yaml",
+        &format!(
+            "services:
+  db:
+    image: drover-test/busybox:1
+    command: [\"/bin/busybox\", \"sleep\", \"3600\"]
+    container_name: {fixed}
+    expose: [\"3306\", \"5000-5001/udp\"]
+    stop_signal: SIGINT
+    stop_grace_period: 1s
+    sysctls: {{net.core.somaxconn: \"1024\"}}
+    ulimits: {{nofile: {{soft: 2000, hard: 4000}}}}
+    tty: true
+    stdin_open: true
+    init: true
+    shm_size: 32m
+    read_only: true
+    dns_search: [example.test]
+    dns_opt: [\"ndots:2\"]
+    runtime: runc
+    logging: {{driver: json-file, options: {{max-size: 1m}}}}
+    group_add: [\"4242\"]
+    oom_score_adj: 300
+"
+        ),
+    );
+    d.deploy(&stack, &file);
+    let f = |tmpl: &str| {
+        docker_ok(&["inspect", "--format", tmpl, &fixed])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(f("{{.Name}}"), format!("/{fixed}"));
+    assert_eq!(
+        f("{{json .Config.ExposedPorts}}"),
+        r#"{"3306/tcp":{},"5000/udp":{},"5001/udp":{}}"#
+    );
+    assert_eq!(f("{{.Config.StopSignal}}"), "SIGINT");
+    assert_eq!(
+        f("{{index .HostConfig.Sysctls \"net.core.somaxconn\"}}"),
+        "1024"
+    );
+    assert_eq!(
+        f("{{json .HostConfig.Ulimits}}"),
+        r#"[{"Name":"nofile","Hard":4000,"Soft":2000}]"#
+    );
+    assert_eq!(
+        f("{{.Config.Tty}} {{.Config.OpenStdin}} {{.HostConfig.Init}}"),
+        "true true true"
+    );
+    assert_eq!(
+        f("{{.HostConfig.ShmSize}} {{.HostConfig.ReadonlyRootfs}}"),
+        "33554432 true"
+    );
+    assert_eq!(
+        f("{{json .HostConfig.DnsSearch}} {{json .HostConfig.DnsOptions}}"),
+        r#"["example.test"] ["ndots:2"]"#
+    );
+    assert_eq!(
+        f(
+            "{{.HostConfig.Runtime}} {{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}}"
+        ),
+        "runc json-file 1m"
+    );
+    assert_eq!(
+        f("{{json .HostConfig.GroupAdd}} {{.HostConfig.OomScoreAdj}}"),
+        r#"["4242"] 300"#
+    );
+
+    // Drover still knows it by its slot: ps, exec and logs use that name.
+    let ps = d.ok(&["stack", "ps", &stack]);
+    assert!(
+        ps.contains(&format!("{stack}-db-1")) && ps.contains("running"),
+        "{ps}"
+    );
+    let r = d.cli(&[
+        "exec",
+        &format!("{stack}-db-1"),
+        "cat",
+        "/proc/sys/net/core/somaxconn",
+    ]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "1024"), "{}", r.stderr);
+    // A fixed name with more replicas is refused, at the key.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file).expect("read") + "    deploy: {replicas: 2}\n",
+    )
+    .expect("write");
+    let r = d.try_deploy(&stack, &file);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("keys.yaml:5:21: services.db.container_name"),
+        "{}",
+        r.stderr
+    );
+}
