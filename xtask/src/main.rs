@@ -335,6 +335,7 @@ fn bench_hostile() -> Result<()> {
             profiles: &[],
             base_dir: None,
             files: &compose::NoFiles,
+            overrides: &[],
         });
         let took = start.elapsed();
         let outcome = match result {

@@ -493,4 +493,3 @@ mod tests {
         assert_eq!(l.auth(), "drv_token");
     }
 }
-

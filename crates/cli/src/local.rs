@@ -112,8 +112,11 @@ pub fn load(opts: &LoadOptions) -> Result<compose::Loaded, Failure> {
         Some(f) => f.clone(),
         None => default_file()?,
     };
-    if opts.files.len() > 1 {
-        return Err(Failure::input("only one -f file is supported so far"));
+    // Later -f files are merged over the first, as compose merges them.
+    let mut overrides = Vec::new();
+    for f in opts.files.iter().skip(1) {
+        let t = read_limited(f).map_err(|e| Failure::input(format!("{}: {e}", f.display())))?;
+        overrides.push((f.display().to_string(), t));
     }
     let text =
         read_limited(&file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
@@ -154,6 +157,7 @@ pub fn load(opts: &LoadOptions) -> Result<compose::Loaded, Failure> {
         profiles: &profiles,
         base_dir: Some(&base),
         files: &DirFiles { dir },
+        overrides: &overrides,
     })
     .map_err(|e| Failure::input(e.to_string()))
 }

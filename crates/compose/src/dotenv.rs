@@ -12,7 +12,16 @@ use crate::{Error, Location, MAX_FILE_BYTES};
 /// Parses a dotenv file. Later definitions of a key win.
 pub fn parse_dotenv(file_name: &str, text: &str) -> Result<BTreeMap<String, String>, Error> {
     let err = |line: usize, column: usize, path: &str, message: String| {
-        Error::new(file_name, Location { line, column }, path, message)
+        Error::new(
+            file_name,
+            Location {
+                line,
+                column,
+                file: 0,
+            },
+            path,
+            message,
+        )
     };
     if text.len() > MAX_FILE_BYTES {
         return Err(err(

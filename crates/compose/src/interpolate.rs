@@ -222,6 +222,8 @@ impl PathSeg<'_> {
 
 pub(crate) struct TreeInterp<'a> {
     pub file: &'a str,
+    /// Names of the files read, by `Location::file` (empty: only `file`).
+    pub names: Vec<String>,
     pub variables: &'a BTreeMap<String, String>,
     pub warnings: Vec<Warning>,
     warned: BTreeSet<String>,
@@ -231,10 +233,18 @@ impl<'a> TreeInterp<'a> {
     pub fn new(file: &'a str, variables: &'a BTreeMap<String, String>) -> Self {
         TreeInterp {
             file,
+            names: Vec::new(),
             variables,
             warnings: Vec::new(),
             warned: BTreeSet::new(),
         }
+    }
+
+    /// The name of the file `loc` is in.
+    fn fname(&self, loc: crate::Location) -> &str {
+        self.names
+            .get(usize::from(loc.file))
+            .map_or(self.file, String::as_str)
     }
 
     /// Interpolates every string scalar below `node` (map keys excluded). Unchanged subtrees
@@ -246,11 +256,12 @@ impl<'a> TreeInterp<'a> {
                     return Ok(Rc::clone(node));
                 }
                 let done = interpolate(text, self.variables)
-                    .map_err(|m| Error::new(self.file, node.loc, path.render(), m))?;
+                    .map_err(|m| Error::new(self.fname(node.loc), node.loc, path.render(), m))?;
                 for name in done.unset {
                     if self.warned.insert(name.clone()) {
+                        let file = self.fname(node.loc).to_owned();
                         self.warnings.push(Warning {
-                            file: self.file.to_owned(),
+                            file,
                             location: node.loc,
                             path: path.render(),
                             message: format!("variable {name} is not set, using empty string"),

@@ -17,6 +17,7 @@ mod dotenv;
 mod emit;
 pub mod interpolate;
 mod load;
+mod merge;
 pub mod model;
 mod sidekick;
 mod units;
@@ -82,6 +83,8 @@ pub struct Input<'a> {
     /// Absolute directory of the compose file, to make relative bind sources absolute.
     pub base_dir: Option<&'a str>,
     pub files: &'a dyn Files,
+    /// Further `-f` files (name, text), merged over this one in order, as compose merges.
+    pub overrides: &'a [(String, String)],
 }
 
 /// Result of a successful [`load`].
@@ -117,8 +120,16 @@ impl Error {
         }
     }
 
+    /// The same error, at another path.
+    pub fn with_path(self, path: impl Into<String>) -> Error {
+        Error {
+            path: path.into(),
+            ..self
+        }
+    }
+
     fn render(&self) -> String {
-        let Location { line, column } = self.location;
+        let Location { line, column, .. } = self.location;
         if self.path.is_empty() {
             format!("{}:{line}:{column}: {}", self.file, self.message)
         } else {

@@ -25,7 +25,7 @@ type KeyValue = (String, Option<String>, Location, String);
 const TOP_KEYS: &[&str] = &[
     "version", "name", "services", "networks", "volumes", "secrets", "configs",
 ];
-const TOP_UNSUPPORTED: &[&str] = &["include", "models"];
+const TOP_UNSUPPORTED: &[&str] = &["models"];
 const FILE_SOURCE_KEYS: &[&str] = &["file", "environment", "content", "external", "name"];
 const FILE_SOURCE_UNSUPPORTED: &[&str] = &["driver", "driver_opts", "template_driver", "labels"];
 const FILE_USE_KEYS: &[&str] = &["source", "target", "uid", "gid", "mode"];
@@ -106,7 +106,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "devices",
     "domainname",
     "driver_opts",
-    "extends",
     "external_links",
     "gpus",
     "ipc",
@@ -189,6 +188,37 @@ const PORT_UNSUPPORTED: &[&str] = &["name", "app_protocol"];
 const MOUNT_KEYS: &[&str] = &["type", "source", "target", "read_only"];
 const MOUNT_UNSUPPORTED: &[&str] = &["bind", "volume", "tmpfs", "consistency", "image"];
 const SERVICE_NETWORK_KEYS: &[&str] = &["aliases"];
+/// Keys ignored for a reason other than "not yet": what to tell the user.
+const WHY_IGNORED: &[(&str, &str)] = &[
+    (
+        "ipv4_address",
+        "ignored: on a cluster, addresses come from each host's share of the network (reach \
+         the container by its name)",
+    ),
+    (
+        "ipv6_address",
+        "ignored: on a cluster, addresses come from each host's share of the network (reach \
+         the container by its name)",
+    ),
+    (
+        "ipam",
+        "ignored: on a cluster, Drover gives each host its own subnet of the network",
+    ),
+    (
+        "mac_address",
+        "ignored: a fixed MAC address cannot follow a container from host to host",
+    ),
+    (
+        "privileged",
+        "not supported yet (container policies come with environment roles), ignored",
+    ),
+    (
+        "platform",
+        "ignored: hosts are not told apart by platform yet (use a placement constraint on a \
+         host label)",
+    ),
+];
+
 const SERVICE_NETWORK_UNSUPPORTED: &[&str] = &[
     "ipv4_address",
     "ipv6_address",
@@ -280,6 +310,8 @@ struct Refs {
 
 struct Cx<'a> {
     file: &'a str,
+    /// Names of the files read, by `Location::file`.
+    names: Vec<String>,
     input: &'a Input<'a>,
     warnings: Vec<Warning>,
     refs: Refs,
@@ -300,15 +332,33 @@ pub(crate) fn load(input: &Input) -> Result<Loaded, Error> {
     let Some(root) = root else {
         return Err(Error::new(
             file,
-            Location { line: 1, column: 1 },
+            Location {
+                line: 1,
+                column: 1,
+                file: 0,
+            },
             "",
             "the file is empty: no services defined",
         ));
     };
+    let mut sources = Sources {
+        names: vec![file.to_owned()],
+        files: input.files,
+    };
+    let mut root = root;
+    for (name, text) in input.overrides {
+        if let Some(over) = sources.parse(name, text)? {
+            root = crate::merge::merge_documents(&root, &over);
+        }
+    }
+    let root = sources.includes(&root, 0)?;
+    let root = sources.extends(&root)?;
     let mut interp = TreeInterp::new(file, input.variables);
+    interp.names = sources.names.clone();
     let root = interp.node(&root, &PathSeg::Root)?;
     let mut cx = Cx {
         file,
+        names: sources.names,
         input,
         warnings: interp.warnings,
         refs: Refs::default(),
@@ -328,14 +378,301 @@ pub(crate) fn load(input: &Input) -> Result<Loaded, Error> {
     })
 }
 
+/// Most files one project may be read from (`-f` files, `include`, `extends`).
+const MAX_FILES: usize = 32;
+/// Deepest chain of `include`s or `extends`.
+const MAX_CHAIN: usize = 8;
+
+/// The files a project is read from, by `Location::file`, and where more come from.
+struct Sources<'a> {
+    names: Vec<String>,
+    files: &'a dyn crate::Files,
+}
+
+impl Sources<'_> {
+    fn err(&self, node: &Node, path: &str, message: impl Into<String>) -> Error {
+        let file = self
+            .names
+            .get(usize::from(node.loc.file))
+            .map_or("", String::as_str);
+        Error::new(file, node.loc, path, message)
+    }
+
+    /// Parses another file, numbering its nodes.
+    fn parse(&mut self, name: &str, text: &str) -> Result<Option<Rc<Node>>, Error> {
+        if self.names.len() >= MAX_FILES {
+            return Err(Error::new(
+                name,
+                Location::default(),
+                "",
+                format!("more than {MAX_FILES} files make up this project"),
+            ));
+        }
+        let index = self.names.len() as u16;
+        self.names.push(name.to_owned());
+        yaml::parse_indexed(name, text, index)
+    }
+
+    /// Reads and parses the file `path` names (relative to the compose file's directory).
+    fn read(&mut self, at: &Node, key_path: &str, path: &str) -> Result<Rc<Node>, Error> {
+        let text = self
+            .files
+            .read(path)
+            .map_err(|why| self.err(at, key_path, format!("{path}: {why}")))?;
+        self.parse(path, &text)?
+            .ok_or_else(|| self.err(at, key_path, format!("{path} is empty")))
+    }
+
+    /// `include: [FILE, {path: FILE | [FILE...]}]`: each file's services, networks, volumes,
+    /// secrets and configs join the project (a service defined twice is an error); the key
+    /// itself goes.
+    fn includes(&mut self, root: &Rc<Node>, depth: usize) -> Result<Rc<Node>, Error> {
+        let Kind::Map(entries) = &root.kind else {
+            return Ok(Rc::clone(root));
+        };
+        let Some((key, list)) = entries
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some("include"))
+        else {
+            return Ok(Rc::clone(root));
+        };
+        if depth >= MAX_CHAIN {
+            return Err(self.err(
+                key,
+                "include",
+                format!("includes nest deeper than {MAX_CHAIN}"),
+            ));
+        }
+        let mut paths: Vec<(Rc<Node>, String)> = Vec::new();
+        let items: Vec<Rc<Node>> = match &list.kind {
+            Kind::Seq(items) => items.clone(),
+            _ => return Err(self.err(list, "include", "expected a sequence of files")),
+        };
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("include[{i}]");
+            match &item.kind {
+                Kind::Scalar { text, .. } => paths.push((Rc::clone(item), text.clone())),
+                Kind::Map(fields) => {
+                    for (k, v) in fields {
+                        match (k.as_scalar(), &v.kind) {
+                            (Some("path"), Kind::Scalar { text, .. }) => {
+                                paths.push((Rc::clone(v), text.clone()));
+                            }
+                            (Some("path"), Kind::Seq(files)) => {
+                                for f in files {
+                                    let t = f.as_scalar().unwrap_or_default().to_owned();
+                                    paths.push((Rc::clone(f), t));
+                                }
+                            }
+                            (Some("path"), _) => {
+                                return Err(self.err(
+                                    v,
+                                    &format!("{p}.path"),
+                                    "expected a file or a list of files",
+                                ));
+                            }
+                            (Some(other), _) => {
+                                return Err(self.err(
+                                    k,
+                                    &format!("{p}.{other}"),
+                                    format!("include.{other} is not supported (path is)"),
+                                ));
+                            }
+                            (None, _) => {}
+                        }
+                    }
+                }
+                _ => return Err(self.err(item, &p, "expected a file or {path: ...}")),
+            }
+        }
+        let mut out: Vec<(Rc<Node>, Rc<Node>)> = entries
+            .iter()
+            .filter(|(k, _)| k.as_scalar() != Some("include"))
+            .cloned()
+            .collect();
+        for (at, path) in paths {
+            let included = self.read(&at, "include", &path)?;
+            let included = self.includes(&included, depth + 1)?;
+            let Kind::Map(inc) = &included.kind else {
+                return Err(self.err(&included, "", "expected a mapping at the top level"));
+            };
+            for (k, v) in inc {
+                let Some(name) = k.as_scalar() else { continue };
+                if !matches!(
+                    name,
+                    "services" | "networks" | "volumes" | "secrets" | "configs"
+                ) {
+                    continue;
+                }
+                let Some(slot) = out.iter_mut().find(|(ok, _)| ok.as_scalar() == Some(name)) else {
+                    out.push((Rc::clone(k), Rc::clone(v)));
+                    continue;
+                };
+                let (Kind::Map(have), Kind::Map(add)) = (&slot.1.kind, &v.kind) else {
+                    continue;
+                };
+                let mut merged = have.clone();
+                for (ak, av) in add {
+                    let an = ak.as_scalar().unwrap_or_default();
+                    match merged.iter().find(|(hk, _)| hk.as_scalar() == Some(an)) {
+                        Some(_) if name == "services" => {
+                            return Err(self.err(
+                                ak,
+                                &format!("services.{an}"),
+                                format!(
+                                    "service '{an}' is defined both here and in the including file"
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
+                        None => merged.push((Rc::clone(ak), Rc::clone(av))),
+                    }
+                }
+                slot.1 = crate::merge::map_node(slot.1.loc, merged);
+            }
+        }
+        Ok(crate::merge::map_node(root.loc, out))
+    }
+
+    /// Every service's `extends: NAME` or `extends: {service: NAME, file: FILE}` resolved:
+    /// the service is its base's definition merged with its own.
+    fn extends(&mut self, root: &Rc<Node>) -> Result<Rc<Node>, Error> {
+        let Kind::Map(entries) = &root.kind else {
+            return Ok(Rc::clone(root));
+        };
+        let Some(services) = entries
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some("services"))
+            .map(|(_, v)| Rc::clone(v))
+        else {
+            return Ok(Rc::clone(root));
+        };
+        let Kind::Map(list) = &services.kind else {
+            return Ok(Rc::clone(root));
+        };
+        let mut resolved = Vec::new();
+        for (k, v) in list {
+            let name = k.as_scalar().unwrap_or_default();
+            let svc = self.resolve(&services, name, v, &mut Vec::new())?;
+            resolved.push((Rc::clone(k), svc));
+        }
+        let out = entries
+            .iter()
+            .map(|(k, v)| match k.as_scalar() {
+                Some("services") => (
+                    Rc::clone(k),
+                    crate::merge::map_node(v.loc, resolved.clone()),
+                ),
+                _ => (Rc::clone(k), Rc::clone(v)),
+            })
+            .collect();
+        Ok(crate::merge::map_node(root.loc, out))
+    }
+
+    fn resolve(
+        &mut self,
+        services: &Rc<Node>,
+        name: &str,
+        svc: &Rc<Node>,
+        chain: &mut Vec<String>,
+    ) -> Result<Rc<Node>, Error> {
+        let Kind::Map(fields) = &svc.kind else {
+            return Ok(Rc::clone(svc));
+        };
+        let Some((key, ext)) = fields
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some("extends"))
+        else {
+            return Ok(Rc::clone(svc));
+        };
+        let path = format!("services.{name}.extends");
+        let (base_name, file) = match &ext.kind {
+            Kind::Scalar { text, .. } => (text.clone(), None),
+            Kind::Map(m) => {
+                let get = |k: &str| {
+                    m.iter()
+                        .find(|(mk, _)| mk.as_scalar() == Some(k))
+                        .and_then(|(_, v)| v.as_scalar().map(str::to_owned))
+                };
+                if let Some((bad, _)) = m
+                    .iter()
+                    .find(|(mk, _)| !matches!(mk.as_scalar(), Some("service" | "file")))
+                {
+                    return Err(self.err(bad, &path, "extends takes service and file"));
+                }
+                let Some(s) = get("service") else {
+                    return Err(self.err(ext, &path, "extends needs a service"));
+                };
+                (s, get("file"))
+            }
+            Kind::Seq(_) => {
+                return Err(self.err(ext, &path, "expected a service or {service, file}"));
+            }
+        };
+        let here = format!("{}:{name}", svc.loc.file);
+        if chain.contains(&here) || chain.len() >= MAX_CHAIN {
+            return Err(self.err(
+                key,
+                &path,
+                format!("extends cycle through service '{name}'"),
+            ));
+        }
+        chain.push(here);
+        let base_services = match &file {
+            Some(f) => {
+                let doc = self.read(ext, &path, f)?;
+                let Kind::Map(top) = &doc.kind else {
+                    return Err(self.err(ext, &path, format!("{f}: expected a mapping")));
+                };
+                top.iter()
+                    .find(|(k, _)| k.as_scalar() == Some("services"))
+                    .map(|(_, v)| Rc::clone(v))
+                    .ok_or_else(|| self.err(ext, &path, format!("{f} has no services")))?
+            }
+            None => Rc::clone(services),
+        };
+        let base = match &base_services.kind {
+            Kind::Map(m) => m
+                .iter()
+                .find(|(k, _)| k.as_scalar() == Some(base_name.as_str()))
+                .map(|(_, v)| Rc::clone(v)),
+            _ => None,
+        };
+        let Some(base) = base else {
+            let where_ = file.map(|f| format!(" in {f}")).unwrap_or_default();
+            return Err(self.err(
+                ext,
+                &path,
+                format!("extends: no service '{base_name}'{where_}"),
+            ));
+        };
+        let base = self.resolve(&base_services, &base_name, &base, chain)?;
+        chain.pop();
+        let own: Vec<(Rc<Node>, Rc<Node>)> = fields
+            .iter()
+            .filter(|(k, _)| k.as_scalar() != Some("extends"))
+            .cloned()
+            .collect();
+        let own = crate::merge::map_node(svc.loc, own);
+        Ok(crate::merge::merge_service(&base, &own))
+    }
+}
+
 impl Cx<'_> {
     fn err(&self, node: &Node, path: &str, message: impl Into<String>) -> Error {
-        Error::new(self.file, node.loc, path, message)
+        Error::new(self.fname(node.loc), node.loc, path, message)
+    }
+
+    /// The name of the file `loc` is in.
+    fn fname(&self, loc: Location) -> &str {
+        self.names
+            .get(usize::from(loc.file))
+            .map_or(self.file, String::as_str)
     }
 
     fn warn(&mut self, node: &Node, path: &str, message: impl Into<String>) {
         self.warnings.push(Warning {
-            file: self.file.to_owned(),
+            file: self.fname(node.loc).to_owned(),
             location: node.loc,
             path: path.to_owned(),
             message: message.into(),
@@ -455,7 +792,11 @@ impl Cx<'_> {
             return Ok(KeyClass::Extension);
         }
         if unsupported.contains(&key_text) {
-            self.warn(key, path, "not supported yet, ignored");
+            let why = WHY_IGNORED
+                .iter()
+                .find(|(k, _)| *k == key_text)
+                .map_or("not supported yet, ignored", |(_, why)| why);
+            self.warn(key, path, why);
             return Ok(KeyClass::Unsupported);
         }
         let mut all: Vec<&str> = known.to_vec();
@@ -2115,7 +2456,13 @@ impl Cx<'_> {
         mut all: BTreeMap<String, Service>,
     ) -> Result<Project, Error> {
         let file = self.file;
-        let ref_err = |r: &Ref, message: String| Error::new(file, r.loc, r.path.clone(), message);
+        let names = &self.names;
+        let ref_err = |r: &Ref, message: String| {
+            let f = names
+                .get(usize::from(r.loc.file))
+                .map_or(file, String::as_str);
+            Error::new(f, r.loc, r.path.clone(), message)
+        };
         for r in &self.refs.networks {
             if r.target != "default" && !project.networks.contains_key(&r.target) {
                 return Err(ref_err(
@@ -2253,7 +2600,7 @@ impl Cx<'_> {
                 .find(|r| r.service == e.service && r.target == e.key);
             let path = format!("services.{}.{}", e.service, e.key);
             return Err(match at {
-                Some(r) => Error::new(file, r.loc, path, e.message),
+                Some(r) => ref_err(r, e.message).with_path(path),
                 None => Error::new(file, Location::default(), path, e.message),
             });
         }

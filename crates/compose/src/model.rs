@@ -595,6 +595,10 @@ impl Service {
 pub struct Location {
     pub line: usize,
     pub column: usize,
+    /// Which of the files read it is in (0: the main one; `-f` overrides, `include`d and
+    /// `extends` files follow). Errors and warnings name that file.
+    #[serde(skip)]
+    pub file: u16,
 }
 
 /// A non-fatal finding: an unsupported key, say. Never silently dropped.

@@ -173,16 +173,19 @@ enum Frame {
 
 struct Builder<'f> {
     file: &'f str,
+    /// Stamped on every node's location.
+    index: u16,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Rc<Node>>,
     root: Option<Rc<Node>>,
     budget: usize,
 }
 
-fn loc_of(span: &Span) -> Location {
+fn loc_of(span: &Span, file: u16) -> Location {
     Location {
         line: span.start.line(),
         column: span.start.col() + 1,
+        file,
     }
 }
 
@@ -326,7 +329,7 @@ impl Builder<'_> {
     }
 
     fn event(&mut self, event: Event<'_>, span: Span, documents: &mut usize) -> Result<(), Error> {
-        let loc = loc_of(&span);
+        let loc = loc_of(&span, self.index);
         match event {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
             Event::DocumentStart(_) => {
@@ -437,6 +440,7 @@ fn scan_error(file: &str, e: &ScanError) -> Error {
         Location {
             line: e.marker().line(),
             column: e.marker().col() + 1,
+            file: 0,
         },
         "",
         e.info(),
@@ -445,6 +449,11 @@ fn scan_error(file: &str, e: &ScanError) -> Error {
 
 /// Parses one YAML document. `Ok(None)` for an empty document.
 pub(crate) fn parse(file: &str, text: &str) -> Result<Option<Rc<Node>>, Error> {
+    parse_indexed(file, text, 0)
+}
+
+/// [`parse`], the nodes marked as coming from file number `index` of those read.
+pub(crate) fn parse_indexed(file: &str, text: &str, index: u16) -> Result<Option<Rc<Node>>, Error> {
     if text.len() > MAX_FILE_BYTES {
         return Err(Error::new(
             file,
@@ -459,6 +468,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Option<Rc<Node>>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut builder = Builder {
         file,
+        index,
         stack: Vec::new(),
         anchors: HashMap::new(),
         root: None,

@@ -482,6 +482,7 @@ fn load_with(
         profiles: &[],
         base_dir,
         files: &files,
+        overrides: &[],
     }) {
         Ok(l) => {
             let mut out = compose::to_compose_yaml(&l.project);

@@ -844,7 +844,7 @@ fn secrets_configs() {
               pg_conf:
                 file: "./postgresql.conf"
             --- warnings
-            secrets-configs.yml:11:5: services.db.privileged: not supported yet, ignored
+            secrets-configs.yml:11:5: services.db.privileged: not supported yet (container policies come with environment roles), ignored
             secrets-configs.yml:18:19: services.db.network_mode: network_mode 'bridge' is not supported (none and service:NAME are); ignored
         "#]],
     );

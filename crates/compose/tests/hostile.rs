@@ -176,6 +176,7 @@ fn env_file_amplification() {
         profiles: &[],
         base_dir: None,
         files: &files,
+        overrides: &[],
     })
     .err()
     .map(|e| e.to_string());

@@ -16,6 +16,7 @@ fn project(yaml: &str) -> Project {
         profiles: &[],
         base_dir: None,
         files: &compose::NoFiles,
+        overrides: &[],
     };
     match compose::load(&input) {
         Ok(l) => l.project,

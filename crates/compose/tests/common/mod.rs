@@ -33,6 +33,15 @@ pub fn files() -> BTreeMap<String, String> {
         ("common.env", "LOG_LEVEL=info\nSHARED=common\n"),
         ("api.env", "SHARED=api\nAPI_KEY='abc$def'\n"),
         ("bad.env", "GOOD=1\nthis line is wrong\n"),
+        (
+            "base.yml",
+            "services:\n  app:\n    image: app:1\n    environment: [MODE=prod, LOG=info]\n    ports: [\"80:8080\"]\n  broken:\n    image: x\n    extends: nowhere\n",
+        ),
+        (
+            "inc.yml",
+            "services:\n  cache:\n    image: redis:7\n    networks: [back]\nnetworks:\n  back: {}\n",
+        ),
+        ("dup.yml", "services:\n  web:\n    image: other\n"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -61,6 +70,7 @@ pub fn load_text(file_name: &str, text: &str) -> Result<Loaded, compose::Error> 
         profiles: &profiles,
         base_dir: Some("/srv/stack"),
         files: &files,
+        overrides: &[],
     })
 }
 
@@ -80,6 +90,7 @@ pub fn assert_round_trip(file_name: &str, original_text: &str, loaded: &Loaded) 
         profiles: &profiles,
         base_dir: Some("/elsewhere"),
         files: &files,
+        overrides: &[],
     });
     let again = match again {
         Ok(again) => again,

@@ -105,4 +105,34 @@ fn service_keys_reach_the_engine() {
         "{}",
         r.stderr
     );
+
+    // Several -f files merge, and extends and include read files beside the first.
+    d.write(
+        "base.yaml",
+        "services:\n  app:\n    image: drover-test/app:1\n    environment: [A=1]\n",
+    );
+    d.write(
+        "inc.yaml",
+        "services:\n  cache:\n    image: drover-test/busybox:1\n",
+    );
+    let main = d.write(
+        "main.yaml",
+        "include: [inc.yaml]\nservices:\n  web:\n    extends: {service: app, file: base.yaml}\n    environment: [B=2]\n",
+    );
+    let over = d.write(
+        "over.yaml",
+        "services:\n  web:\n    environment: [A=override]\n",
+    );
+    let out = d.ok(&[
+        "stack",
+        "config",
+        "-f",
+        &main.to_string_lossy(),
+        "-f",
+        &over.to_string_lossy(),
+    ]);
+    assert!(
+        out.contains("cache:") && out.contains("A: \"override\"") && out.contains("B: \"2\""),
+        "{out}"
+    );
 }

@@ -50,6 +50,7 @@ pub async fn deploy(
                 profiles: &req.profiles,
                 base_dir: None,
                 files: &NoFiles,
+                overrides: &[],
             })
             .map_err(|e| ApiError {
                 field: Some("compose".into()),
