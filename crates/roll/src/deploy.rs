@@ -65,6 +65,18 @@ pub fn deploy(
     let existing = &service.slots;
     let from = match from {
         Some(f) if existing.iter().any(|s| !s.same) => f,
+        // Fewer replicas: the roll drains the highest slots out of the names before they go.
+        Some(f) if !service.global && existing.len() > service.replicas as usize => {
+            let slots = existing.iter().map(|s| (s.id, Rev::Target)).collect();
+            let mut roll = Roll::new(target, f, false, Settings::of(service.update_config), now);
+            if let Some(prev) = service.previous {
+                roll.draining = prev.draining.clone();
+            }
+            return Decision {
+                slots,
+                roll: Some(roll),
+            };
+        }
         _ => {
             if service.global {
                 // The scheduling pass adds or removes per host.
@@ -204,8 +216,9 @@ mod tests {
         check("replicas=3", "1 2 3", "1 2 3 | no roll");
         // Scale up: the lowest free numbers; down: the highest go.
         check("replicas=4", "1 3", "1 3 2 4 | no roll");
-        check("replicas=1", "1 2 3", "1 | no roll");
-        check("replicas=0", "1 2", " | no roll");
+        // Scale down: a roll drains the highest out of the names, then removes them.
+        check("replicas=1", "1 2 3", "1 2 3 | roll 4->5 stop-first x1");
+        check("replicas=1 new-stack", "", "1 | no roll");
         // A global service keeps its slots: the scheduling pass follows the hosts.
         check("global", "1 2 5", "1 2 5 | no roll");
     }

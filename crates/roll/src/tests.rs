@@ -8,6 +8,7 @@
 //!        [action=pause|continue|rollback] [ratio=F] [rollback]
 //! replicas N        drain MS
 //! old ID...         (slots running the previous spec, ready)
+//! current ID...     (slots running the target spec, ready)
 //! ready ID...       starting ID...       fail ID WHY       gone ID
 //! at MS             (one step; prints `MS: actions | batch [..] draining [..] phase`)
 //! restart           (the roll state goes through serde, as across a server restart)
@@ -59,12 +60,12 @@ fn run(script: &str) -> String {
             }
             "replicas" => replicas = words[1].parse().unwrap_or(1),
             "drain" => drain_ms = words[1].parse().unwrap_or(0),
-            "old" => {
+            "old" | "current" => {
                 for id in ids(&words[1..]) {
                     slots.push(Slot {
                         id,
                         name: format!("s-web-{id}"),
-                        current: false,
+                        current: words[0] == "current",
                         state: State::Ready,
                     });
                 }
@@ -397,6 +398,21 @@ fn gone_slots_are_forgotten_and_parallelism_zero_does_all() {
         expect![[r#"
             0: add 4, add 5, add 6 | batch {4, 5, 6} draining [] updated 0 rolling
             10: add 5 | batch {5} draining [2, 3] updated 2 rolling
+        "#]],
+    );
+}
+
+#[test]
+fn fewer_replicas_drain_before_they_go() {
+    // Every slot runs the target spec; two are too many: they leave the names, wait their
+    // drain, then go; the roll is done once they have.
+    check(
+        "replicas 1\ndrain 2000\ncurrent 1 2 3\nat 0\nat 1000\nat 2000\nat 2100",
+        expect![[r#"
+            0: - | batch {} draining [2, 3] updated 0 rolling
+            1000: - | batch {} draining [2, 3] updated 0 rolling
+            2000: remove 2, remove 3 | batch {} draining [] updated 0 done
+            2100: - | batch {} draining [] updated 0 done
         "#]],
     );
 }
