@@ -116,18 +116,24 @@ impl Mesh {
         let peers_tx = watch::channel(BTreeMap::<String, Ipv4Addr>::new()).0;
         let mut serving: Option<(Ipv4Addr, Vec<tokio::task::JoinHandle<()>>)> = None;
         let mut last_names: Option<Vec<mesh::Entry>> = None;
+        let mut last_allows: Option<Vec<mesh::Allow>> = None;
         let mut last_error = String::new();
         loop {
             let current = rx.borrow_and_update().clone();
             if let Some(s) = current {
-                let result = self.apply(&s).await;
-                if last_names.as_ref() != Some(&s.names) {
-                    let built = mesh::Names::build(&s.names);
-                    if let Ok(mut n) = self.names.write() {
-                        *n = built;
-                    }
-                    last_names = Some(s.names.clone());
+                // Names change at once (a draining container must stop being answered
+                // when the server says, however long the host's iptables take); when the
+                // subnets allowed change too, only once the rules let the traffic through.
+                let allows = mesh::allows(&s.host, &s.subnets, &s.names);
+                let rules_first = last_allows.as_ref() != Some(&allows);
+                if !rules_first {
+                    self.set_names(&s, &mut last_names);
                 }
+                let result = self.apply(&s, &allows).await;
+                if result.is_ok() {
+                    last_allows = Some(allows);
+                }
+                self.set_names(&s, &mut last_names);
                 peers_tx.send_if_modified(|p| {
                     let wanted: BTreeMap<String, Ipv4Addr> =
                         s.peers.iter().map(|p| (p.host.clone(), p.ip)).collect();
@@ -159,11 +165,22 @@ impl Mesh {
         }
     }
 
-    async fn apply(&self, s: &proto::MeshState) -> Result<(), String> {
+    async fn apply(&self, s: &proto::MeshState, allows: &[mesh::Allow]) -> Result<(), String> {
         system::configure_device(&self.iface, &s.place).await?;
         self.tunnel.set_peers(&s.peers)?;
-        let allows = mesh::allows(&s.host, &s.subnets, &s.names);
-        system::apply_rules(&self.iface, &system::rules(&allows, s.place.env)).await
+        system::apply_rules(&self.iface, &system::rules(allows, s.place.env)).await
+    }
+
+    /// Answers names as `s` says, if that changed.
+    fn set_names(&self, s: &proto::MeshState, last: &mut Option<Vec<mesh::Entry>>) {
+        if last.as_ref() == Some(&s.names) {
+            return;
+        }
+        let built = mesh::Names::build(&s.names);
+        if let Ok(mut n) = self.names.write() {
+            *n = built;
+        }
+        *last = Some(s.names.clone());
     }
 
     /// Starts the DNS server and the prober on the mesh address.
