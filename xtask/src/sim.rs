@@ -80,6 +80,8 @@ async fn sim_agent(link: SimLink, token: String, i: usize, silent: Arc<AtomicBoo
         version: Some("fake-engine".into()),
         cpus: Some(32),
         memory: Some(128 << 30),
+        os: Some("linux".into()),
+        arch: Some("amd64".into()),
         error: None,
     };
     let mut last = fake_report(&engine, vec![], 0);

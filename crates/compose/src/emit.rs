@@ -291,6 +291,10 @@ fn service(s: &Service) -> Map<String, Value> {
         m.insert("stop_grace_period".into(), format_duration(ns).into());
     }
     insert_opt(&mut m, "container_name", s.container_name.as_deref());
+    insert_opt(&mut m, "platform", s.platform.as_deref());
+    if !s.annotations.is_empty() {
+        m.insert("annotations".into(), json!(s.annotations));
+    }
     insert_opt(&mut m, "stop_signal", s.stop_signal.as_deref());
     insert_opt(&mut m, "runtime", s.runtime.as_deref());
     for (key, list) in [

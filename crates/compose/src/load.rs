@@ -62,6 +62,8 @@ const SERVICE_KEYS: &[&str] = &[
     "profiles",
     "stop_grace_period",
     "container_name",
+    "platform",
+    "annotations",
     "expose",
     "stop_signal",
     "sysctls",
@@ -87,7 +89,6 @@ const SERVICE_KEYS: &[&str] = &[
 
 /// Service keys of the compose specification that Drover does not implement (yet).
 const SERVICE_UNSUPPORTED: &[&str] = &[
-    "annotations",
     "attach",
     "blkio_config",
     "cgroup",
@@ -117,7 +118,6 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "models",
     "oom_kill_disable",
     "pid",
-    "platform",
     "post_start",
     "pre_stop",
     "privileged",
@@ -211,11 +211,6 @@ const WHY_IGNORED: &[(&str, &str)] = &[
     (
         "privileged",
         "not supported yet (container policies come with environment roles), ignored",
-    ),
-    (
-        "platform",
-        "ignored: hosts are not told apart by platform yet (use a placement constraint on a \
-         host label)",
     ),
 ];
 
@@ -1400,6 +1395,23 @@ impl Cx<'_> {
                     svc.container_name = Some(n);
                 }
                 "expose" => svc.expose = self.expose(v, &p)?,
+                "platform" => {
+                    let text = self.non_empty_string(v, &p)?;
+                    let valid = text.split('/').count() <= 3
+                        && text.split('/').all(|part| {
+                            !part.is_empty()
+                                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        });
+                    if !valid {
+                        return Err(self.err(
+                            v,
+                            &p,
+                            format!("invalid platform '{text}' (expected OS[/ARCH[/VARIANT]], like linux/amd64)"),
+                        ));
+                    }
+                    svc.platform = Some(text);
+                }
+                "annotations" => svc.annotations = self.labels(v, &p)?,
                 "stop_signal" => svc.stop_signal = Some(self.non_empty_string(v, &p)?),
                 "sysctls" => svc.sysctls = self.labels(v, &p)?,
                 "ulimits" => svc.ulimits = self.ulimits(v, &p)?,

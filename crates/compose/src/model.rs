@@ -117,6 +117,13 @@ pub struct Service {
     pub volumes_from: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_period_ns: Option<u64>,
+    /// `platform`: `OS[/ARCH[/VARIANT]]`, e.g. `linux/arm64`: placed only on hosts whose
+    /// engine reports that OS and architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// `annotations`: OCI annotations of the container (engines from API 1.43).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// `container_name`: a fixed engine name (one replica only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
@@ -426,6 +433,15 @@ pub struct Network {
     pub internal: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// A `platform` as (OS, architecture): `linux/amd64` → (linux, amd64); `linux` → (linux,
+/// none).
+pub fn platform_parts(p: &str) -> (Option<&str>, Option<&str>) {
+    let mut parts = p.split('/');
+    let os = parts.next().filter(|s| !s.is_empty());
+    let arch = parts.next().filter(|s| !s.is_empty());
+    (os, arch)
 }
 
 /// One `ulimits` entry (a single number sets both).

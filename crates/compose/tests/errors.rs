@@ -579,7 +579,7 @@ fn placement_errors() {
     check(
         "services:\n  web:\n    image: x\n    deploy:\n      placement:\n        constraints: [\"region == eu\"]\n",
         expect![[r#"
-            error: docker-compose.yml:6:23: services.web.deploy.placement.constraints[0]: constraint "region == eu": key must be node.labels.NAME, node.hostname or node.id
+            error: docker-compose.yml:6:23: services.web.deploy.placement.constraints[0]: constraint "region == eu": key must be node.labels.NAME, node.hostname, node.id, node.platform.os or node.platform.arch
         "#]],
     );
 }

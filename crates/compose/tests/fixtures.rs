@@ -1278,6 +1278,9 @@ fn service_keys() {
                 image: "mariadb:11"
                 stop_grace_period: "30s"
                 container_name: "shop-db"
+                platform: "linux/amd64"
+                annotations:
+                  com.example.team: "shop"
                 stop_signal: "SIGINT"
                 runtime: "runc"
                 expose:

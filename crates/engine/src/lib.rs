@@ -104,6 +104,8 @@ impl Engine {
                 version: info.server_version,
                 cpus: info.ncpu.map(|n| n as u64),
                 memory: info.mem_total.map(|n| n as u64),
+                os: info.os_type,
+                arch: info.architecture.map(|a| image_arch(&a).to_string()),
                 error: None,
             },
             Err(e) => EngineStatus {
@@ -626,6 +628,17 @@ impl Engine {
     }
 }
 
+/// The architecture as images name it, from the kernel's (`x86_64` → `amd64`).
+pub fn image_arch(kernel: &str) -> &str {
+    match kernel {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "armv7l" | "armv6l" => "arm",
+        "i386" | "i686" => "386",
+        other => other,
+    }
+}
+
 fn health_from_status(status: &str) -> Option<Health> {
     if status.contains("(healthy)") {
         Some(Health::Healthy)
@@ -812,6 +825,8 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         runtime: s.runtime.clone(),
         group_add: (!s.group_add.is_empty()).then(|| s.group_add.clone()),
         oom_score_adj: s.oom_score_adj,
+        annotations: (!s.annotations.is_empty())
+            .then(|| s.annotations.clone().into_iter().collect()),
         storage_opt: (!s.storage_opt.is_empty())
             .then(|| s.storage_opt.clone().into_iter().collect()),
         log_config: s.logging.as_ref().map(|l| HostConfigLogConfig {

@@ -547,6 +547,12 @@ pub struct EngineStatus {
     pub cpus: Option<u64>,
     #[serde(default)]
     pub memory: Option<u64>,
+    /// `linux`, `windows`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// As images name it: `amd64`, `arm64`, `arm`...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     /// Why the engine is unreachable, when `up` is false.
     #[serde(default)]
     pub error: Option<String>,

@@ -104,10 +104,14 @@ pub fn parse_constraint(text: &str) -> Result<Constraint, String> {
         ));
     };
     let (key, value) = (key.trim(), value.trim());
-    let known = key == "node.hostname" || key == "node.id" || key.starts_with("node.labels.");
+    let known = matches!(
+        key,
+        "node.hostname" | "node.id" | "node.platform.os" | "node.platform.arch"
+    ) || key.starts_with("node.labels.");
     if !known || key == "node.labels." {
         return Err(format!(
-            "constraint {text:?}: key must be node.labels.NAME, node.hostname or node.id"
+            "constraint {text:?}: key must be node.labels.NAME, node.hostname, node.id, \
+             node.platform.os or node.platform.arch"
         ));
     }
     if value.is_empty() {
@@ -133,6 +137,10 @@ impl Constraint {
     pub fn holds(&self, host: &Host) -> bool {
         let actual = match self.key.as_str() {
             "node.hostname" => Some(host.hostname.as_str()),
+            // Reported by the host's engine, kept under these names among its labels.
+            "node.platform.os" | "node.platform.arch" => {
+                host.labels.get(&self.key).map(String::as_str)
+            }
             "node.id" => Some(host.id.as_str()),
             k => k
                 .strip_prefix("node.labels.")

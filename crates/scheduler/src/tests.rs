@@ -233,6 +233,14 @@ fn constraints_filter_and_explain() {
             web.2 -> b
         "#]],
     );
+    // A platform: the OS and architecture the hosts' engines report.
+    check(
+        "host a label=node.platform.arch:amd64\nhost b label=node.platform.arch:arm64\nhost c\ngroup web x1 c=node.platform.arch==arm64\ngroup db x1 c=node.platform.arch==s390x",
+        expect![[r#"
+            web.1 -> b
+            db.1 pending: no host fits db: 3 hosts excluded by node.platform.arch == s390x
+        "#]],
+    );
 }
 
 #[test]
@@ -341,8 +349,9 @@ fn constraint_syntax() {
     assert!(parse_constraint("node.hostname!=db1").is_ok());
     assert_eq!(
         parse_constraint("node.role == manager"),
-        Err("constraint \"node.role == manager\": key must be node.labels.NAME, node.hostname or node.id".into())
+        Err("constraint \"node.role == manager\": key must be node.labels.NAME, node.hostname, node.id, node.platform.os or node.platform.arch".into())
     );
+    assert!(parse_constraint("node.platform.arch == arm64").is_ok());
     assert!(parse_constraint("region").is_err());
     assert!(parse_constraint("node.labels.x == ").is_err());
 }

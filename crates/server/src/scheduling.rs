@@ -494,12 +494,21 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
     Some(Moves { set, remove })
 }
 
-/// A service's placement constraints (validated at deploy, so none fails to parse here).
+/// A service's placement constraints (validated at deploy, so none fails to parse here),
+/// and its `platform` as constraints on the hosts' reported OS and architecture.
 fn constraints(svc: &compose::Service) -> Vec<scheduler::Constraint> {
+    let platform = svc.platform.as_deref().map(compose::platform_parts);
+    let from_platform = platform.into_iter().flat_map(|(os, arch)| {
+        [("node.platform.os", os), ("node.platform.arch", arch)]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k} == {v}")))
+    });
     svc.placement
         .constraints
         .iter()
-        .filter_map(|c| scheduler::parse_constraint(c).ok())
+        .cloned()
+        .chain(from_platform)
+        .filter_map(|c| scheduler::parse_constraint(&c).ok())
         .collect()
 }
 
@@ -515,10 +524,19 @@ pub fn cpu_milli(cpus: u64) -> u64 {
 
 /// A store host as the scheduler sees it; capacity from the host's last engine report.
 fn sched_host(h: &store::HostRecord, engine: Option<&proto::EngineStatus>) -> scheduler::Host {
+    let mut labels = h.labels.clone();
+    for (key, value) in [
+        ("node.platform.os", engine.and_then(|e| e.os.clone())),
+        ("node.platform.arch", engine.and_then(|e| e.arch.clone())),
+    ] {
+        if let Some(v) = value {
+            labels.insert(key.to_string(), v);
+        }
+    }
     scheduler::Host {
         id: h.id.clone(),
         hostname: h.name.clone(),
-        labels: h.labels.clone(),
+        labels,
         cpu_milli: cpu_milli(engine.and_then(|e| e.cpus).unwrap_or(0)),
         memory: engine.and_then(|e| e.memory).unwrap_or(0),
         schedulable: false,

@@ -16,6 +16,7 @@ fn service_keys_reach_the_engine() {
     image: drover-test/busybox:1
     command: [\"/bin/busybox\", \"sleep\", \"3600\"]
     container_name: {fixed}
+    platform: linux
     expose: [\"3306\", \"5000-5001/udp\"]
     stop_signal: SIGINT
     stop_grace_period: 1s
@@ -135,4 +136,31 @@ fn service_keys_reach_the_engine() {
         out.contains("cache:") && out.contains("A: \"override\"") && out.contains("B: \"2\""),
         "{out}"
     );
+
+    // A platform no host has: pending, saying why.
+    let other = unique("plat");
+    let f = d.write(
+        "plat.yaml",
+        "services:\n  odd:\n    image: drover-test/app:1\n    platform: linux/s390x\n",
+    );
+    d.track(&other);
+    let r = d.cli(&[
+        "stack",
+        "deploy",
+        "-f",
+        &f.to_string_lossy(),
+        "-p",
+        &other,
+        "--detach",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ps = wait_for(
+        std::time::Duration::from_secs(10),
+        "the pending reason",
+        || {
+            let ps = d.ok(&["stack", "ps", &other]);
+            ps.contains("node.platform.arch == s390x").then_some(ps)
+        },
+    );
+    assert!(ps.contains("pending"), "{ps}");
 }
