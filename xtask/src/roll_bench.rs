@@ -482,13 +482,17 @@ fn start_client(b: &mut Bench, system: System) -> Result<()> {
     let counts = b.counts[system.index()].clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-            match line.as_str() {
+            let counter = match line.as_str() {
                 "ok" => &counts.ok,
                 "fail dns" => &counts.dns,
-                "fail connect" => &counts.connect,
+                l if l.starts_with("fail connect") => &counts.connect,
                 _ => &counts.http,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if line != "ok" {
+                // Which address failed, how, and when: to match against the roll.
+                eprintln!("bench-roll: {:.3} {} {line}", now_s(), system.name());
             }
-            .fetch_add(1, Ordering::Relaxed);
         }
     });
     Ok(())
@@ -496,11 +500,11 @@ fn start_client(b: &mut Bench, system: System) -> Result<()> {
 
 /// One request of `roll-client`: resolve, then GET / at the first address. Why it failed:
 /// `dns` (no answer or no address), `connect`, `http` (no complete 200 answer).
-fn request(resolver: SocketAddr, query: &[u8], port: u16) -> Result<(), &'static str> {
-    let ip = resolve(resolver, query).map_err(|_| "dns")?;
+fn request(resolver: SocketAddr, query: &[u8], port: u16) -> Result<(), String> {
+    let ip = resolve(resolver, query).map_err(|_| "dns".to_string())?;
     let timeout = Duration::from_secs(1);
-    let mut tcp =
-        TcpStream::connect_timeout(&SocketAddr::new(ip, port), timeout).map_err(|_| "connect")?;
+    let mut tcp = TcpStream::connect_timeout(&SocketAddr::new(ip, port), timeout)
+        .map_err(|e| format!("connect {ip} {:?}", e.kind()))?;
     let mut get = || -> Result<()> {
         tcp.set_read_timeout(Some(timeout))?;
         tcp.set_write_timeout(Some(timeout))?;
@@ -512,7 +516,7 @@ fn request(resolver: SocketAddr, query: &[u8], port: u16) -> Result<(), &'static
         }
         Ok(())
     };
-    get().map_err(|_| "http")
+    get().map_err(|_| format!("http {ip}"))
 }
 
 /// The first address in the answer to `query`.
@@ -913,6 +917,14 @@ pub fn bench(drover: &Path, rounds: usize) -> Result<()> {
     println!(
         "(command: `drover stack deploy` / `docker service update`, each waiting in its own way; converged: until the engines show {REPLICAS} healthy containers of the new image and no others; under-healthy max and min healthy: worst over all upgrades; failed requests: all upgrades together)"
     );
-    b.hosts.keep = false;
+    // BENCH_KEEP=1 keeps the hosts' directory (server and agent logs) for a closer look.
+    b.hosts.keep = std::env::var_os("BENCH_KEEP").is_some();
     Ok(())
+}
+
+/// Seconds since the epoch, for matching client failures against the logs.
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
