@@ -27,6 +27,9 @@ pub struct Seen {
     pub slot: u32,
     pub running: bool,
     pub unhealthy: bool,
+    /// It runs a spec its slot no longer asks for: it is about to be replaced (a roll
+    /// replacing it in place, or a slot number given again to a new container).
+    pub stale: bool,
     pub addrs: BTreeMap<String, Ipv4Addr>,
 }
 
@@ -42,8 +45,8 @@ pub struct ServiceNames {
 pub type Placed = HashMap<(String, String, u32), String>;
 
 /// The environment's subnets per host and its containers as names see them. A container is
-/// ready when it runs, is not unhealthy, and is its slot's placed copy (a copy left on a
-/// lost host whose slot moved answers to no name).
+/// ready when it runs, is not unhealthy, is its slot's placed copy (a copy left on a lost
+/// host whose slot moved answers to no name) and runs the spec its slot asks for.
 pub fn directory(
     hosts: &[Reported],
     placed: &Placed,
@@ -79,7 +82,7 @@ pub fn directory(
                 name: c.name.clone(),
                 stack: c.stack.clone(),
                 service: c.service.clone(),
-                ready: current && c.running && !c.unhealthy,
+                ready: current && c.running && !c.unhealthy && !c.stale,
                 addrs,
                 aliases: given.map(|g| g.aliases.clone()).unwrap_or_default(),
                 links: given.map(|g| g.links.clone()).unwrap_or_default(),

@@ -12,7 +12,7 @@
 //! ask IP NAME                             what Drover's DNS answers the container at IP
 //! reported HOST BLOCK                     (declares) a host's report
 //! rnet HOST NETWORK CIDR                  a network it reports, with its subnet
-//! seen HOST NAME STACK SERVICE SLOT running|exited|unhealthy NET=IP,..
+//! seen HOST NAME STACK SERVICE SLOT running|exited|unhealthy|stale NET=IP,..
 //! placed STACK SERVICE SLOT HOST          where a slot is placed
 //! directory                               the subnets and entries the reports give
 //! ```
@@ -146,6 +146,7 @@ fn check(fixture: &str, expected: Expect) {
                     slot: w[5].parse().expect("slot"),
                     running: w[6] != "exited",
                     unhealthy: w[6] == "unhealthy",
+                    stale: w[6] == "stale",
                     addrs: w[7]
                         .split(',')
                         .map(|p| {
@@ -350,6 +351,30 @@ fn reports_are_believed_only_inside_the_reporting_hosts_block() {
               shop-web-2 not-ready shop_default=10.192.4.3
               shop-web-3 not-ready shop_default=10.192.4.4
               shop-web-3 ready shop_default=10.192.8.2
+        "#]],
+    );
+}
+
+#[test]
+fn a_container_its_slot_no_longer_asks_for_answers_to_no_name() {
+    // Slot 2 was given a new spec (a stop-first roll replacing it in place, or its number
+    // given again to a new container on the same host): the old copy still runs, about to
+    // be replaced, and must not be answered.
+    check(
+        "
+        reported a 10.192.4.0/22
+        rnet a shop_default 10.192.4.0/27
+        seen a shop-web-1 shop web 1 running shop_default=10.192.4.2
+        seen a shop-web-2 shop web 2 stale shop_default=10.192.4.3
+        placed shop web 1 a
+        placed shop web 2 a
+        directory
+        ",
+        expect![[r#"
+            directory:
+              subnet shop_default a 10.192.4.0/27
+              shop-web-1 ready shop_default=10.192.4.2
+              shop-web-2 not-ready shop_default=10.192.4.3
         "#]],
     );
 }

@@ -251,17 +251,36 @@ fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry
         .filter_map(|(h, j)| Some((h.clone(), mesh::place(j.env_block, j.index)?.block)))
         .collect();
     let mut placed = mesh::Placed::new();
+    // The spec hash each placed container must run to be answered.
+    let mut wanted: HashMap<(String, String, u32), std::sync::Arc<str>> = HashMap::new();
     let mut names: HashMap<(String, String), mesh::ServiceNames> = HashMap::new();
     {
         let model = state.model();
         for stack in model.stacks(env) {
             let p = &stack.row.project;
+            // Slots of older revisions (during a roll): hashed once per revision.
+            let mut older: HashMap<(u64, String), std::sync::Arc<str>> = HashMap::new();
             for (id, host) in &stack.slots {
                 // A container leaving in a roll answers to no name while it drains; its
                 // sidekicks leave with it.
                 if let Some(h) = host.as_ref().filter(|_| !stack.is_draining(id)) {
+                    let rev = stack.rev_of(id);
                     for c in stack.with_sidekicks(id) {
-                        placed.insert((p.name.clone(), c.0.to_string(), c.1), h.to_string());
+                        let key = (p.name.clone(), c.0.to_string(), c.1);
+                        let hash = if rev == stack.row.revision {
+                            stack.hashes.get(&*c.0).cloned()
+                        } else {
+                            let project = stack.project_of(rev);
+                            let h = older.entry((rev, c.0.to_string())).or_insert_with(|| {
+                                let spec = project.services.get(&*c.0);
+                                spec.map(|s| s.spec_hash()).unwrap_or_default().into()
+                            });
+                            Some(h.clone())
+                        };
+                        if let Some(hash) = hash {
+                            wanted.insert(key.clone(), hash);
+                        }
+                        placed.insert(key, h.to_string());
                     }
                 }
             }
@@ -309,6 +328,9 @@ fn directory(state: &AppState, env: &str) -> (Vec<mesh::Subnet>, Vec<mesh::Entry
                         running: c.state == proto::ContainerState::Running,
                         // Not ready until its check passed (if it has one).
                         unhealthy: c.health.is_some_and(|h| h != proto::Health::Healthy),
+                        stale: wanted
+                            .get(&(c.stack.clone(), c.service.clone(), c.slot))
+                            .is_some_and(|h| **h != *c.spec_hash),
                         addrs: c.addrs.clone(),
                     })
                     .collect(),
