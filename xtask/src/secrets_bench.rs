@@ -148,7 +148,16 @@ fn count(hosts: &Hosts, system: System, old: &[u8], new: &[u8]) -> Result<Count>
     Ok(n)
 }
 
-/// Samples until every container holds `new`: seconds since `start`, and the sample.
+/// When an update's samples changed (seconds since the command started): the first container
+/// reading the new value, the last old one gone, every container reading the new one.
+#[derive(Clone, Copy)]
+struct Timeline {
+    first_new: f64,
+    old_gone: f64,
+    delivered: f64,
+}
+
+/// Samples until every container holds `new`: when, and the last sample.
 fn wait_delivered(
     hosts: &Hosts,
     system: System,
@@ -156,13 +165,25 @@ fn wait_delivered(
     new: &[u8],
     start: Instant,
     timeout: Duration,
-) -> Result<(f64, Count)> {
+) -> Result<(Timeline, Count)> {
+    let (mut first_new, mut old_gone) = (None, None);
     loop {
         let next = Instant::now() + SAMPLE;
         let t = start.elapsed().as_secs_f64();
         let c = count(hosts, system, old, new)?;
+        if c.new > 0 {
+            first_new.get_or_insert(t);
+        }
+        if c.old == 0 {
+            old_gone.get_or_insert(t);
+        }
         if c.delivered() {
-            return Ok((t, c));
+            let timeline = Timeline {
+                first_new: first_new.unwrap_or(t),
+                old_gone: old_gone.unwrap_or(t),
+                delivered: t,
+            };
+            return Ok((timeline, c));
         }
         if start.elapsed() > timeout {
             bail!(
@@ -210,14 +231,14 @@ fn value(v: usize) -> Vec<u8> {
 }
 
 /// One update of `system`'s secret from value `v - 1` to `v`: the command's wall time, and
-/// the time until every container holds the new value.
+/// when the containers changed.
 fn update(
     hosts: &Hosts,
     drover: &Path,
     system: System,
     v: usize,
     parallelism: Option<u32>,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, Timeline)> {
     let file = hosts.dir.join(format!("value-{v}"));
     std::fs::write(&file, value(v))?;
     let file_s = file.to_string_lossy().to_string();
@@ -270,7 +291,7 @@ fn update(
         .join()
         .map_err(|_| anyhow::anyhow!("command thread panicked"))?;
     let out = out?;
-    let (delivered_s, _) = waited?;
+    let (timeline, _) = waited?;
     if system == System::Drover {
         eprintln!("    {}", out.trim());
     }
@@ -279,15 +300,16 @@ fn update(
     let after = count(hosts, system, &value(v - 1), &value(v))?;
     if !after.delivered() {
         bail!(
-            "{}: delivered at {delivered_s:.1}s, but then: {}",
+            "{}: delivered at {:.1}s, but then: {}",
             system.name(),
+            timeline.delivered,
             after.show()
         );
     }
     if system == System::Swarm {
         hosts.docker(1, &["secret", "rm", &swarm_secret(v - 1)])?;
     }
-    Ok((command_s, delivered_s))
+    Ok((command_s, timeline))
 }
 
 fn setup_swarm(hosts: &mut Hosts, parallelism: Option<u32>) -> Result<()> {
@@ -424,42 +446,49 @@ fn measure(
     } else {
         &[System::Drover]
     };
-    let mut results: Vec<(System, f64, f64)> = Vec::new();
+    let mut results: Vec<(System, f64, Timeline)> = Vec::new();
     for round in 1..=rounds {
         for &system in systems {
             std::thread::sleep(Duration::from_secs(3));
-            let (command_s, delivered_s) = update(hosts, drover, system, round, parallelism)?;
+            let (command_s, t) = update(hosts, drover, system, round, parallelism)?;
             eprintln!(
-                "round {round}: {}: command {command_s:.2}s, all {REPLICAS} delivered {delivered_s:.2}s",
-                system.name()
+                "round {round}: {}: command {command_s:.2}s, first new value {:.2}s, old ones gone {:.2}s, all {REPLICAS} delivered {:.2}s",
+                system.name(),
+                t.first_new,
+                t.old_gone,
+                t.delivered
             );
-            results.push((system, command_s, delivered_s));
+            results.push((system, command_s, t));
         }
     }
-    let of = |system: System, f: fn(&(System, f64, f64)) -> f64| {
+    let of = |system: System, f: fn(&(System, f64, Timeline)) -> f64| {
         median(results.iter().filter(|r| r.0 == system).map(f).collect())
     };
     println!(
-        "\nsecret update delivered to {REPLICAS} containers on {HOSTS} hosts, {shown}, stop-first ({rounds} updates each, alternating; times are medians)"
+        "\nsecret update delivered to {REPLICAS} containers on {HOSTS} hosts, {shown}, stop-first ({rounds} updates each, alternating; times are medians, from the command's start)"
     );
-    println!("{:<8} {:>10} {:>10}", "system", "command", "delivered");
+    println!(
+        "{:<8} {:>10} {:>10} {:>10} {:>10}",
+        "system", "command", "first new", "old gone", "delivered"
+    );
     for &system in systems {
         println!(
-            "{:<8} {:>9.2}s {:>9.2}s",
+            "{:<8} {:>9.2}s {:>9.2}s {:>9.2}s {:>9.2}s",
             system.name(),
             of(system, |r| r.1),
-            of(system, |r| r.2)
+            of(system, |r| r.2.first_new),
+            of(system, |r| r.2.old_gone),
+            of(system, |r| r.2.delivered)
         );
     }
     if swarm {
         println!(
-            "drover / swarm: delivered {:.2}x, command {:.2}x",
-            of(System::Drover, |r| r.2) / of(System::Swarm, |r| r.2),
-            of(System::Drover, |r| r.1) / of(System::Swarm, |r| r.1)
+            "drover / swarm: delivered {:.2}x",
+            of(System::Drover, |r| r.2.delivered) / of(System::Swarm, |r| r.2.delivered)
         );
     }
     println!(
-        "(command: `drover secret update` / `docker service update --secret-rm --secret-add`, which waits for the tasks and then 5 s more; delivered: from the command's start until all {REPLICAS} running containers read the new value from their secret file and none the old one)"
+        "(command: `drover secret update`, which returns once the new revision is written, / `docker service update --secret-rm --secret-add`, which waits for the tasks and then 5 s more; first new: the first container reading the new value; old gone: no running container reads the old one; delivered: all {REPLICAS} running containers read the new value from their secret file)"
     );
     Ok(())
 }
