@@ -279,14 +279,14 @@ fn update(
         let out = run(&mut cmd);
         (out, start.elapsed().as_secs_f64())
     });
-    let waited = wait_delivered(
-        hosts,
-        system,
-        &value(v - 1),
-        &value(v),
-        start,
-        Duration::from_secs(300),
-    );
+    // All at once: a few times a deploy's time; a step at a time: a few seconds a step.
+    let steps = match parallelism {
+        Some(0) => 1,
+        Some(p) => REPLICAS.div_ceil(p as usize),
+        None => REPLICAS,
+    };
+    let timeout = Duration::from_secs(300.max(10 * steps as u64));
+    let waited = wait_delivered(hosts, system, &value(v - 1), &value(v), start, timeout);
     let (out, command_s) = command
         .join()
         .map_err(|_| anyhow::anyhow!("command thread panicked"))?;
