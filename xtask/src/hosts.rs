@@ -1,8 +1,10 @@
 //! Namespace hosts for the benchmarks that need several engines (`bench-mesh`,
-//! `bench-roll`): `scripts/cluster.sh` hosts, each with its own dockerd, a `drover server` on
-//! the bridge and one agent per namespace. Everything started is stopped when the [`Hosts`]
-//! value is dropped, on error too.
+//! `bench-roll`, `bench-secrets`): `scripts/cluster.sh` hosts, each with its own dockerd, a
+//! `drover server` on the bridge and one agent per namespace. Everything started is stopped
+//! when the [`Hosts`] value is dropped, on error too.
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,10 +25,17 @@ pub struct Hosts {
     pub token: String,
     /// Keep the directory (logs) when done; a bench clears it once it succeeded.
     pub keep: bool,
+    /// The engines form a Docker swarm ([`Hosts::init_swarm`]), left before they stop.
+    pub swarm: bool,
 }
 
 impl Drop for Hosts {
     fn drop(&mut self) {
+        if self.swarm {
+            for i in (1..=self.n).rev() {
+                let _ = self.docker(i, &["swarm", "leave", "--force"]);
+            }
+        }
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
@@ -70,6 +79,7 @@ impl Hosts {
             url: String::new(),
             token: String::new(),
             keep: true,
+            swarm: false,
         };
         run(Command::new(root().join("scripts/cluster.sh"))
             .args(["up", &n.to_string()])
@@ -91,6 +101,29 @@ impl Hosts {
             .args(args))?
         .trim()
         .to_string())
+    }
+
+    /// A Docker swarm of the engines, the reference of the benches: host 1's engine inits it
+    /// (advertising 10.77.0.11), the others join as workers. It is left on drop.
+    pub fn init_swarm(&mut self) -> Result<()> {
+        self.swarm = true;
+        self.docker(1, &["swarm", "init", "--advertise-addr", "10.77.0.11"])?;
+        let token = self.docker(1, &["swarm", "join-token", "-q", "worker"])?;
+        for i in 2..=self.n {
+            self.docker(
+                i,
+                &[
+                    "swarm",
+                    "join",
+                    "--token",
+                    &token,
+                    "--advertise-addr",
+                    &format!("10.77.0.1{i}"),
+                    "10.77.0.11:2377",
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     /// A `drover` client command against the server.
@@ -189,4 +222,38 @@ pub fn in_ns(target: &str, program: &str) -> Command {
     }
     c.arg(program);
     c
+}
+
+/// Percent-encoding of a query value (the engine API's `filters`).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET path` on an engine's socket (HTTP/1.0: the engine closes when done): the JSON body.
+pub fn engine_get(sock: &Path, path: &str) -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(&engine_body(sock, path)?)?)
+}
+
+/// `GET path` on an engine's socket: the body of a 200 answer.
+fn engine_body(sock: &Path, path: &str) -> Result<String> {
+    let mut s = UnixStream::connect(sock).with_context(|| format!("{}", sock.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("engine answer without a body")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        bail!("engine answered {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_string())
 }

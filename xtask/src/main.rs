@@ -5,6 +5,9 @@
 //! - `cargo run --release -p xtask -- bench-mesh` (root; see `mesh_bench.rs`)
 //! - `cargo run --release -p xtask -- bench-roll [--rounds N]` (root; see `roll_bench.rs`:
 //!   a rolling upgrade by Drover and by Docker Swarm on the same three engines)
+//! - `cargo run --release -p xtask -- bench-secrets [--rounds N] [--parallelism N|default] [--no-swarm]`
+//!   (root; see `secrets_bench.rs`: a changed secret delivered to 100 containers on three
+//!   hosts by Drover and by Docker Swarm)
 //! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--read-rate R] [--failover] [--tls]`
 //!   (see `sim.rs`: the server with simulated agents over the real protocol)
 //!
@@ -33,6 +36,7 @@ use anyhow::{Context, Result, bail};
 mod hosts;
 mod mesh_bench;
 mod roll_bench;
+mod secrets_bench;
 mod sim;
 
 const SERVICES: usize = 30;
@@ -60,6 +64,21 @@ fn main() -> Result<()> {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(4);
             roll_bench::bench(&build_drover()?, rounds)
+        }
+        Some("bench-secrets") => {
+            let flag = |name: &str| {
+                args.iter()
+                    .position(|a| a == name)
+                    .and_then(|i| args.get(i + 1))
+            };
+            let rounds = flag("--rounds").and_then(|n| n.parse().ok()).unwrap_or(3);
+            let parallelism = match flag("--parallelism").map(String::as_str) {
+                None => Some(0),
+                Some("default") => None,
+                Some(n) => Some(n.parse().context("--parallelism: a number or `default`")?),
+            };
+            let swarm = !args.iter().any(|a| a == "--no-swarm");
+            secrets_bench::bench(&build_drover()?, rounds, parallelism, swarm)
         }
         Some("dns-load") => mesh_bench::dns_load(&args[1..]),
         Some("dns-wait") => mesh_bench::dns_wait(&args[1..]),
@@ -93,7 +112,7 @@ fn main() -> Result<()> {
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-mesh | bench-roll [--rounds N] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
             )
         }
     }

@@ -45,7 +45,7 @@ use anyhow::{Context, Result, bail};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RData;
 
-use crate::hosts::{Hosts, in_ns};
+use crate::hosts::{Hosts, engine_get, in_ns, percent_encode};
 use crate::run;
 
 const HOSTS: usize = 3;
@@ -55,23 +55,12 @@ const IMAGE: &str = "drover-bench/web";
 const HTTPD: &str = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www";
 const HEALTH: &str = "wget -q -O /dev/null http://127.0.0.1:8080/";
 
-/// The hosts, and the swarm left before they go.
+/// The hosts (and their swarm), and the clients' counts.
 struct Bench {
     hosts: Hosts,
-    swarm: bool,
     /// Each side's client: answered, and failed by why (no address, no connection, no
     /// 200 or no complete answer) so far.
     counts: [Arc<Counts>; 2],
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        if self.swarm {
-            for i in (1..=HOSTS).rev() {
-                let _ = self.hosts.docker(i, &["swarm", "leave", "--force"]);
-            }
-        }
-    }
 }
 
 #[derive(Default)]
@@ -326,7 +315,7 @@ fn steps(streams: &[String], since: i64, converged_s: f64) -> Result<Steps> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {
@@ -337,39 +326,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// `GET path` on an engine's socket (HTTP/1.0: the engine closes when done): the JSON body.
-fn engine_get(sock: &Path, path: &str) -> Result<serde_json::Value> {
-    Ok(serde_json::from_str(&engine_body(sock, path)?)?)
-}
-
-/// `GET path` on an engine's socket: the body of a 200 answer.
-fn engine_body(sock: &Path, path: &str) -> Result<String> {
-    let mut s = UnixStream::connect(sock).with_context(|| format!("{}", sock.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    let text = String::from_utf8_lossy(&resp);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("engine answer without a body")?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        bail!("engine answered {}", head.lines().next().unwrap_or(""));
-    }
-    Ok(body.to_string())
 }
 
 /// The service's running containers on every engine.
@@ -607,26 +563,7 @@ fn deploy_drover(b: &Bench, drover: &Path, tag: u32) -> Result<String> {
 }
 
 fn setup_swarm(b: &mut Bench) -> Result<()> {
-    b.swarm = true;
-    b.hosts
-        .docker(1, &["swarm", "init", "--advertise-addr", "10.77.0.11"])?;
-    let token = b
-        .hosts
-        .docker(1, &["swarm", "join-token", "-q", "worker"])?;
-    for i in 2..=HOSTS {
-        b.hosts.docker(
-            i,
-            &[
-                "swarm",
-                "join",
-                "--token",
-                &token,
-                "--advertise-addr",
-                &format!("10.77.0.1{i}"),
-                "10.77.0.11:2377",
-            ],
-        )?;
-    }
+    b.hosts.init_swarm()?;
     b.hosts.docker(
         1,
         &[
@@ -794,7 +731,6 @@ pub fn bench(drover: &Path, rounds: usize) -> Result<()> {
         .context("test image missing: run scripts/build-test-images.sh")?;
     let mut b = Bench {
         hosts: Hosts::up("bench-roll", HOSTS, &["drover-test/busybox:1"])?,
-        swarm: false,
         counts: Default::default(),
     };
     for i in 1..=HOSTS {
