@@ -481,9 +481,19 @@ fn decide(state: &AppState, env: &str, timing: &Timing, now: u64) -> Option<Move
             rev: entry.rev_of(&id),
         });
     }
+    // Hosts that are connecting (no engine report yet) or briefly silent may take the
+    // replica in a moment: say so, so that a deploy waits rather than fails.
+    let coming = live
+        .iter()
+        .filter(|l| matches!(l, Liveness::Unready | Liveness::Silent))
+        .count();
     let mut reasons = HashMap::new();
     for (group, slot, why) in plan.pending {
         if let Some((stack, service)) = split_group(&group, env) {
+            let why = match coming {
+                0 => why,
+                n => format!("waiting for {n} host(s) to report: {why}"),
+            };
             reasons.insert(proto::container_name(stack, service, slot), why);
         }
     }
