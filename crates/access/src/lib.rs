@@ -155,6 +155,18 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may create and remove environments: admins only.
+    pub fn may_manage_environments(&self) -> Result<(), Denied> {
+        if self.kind == Kind::Admin {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden(format!(
+                "token '{}' may not create or remove environments: that needs an admin",
+                self.name
+            )))
+        }
+    }
+
     /// Whether the caller may act in environment `env`.
     pub fn may_use_env(&self, env: &str) -> Result<(), Denied> {
         if self.kind == Kind::Admin || (self.kind == Kind::Member && self.env == env) {

@@ -83,6 +83,7 @@ fn check(fixture: &str, expect: Expect) {
                     Routes::Agent
                 })),
                 "blobs" => answer(c.may_fetch_blobs(arg == "known")),
+                "environments" => answer(c.may_manage_environments()),
                 "hello" => {
                     let hash = words.get(3).map(|h| match *h {
                         "ok" => "AB".repeat(32),
@@ -261,4 +262,24 @@ fn a_throttle_lets_one_event_per_key_through_per_period() {
     assert!(t.allow("h2", 2_000, 60_000));
     assert!(!t.allow("h1", 60_999, 60_000));
     assert!(t.allow("h1", 61_000, 60_000));
+}
+
+#[test]
+fn only_admins_make_and_remove_environments() {
+    check(
+        "
+        admin@default environments
+        member@default environments
+        member@team environments
+        reg@default environments
+        host:h1@default environments
+        ",
+        expect![[r#"
+            admin@default environments => ()
+            member@default environments => no: token 'member' may not create or remove environments: that needs an admin
+            member@team environments => no: token 'member' may not create or remove environments: that needs an admin
+            reg@default environments => no: token 'reg' may not create or remove environments: that needs an admin
+            host:h1@default environments => no: token 'host:h1' may not create or remove environments: that needs an admin
+        "#]],
+    );
 }

@@ -332,6 +332,13 @@ pub struct Environment {
     pub name: String,
 }
 
+/// `POST /v1/environments`: a new, empty environment (admins only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnvironment {
+    pub name: String,
+}
+
 /// One audit-log entry.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Event {

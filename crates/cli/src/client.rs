@@ -132,6 +132,29 @@ impl Client {
         self.json(self.http.get(self.env_url(path))).await
     }
 
+    /// GET of a path under `/v1` itself (not an environment's), like `/environments`.
+    pub async fn get_v1<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        self.json(self.http.get(format!("{}/v1{path}", self.base)))
+            .await
+    }
+
+    /// POST to a path under `/v1` itself.
+    pub async fn post_v1<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
+        self.json(self.http.post(format!("{}/v1{path}", self.base)).json(body))
+            .await
+    }
+
+    /// DELETE of a path under `/v1` itself.
+    pub async fn delete_v1(&self, path: &str) -> Result<(), Failure> {
+        self.send(self.http.delete(format!("{}/v1{path}", self.base)))
+            .await?;
+        Ok(())
+    }
+
     pub async fn get_text(&self, path: &str) -> Result<String, Failure> {
         let resp = self.send(self.http.get(self.env_url(path))).await?;
         resp.text()

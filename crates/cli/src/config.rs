@@ -13,6 +13,9 @@ pub struct CliConfig {
     /// The server's CA certificate (PEM), trusted for its https URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<String>,
+    /// The environment commands act in when `-e` does not say (`drover env use`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
 }
 
 pub fn path() -> PathBuf {
@@ -82,5 +85,6 @@ pub fn resolve(
         url,
         token,
         ca_cert,
+        env: load().and_then(|f| f.env),
     })
 }

@@ -280,6 +280,7 @@ async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> 
                 url: url.clone(),
                 token: token.clone(),
                 ca_cert: started.ca_pem.clone(),
+                env: None,
             })
             .context("writing the CLI config")?;
             println!(

@@ -98,6 +98,11 @@ impl Keys {
         lock_write(&self.known).remove(hash);
     }
 
+    /// Forgets the tokens of an environment that was removed.
+    pub fn forget_env(&self, env: &str) {
+        lock_write(&self.known).retain(|_, t| t.env != env);
+    }
+
     /// Forgets a host's credential (the host was removed or registered again).
     pub fn forget_host(&self, host: &str) {
         lock_write(&self.known).retain(|_, t| t.host.as_deref() != Some(host));

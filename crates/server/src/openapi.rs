@@ -40,6 +40,8 @@ use crate::auth::User;
         crate::api::registries::list,
         crate::api::registries::add,
         crate::api::registries::remove,
+        crate::api::environments::create,
+        crate::api::environments::remove,
         crate::api::files::list_secrets,
         crate::api::files::create_secret,
         crate::api::files::update_secret,

@@ -524,6 +524,24 @@ impl AppState {
         self.keys.lookup(&self.store, hash)
     }
 
+    /// Removes an empty environment (the store refuses one that holds anything), and
+    /// forgets its tokens. False when there was none.
+    pub fn delete_environment(
+        &self,
+        env: &str,
+        event: &store::NewEvent<'_>,
+        now: u64,
+    ) -> Result<bool, store::Error> {
+        let _serial = self.serialise_writes();
+        // Forgotten while the store is held: a lookup cannot cache them again meanwhile.
+        let mut store = self.store();
+        let removed = store.delete_environment(env, event, now)?;
+        self.keys.forget_env(env);
+        write(&self.known_envs).remove(env);
+        drop(store);
+        Ok(removed)
+    }
+
     pub fn environment_exists(&self, env: &str) -> Result<bool, store::Error> {
         if read(&self.known_envs).contains(env) {
             return Ok(true);

@@ -561,6 +561,63 @@ impl Store {
         )
     }
 
+    /// Adds an environment; false when it exists.
+    pub fn create_environment(
+        &mut self,
+        name: &str,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        self.audited_change(
+            "INSERT OR IGNORE INTO environments (name, created_ms) VALUES (?1, ?2)",
+            params![name, now_ms as i64],
+            event,
+            now_ms,
+        )
+    }
+
+    /// Removes an empty environment (with its unused registration tokens); refused, saying
+    /// what it holds, while it has hosts, stacks, networks, secrets, configs or registry
+    /// logins. False when there is no such environment.
+    pub fn delete_environment(
+        &mut self,
+        name: &str,
+        event: &NewEvent<'_>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let mut held = Vec::new();
+        for (table, what) in [
+            ("hosts", "hosts"),
+            ("stacks", "stacks"),
+            ("networks", "networks"),
+            ("files", "secrets and configs"),
+            ("registries", "registry logins"),
+        ] {
+            let n: i64 = tx.query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE env = ?1"),
+                [name],
+                |r| r.get(0),
+            )?;
+            if n > 0 {
+                held.push(format!("{n} {what}"));
+            }
+        }
+        if !held.is_empty() {
+            return Err(Error::Conflict(format!(
+                "environment '{name}' still has {}: remove them first",
+                held.join(", ")
+            )));
+        }
+        tx.execute("DELETE FROM tokens WHERE env = ?1", [name])?;
+        let n = tx.execute("DELETE FROM environments WHERE name = ?1", [name])?;
+        if n > 0 {
+            append_event(&tx, now_ms, event)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     pub fn environment_exists(&self, env: &str) -> Result<bool> {
         Ok(self
             .conn

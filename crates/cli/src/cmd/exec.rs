@@ -278,7 +278,7 @@ mod tests {
         let words = std::iter::once("drover").chain(line.split_whitespace());
         let cli = Cli::try_parse_from(words).map_err(|e| e.kind().to_string())?;
         match cli.cmd {
-            crate::Command::Exec(a) => Ok((cli.conn.env, a)),
+            crate::Command::Exec(a) => Ok((cli.conn.env.unwrap_or_else(|| "default".into()), a)),
             _ => Err("not exec".into()),
         }
     }
@@ -311,7 +311,7 @@ mod tests {
         assert!(a.interactive && !a.tty);
         // Other subcommands keep `-e` for the environment.
         let cli = Cli::try_parse_from(["drover", "ps", "-e", "prod"]).expect("parses");
-        assert_eq!(cli.conn.env, "prod");
+        assert_eq!(cli.conn.env.as_deref(), Some("prod"));
     }
 
     #[test]

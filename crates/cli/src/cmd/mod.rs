@@ -37,14 +37,9 @@ pub struct Conn {
     /// recorded in the config, else the system's roots]
     #[arg(long, env = "DROVER_CA_CERT", global = true)]
     pub ca_cert: Option<PathBuf>,
-    /// Environment to act in
-    #[arg(
-        long = "environment",
-        short = 'e',
-        default_value = "default",
-        global = true
-    )]
-    pub env: String,
+    /// Environment to act in [default: the one `drover env use` chose, else `default`]
+    #[arg(long = "environment", short = 'e', env = "DROVER_ENV", global = true)]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +72,9 @@ pub enum Command {
     /// Logins for private registries, used by the agents that pull from them
     #[command(subcommand)]
     Registry(RegistryCmd),
+    /// Environments (tenants): list, create, remove, choose the default
+    #[command(subcommand)]
+    Env(EnvCmd),
     /// Secrets: values containers get as files on a tmpfs, never shown again
     #[command(subcommand)]
     Secret(FileCmd),
@@ -180,6 +178,18 @@ pub enum ServiceCmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCmd {
+    /// The environments this token may act in
+    Ls,
+    /// Make an empty environment (admins)
+    Create { name: String },
+    /// Remove an environment that holds nothing any more (admins; `default` stays)
+    Rm { name: String },
+    /// Act in this environment from now on, when -e does not say (kept in the CLI config)
+    Use { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,7 +355,12 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         return stack_config::run(file, format);
     }
     let cfg = crate::config::resolve(conn.url, conn.token, conn.ca_cert.as_deref())?;
-    let client = Client::new(&cfg, &conn.env)?;
+    let env = conn
+        .env
+        .clone()
+        .or_else(|| cfg.env.clone())
+        .unwrap_or_else(|| "default".to_string());
+    let client = Client::new(&cfg, &env)?;
     match cmd {
         Command::Stack(StackCmd::Deploy {
             file,
@@ -406,6 +421,7 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
             timeout,
         }) => service::scale(&client, &targets, detach, timeout).await,
         Command::Registry(RegistryCmd::Rm { host }) => registry::rm(&client, &host).await,
+        Command::Env(cmd) => env_cmd(&client, cmd).await,
         Command::Secret(cmd) => file_cmd(&client, compose::FileKind::Secret, cmd).await,
         Command::Config(cmd) => file_cmd(&client, compose::FileKind::Config, cmd).await,
         Command::Network(NetworkCmd::Ls) => network::ls(&client).await,
@@ -413,6 +429,50 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         Command::Network(NetworkCmd::Rm { name }) => network::rm(&client, &name).await,
         Command::Network(NetworkCmd::Inspect { name }) => network::inspect(&client, &name).await,
         Command::Events { limit } => events::run(&client, limit).await,
+    }
+}
+
+async fn env_cmd(client: &Client, cmd: EnvCmd) -> Result<(), Failure> {
+    match cmd {
+        EnvCmd::Ls => {
+            let list: Vec<api_types::Environment> = client.get_v1("/environments").await?;
+            let rows: Vec<Vec<String>> = list.into_iter().map(|e| vec![e.name]).collect();
+            table(&["ENVIRONMENT"], &rows);
+            Ok(())
+        }
+        EnvCmd::Create { name } => {
+            let req = api_types::NewEnvironment { name: name.clone() };
+            let _: api_types::Environment = client.post_v1("/environments", &req).await?;
+            outln!("environment {name} created");
+            Ok(())
+        }
+        EnvCmd::Rm { name } => {
+            client.delete_v1(&format!("/environments/{name}")).await?;
+            outln!("environment {name} removed");
+            Ok(())
+        }
+        EnvCmd::Use { name } => {
+            let list: Vec<api_types::Environment> = client.get_v1("/environments").await?;
+            if !list.iter().any(|e| e.name == name) {
+                return Err(Failure::failed(format!(
+                    "environment '{name}' does not exist (or this token may not act in it)"
+                )));
+            }
+            let mut cfg = crate::config::load().ok_or_else(|| {
+                Failure::input(format!(
+                    "no CLI config at {} to keep it in: use -e {name} or DROVER_ENV={name}",
+                    crate::config::path().display()
+                ))
+            })?;
+            cfg.env = Some(name.clone());
+            let path = crate::config::save(&cfg)
+                .map_err(|e| Failure::failed(format!("writing the CLI config: {e}")))?;
+            outln!(
+                "commands act in environment {name} (kept in {})",
+                path.display()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! (it starts the engine and builds the `drover-test/*` images first).
 
 mod cluster;
+mod environments;
 mod exec;
 mod harness;
 mod keys;

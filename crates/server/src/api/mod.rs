@@ -2,6 +2,7 @@
 
 pub mod blobs;
 pub mod containers;
+pub mod environments;
 pub mod exec;
 pub mod files;
 pub mod hosts;
@@ -23,7 +24,14 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 pub fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/openapi.json", get(crate::openapi::document))
-        .route("/v1/environments", get(hosts::environments))
+        .route(
+            "/v1/environments",
+            get(hosts::environments).post(environments::create),
+        )
+        .route(
+            "/v1/environments/{env}",
+            axum::routing::delete(environments::remove),
+        )
         .route(
             "/v1/environments/{env}/stacks",
             get(stacks::list).post(stacks::deploy),
