@@ -312,6 +312,10 @@ mod tests {
         // Other subcommands keep `-e` for the environment.
         let cli = Cli::try_parse_from(["drover", "ps", "-e", "prod"]).expect("parses");
         assert_eq!(cli.conn.env.as_deref(), Some("prod"));
+        let cli = Cli::try_parse_from(["drover", "--env", "qa", "stack", "ls"]).expect("parses");
+        assert_eq!(cli.conn.env.as_deref(), Some("qa"));
+        let cli = Cli::try_parse_from(["drover", "env", "use", "qa"]).expect("parses");
+        assert!(cli.conn.env.is_none());
     }
 
     #[test]

@@ -38,7 +38,13 @@ pub struct Conn {
     #[arg(long, env = "DROVER_CA_CERT", global = true)]
     pub ca_cert: Option<PathBuf>,
     /// Environment to act in [default: the one `drover env use` chose, else `default`]
-    #[arg(long = "environment", short = 'e', env = "DROVER_ENV", global = true)]
+    #[arg(
+        long = "environment",
+        visible_alias = "env",
+        short = 'e',
+        env = "DROVER_ENV",
+        global = true
+    )]
     pub env: Option<String>,
 }
 
