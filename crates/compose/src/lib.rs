@@ -30,7 +30,7 @@ pub use model::*;
 pub use sidekick::{NETWORK_NONE, SIDEKICK_OF, SidekickError, Units, check_sidekicks};
 /// A compose duration (`1h30m`, `90s`) in nanoseconds.
 pub use units::parse_duration;
-pub use validate::{dependency_order, validate};
+pub use validate::{dependency_order, is_valid_project_name, validate};
 
 /// Largest compose file accepted, in bytes. Bigger input is refused before parsing.
 pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;

@@ -13,8 +13,8 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Project names: `[a-z0-9][a-z0-9_-]*`.
-pub(crate) fn is_valid_project_name(name: &str) -> bool {
+/// Project names: `[a-z0-9][a-z0-9_-]*` (environment names follow the same rule).
+pub fn is_valid_project_name(name: &str) -> bool {
     let ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let mut bytes = name.bytes();
     bytes.next().is_some_and(ok) && bytes.all(|b| ok(b) || matches!(b, b'_' | b'-'))

@@ -21,7 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use compose::{FailureAction, UpdateConfig, UpdateOrder};
 use serde::{Deserialize, Serialize};
 
+pub use judge::judge;
+
 pub mod deploy;
+mod judge;
 #[cfg(test)]
 mod tests;
 

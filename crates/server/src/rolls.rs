@@ -267,7 +267,7 @@ pub fn drive(
 }
 
 /// How the container of `service` (the slot's own service or one of its sidekicks) in
-/// slot `slot` looks to its roll, from its host's report.
+/// slot `slot` looks to its roll: the report's facts, judged by `roll::judge`.
 fn slot_state(
     entry: &StackEntry,
     service: &str,
@@ -282,37 +282,13 @@ fn slot_state(
         return roll::State::Starting;
     };
     let name = proto::container_name(&entry.row.project.name, service, slot.1);
-    if let Some(e) = report.error(&name).filter(|e| e.count > 0) {
-        return roll::State::Failed(e.message.clone());
-    }
-    let Some(c) = report.container(&name) else {
-        return roll::State::Starting;
-    };
-    let Some(spec) = entry.project_of(entry.rev_of(slot)).services.get(service) else {
-        return roll::State::Starting;
-    };
-    if spec.spec_hash() != c.spec_hash {
-        return roll::State::Starting;
-    }
-    // A container with a check is ready once the check says healthy, not before.
-    let checked = spec
-        .healthcheck
-        .as_ref()
-        .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
-        || proto::x_drover(spec).is_ok_and(|x| x.probe().is_ok_and(|p| p.is_some()));
-    use proto::{ContainerState as S, Health as H};
-    match (c.state, c.health) {
-        (S::Running, Some(H::Unhealthy)) => roll::State::Failed("unhealthy".into()),
-        (S::Running, Some(H::Healthy)) => roll::State::Ready,
-        (S::Running, None) if !checked => roll::State::Ready,
-        (S::Running, _) => roll::State::Starting,
-        (S::Exited | S::Dead, _) => roll::State::Failed(match c.exit_code {
-            Some(code) => format!("exited with code {code}"),
-            None => "exited".into(),
-        }),
-        (S::Restarting, _) => roll::State::Failed("restarting".into()),
-        _ => roll::State::Starting,
-    }
+    let failed = report.error(&name).filter(|e| e.count > 0);
+    let spec = entry.project_of(entry.rev_of(slot)).services.get(service);
+    roll::judge(
+        spec,
+        failed.map(|e| e.message.as_str()),
+        report.container(&name),
+    )
 }
 
 /// Undoes a failed roll: a new revision of the stack with the service's spec of revision

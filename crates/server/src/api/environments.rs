@@ -16,12 +16,7 @@ use crate::state::{AppState, Audit, now_ms};
 /// An environment name: 1 to 63 lowercase letters, digits, '-' and '_', starting with a
 /// letter or digit (it becomes part of engine labels and network names).
 fn check_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let ok = name.len() <= 63 && compose::is_valid_project_name(name);
     if ok {
         Ok(())
     } else {

@@ -78,6 +78,18 @@ fn info(
     }
 }
 
+/// The audit event of a change to a secret or config: `secret.created`, `config.removed`...
+fn event_kind(kind: FileKind, change: &str) -> &'static str {
+    match (kind, change) {
+        (FileKind::Secret, "created") => "secret.created",
+        (FileKind::Secret, "updated") => "secret.updated",
+        (FileKind::Secret, _) => "secret.removed",
+        (FileKind::Config, "created") => "config.created",
+        (FileKind::Config, "updated") => "config.updated",
+        (FileKind::Config, _) => "config.removed",
+    }
+}
+
 fn not_found(kind: FileKind, name: &str) -> ApiError {
     ApiError::not_found(format!("{} '{name}' not found", kind.as_str()))
 }
@@ -114,10 +126,7 @@ async fn create(
     let audit = Audit {
         env: env.clone(),
         actor: caller.name.clone(),
-        kind: match kind {
-            FileKind::Secret => "secret.created",
-            FileKind::Config => "config.created",
-        },
+        kind: event_kind(kind, "created"),
         subject: req.name.clone(),
         detail: format!("{} bytes", value.len()),
     };
@@ -167,10 +176,7 @@ async fn update(
     let audit = Audit {
         env: env.clone(),
         actor: caller.name.clone(),
-        kind: match kind {
-            FileKind::Secret => "secret.updated",
-            FileKind::Config => "config.updated",
-        },
+        kind: event_kind(kind, "updated"),
         subject: name.clone(),
         detail: format!("{} bytes", value.len()),
     };
@@ -240,10 +246,7 @@ async fn remove(
     let audit = Audit {
         env: env.clone(),
         actor: caller.name.clone(),
-        kind: match kind {
-            FileKind::Secret => "secret.removed",
-            FileKind::Config => "config.removed",
-        },
+        kind: event_kind(kind, "removed"),
         subject: name.clone(),
         detail: String::new(),
     };
