@@ -2,17 +2,34 @@
 //! caller passes `now`). The server's shell looks tokens up, calls these, and turns a
 //! [`Denied`] into an HTTP answer or a refused agent session.
 //!
-//! Callers are of four kinds: an admin (any environment), a member (one environment), a
-//! registration token (may only register a new host) and a host credential (may only speak
-//! for its own host). User routes take the first two, agent routes the last two.
+//! A token stands for a user (an API key or a session; the admin and member tokens made
+//! before users existed act as an admin and as a member of one environment), a
+//! registration token (may only register a new host) or a host credential (may only speak
+//! for its own host). User routes take the first, agent routes the last two. What a user
+//! may do is [`authorize`]: the route's [`Action`] against the user's [`Role`] in the
+//! route's environment, one table ([`role_allows`], [`ROUTES`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+mod limit;
+mod roles;
+
+pub use limit::{Limited, LoginLimiter};
+pub use roles::{
+    Action, Decision, Identity, ROUTES, Role, action_of, authorize, env_of, role_allows,
+};
 
 /// What kind of token a caller presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// The admin token made before users existed: the `admin` user's key.
     Admin,
+    /// A token of one environment made before users existed: a member there.
     Member,
+    /// A user's API key.
+    ApiKey,
+    /// A user's session (`drover login`).
+    Session,
     /// A registration token (stored as kind `agent`).
     Registration,
     /// One host's credential (stored as kind `host`).
@@ -25,6 +42,8 @@ impl Kind {
         match stored {
             "admin" => Some(Kind::Admin),
             "member" => Some(Kind::Member),
+            "apikey" => Some(Kind::ApiKey),
+            "session" => Some(Kind::Session),
             "agent" => Some(Kind::Registration),
             "host" => Some(Kind::Host),
             _ => None,
@@ -48,6 +67,10 @@ pub struct Caller {
     pub host: Option<String>,
     /// The hash of the presented token; `None` for the server's own in-process agent.
     pub token_hash: Option<String>,
+    /// For API keys and sessions: the user they act for.
+    pub user: Option<String>,
+    /// Where the request came from (the peer's address; empty when unknown).
+    pub source: String,
 }
 
 /// Why a caller may not do something.
@@ -68,9 +91,13 @@ pub struct Token {
     pub kind: String,
     pub env: String,
     pub host: Option<String>,
-    /// For registration tokens: not expired and not used up at the time asked.
+    pub user: Option<String>,
+    /// Not expired (and for registration tokens not used up) at the time asked.
     pub usable: bool,
 }
+
+/// The environment column of an API key that is not narrowed to one.
+pub const ANY_ENV: &str = "*";
 
 /// Longest token accepted; longer ones are refused unseen.
 pub const MAX_TOKEN_LEN: usize = 256;
@@ -93,11 +120,17 @@ pub fn authenticate(
     }
     let t = found.ok_or_else(invalid)?;
     let kind = Kind::parse(&t.kind).ok_or_else(invalid)?;
-    if kind == Kind::Registration && !t.usable {
-        return Err(Denied::Unauthenticated(format!(
-            "registration token '{}' has expired or is used up",
-            t.name
-        )));
+    if !t.usable {
+        return Err(Denied::Unauthenticated(match kind {
+            Kind::Registration => {
+                format!("registration token '{}' has expired or is used up", t.name)
+            }
+            Kind::Session => "session expired: run `drover login`".into(),
+            _ => format!("token '{}' has expired", t.name),
+        }));
+    }
+    if matches!(kind, Kind::ApiKey | Kind::Session) && t.user.is_none() {
+        return Err(invalid());
     }
     Ok(Caller {
         name: t.name,
@@ -105,6 +138,8 @@ pub fn authenticate(
         env: t.env,
         host: t.host,
         token_hash: Some(hash.to_string()),
+        user: t.user,
+        source: String::new(),
     })
 }
 
@@ -117,6 +152,8 @@ pub fn local_agent() -> Caller {
         env: "default".into(),
         host: None,
         token_hash: None,
+        user: None,
+        source: String::new(),
     }
 }
 
@@ -129,19 +166,18 @@ pub enum Routes {
     Agent,
 }
 
-/// What a user route does in its environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    /// Looks (lists, logs, events).
-    Read,
-    /// Changes the desired state (deploys, scaling, hosts, networks, registries).
-    Write,
-    /// Runs a command inside a container (`drover exec`): needs write access, since the
-    /// command can change anything the container can.
-    Exec,
-}
-
 impl Caller {
+    /// Who the audit log says acted: the user (with the API key's id when one was used), a
+    /// token from before users by its name, or the host an agent speaks for.
+    pub fn actor(&self) -> String {
+        match (self.kind, &self.user) {
+            (Kind::Session, Some(u)) => u.clone(),
+            (Kind::ApiKey, Some(u)) => format!("{u} (key {})", self.name),
+            (Kind::Host, _) => format!("host {}", self.host.as_deref().unwrap_or(&self.name)),
+            _ => self.name.clone(),
+        }
+    }
+
     /// Whether the caller may use this set of routes at all.
     pub fn may_use(&self, routes: Routes) -> Result<(), Denied> {
         match (routes, self.kind.is_agent()) {
@@ -155,49 +191,48 @@ impl Caller {
         }
     }
 
-    /// Whether the caller may create and remove environments: admins only.
-    pub fn may_manage_environments(&self) -> Result<(), Denied> {
-        if self.kind == Kind::Admin {
-            Ok(())
-        } else {
-            Err(Denied::Forbidden(format!(
-                "token '{}' may not create or remove environments: that needs an admin",
-                self.name
-            )))
+    /// The identity a user caller acts as. Tokens from before users carry it themselves
+    /// (the admin token: an admin; a member token: a member of its environment); API keys
+    /// and sessions act for their user, whose `account` (admin flag and roles, or `None`
+    /// when the user is gone or disabled) the shell looks up. An API key made for one
+    /// environment is narrowed to it.
+    pub fn identity(
+        &self,
+        account: Option<(bool, BTreeMap<String, Role>)>,
+    ) -> Result<Identity, Denied> {
+        match self.kind {
+            Kind::Admin => Ok(Identity {
+                user: self.name.clone(),
+                admin: true,
+                roles: BTreeMap::new(),
+                scope: None,
+            }),
+            Kind::Member => Ok(Identity {
+                user: self.name.clone(),
+                admin: false,
+                roles: BTreeMap::from([(self.env.clone(), Role::Member)]),
+                scope: Some(self.env.clone()),
+            }),
+            Kind::ApiKey | Kind::Session => {
+                let user = self.user.clone().unwrap_or_default();
+                let Some((admin, roles)) = account else {
+                    return Err(Denied::Unauthenticated(format!(
+                        "user '{user}' no longer exists or is disabled"
+                    )));
+                };
+                let scope =
+                    (self.kind == Kind::ApiKey && self.env != ANY_ENV).then(|| self.env.clone());
+                Ok(Identity {
+                    user,
+                    admin,
+                    roles,
+                    scope,
+                })
+            }
+            Kind::Registration | Kind::Host => Err(Denied::Forbidden(
+                "agent tokens and host credentials may not use the API".into(),
+            )),
         }
-    }
-
-    /// Whether the caller may act in environment `env`.
-    pub fn may_use_env(&self, env: &str) -> Result<(), Denied> {
-        if self.kind == Kind::Admin || (self.kind == Kind::Member && self.env == env) {
-            Ok(())
-        } else {
-            Err(Denied::Forbidden(format!(
-                "token '{}' may not act in environment '{env}'",
-                self.name
-            )))
-        }
-    }
-
-    /// Whether the caller may do what a route of `class` does in environment `env`.
-    pub fn may(&self, env: &str, class: Class) -> Result<(), Denied> {
-        self.may_use_env(env)?;
-        match class {
-            Class::Read | Class::Write => Ok(()),
-            // Running a command in a container can change anything it can reach: only for
-            // callers that may change the environment (today every admin and member).
-            Class::Exec if self.may_write() => Ok(()),
-            Class::Exec => Err(Denied::Forbidden(format!(
-                "token '{}' may not run commands in containers of environment '{env}': \
-                 that needs a token that may change it",
-                self.name
-            ))),
-        }
-    }
-
-    /// Whether the caller may change what it may see.
-    fn may_write(&self) -> bool {
-        matches!(self.kind, Kind::Admin | Kind::Member)
     }
 
     /// Whether the caller may fetch its environment's build contexts: a host credential of a
@@ -281,7 +316,7 @@ pub fn admit(caller: &Caller, host_id: &str, offered: Option<&str>) -> Result<Ad
                 reclaim: caller.token_hash.is_none(),
             })
         }
-        Kind::Admin | Kind::Member => Err(Refused::NotAnAgent),
+        Kind::Admin | Kind::Member | Kind::ApiKey | Kind::Session => Err(Refused::NotAnAgent),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Data-driven tests: each fixture line is a question, the expectation one answer per line.
 //!
 //! ```text
-//! CALLER env ENV | read|write|exec ENV | routes user|agent | blobs known|unknown | hello HOST [HASH]
+//! CALLER env|read|write|exec ENV | environments | routes user|agent | blobs known|unknown | hello HOST [HASH]
 //! auth none|long|unknown|KIND[:usable|:unusable]
 //! ```
 //! CALLER is `admin@ENV`, `member@ENV`, `reg@ENV`, `host:ID@ENV` or `local` (the server's own
@@ -29,12 +29,22 @@ fn caller(spec: &str) -> Caller {
         env: env.to_string(),
         host,
         token_hash: Some("h".repeat(64)),
+        user: None,
+        source: String::new(),
     }
 }
 
 fn answer<T: std::fmt::Debug>(r: Result<T, impl std::fmt::Display>) -> String {
     match r {
         Ok(v) => format!("{v:?}"),
+        Err(e) => format!("no: {e}"),
+    }
+}
+
+/// What a caller's token may do as a user (tokens from before users carry their identity).
+fn as_user(c: &Caller, action: Action, env: Option<&str>) -> String {
+    match c.identity(None) {
+        Ok(who) => format!("{:?}", authorize(&who, action, env, true)),
         Err(e) => format!("no: {e}"),
     }
 }
@@ -46,6 +56,7 @@ fn authenticate_line(what: &str) -> String {
         kind: kind.into(),
         env: "default".into(),
         host: (kind == "host").then(|| "h1".to_string()),
+        user: matches!(kind, "apikey" | "session").then(|| "ann".to_string()),
         usable,
     };
     let (presented, found) = match what {
@@ -73,17 +84,16 @@ fn check(fixture: &str, expect: Expect) {
             let c = caller(words[0]);
             let arg = words.get(2).copied().unwrap_or("");
             match words.get(1).copied().unwrap_or("") {
-                "env" => answer(c.may_use_env(arg)),
-                "read" => answer(c.may(arg, Class::Read)),
-                "write" => answer(c.may(arg, Class::Write)),
-                "exec" => answer(c.may(arg, Class::Exec)),
+                "env" | "read" => as_user(&c, Action::Read, Some(arg)),
+                "write" => as_user(&c, Action::Deploy, Some(arg)),
+                "exec" => as_user(&c, Action::Exec, Some(arg)),
                 "routes" => answer(c.may_use(if arg == "user" {
                     Routes::User
                 } else {
                     Routes::Agent
                 })),
                 "blobs" => answer(c.may_fetch_blobs(arg == "known")),
-                "environments" => answer(c.may_manage_environments()),
+                "environments" => as_user(&c, Action::Admin, None),
                 "hello" => {
                     let hash = words.get(3).map(|h| match *h {
                         "ok" => "AB".repeat(32),
@@ -120,6 +130,9 @@ fn tokens_authenticate_by_kind_and_registration_tokens_only_while_usable() {
          auth member
          auth agent:usable
          auth agent:unusable
+         auth apikey
+         auth apikey:unusable
+         auth session:unusable
          auth host",
         expect![[r#"
             auth none => Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
@@ -130,6 +143,9 @@ fn tokens_authenticate_by_kind_and_registration_tokens_only_while_usable() {
             auth member => Member env=default host=None
             auth agent:usable => Registration env=default host=None
             auth agent:unusable => Unauthenticated("registration token 't1' has expired or is used up")
+            auth apikey => ApiKey env=default host=None
+            auth apikey:unusable => Unauthenticated("token 't1' has expired")
+            auth session:unusable => Unauthenticated("session expired: run `drover login`")
             auth host => Host env=default host=Some("h1")
         "#]],
     );
@@ -158,11 +174,11 @@ fn users_and_agents_keep_to_their_routes_and_environments() {
             reg@default routes agent => ()
             host:h1@default routes user => no: agent tokens and host credentials may not use the API
             host:h1@default routes agent => ()
-            admin@default env prod => ()
-            member@default env default => ()
-            member@default env prod => no: token 'member' may not act in environment 'prod'
-            reg@default env default => no: token 'reg' may not act in environment 'default'
-            host:h1@default env default => no: token 'host:h1' may not act in environment 'default'
+            admin@default env prod => Allow
+            member@default env default => Allow
+            member@default env prod => Hidden
+            reg@default env default => no: agent tokens and host credentials may not use the API
+            host:h1@default env default => no: agent tokens and host credentials may not use the API
         "#]],
     );
 }
@@ -180,15 +196,15 @@ fn only_callers_that_may_change_an_environment_run_commands_in_its_containers() 
          host:h1@default exec default
          local exec default",
         expect![[r#"
-            admin@default exec prod => ()
-            member@default exec default => ()
-            member@default read default => ()
-            member@default write default => ()
-            member@default exec prod => no: token 'member' may not act in environment 'prod'
-            member@prod read default => no: token 'member' may not act in environment 'default'
-            reg@default exec default => no: token 'reg' may not act in environment 'default'
-            host:h1@default exec default => no: token 'host:h1' may not act in environment 'default'
-            local exec default => no: token 'local-agent' may not act in environment 'default'
+            admin@default exec prod => Allow
+            member@default exec default => Allow
+            member@default read default => Allow
+            member@default write default => Allow
+            member@default exec prod => Hidden
+            member@prod read default => Hidden
+            reg@default exec default => no: agent tokens and host credentials may not use the API
+            host:h1@default exec default => no: agent tokens and host credentials may not use the API
+            local exec default => no: agent tokens and host credentials may not use the API
         "#]],
     );
 }
@@ -275,11 +291,272 @@ fn only_admins_make_and_remove_environments() {
         host:h1@default environments
         ",
         expect![[r#"
-            admin@default environments => ()
-            member@default environments => no: token 'member' may not create or remove environments: that needs an admin
-            member@team environments => no: token 'member' may not create or remove environments: that needs an admin
-            reg@default environments => no: token 'reg' may not create or remove environments: that needs an admin
-            host:h1@default environments => no: token 'host:h1' may not create or remove environments: that needs an admin
+            admin@default environments => Allow
+            member@default environments => Deny("user 'member' may not administer Drover: that needs an admin")
+            member@team environments => Deny("user 'member' may not administer Drover: that needs an admin")
+            reg@default environments => no: agent tokens and host credentials may not use the API
+            host:h1@default environments => no: agent tokens and host credentials may not use the API
         "#]],
     );
+}
+
+fn identity(spec: &str) -> Identity {
+    // `admin`, `USER:ROLE@ENV[,ROLE@ENV...]`, optionally `/SCOPE` for a narrowed API key.
+    let (spec, scope) = match spec.split_once('/') {
+        Some((s, scope)) => (s, Some(scope.to_string())),
+        None => (spec, None),
+    };
+    if spec == "admin" {
+        return Identity {
+            user: "root".into(),
+            admin: true,
+            roles: Default::default(),
+            scope,
+        };
+    }
+    let (user, roles) = spec.split_once(':').unwrap_or((spec, ""));
+    let roles = roles
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            let (role, env) = r.split_once('@').expect("ROLE@ENV");
+            (env.to_string(), Role::parse(role).expect("role"))
+        })
+        .collect();
+    Identity {
+        user: user.into(),
+        admin: false,
+        roles,
+        scope,
+    }
+}
+
+/// `IDENTITY ACTION [ENV|-] [missing]` → the decision.
+fn check_authorize(fixture: &str, expect: Expect) {
+    let mut out = String::new();
+    for line in fixture.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let who = identity(w[0]);
+        let action = match w[1] {
+            "public" => Action::Public,
+            "agent" => Action::Agent,
+            "own" => Action::Own,
+            "admin" => Action::Admin,
+            "read" => Action::Read,
+            "read-hosts" => Action::ReadHosts,
+            "deploy" => Action::Deploy,
+            "exec" => Action::Exec,
+            "hosts" => Action::Hosts,
+            "tokens" => Action::Tokens,
+            "networks" => Action::Networks,
+            "registries" => Action::Registries,
+            "members" => Action::Members,
+            "govern" => Action::Govern,
+            other => panic!("unknown action {other}"),
+        };
+        let env = w.get(2).copied().filter(|e| *e != "-");
+        let exists = w.get(3) != Some(&"missing");
+        let d = authorize(&who, action, env, exists);
+        out.push_str(&format!("{line} => {d:?}\n"));
+    }
+    expect.assert_eq(&out);
+}
+
+#[test]
+fn the_role_table() {
+    let mut out = String::from("action       owner member restricted read-only\n");
+    for action in [
+        Action::Read,
+        Action::ReadHosts,
+        Action::Deploy,
+        Action::Exec,
+        Action::Hosts,
+        Action::Tokens,
+        Action::Networks,
+        Action::Registries,
+        Action::Members,
+        Action::Govern,
+        Action::Admin,
+        Action::Own,
+    ] {
+        let mut row = format!("{:<12}", format!("{action:?}"));
+        for role in Role::ALL {
+            row.push_str(&format!(
+                " {:<width$}",
+                if role_allows(role, action) {
+                    "yes"
+                } else {
+                    "-"
+                },
+                width = role.as_str().len()
+            ));
+        }
+        out.push_str(row.trim_end());
+        out.push('\n');
+    }
+    expect![[r#"
+        action       owner member restricted read-only
+        Read         yes   yes    yes        yes
+        ReadHosts    yes   yes    -          yes
+        Deploy       yes   yes    yes        -
+        Exec         yes   yes    yes        -
+        Hosts        yes   yes    -          -
+        Tokens       yes   yes    -          -
+        Networks     yes   yes    -          -
+        Registries   yes   yes    -          -
+        Members      yes   yes    -          -
+        Govern       yes   -      -          -
+        Admin        -     -      -          -
+        Own          yes   yes    yes        yes
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn users_act_by_their_role_in_the_route_environment() {
+    check_authorize(
+        "admin deploy dev
+         admin govern dev
+         admin admin -
+         admin/dev deploy dev
+         admin/dev deploy prod
+         admin/dev admin -
+         admin deploy dev missing
+         ann:owner@dev govern dev
+         ann:owner@dev deploy prod
+         ann:owner@dev admin -
+         bob:member@dev hosts dev
+         bob:member@dev govern dev
+         bob:member@dev members dev
+         cat:restricted@dev deploy dev
+         cat:restricted@dev exec dev
+         cat:restricted@dev hosts dev
+         cat:restricted@dev read-hosts dev
+         cat:restricted@dev tokens dev
+         dan:read-only@dev read dev
+         dan:read-only@dev exec dev
+         dan:read-only@dev deploy dev
+         dan:read-only@dev,owner@prod govern prod
+         dan:read-only@dev,owner@prod/dev govern prod
+         eve deploy dev
+         eve deploy dev missing
+         eve own -
+         eve public -
+         eve agent -
+         eve read -",
+        expect![[r#"
+            admin deploy dev => Allow
+            admin govern dev => Allow
+            admin admin - => Allow
+            admin/dev deploy dev => Allow
+            admin/dev deploy prod => Hidden
+            admin/dev admin - => Deny("this API key is limited to environment 'dev': administering Drover needs an unlimited one")
+            admin deploy dev missing => Hidden
+            ann:owner@dev govern dev => Allow
+            ann:owner@dev deploy prod => Hidden
+            ann:owner@dev admin - => Deny("user 'ann' may not administer Drover: that needs an admin")
+            bob:member@dev hosts dev => Allow
+            bob:member@dev govern dev => Deny("user 'bob' is member in environment 'dev' and may not change members or the container policy: that needs owner")
+            bob:member@dev members dev => Allow
+            cat:restricted@dev deploy dev => Allow
+            cat:restricted@dev exec dev => Allow
+            cat:restricted@dev hosts dev => Deny("user 'cat' is restricted in environment 'dev' and may not manage hosts: that needs owner or member")
+            cat:restricted@dev read-hosts dev => Deny("user 'cat' is restricted in environment 'dev' and may not see hosts: that needs owner or member or read-only")
+            cat:restricted@dev tokens dev => Deny("user 'cat' is restricted in environment 'dev' and may not manage registration tokens: that needs owner or member")
+            dan:read-only@dev read dev => Allow
+            dan:read-only@dev exec dev => Deny("user 'dan' is read-only in environment 'dev' and may not run commands in containers: that needs owner or member or restricted")
+            dan:read-only@dev deploy dev => Deny("user 'dan' is read-only in environment 'dev' and may not change stacks: that needs owner or member or restricted")
+            dan:read-only@dev,owner@prod govern prod => Allow
+            dan:read-only@dev,owner@prod/dev govern prod => Hidden
+            eve deploy dev => Hidden
+            eve deploy dev missing => Hidden
+            eve own - => Allow
+            eve public - => Allow
+            eve agent - => Deny("this route is for agents")
+            eve read - => Deny("this route names no environment")
+        "#]],
+    );
+}
+
+#[test]
+fn policy_binds_everyone_but_owners() {
+    let mut out = String::new();
+    for spec in [
+        "admin",
+        "ann:owner@dev",
+        "bob:member@dev",
+        "cat:restricted@dev",
+    ] {
+        out.push_str(&format!(
+            "{spec} => {}\n",
+            identity(spec).policy_applies("dev")
+        ));
+    }
+    expect![[r#"
+        admin => false
+        ann:owner@dev => false
+        bob:member@dev => true
+        cat:restricted@dev => true
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn every_route_is_in_the_table_once() {
+    let mut seen = std::collections::HashSet::new();
+    for (m, p, _) in ROUTES {
+        assert!(seen.insert((m, p)), "{m} {p} twice");
+        assert!(action_of(m, p).is_some());
+    }
+    assert_eq!(action_of("GET", "/v1/nowhere"), None);
+    assert_eq!(
+        env_of(
+            "/v1/environments/{env}/stacks",
+            "/v1/environments/dev/stacks"
+        ),
+        Some("dev")
+    );
+    assert_eq!(env_of("/v1/environments", "/v1/environments"), None);
+}
+
+#[test]
+fn logins_are_limited_per_user_and_per_address() {
+    let mut l = LoginLimiter::default();
+    let mut out = String::new();
+    for i in 0..limit::USER_FAILURES {
+        l.failed("ann", "10.0.0.1", 1000 + u64::from(i));
+    }
+    out.push_str(&format!(
+        "ann after 5: {:?}\n",
+        l.check("ann", "10.0.0.2", 2000).map_err(|e| e.to_string())
+    ));
+    out.push_str(&format!(
+        "bob same address: {:?}\n",
+        l.check("bob", "10.0.0.1", 2000).map_err(|e| e.to_string())
+    ));
+    out.push_str(&format!(
+        "ann after window: {:?}\n",
+        l.check("ann", "10.0.0.2", 1000 + limit::WINDOW_MS)
+            .map_err(|e| e.to_string())
+    ));
+    for i in 0..limit::ADDRESS_FAILURES {
+        l.failed(&format!("u{i}"), "10.0.0.9", 5000);
+    }
+    out.push_str(&format!(
+        "anyone from .9: {:?}\n",
+        l.check("zed", "10.0.0.9", 6000).map_err(|e| e.to_string())
+    ));
+    l.succeeded("ann");
+    out.push_str(&format!(
+        "ann after success: {:?}\n",
+        l.check("ann", "10.0.0.2", 2000).map_err(|e| e.to_string())
+    ));
+    expect![[r#"
+        ann after 5: Err("too many failed logins for user 'ann': retry in 299 s")
+        bob same address: Ok(())
+        ann after window: Ok(())
+        anyone from .9: Err("too many failed logins from 10.0.0.9: retry in 299 s")
+        ann after success: Ok(())
+    "#]]
+    .assert_eq(&out);
 }

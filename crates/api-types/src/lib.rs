@@ -349,6 +349,107 @@ pub struct Event {
     pub kind: String,
     pub subject: String,
     pub detail: String,
+    /// The caller's address, for changes made through the API.
+    #[serde(default)]
+    pub source: String,
+    /// `ok`, or `denied` for a refused attempt.
+    #[serde(default = "ok")]
+    pub result: String,
+}
+
+fn ok() -> String {
+    "ok".into()
+}
+
+/// `POST /v1/sessions`: sign in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+/// A new session or API key: the token is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewSecretToken {
+    pub id: String,
+    pub token: String,
+    pub user: String,
+    pub expires_ms: Option<u64>,
+}
+
+/// A session or API key as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user: String,
+    /// For API keys: the environment it is limited to, if any.
+    pub env: Option<String>,
+    pub created_ms: u64,
+    pub expires_ms: Option<u64>,
+    pub last_used_ms: Option<u64>,
+}
+
+/// `POST /v1/apikeys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// A name to tell keys apart (letters, digits, '-', '_', '.'; at most 64).
+    pub name: Option<String>,
+    /// Limit the key to this environment.
+    pub env: Option<String>,
+    /// Seconds until the key expires; none: never.
+    pub expires_in_s: Option<u64>,
+}
+
+/// A user as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserInfo {
+    pub name: String,
+    pub admin: bool,
+    /// `local` or `ldap`.
+    pub source: String,
+    pub created_ms: u64,
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// `PUT /v1/users/{user}/password` (admins) and `PUT /v1/password` (one's own, with the
+/// current one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+    /// One's own password: the current one.
+    pub current: Option<String>,
+}
+
+/// `GET /v1/whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub user: String,
+    pub admin: bool,
+    /// The caller's role in each environment it sees.
+    pub roles: std::collections::BTreeMap<String, String>,
+    /// An API key limited to one environment.
+    pub scope: Option<String>,
+}
+
+/// A member of an environment: a user name or `group:DN`, and its role (`owner`, `member`,
+/// `restricted`, `read-only`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub subject: String,
+    pub role: String,
 }
 
 /// A network of an environment. Each spans every host of the environment: a host has its

@@ -138,6 +138,23 @@ impl Client {
             .await
     }
 
+    /// PUT to a path under `/v1` itself.
+    pub async fn put_v1<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
+        self.json(self.http.put(format!("{}/v1{path}", self.base)).json(body))
+            .await
+    }
+
+    /// PUT to a path under `/v1` itself, with no answer body.
+    pub async fn put_v1_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<(), Failure> {
+        self.send(self.http.put(format!("{}/v1{path}", self.base)).json(body))
+            .await
+            .map(|_| ())
+    }
+
     /// POST to a path under `/v1` itself.
     pub async fn post_v1<B: Serialize, T: DeserializeOwned>(
         &self,

@@ -66,10 +66,7 @@ pub fn resolve(
 ) -> Result<CliConfig, crate::Failure> {
     let file = load();
     let ca_cert = match ca_cert {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| crate::Failure::input(format!("--ca-cert {}: {e}", path.display())))?,
-        ),
+        Some(path) => Some(read_ca(path)?),
         None => file.as_ref().and_then(|f| f.ca_cert.clone()),
     };
     let url = url
@@ -87,4 +84,35 @@ pub fn resolve(
         ca_cert,
         env: load().and_then(|f| f.env),
     })
+}
+
+/// Where `drover login` signs in: the URL given, else the config's; the CA given, else the
+/// config's when it is the same server. The token is the session it will get.
+pub fn for_login(
+    url: Option<String>,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<CliConfig, crate::Failure> {
+    let file = load();
+    let url = url
+        .or_else(|| file.as_ref().map(|f| f.url.clone()))
+        .unwrap_or_else(|| "http://127.0.0.1:7480".to_string());
+    let ca_cert = match ca_cert {
+        Some(path) => Some(read_ca(path)?),
+        None => file
+            .as_ref()
+            .filter(|f| f.url == url)
+            .and_then(|f| f.ca_cert.clone()),
+    };
+    Ok(CliConfig {
+        url,
+        token: String::new(),
+        ca_cert,
+        env: file.and_then(|f| f.env),
+    })
+}
+
+/// The CA certificate `--ca-cert` names.
+fn read_ca(path: &std::path::Path) -> Result<String, crate::Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| crate::Failure::input(format!("--ca-cert {}: {e}", path.display())))
 }

@@ -117,6 +117,17 @@ struct ServerArgs {
     /// start, mode 0600) [default: <data-dir>/secrets.key]
     #[arg(long)]
     secrets_key_file: Option<PathBuf>,
+    /// Audit events older than this are pruned (e.g. 90d, 12h)
+    #[arg(long, default_value = "90d", value_parser = duration_ms)]
+    audit_retention: u64,
+    /// At most this many audit events are kept (the oldest go first)
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    audit_max_rows: u64,
+}
+
+/// A duration flag in milliseconds.
+fn duration_ms(s: &str) -> Result<u64, String> {
+    compose::parse_duration(s).map(|ns| ns / 1_000_000)
 }
 
 #[derive(Args)]
@@ -260,6 +271,8 @@ async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> 
         tls,
         advertise: args.advertise,
         secrets_key: args.secrets_key_file,
+        audit_retention_ms: args.audit_retention,
+        audit_max_rows: args.audit_max_rows,
     })
     .await?;
     let mut addr = started.addr;
@@ -273,9 +286,11 @@ async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> 
     if let Some(hash) = &join.ca_hash {
         println!("TLS: agents join with --ca-hash {hash}");
     }
-    match &started.new_admin_token {
-        Some(token) => {
+    match &started.new_admin {
+        Some(server::NewAdmin { token, password }) => {
+            // Scripts read this line: keep it as it is. The token is the admin's API key.
             println!("admin token (shown once, stored only as a hash): {token}");
+            println!("admin user: admin, password (shown once, stored only as a hash): {password}");
             let path = cli::config::save(&cli::config::CliConfig {
                 url: url.clone(),
                 token: token.clone(),

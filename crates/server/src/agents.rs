@@ -350,6 +350,8 @@ async fn audit_impostor(state: &Arc<AppState>, caller: &Caller, row: &store::Hos
                 kind: "host.impostor",
                 subject: &host,
                 detail: "hello named an existing host without its credential: refused",
+                source: "",
+                result: "ok",
             };
             if let Err(e) = s.store().append_event(now_ms(), &event) {
                 tracing::error!("audit: {e}");

@@ -1,14 +1,21 @@
-//! Bearer tokens. A token is `drv_` + 64 hex chars of OS randomness; only its SHA-256 is
-//! stored. Every route but none is open: the caller must present a token, and a route under
-//! `/v1/environments/{env}` checks the token may act in that environment. Agents hold a
-//! registration token only until their first connection, which exchanges it for a
-//! credential bound to their host.
+//! Bearer tokens and the API edge. A token is `drv_` + 64 hex chars of OS randomness; only
+//! its SHA-256 is stored. [`edge`] runs before every route's handler: it finds the route's
+//! action in `access::ROUTES` (a route missing there is refused), authenticates the token
+//! (an API key, a session, or a token from before users), and asks `access::authorize`
+//! whether the caller's identity may do that in the route's environment. An environment the
+//! caller may not see is answered as one that does not exist. Agents hold a registration
+//! token only until their first connection, which exchanges it for a credential bound to
+//! their host.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -47,6 +54,8 @@ pub struct Keys {
     known: RwLock<HashMap<String, store::TokenRow>>,
     /// Attempts to speak for a host without its credential, recorded once in a while.
     impostors: Mutex<access::Throttle>,
+    /// Refused user requests, recorded once in a while.
+    denied: Mutex<access::Throttle>,
 }
 
 /// Attempts on one host id are recorded at most this often: a token holder retrying in a
@@ -93,6 +102,14 @@ impl Keys {
             .allow(host, now, IMPOSTOR_RECORD_EVERY_MS)
     }
 
+    /// Whether a refused request (`key`: actor and route) at `now` should be recorded.
+    pub fn record_denied(&self, key: &str, now: u64, every_ms: u64) -> bool {
+        self.denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(key, now, every_ms)
+    }
+
     /// Forgets a token (removed, or its uses changed).
     pub fn forget(&self, hash: &str) {
         lock_write(&self.known).remove(hash);
@@ -117,9 +134,8 @@ fn lock_write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?
@@ -146,24 +162,193 @@ pub fn authenticate(state: &AppState, token: Option<&str>) -> Result<Caller, Api
         kind: t.kind,
         env: t.env,
         host: t.host,
+        user: t.user,
     });
     Ok(access::authenticate(token, &hash, found)?)
 }
 
-/// An authenticated API user (agent tokens are refused here).
+/// A user request the edge let through: who called, and as whom they act.
+#[derive(Clone)]
+pub struct Authorized {
+    pub caller: Caller,
+    pub identity: access::Identity,
+}
+
+/// The caller of a user route (put there by [`edge`]).
 pub struct User(pub Caller);
+
+/// The identity of a user route's caller (put there by [`edge`]).
+pub struct Who(pub access::Identity);
+
+fn authorized(parts: &Parts) -> Result<&Authorized, ApiError> {
+    parts
+        .extensions
+        .get::<Authorized>()
+        .ok_or_else(|| ApiError::unauthorized("this route needs a signed-in caller"))
+}
 
 impl FromRequestParts<Arc<AppState>> for User {
     type Rejection = ApiError;
 
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<AppState>) -> Result<Self, ApiError> {
+        Ok(User(authorized(parts)?.caller.clone()))
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Who {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<AppState>) -> Result<Self, ApiError> {
+        Ok(Who(authorized(parts)?.identity.clone()))
+    }
+}
+
+/// Denied attempts of one actor on one route are recorded at most this often.
+const DENIED_RECORD_EVERY_MS: u64 = 10_000;
+
+/// The one check at the API edge: the route's action (from `access::ROUTES`; a route
+/// missing there is refused) against the caller's identity in the route's environment.
+pub async fn edge(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let Some(template): Option<String> = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+    else {
+        return next.run(req).await;
+    };
+    let method = if req.method() == axum::http::Method::HEAD {
+        "GET"
+    } else {
+        req.method().as_str()
+    };
+    let Some(action) = access::action_of(method, &template) else {
+        return ApiError::forbidden(format!(
+            "{method} {template} is not in the authorisation table"
+        ))
+        .into_response();
+    };
+    if matches!(action, access::Action::Public | access::Action::Agent) {
+        return next.run(req).await;
+    }
+    let source = source_of(&req);
+    let method = method.to_string();
+    match check(&state, &req, &template, action, source) {
+        Ok(a) => {
+            if let Some(hash) = a.caller.token_hash.clone() {
+                let now = now_ms();
+                if state.accounts.should_touch(&hash, now) {
+                    let st = state.clone();
+                    tokio::task::spawn_blocking(move || st.store().touch_token(&hash, now));
+                }
+            }
+            req.extensions_mut().insert(a);
+            next.run(req).await
+        }
+        Err((e, denied)) => {
+            if let Some(denied) = denied {
+                let (caller, env) = *denied;
+                record_denied(
+                    &state,
+                    &caller,
+                    &env,
+                    &format!("{method} {template}"),
+                    &e.message,
+                );
+            }
+            e.into_response()
+        }
+    }
+}
+
+/// The caller's address.
+pub fn source_of(req: &Request) -> String {
+    address(req.extensions())
+}
+
+fn address(ext: &axum::http::Extensions) -> String {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// The address a request came from (empty when the server does not know it).
+pub struct Source(pub String);
+
+impl FromRequestParts<Arc<AppState>> for Source {
+    type Rejection = std::convert::Infallible;
+
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
-        let caller = authenticate(state, bearer(parts))?;
-        caller.may_use(access::Routes::User)?;
-        Ok(User(caller))
+        _: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Source(address(&parts.extensions)))
     }
+}
+
+type Refusal = (ApiError, Option<Box<(Caller, String)>>);
+
+fn check(
+    state: &AppState,
+    req: &Request,
+    template: &str,
+    action: access::Action,
+    source: String,
+) -> Result<Authorized, Refusal> {
+    let plain = |e: ApiError| (e, None);
+    let mut caller = authenticate(state, bearer(req.headers())).map_err(plain)?;
+    caller
+        .may_use(access::Routes::User)
+        .map_err(|e| plain(e.into()))?;
+    caller.source = source;
+    let account = caller
+        .user
+        .as_deref()
+        .and_then(|u| state.accounts.account(u));
+    let identity = caller.identity(account).map_err(|e| plain(e.into()))?;
+    let env = access::env_of(template, req.uri().path());
+    let exists = match env {
+        Some(e) => state.environment_exists(e).map_err(|e| plain(e.into()))?,
+        None => true,
+    };
+    match access::authorize(&identity, action, env, exists) {
+        access::Decision::Allow => Ok(Authorized { caller, identity }),
+        access::Decision::Hidden => Err(plain(ApiError::not_found(format!(
+            "environment '{}' does not exist",
+            env.unwrap_or_default()
+        )))),
+        access::Decision::Deny(m) => Err((
+            ApiError::forbidden(m),
+            Some(Box::new((caller, env.unwrap_or_default().to_string()))),
+        )),
+    }
+}
+
+/// Records a refused attempt in the audit log (once in a while per actor and route).
+fn record_denied(state: &Arc<AppState>, caller: &Caller, env: &str, route: &str, why: &str) {
+    let actor = caller.actor();
+    if !state.keys.record_denied(
+        &format!("{actor} {route}"),
+        now_ms(),
+        DENIED_RECORD_EVERY_MS,
+    ) {
+        return;
+    }
+    let audit = crate::state::Audit {
+        env: env.to_string(),
+        actor,
+        source: caller.source.clone(),
+        kind: "request.denied",
+        subject: route.to_string(),
+        detail: why.to_string(),
+    };
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut e = audit.event();
+        e.result = "denied";
+        if let Err(err) = st.store().append_event(now_ms(), &e) {
+            tracing::warn!("audit: {err}");
+        }
+    });
 }
 
 /// An agent: a registration token or a host credential (for `/v1/agent/*`).
@@ -176,7 +361,7 @@ impl FromRequestParts<Arc<AppState>> for AgentCaller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let caller = authenticate(state, bearer(parts))?;
+        let caller = authenticate(state, bearer(&parts.headers))?;
         caller.may_use(access::Routes::Agent)?;
         Ok(AgentCaller(caller))
     }

@@ -8,6 +8,7 @@
 //! around the pure `scheduler` crate),
 //! `api/*` (one file per resource), `openapi` (the document at `/v1/openapi.json`).
 
+mod accounts;
 mod agents;
 mod api;
 mod auth;
@@ -75,6 +76,17 @@ pub struct Config {
     pub advertise: Vec<String>,
     /// The key sealing secrets at rest [default: `<data_dir>/secrets.key`].
     pub secrets_key: Option<PathBuf>,
+    /// Audit events older than this are pruned.
+    pub audit_retention_ms: u64,
+    /// At most this many audit events are kept.
+    pub audit_max_rows: u64,
+}
+
+/// The first admin (user `admin`), made on the very first start.
+pub struct NewAdmin {
+    /// Its first API key.
+    pub token: String,
+    pub password: String,
 }
 
 pub struct Started {
@@ -83,8 +95,9 @@ pub struct Started {
     pub scheme: &'static str,
     /// The CA certificate (PEM) clients should trust, when serving TLS.
     pub ca_pem: Option<String>,
-    /// The admin token, only on the very first start (it is stored as a hash only).
-    pub new_admin_token: Option<String>,
+    /// The first admin's API key and password, only on the very first start (both are
+    /// stored as hashes only).
+    pub new_admin: Option<NewAdmin>,
     pub state: Arc<AppState>,
 }
 
@@ -121,17 +134,43 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
     let db = cfg.data_dir.join("drover.db");
     let mut store = store::Store::open(&db)?;
     let cluster_id = store.meta_init("cluster_id", &new_token()[4..20])?;
-    let mut new_admin_token = None;
-    if store.count_tokens("admin")? == 0 {
+    let mut new_admin = None;
+    if store.count_users()? == 0 {
+        // The first admin: a user `admin` with a password, and its first API key (the
+        // token the CLI config gets), both shown once.
         let token = new_token();
-        store.add_token(
-            &hash_token(&token),
-            "admin",
-            "admin",
-            "default",
-            state::now_ms(),
+        let password = new_token()[4..28].to_string();
+        let phc = accounts::hash_password(&password).map_err(Error::Secrets)?;
+        let now = state::now_ms();
+        let hash = hash_token(&token);
+        store.create_user(
+            &store::UserRow {
+                name: "admin".into(),
+                password_hash: Some(phc),
+                admin: true,
+                source: "local".into(),
+                created_ms: now,
+            },
+            Some(&store::NewUserToken {
+                hash: &hash,
+                name: "key_admin",
+                kind: "apikey",
+                user: "admin",
+                env: access::ANY_ENV,
+                expires_ms: None,
+            }),
+            &store::NewEvent {
+                env: "",
+                actor: "system",
+                kind: "user.created",
+                subject: "admin",
+                detail: "admin",
+                source: "",
+                result: "ok",
+            },
+            now,
         )?;
-        new_admin_token = Some(token);
+        new_admin = Some(NewAdmin { token, password });
     }
     let state = Arc::new(AppState::open(
         store,
@@ -142,6 +181,11 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
     )?);
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
     tokio::spawn(mesh::run(state.clone()));
+    tokio::spawn(accounts::sweep(
+        state.clone(),
+        cfg.audit_retention_ms,
+        cfg.audit_max_rows,
+    ));
     let scheme = if identity.is_some() { "https" } else { "http" };
     state.set_join_info(JoinInfo {
         url: cfg
@@ -155,6 +199,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
     match tls_config {
         None => {
             tokio::spawn(async move {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
                 if let Err(e) = axum::serve(listener, app).await {
                     tracing::error!("http server stopped: {e}");
                 }
@@ -168,7 +213,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         addr,
         scheme,
         ca_pem,
-        new_admin_token,
+        new_admin,
         state,
     })
 }
@@ -221,6 +266,7 @@ async fn serve_tls(
                 }
                 Err(_) => return,
             };
+            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let service = hyper_util::service::TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())

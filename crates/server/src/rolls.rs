@@ -258,6 +258,8 @@ pub fn drive(
                     kind,
                     subject,
                     detail,
+                    source: "",
+                    result: "ok",
                 },
             )?;
         }

@@ -139,6 +139,8 @@ pub fn pass(
         kind: "placement.changed",
         subject: "containers",
         detail: &detail,
+        source: "",
+        result: "ok",
     };
     state.move_placements(&serial, &moves.set, &moves.remove, Some(&event), now)?;
     tracing::info!("placements: {detail}");

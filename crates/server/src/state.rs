@@ -172,9 +172,29 @@ pub struct Audit {
     pub kind: &'static str,
     pub subject: String,
     pub detail: String,
+    /// The caller's address.
+    pub source: String,
 }
 
 impl Audit {
+    /// An event of `caller`'s.
+    pub fn by(
+        caller: &crate::auth::Caller,
+        env: &str,
+        kind: &'static str,
+        subject: &str,
+        detail: impl Into<String>,
+    ) -> Audit {
+        Audit {
+            env: env.to_string(),
+            actor: caller.actor(),
+            kind,
+            subject: subject.to_string(),
+            detail: detail.into(),
+            source: caller.source.clone(),
+        }
+    }
+
     pub fn event(&self) -> store::NewEvent<'_> {
         store::NewEvent {
             env: &self.env,
@@ -182,6 +202,8 @@ impl Audit {
             kind: self.kind,
             subject: &self.subject,
             detail: &self.detail,
+            source: &self.source,
+            result: "ok",
         }
     }
 }
@@ -204,6 +226,8 @@ pub struct AppState {
     reports: RwLock<HashMap<String, HostReport>>,
     /// Tokens and credentials.
     pub keys: crate::auth::Keys,
+    /// Users and members as the API edge reads them.
+    pub accounts: crate::accounts::Accounts,
     /// What an agent needs to join: set once the listener is bound.
     join: std::sync::OnceLock<JoinInfo>,
     /// Environments found in the store, so requests do not wait for the store while it
@@ -259,7 +283,10 @@ impl AppState {
         let registries = crate::registries::Registries::load(vault.clone(), &store)
             .map_err(crate::Error::Secrets)?;
         let files = crate::files::Files::load(vault, &store).map_err(crate::Error::Secrets)?;
+        let accounts = crate::accounts::Accounts::default();
+        accounts.reload(&store)?;
         Ok(AppState {
+            accounts,
             store: Mutex::new(store),
             model: RwLock::new(model),
             writes: Mutex::new(()),
@@ -519,6 +546,17 @@ impl AppState {
         self.keys.issue_ephemeral()
     }
 
+    /// Runs a change to users or members on the store and reloads what the edge reads.
+    pub fn change_accounts<T>(
+        &self,
+        f: impl FnOnce(&mut store::Store) -> Result<T, store::Error>,
+    ) -> Result<T, store::Error> {
+        let mut store = self.store();
+        let out = f(&mut store)?;
+        self.accounts.reload(&store)?;
+        Ok(out)
+    }
+
     /// The token with this hash.
     pub fn token(&self, hash: &str) -> Result<Option<store::TokenRow>, store::Error> {
         self.keys.lookup(&self.store, hash)
@@ -537,6 +575,7 @@ impl AppState {
         let mut store = self.store();
         let removed = store.delete_environment(env, event, now)?;
         self.keys.forget_env(env);
+        self.accounts.reload(&store)?;
         write(&self.known_envs).remove(env);
         drop(store);
         Ok(removed)

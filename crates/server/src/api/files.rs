@@ -119,13 +119,13 @@ async fn create(
     req: NewFile,
 ) -> Result<(StatusCode, Json<FileInfo>), ApiError> {
     check_env(&state, &caller, &env)?;
-    caller.may(&env, access::Class::Write)?;
     check_name(&req.name)?;
     let value = decode(&req.data, "data")?;
     let what = kind.as_str();
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: event_kind(kind, "created"),
         subject: req.name.clone(),
         detail: format!("{} bytes", value.len()),
@@ -170,12 +170,12 @@ async fn update(
     req: NewFile,
 ) -> Result<Json<FileInfo>, ApiError> {
     check_env(&state, &caller, &env)?;
-    caller.may(&env, access::Class::Write)?;
     let value = decode(&req.data, "data")?;
     let what = kind.as_str();
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: event_kind(kind, "updated"),
         subject: name.clone(),
         detail: format!("{} bytes", value.len()),
@@ -241,11 +241,11 @@ async fn remove(
     name: String,
 ) -> Result<StatusCode, ApiError> {
     check_env(&state, &caller, &env)?;
-    caller.may(&env, access::Class::Write)?;
     let what = kind.as_str();
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: event_kind(kind, "removed"),
         subject: name.clone(),
         detail: String::new(),

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::api::check_env;
-use crate::auth::{User, new_token};
+use crate::auth::{User, Who, new_token};
 use crate::error::{ApiError, JsonBody};
 use crate::scheduling::{self, Liveness};
 use crate::state::{AppState, Audit, now_ms};
@@ -22,13 +22,13 @@ use crate::state::{AppState, Audit, now_ms};
 #[utoipa::path(get, path = "/v1/environments", responses((status = 200, body = Vec<Environment>)))]
 pub async fn environments(
     State(state): State<Arc<AppState>>,
-    User(caller): User,
+    Who(who): Who,
 ) -> Result<Json<Vec<Environment>>, ApiError> {
     let names = state.store().environments()?;
     Ok(Json(
         names
             .into_iter()
-            .filter(|n| caller.may_use_env(n).is_ok())
+            .filter(|n| who.sees(n))
             .map(|name| Environment { name })
             .collect(),
     ))
@@ -171,7 +171,8 @@ pub async fn set_labels(
     let detail = format!("{:?}", body.labels);
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "host.labelled",
         subject: h.name,
         detail,
@@ -195,7 +196,8 @@ pub async fn drain(
     let h = find_host(&state, &env, &id)?;
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: if body.drain {
             "host.drained"
         } else {
@@ -225,7 +227,8 @@ pub async fn remove(
     let h = find_host(&state, &env, &id)?;
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "host.removed",
         subject: h.name,
         detail: h.id,
@@ -344,6 +347,8 @@ pub async fn remove_token(
                 kind: "token.removed",
                 subject: &name,
                 detail: "agent",
+                source: "",
+                result: "ok",
             };
             s.store().delete_token(&e, "agent", &name, &event, now_ms())
         })
@@ -375,17 +380,20 @@ pub async fn events(
     let rows = state
         .store()
         .events(&env, q.limit.unwrap_or(100).min(1000))?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|e| Event {
-                id: e.id,
-                time_ms: e.time_ms,
-                env: e.env,
-                actor: e.actor,
-                kind: e.kind,
-                subject: e.subject,
-                detail: e.detail,
-            })
-            .collect(),
-    ))
+    Ok(Json(rows.into_iter().map(event_of).collect()))
+}
+
+/// An audit event as the API shows it.
+pub fn event_of(e: store::EventRow) -> Event {
+    Event {
+        id: e.id,
+        time_ms: e.time_ms,
+        env: e.env,
+        actor: e.actor,
+        kind: e.kind,
+        subject: e.subject,
+        detail: e.detail,
+        source: e.source,
+        result: e.result,
+    }
 }

@@ -6,9 +6,11 @@ pub mod environments;
 pub mod exec;
 pub mod files;
 pub mod hosts;
+pub mod members;
 pub mod networks;
 pub mod registries;
 pub mod stacks;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -24,6 +26,34 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 pub fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/openapi.json", get(crate::openapi::document))
+        .route("/v1/sessions", get(users::list_sessions).post(users::login))
+        .route(
+            "/v1/sessions/{id}",
+            axum::routing::delete(users::end_session),
+        )
+        .route("/v1/whoami", get(users::whoami))
+        .route("/v1/password", axum::routing::put(users::own_password))
+        .route("/v1/apikeys", get(users::list_keys).post(users::create_key))
+        .route("/v1/apikeys/{id}", axum::routing::delete(users::remove_key))
+        .route("/v1/users", get(users::list_users).post(users::create_user))
+        .route(
+            "/v1/users/{user}",
+            axum::routing::delete(users::remove_user),
+        )
+        .route(
+            "/v1/users/{user}/password",
+            axum::routing::put(users::set_password),
+        )
+        .route("/v1/audit", get(members::all))
+        .route(
+            "/v1/environments/{env}/members",
+            get(members::list).put(members::set),
+        )
+        .route(
+            "/v1/environments/{env}/members/{subject}",
+            axum::routing::delete(members::remove),
+        )
+        .route("/v1/environments/{env}/audit", get(members::of_env))
         .route(
             "/v1/environments",
             get(hosts::environments).post(environments::create),
@@ -135,18 +165,22 @@ pub fn routes(state: Arc<AppState>) -> Router {
             post(blobs::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/agent/blobs/{digest}", get(blobs::download))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::edge,
+        ))
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-/// Checks the environment exists and the caller may act in it.
+/// Checks the environment exists (the edge, `auth::edge`, has checked the caller may act
+/// in it; this answers a removal that raced the request).
 pub fn check_env(
     state: &AppState,
-    caller: &crate::auth::Caller,
+    _caller: &crate::auth::Caller,
     env: &str,
 ) -> Result<(), crate::error::ApiError> {
-    caller.may_use_env(env)?;
     if !state.environment_exists(env)? {
         return Err(crate::error::ApiError::not_found(format!(
             "environment '{env}' does not exist"

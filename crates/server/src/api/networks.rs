@@ -229,7 +229,8 @@ pub async fn create(
     check_name(&req.name).map_err(|e| ApiError::bad_request("name", e))?;
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "network.create",
         subject: req.name.clone(),
         detail: String::new(),
@@ -276,7 +277,8 @@ pub async fn remove(
     check_env(&state, &caller, &env)?;
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "network.rm",
         subject: name.clone(),
         detail: String::new(),

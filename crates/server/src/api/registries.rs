@@ -90,7 +90,8 @@ pub async fn add(
     check(&req)?;
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "registry.add",
         subject: req.host.clone(),
         detail: format!("as {}", req.username),
@@ -121,7 +122,8 @@ pub async fn remove(
     check_env(&state, &caller, &env)?;
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "registry.rm",
         subject: host.clone(),
         detail: String::new(),

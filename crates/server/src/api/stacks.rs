@@ -73,7 +73,7 @@ pub async fn deploy(
     let sent = sent_files(&req.files)?;
     let resp = apply_project(
         &state,
-        &caller.name,
+        &caller,
         &env,
         Deploy {
             project,
@@ -142,7 +142,7 @@ pub async fn scale(
     let why = format!("scale {service} to {}", req.replicas);
     let resp = apply_project(
         &state,
-        &caller.name,
+        &caller,
         &env,
         Deploy {
             project,
@@ -221,7 +221,7 @@ pub async fn rollback(
         })?;
     let resp = apply_project(
         &state,
-        &caller.name,
+        &caller,
         &env,
         Deploy {
             project,
@@ -274,7 +274,7 @@ pub async fn rollback_service(
     project.services.insert(service.clone(), old);
     let resp = apply_project(
         &state,
-        &caller.name,
+        &caller,
         &env,
         Deploy {
             project,
@@ -311,7 +311,7 @@ pub async fn restart_service(
     svc.labels.insert(RESTARTED_AT.into(), now_ms().to_string());
     let resp = apply_project(
         &state,
-        &caller.name,
+        &caller,
         &env,
         Deploy {
             project,
@@ -346,13 +346,14 @@ const MAX_REPLICAS: u32 = 10_000;
 /// and audit event, and waits for the scheduling pass that follows.
 async fn apply_project(
     state: &Arc<AppState>,
-    actor: &str,
+    caller: &crate::auth::Caller,
     env: &str,
-    d: Deploy,
+    mut d: Deploy,
 ) -> Result<DeployResponse, ApiError> {
     let name = d.project.name.clone();
     let warnings = d.warnings.clone();
-    let (e, a) = (env.to_string(), actor.to_string());
+    d.source = caller.source.clone();
+    let (e, a) = (env.to_string(), caller.actor());
     let written = state.blocking(move |s| write_project(s, &a, &e, d)).await?;
     state.schedule_now().await;
     let stack = state
@@ -391,6 +392,7 @@ pub(crate) fn write_project(
         expected,
         rollback,
         sent,
+        source,
         ..
     } = d;
     let rollback = rollback.as_deref();
@@ -481,6 +483,7 @@ pub(crate) fn write_project(
         kind,
         subject: project.name.clone(),
         detail,
+        source,
     };
     state.put_stack(
         env,
@@ -639,7 +642,8 @@ pub async fn remove(
     check_env(&state, &caller, &env)?;
     let audit = Audit {
         env: env.clone(),
-        actor: caller.name.clone(),
+        actor: caller.actor(),
+        source: caller.source.clone(),
         kind: "stack.removed",
         subject: name.clone(),
         detail: String::new(),
@@ -1085,4 +1089,6 @@ pub(crate) struct Deploy {
     /// It undoes a roll that failed for this reason.
     pub rollback: Option<String>,
     pub sent: Sent,
+    /// The caller's address, for the audit event.
+    pub source: String,
 }
