@@ -1,7 +1,8 @@
 //! The agent's own health checks (`x-drover.health` http/tcp): each running container whose
-//! service asks for one is checked from the host at its interval, on its first address; the
-//! verdicts ([`reconciler::health::Tracker`]) stand in for the engine's health of that
-//! container, so names, recreation and status see them like a compose `healthcheck`.
+//! service asks for one is checked from the host at its interval, on its first address (on
+//! loopback for a service on the host's network); the verdicts
+//! ([`reconciler::health::Tracker`]) stand in for the engine's health of that container, so
+//! names, recreation and status see them like a compose `healthcheck`.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -58,8 +59,13 @@ pub async fn run(shared: Arc<Shared>, tls: Arc<rustls::ClientConfig>) {
                     if seen.state != proto::ContainerState::Running {
                         return None;
                     }
-                    let ip = seen.addrs.values().find(|ip| !ip.is_unspecified())?;
-                    Some((c.name.clone(), seen.id.clone(), probe, *ip))
+                    // On the host's network the container answers where the agent is.
+                    let ip = if c.spec.network_mode.as_deref() == Some(compose::NETWORK_HOST) {
+                        Ipv4Addr::LOCALHOST
+                    } else {
+                        *seen.addrs.values().find(|ip| !ip.is_unspecified())?
+                    };
+                    Some((c.name.clone(), seen.id.clone(), probe, ip))
                 })
                 .collect()
         };

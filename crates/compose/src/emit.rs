@@ -250,6 +250,15 @@ fn service(s: &Service) -> Map<String, Value> {
     insert_opt(&mut m, "working_dir", s.working_dir.as_deref());
     insert_opt(&mut m, "hostname", s.hostname.as_deref());
     insert_opt(&mut m, "network_mode", s.network_mode.as_deref());
+    if s.privileged {
+        m.insert("privileged".into(), true.into());
+    }
+    insert_opt(&mut m, "pid", s.pid.as_deref());
+    insert_opt(&mut m, "ipc", s.ipc.as_deref());
+    if !s.devices.is_empty() {
+        let d: Vec<String> = s.devices.iter().map(crate::Device::short).collect();
+        m.insert("devices".into(), json!(d));
+    }
     for kind in [FileKind::Secret, FileKind::Config] {
         let uses = s.file_uses(kind);
         if uses.is_empty() {
@@ -279,6 +288,7 @@ fn service(s: &Service) -> Map<String, Value> {
         ("volumes_from", &s.volumes_from),
         ("cap_add", &s.cap_add),
         ("cap_drop", &s.cap_drop),
+        ("security_opt", &s.security_opt),
         ("extra_hosts", &s.extra_hosts),
         ("links", &s.links),
         ("profiles", &s.profiles),

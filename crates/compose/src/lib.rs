@@ -27,9 +27,11 @@ mod yaml;
 pub use dotenv::parse_dotenv;
 pub use emit::to_compose_yaml;
 pub use model::*;
-pub use sidekick::{NETWORK_NONE, SIDEKICK_OF, SidekickError, Units, check_sidekicks};
+pub use sidekick::{
+    NETWORK_HOST, NETWORK_NONE, SIDEKICK_OF, SidekickError, Units, check_sidekicks,
+};
 /// A compose duration (`1h30m`, `90s`) in nanoseconds.
-pub use units::parse_duration;
+pub use units::{normalise_path, parse_duration};
 pub use validate::{dependency_order, is_valid_project_name, validate};
 
 /// Largest compose file accepted, in bytes. Bigger input is refused before parsing.

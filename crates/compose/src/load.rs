@@ -81,6 +81,11 @@ const SERVICE_KEYS: &[&str] = &[
     "group_add",
     "oom_score_adj",
     "storage_opt",
+    "privileged",
+    "pid",
+    "ipc",
+    "devices",
+    "security_opt",
     "cpus",
     "mem_limit",
     "mem_reservation",
@@ -104,12 +109,10 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "credential_spec",
     "develop",
     "device_cgroup_rules",
-    "devices",
     "domainname",
     "driver_opts",
     "external_links",
     "gpus",
-    "ipc",
     "isolation",
     "label_file",
     "mac_address",
@@ -117,12 +120,9 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "memswap_limit",
     "models",
     "oom_kill_disable",
-    "pid",
     "post_start",
     "pre_stop",
-    "privileged",
     "provider",
-    "security_opt",
     "use_api_socket",
     "userns_mode",
     "uts",
@@ -207,10 +207,6 @@ const WHY_IGNORED: &[(&str, &str)] = &[
     (
         "mac_address",
         "ignored: a fixed MAC address cannot follow a container from host to host",
-    ),
-    (
-        "privileged",
-        "not supported yet (container policies come with environment roles), ignored",
     ),
 ];
 
@@ -1271,14 +1267,17 @@ impl Cx<'_> {
                 }
                 "network_mode" => {
                     let mode = self.non_empty_string(v, &p)?;
-                    if mode == crate::NETWORK_NONE || mode.starts_with("service:") {
+                    if mode == crate::NETWORK_NONE
+                        || mode == crate::NETWORK_HOST
+                        || mode.starts_with("service:")
+                    {
                         svc.network_mode = Some(mode);
                     } else {
                         self.warn(
                             v,
                             &p,
                             format!(
-                                "network_mode '{mode}' is not supported (none and \
+                                "network_mode '{mode}' is not supported (none, host and \
                                  service:NAME are); ignored"
                             ),
                         );
@@ -1438,6 +1437,19 @@ impl Cx<'_> {
                     svc.oom_score_adj = Some(n);
                 }
                 "storage_opt" => svc.storage_opt = self.labels(v, &p)?,
+                "privileged" => svc.privileged = self.bool(v, &p)?,
+                "pid" => {
+                    let mode = self.non_empty_string(v, &p)?;
+                    crate::check_pid(&mode).map_err(|m| self.err(v, &p, m))?;
+                    svc.pid = Some(mode);
+                }
+                "ipc" => {
+                    let mode = self.non_empty_string(v, &p)?;
+                    crate::check_ipc(&mode).map_err(|m| self.err(v, &p, m))?;
+                    svc.ipc = Some(mode);
+                }
+                "devices" => svc.devices = self.devices(v, &p)?,
+                "security_opt" => svc.security_opt = self.string_list(v, &p)?,
                 "cpus" => legacy_limits.cpus = Some(self.cpus(v, &p)?),
                 "mem_limit" => legacy_limits.memory = Some(self.memory(v, &p)?),
                 "mem_reservation" => legacy_reservations.memory = Some(self.memory(v, &p)?),
@@ -2652,6 +2664,50 @@ impl Cx<'_> {
         Ok(project)
     }
 
+    /// `devices: ["/dev/fuse", "/dev/sda:/dev/xvda:rw", {source: /dev/kvm, target:
+    /// /dev/kvm, permissions: rwm}]`.
+    fn devices(&mut self, node: &Node, path: &str) -> Result<Vec<crate::Device>, Error> {
+        let mut out = Vec::new();
+        for (i, item) in self.seq(node, path)?.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let device = match item.kind {
+                Kind::Map(_) => {
+                    let (mut host, mut container, mut permissions) = (None, None, None);
+                    for (_, key, value, kp) in self.fields(
+                        item,
+                        &p,
+                        &["source", "target", "permissions"],
+                        &[],
+                        "device",
+                        false,
+                    )? {
+                        let text = self.non_empty_string(value, &kp)?;
+                        match key.as_str() {
+                            "source" => host = Some(text),
+                            "target" => container = Some(text),
+                            _ => permissions = Some(text),
+                        }
+                    }
+                    let Some(host) = host else {
+                        return Err(self.err(item, &p, "a device needs a source"));
+                    };
+                    crate::Device {
+                        container: container.unwrap_or_else(|| host.clone()),
+                        host,
+                        permissions: permissions.unwrap_or_else(|| "rwm".to_owned()),
+                    }
+                }
+                _ => {
+                    let text = self.non_empty_string(item, &p)?;
+                    parse_device(&text).map_err(|m| self.err(item, &p, m))?
+                }
+            };
+            device.check().map_err(|m| self.err(item, &p, m))?;
+            out.push(device);
+        }
+        Ok(out)
+    }
+
     /// A string or a sequence of strings.
     fn one_or_list(&self, node: &Node, path: &str) -> Result<Vec<String>, Error> {
         match node.kind {
@@ -2866,4 +2922,33 @@ fn parse_mode(text: &str) -> Result<u32, String> {
             "invalid file mode '{text}' (expected octal like 0440)"
         )),
     }
+}
+
+/// A short `devices` entry, as the engine reads `--device`: `HOST`, `HOST:CONTAINER`,
+/// `HOST:PERMISSIONS` or `HOST:CONTAINER:PERMISSIONS`.
+fn parse_device(text: &str) -> Result<crate::Device, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let is_mode = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, container, permissions) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, m] if is_mode(m) => (*h, *h, *m),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, m] => (*h, *c, *m),
+        _ => {
+            return Err(format!(
+                "invalid device '{text}' (expected HOST[:CONTAINER[:PERMISSIONS]])"
+            ));
+        }
+    };
+    if !host.starts_with('/') {
+        return Err(format!(
+            "invalid device '{text}' (expected HOST[:CONTAINER[:PERMISSIONS]] with an \
+             absolute host path; CDI device names are not supported)"
+        ));
+    }
+    Ok(crate::Device {
+        host: host.to_owned(),
+        container: container.to_owned(),
+        permissions: permissions.to_owned(),
+    })
 }

@@ -92,6 +92,23 @@ pub struct Service {
     pub cap_add: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    /// `privileged`: every capability and device of the host (an environment's container
+    /// policy decides who may).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// `pid`: `host` (the host's process namespace), the only mode accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// `ipc`: `host`, `private`, `shareable` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    /// `devices`: host devices mapped into the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// `security_opt`, as the engine takes them (`no-new-privileges:true`,
+    /// `seccomp=unconfined`, `label=disable`...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
     /// `host:ip` entries, as the engine takes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
@@ -107,8 +124,9 @@ pub struct Service {
     /// `configs:` the service's containers get as files (default `/NAME`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<FileUse>,
-    /// `network_mode`: `none`, or `service:NAME` (share that service's network, replica by
-    /// replica: this service is a sidekick of it).
+    /// `network_mode`: `none`, `host` (the host's network: no Drover network, no mesh), or
+    /// `service:NAME` (share that service's network, replica by replica: this service is a
+    /// sidekick of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
     /// `volumes_from`: `SERVICE` or `SERVICE:ro` (mount that service's volumes, replica by
@@ -442,6 +460,83 @@ pub fn platform_parts(p: &str) -> (Option<&str>, Option<&str>) {
     let os = parts.next().filter(|s| !s.is_empty());
     let arch = parts.next().filter(|s| !s.is_empty());
     (os, arch)
+}
+
+/// One `devices` entry: `HOST[:CONTAINER[:PERMISSIONS]]`, or `{source, target,
+/// permissions}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Absolute path of the device on the host.
+    pub host: String,
+    /// Absolute path in the container (the host path when not given).
+    pub container: String,
+    /// cgroup permissions, some of `r`, `w`, `m` [default: `rwm`].
+    #[serde(default = "rwm", skip_serializing_if = "is_rwm")]
+    pub permissions: String,
+}
+
+fn rwm() -> String {
+    "rwm".to_owned()
+}
+
+fn is_rwm(p: &String) -> bool {
+    p == "rwm"
+}
+
+/// `pid` modes Drover accepts.
+pub const PID_MODES: &[&str] = &["host"];
+/// `ipc` modes Drover accepts (not `service:`/`container:`: another container's namespace).
+pub const IPC_MODES: &[&str] = &["host", "private", "shareable", "none"];
+
+/// Why `pid: mode` is refused, if it is.
+pub fn check_pid(mode: &str) -> Result<(), String> {
+    if PID_MODES.contains(&mode) {
+        return Ok(());
+    }
+    Err(format!("unsupported pid '{mode}' (expected host)"))
+}
+
+/// Why `ipc: mode` is refused, if it is.
+pub fn check_ipc(mode: &str) -> Result<(), String> {
+    if IPC_MODES.contains(&mode) {
+        return Ok(());
+    }
+    if mode.starts_with("service:") || mode.starts_with("container:") {
+        return Err(format!(
+            "ipc '{mode}' is not supported: Drover does not share one container's IPC \
+             namespace with another (expected host, private, shareable or none)"
+        ));
+    }
+    Err(format!(
+        "unsupported ipc '{mode}' (expected host, private, shareable or none)"
+    ))
+}
+
+impl Device {
+    /// Why this device entry is refused, if it is.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, p) in [("host", &self.host), ("container", &self.container)] {
+            if !p.starts_with('/') {
+                return Err(format!("device {what} path '{p}' must be absolute"));
+            }
+        }
+        let p = &self.permissions;
+        let valid = !p.is_empty()
+            && p.len() <= 3
+            && p.chars().all(|c| "rwm".contains(c))
+            && p.chars().enumerate().all(|(i, c)| !p[..i].contains(c));
+        if !valid {
+            return Err(format!(
+                "invalid device permissions '{p}' (some of r, w and m)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The engine's short form, `HOST:CONTAINER:PERMISSIONS`.
+    pub fn short(&self) -> String {
+        format!("{}:{}:{}", self.host, self.container, self.permissions)
+    }
 }
 
 /// One `ulimits` entry (a single number sets both).

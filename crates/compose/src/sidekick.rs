@@ -16,6 +16,8 @@ pub const SIDEKICK_OF: &str = "sidekick_of";
 
 /// `network_mode: none`.
 pub const NETWORK_NONE: &str = "none";
+/// `network_mode: host`: the host's network stack, no Drover network or mesh.
+pub const NETWORK_HOST: &str = "host";
 
 impl Service {
     /// The service whose network this one shares (`network_mode: service:X`).
@@ -95,7 +97,8 @@ fn root<'a>(
 
 /// Checks every sidekick relation of `services`: each named service exists, no cycle, and
 /// all of a service's references lead to one primary. A sidekick that shares its primary's
-/// network has no network, port, hostname, extra host or link of its own.
+/// network has no network, port, hostname, extra host or link of its own; a service on the
+/// host's network no Drover network, port, hostname, link or DNS setting.
 pub fn check_sidekicks(services: &BTreeMap<String, Service>) -> Result<(), SidekickError> {
     for (name, spec) in services {
         for (key, target) in spec.sidekick_refs() {
@@ -148,18 +151,22 @@ pub fn check_sidekicks(services: &BTreeMap<String, Service>) -> Result<(), Sidek
             continue;
         };
         let shared = spec.network_service().is_some();
-        if mode != NETWORK_NONE && !shared {
+        let host = mode == NETWORK_HOST;
+        if mode != NETWORK_NONE && !host && !shared {
             return err(
                 "network_mode",
-                format!("unsupported network_mode '{mode}' (expected none or service:NAME)"),
+                format!("unsupported network_mode '{mode}' (expected none, host or service:NAME)"),
             );
         }
         let own = [
             ("ports", !spec.ports.is_empty(), true),
             ("networks", !spec.networks.is_empty(), true),
-            ("hostname", spec.hostname.is_some(), shared),
+            ("hostname", spec.hostname.is_some(), shared || host),
             ("extra_hosts", !spec.extra_hosts.is_empty(), shared),
-            ("links", !spec.links.is_empty(), shared),
+            ("links", !spec.links.is_empty(), shared || host),
+            ("dns", !spec.dns.is_empty(), host),
+            ("dns_search", !spec.dns_search.is_empty(), host),
+            ("dns_opt", !spec.dns_opt.is_empty(), host),
         ];
         if let Some((key, _, _)) = own.iter().find(|(_, set, applies)| *set && *applies) {
             return err(
@@ -335,6 +342,7 @@ mod tests {
         check("web; log=net:web vol:web", "ok web[log]");
         check("a; b", "ok a b");
         check("web; log=mode:none", "ok log web");
+        check("web=mode:host; log=net:web", "ok web[log]");
     }
 
     #[test]
@@ -361,9 +369,13 @@ mod tests {
             "err log.ports: 'ports' cannot be set with network_mode 'service:web'",
         );
         check(
-            "web=mode:host",
-            "err web.network_mode: unsupported network_mode 'host' (expected none or \
-             service:NAME)",
+            "web=mode:bridge",
+            "err web.network_mode: unsupported network_mode 'bridge' (expected none, host \
+             or service:NAME)",
+        );
+        check(
+            "web=mode:host port:80",
+            "err web.ports: 'ports' cannot be set with network_mode 'host'",
         );
     }
 

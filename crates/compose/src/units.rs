@@ -208,7 +208,7 @@ pub(crate) fn split_shell(s: &str) -> Result<Vec<String>, String> {
 
 /// Lexically normalises `path` (resolving `.` and `..`), joined onto `base` when relative.
 /// Relative results keep a leading `./` (or `../`).
-pub(crate) fn normalise_path(base: Option<&str>, path: &str) -> String {
+pub fn normalise_path(base: Option<&str>, path: &str) -> String {
     let joined;
     let path = match base {
         Some(base) if !path.starts_with('/') => {

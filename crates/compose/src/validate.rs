@@ -225,6 +225,17 @@ pub fn validate(project: &Project) -> Result<(), Error> {
                 ),
             );
         }
+        if let Some(Err(m)) = s.pid.as_deref().map(crate::check_pid) {
+            return fail(at("pid"), m);
+        }
+        if let Some(Err(m)) = s.ipc.as_deref().map(crate::check_ipc) {
+            return fail(at("ipc"), m);
+        }
+        for (i, d) in s.devices.iter().enumerate() {
+            if let Err(m) = d.check() {
+                return fail(format!("{path}.devices[{i}]"), m);
+            }
+        }
         for (i, p) in s.ports.iter().enumerate() {
             if p.target == 0 || p.published == Some(0) {
                 return fail(format!("{path}.ports[{i}]"), "invalid port 0".to_owned());

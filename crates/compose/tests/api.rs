@@ -256,6 +256,31 @@ fn spec_hash_is_stable() {
     let hash = |l: &compose::Loaded| l.project.services.get("web").map(Service::spec_hash);
     assert_eq!(hash(&a), hash(&b));
     assert_eq!(hash(&a).map(|h| h.len()), Some(24));
+    // A project stored before these keys existed keeps its hash; setting one recreates.
+    let web = a.project.services.get("web").cloned().unwrap_or_default();
+    let changed = |f: &dyn Fn(&mut Service)| {
+        let mut s = web.clone();
+        f(&mut s);
+        s.spec_hash()
+    };
+    let base = web.spec_hash();
+    assert_ne!(changed(&|s| s.privileged = true), base);
+    assert_ne!(changed(&|s| s.pid = Some("host".into())), base);
+    assert_ne!(changed(&|s| s.ipc = Some("host".into())), base);
+    assert_ne!(changed(&|s| s.network_mode = Some("host".into())), base);
+    assert_ne!(
+        changed(&|s| s.security_opt = vec!["label=disable".into()]),
+        base
+    );
+    assert_ne!(
+        changed(&|s| s.devices = vec![device("/dev/fuse", "rwm")]),
+        base
+    );
+    let json = serde_json::to_string(&web).expect("json");
+    assert!(
+        !json.contains("privileged") && !json.contains("devices"),
+        "{json}"
+    );
 }
 
 #[test]
@@ -285,4 +310,73 @@ fn validate_checks_placement_constraints() {
     }
     let err = validate(&p).err().map(|e| e.path).unwrap_or_default();
     assert_eq!(err, "services.web.deploy.placement.constraints[0]");
+}
+
+fn device(host: &str, permissions: &str) -> compose::Device {
+    compose::Device {
+        host: host.into(),
+        container: "/dev/fuse".into(),
+        permissions: permissions.into(),
+    }
+}
+
+#[test]
+fn validate_checks_privilege_keys() {
+    // A project sent as JSON is held to what a compose file may say.
+    let ok = project(&[("web", &[])]);
+    let with = |f: &dyn Fn(&mut Service)| {
+        let mut p = ok.clone();
+        if let Some(s) = p.services.get_mut("web") {
+            f(s);
+        }
+        p
+    };
+    check_validate(
+        &with(&|s| {
+            s.privileged = true;
+            s.pid = Some("host".into());
+            s.ipc = Some("shareable".into());
+        }),
+        expect!["ok"],
+    );
+    check_validate(
+        &with(&|s| s.pid = Some("container:x".into())),
+        expect!["project:0:0: services.web.pid: unsupported pid 'container:x' (expected host)"],
+    );
+    check_validate(
+        &with(&|s| s.ipc = Some("container:x".into())),
+        expect![
+            "project:0:0: services.web.ipc: ipc 'container:x' is not supported: Drover does not share one container's IPC namespace with another (expected host, private, shareable or none)"
+        ],
+    );
+    check_validate(
+        &with(&|s| s.devices = vec![device("dev/fuse", "rwm")]),
+        expect![
+            "project:0:0: services.web.devices[0]: device host path 'dev/fuse' must be absolute"
+        ],
+    );
+    check_validate(
+        &with(&|s| s.devices = vec![device("/dev/fuse", "rr")]),
+        expect![
+            "project:0:0: services.web.devices[0]: invalid device permissions 'rr' (some of r, w and m)"
+        ],
+    );
+    // The host's network: no Drover network beside it.
+    check_validate(
+        &with(&|s| s.network_mode = Some("host".into())),
+        expect![
+            "project:0:0: services.web.networks: 'networks' cannot be set with network_mode 'host'"
+        ],
+    );
+    check_validate(
+        &with(&|s| {
+            s.network_mode = Some("host".into());
+            s.networks.clear();
+        }),
+        expect!["ok"],
+    );
+    // Devices default to rwm in JSON too.
+    let d: compose::Device =
+        serde_json::from_str(r#"{"host":"/dev/fuse","container":"/dev/fuse"}"#).expect("json");
+    assert_eq!(d.permissions, "rwm");
 }

@@ -703,3 +703,79 @@ fn service_key_mistakes() {
         "#]],
     );
 }
+
+#[test]
+fn privilege_key_mistakes() {
+    check(
+        "services:\n  db:\n    image: x\n    pid: \"container:abc\"\n",
+        expect![[r#"
+            error: docker-compose.yml:4:10: services.db.pid: unsupported pid 'container:abc' (expected host)
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    ipc: \"service:web\"\n",
+        expect![[r#"
+            error: docker-compose.yml:4:10: services.db.ipc: ipc 'service:web' is not supported: Drover does not share one container's IPC namespace with another (expected host, private, shareable or none)
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    ipc: shared\n",
+        expect![[r#"
+            error: docker-compose.yml:4:10: services.db.ipc: unsupported ipc 'shared' (expected host, private, shareable or none)
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    devices: [\"nvidia.com/gpu=all\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:15: services.db.devices[0]: invalid device 'nvidia.com/gpu=all' (expected HOST[:CONTAINER[:PERMISSIONS]] with an absolute host path; CDI device names are not supported)
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    devices: [\"/dev/fuse:fuse\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:15: services.db.devices[0]: device container path 'fuse' must be absolute
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    devices: [\"/dev/fuse:/dev/fuse:rx\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:15: services.db.devices[0]: invalid device permissions 'rx' (some of r, w and m)
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    devices: [{target: /dev/fuse}]\n",
+        expect![[r#"
+            error: docker-compose.yml:4:15: services.db.devices[0]: a device needs a source
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    privileged: maybe\n",
+        expect![[r#"
+            error: docker-compose.yml:4:17: services.db.privileged: expected a boolean (true or false), found 'maybe'
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    network_mode: host\n    ports: [\"80:80\"]\n",
+        expect![[r#"
+            error: docker-compose.yml:5:12: services.db.ports: 'ports' cannot be set with network_mode 'host'
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    network_mode: host\n    networks: [back]\nnetworks:\n  back: {}\n",
+        expect![[r#"
+            error: docker-compose.yml:5:15: services.db.networks: 'networks' cannot be set with network_mode 'host'
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    network_mode: host\n    hostname: db\n",
+        expect![[r#"
+            error: docker-compose.yml:5:15: services.db.hostname: 'hostname' cannot be set with network_mode 'host'
+        "#]],
+    );
+    check(
+        "services:\n  db:\n    image: x\n    network_mode: host\n    dns: 1.1.1.1\n",
+        expect![[r#"
+            error: docker-compose.yml:5:10: services.db.dns: 'dns' cannot be set with network_mode 'host'
+        "#]],
+    );
+}

@@ -739,6 +739,7 @@ fn prometheus_grafana() {
                     read_only: true
                 networks:
                   monitoring: {}
+                pid: "host"
               prometheus:
                 image: "prom/prometheus"
                 command:
@@ -767,7 +768,6 @@ fn prometheus_grafana() {
               grafana_data: {}
               prom_data: {}
             --- warnings
-            prometheus-grafana.yml:39:5: services.node-exporter.pid: not supported yet, ignored
             prometheus-grafana.yml:41:9: services.node-exporter.volumes[0]: volume option 'rslave' is not supported yet, ignored
         "#]],
     );
@@ -826,6 +826,7 @@ fn secrets_configs() {
                 image: "postgres:16"
                 environment:
                   POSTGRES_PASSWORD_FILE: "/run/secrets/db_password"
+                privileged: true
                 secrets:
                   - "db_password"
                 configs:
@@ -844,8 +845,7 @@ fn secrets_configs() {
               pg_conf:
                 file: "./postgresql.conf"
             --- warnings
-            secrets-configs.yml:11:5: services.db.privileged: not supported yet (container policies come with environment roles), ignored
-            secrets-configs.yml:18:19: services.db.network_mode: network_mode 'bridge' is not supported (none and service:NAME are); ignored
+            secrets-configs.yml:18:19: services.db.network_mode: network_mode 'bridge' is not supported (none, host and service:NAME are); ignored
         "#]],
     );
 }
@@ -1320,6 +1320,49 @@ fn service_keys() {
                   options:
                     max-file: "3"
                     max-size: "10m"
+        "#]],
+    );
+}
+
+#[test]
+fn privileges() {
+    check_fixture(
+        "privileges.yml",
+        include_str!("fixtures/privileges.yml"),
+        expect![[r#"
+            name: "mystack"
+            services:
+              agent:
+                image: "portainer/agent:2"
+                volumes:
+                  - type: "bind"
+                    source: "/var/run/docker.sock"
+                    target: "/var/run/docker.sock"
+                  - type: "bind"
+                    source: "/var/lib/docker/volumes"
+                    target: "/var/lib/docker/volumes"
+                    read_only: true
+                network_mode: "host"
+                privileged: true
+                pid: "host"
+                ipc: "host"
+              fuse:
+                image: "rclone/rclone:1"
+                ipc: "shareable"
+                devices:
+                  - "/dev/fuse:/dev/fuse:rwm"
+                  - "/dev/null:/dev/xnull:rwm"
+                  - "/dev/zero:/dev/zero:r"
+                  - "/dev/sda:/dev/xvda:rw"
+                  - "/dev/kvm:/dev/kvm:rwm"
+                cap_add:
+                  - "SYS_ADMIN"
+                  - "CAP_net_admin"
+                cap_drop:
+                  - "ALL"
+                security_opt:
+                  - "apparmor=unconfined"
+                  - "no-new-privileges:true"
         "#]],
     );
 }

@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum,
-    EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount,
-    MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    DeviceMapping, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Ipam,
+    IpamConfig, Mount, MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -750,7 +750,7 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
     };
 
     // A sidekick sharing its primary's network joins the primary's replica on this host;
-    // `none` has no network. Either has no network, DNS or ports of its own.
+    // `none` has no network, `host` the host's. None has a network, DNS or ports of its own.
     let network_mode = match s.network_service() {
         Some(primary) => Some(format!(
             "container:{}",
@@ -799,6 +799,20 @@ pub fn container_config(c: &DesiredContainer, cluster: &str) -> Result<Container
         pids_limit: s.limits.pids,
         cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
         cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.clone()),
+        privileged: s.privileged.then_some(true),
+        pid_mode: s.pid.clone(),
+        ipc_mode: s.ipc.clone(),
+        devices: (!s.devices.is_empty()).then(|| {
+            s.devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.host.clone()),
+                    path_in_container: Some(d.container.clone()),
+                    cgroup_permissions: Some(d.permissions.clone()),
+                })
+                .collect()
+        }),
+        security_opt: (!s.security_opt.is_empty()).then(|| s.security_opt.clone()),
         extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
         // The mesh DNS first (it relays other names), then the service's own servers.
         dns: {
@@ -948,6 +962,67 @@ mod tests {
             .expect("eps");
         assert_eq!(eps.keys().collect::<Vec<_>>(), vec!["shop_default"]);
         assert_eq!(hc.network_mode.as_deref(), Some("shop_default"));
+    }
+
+    #[test]
+    fn privileges_and_host_namespaces_reach_the_host_config() {
+        let mut c = desired();
+        c.spec.privileged = true;
+        c.spec.pid = Some("host".into());
+        c.spec.ipc = Some("shareable".into());
+        c.spec.cap_add = vec!["SYS_ADMIN".into()];
+        c.spec.cap_drop = vec!["ALL".into()];
+        c.spec.security_opt = vec!["no-new-privileges:true".into()];
+        c.spec.devices = vec![compose::Device {
+            host: "/dev/null".into(),
+            container: "/dev/xnull".into(),
+            permissions: "r".into(),
+        }];
+        c.spec.ports.clear();
+        c.spec.network_mode = Some(compose::NETWORK_HOST.into());
+        c.networks.clear();
+        c.dns = vec!["10.192.0.1".into()];
+        let body = container_config(&c, "c1").expect("config");
+        assert!(body.networking_config.is_none());
+        let hc = body.host_config.expect("host config");
+        assert_eq!(hc.privileged, Some(true));
+        assert_eq!(hc.pid_mode.as_deref(), Some("host"));
+        assert_eq!(hc.ipc_mode.as_deref(), Some("shareable"));
+        assert_eq!(hc.cap_add, Some(vec!["SYS_ADMIN".to_string()]));
+        assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(
+            hc.security_opt,
+            Some(vec!["no-new-privileges:true".to_string()])
+        );
+        let devices = hc.devices.expect("devices");
+        assert_eq!(
+            (
+                devices[0].path_on_host.as_deref(),
+                devices[0].path_in_container.as_deref(),
+                devices[0].cgroup_permissions.as_deref()
+            ),
+            (Some("/dev/null"), Some("/dev/xnull"), Some("r"))
+        );
+        // The host's network: no Drover network, and no mesh DNS.
+        assert_eq!(hc.network_mode.as_deref(), Some("host"));
+        assert_eq!(hc.dns, None);
+        assert_eq!(hc.port_bindings, None);
+
+        // Nothing of it when unset.
+        let hc = container_config(&desired(), "c1")
+            .expect("config")
+            .host_config
+            .expect("host config");
+        assert_eq!(
+            (
+                hc.privileged,
+                hc.pid_mode,
+                hc.ipc_mode,
+                hc.devices,
+                hc.security_opt
+            ),
+            (None, None, None, None, None)
+        );
     }
 
     #[test]

@@ -1219,6 +1219,38 @@ mod tests {
     }
 
     #[test]
+    fn host_network_services_join_no_network_and_carry_their_privileges() {
+        let mut project = compose::Project {
+            name: "mon".into(),
+            ..Default::default()
+        };
+        project
+            .networks
+            .insert("default".into(), Default::default());
+        let svc = compose::Service {
+            image: Some("img".into()),
+            network_mode: Some(compose::NETWORK_HOST.into()),
+            privileged: true,
+            pid: Some("host".into()),
+            devices: vec![compose::Device {
+                host: "/dev/null".into(),
+                container: "/dev/xnull".into(),
+                permissions: "rwm".into(),
+            }],
+            ..Default::default()
+        };
+        project.services.insert("agent".into(), svc.clone());
+        let part = desired_for_stack("default", &project, &[("agent".into(), 1)]);
+        assert!(part.networks.is_empty());
+        assert!(part.containers[0].networks.is_empty());
+        // The agent gets the service as it is, through the wire format.
+        let wire = serde_json::to_string(&part.containers[0]).expect("json");
+        let back: DesiredContainer = serde_json::from_str(&wire).expect("json");
+        assert_eq!(back.spec, svc);
+        assert_eq!(back.spec_hash, svc.spec_hash());
+    }
+
+    #[test]
     fn state_names_are_the_serialised_names() {
         use ContainerState::*;
         for s in [Created, Running, Restarting, Paused, Exited, Removing, Dead] {

@@ -164,3 +164,145 @@ fn service_keys_reach_the_engine() {
     );
     assert!(ps.contains("pending"), "{ps}");
 }
+
+/// The keys a container policy judges (the admin deploying here is allowed all of them).
+#[test]
+fn privilege_keys_reach_the_engine() {
+    let mut d = Drover::up();
+    let stack = unique("privs");
+    let sleep = "    image: drover-test/busybox:1
+    command: [\"/bin/busybox\", \"sleep\", \"3600\"]
+    stop_grace_period: 1s
+";
+    let file = d.write(
+        "privs.yaml",
+        &format!(
+            "services:
+  root:
+{sleep}    pid: host
+  dev:
+{sleep}    devices: [\"/dev/null:/dev/xnull:rwm\"]
+    cap_add: [NET_ADMIN, cap_sys_time]
+    cap_drop: [MKNOD]
+    security_opt: [\"no-new-privileges:true\"]
+    ipc: shareable
+  hostnet:
+{sleep}    network_mode: host
+    ipc: host
+"
+        ),
+    );
+    d.deploy(&stack, &file);
+    let f = |service: &str, tmpl: &str| {
+        let name = format!("{stack}-{service}-1");
+        docker_ok(&["inspect", "--format", tmpl, &name])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        f("root", "{{.HostConfig.Privileged}} {{.HostConfig.PidMode}}"),
+        "false host"
+    );
+    assert_eq!(
+        f(
+            "dev",
+            "{{json .HostConfig.Devices}} {{json .HostConfig.SecurityOpt}} {{.HostConfig.IpcMode}} {{.HostConfig.Privileged}}"
+        ),
+        r#"[{"PathOnHost":"/dev/null","PathInContainer":"/dev/xnull","CgroupPermissions":"rwm"}] ["no-new-privileges:true"] shareable false"#
+    );
+    let caps = f(
+        "dev",
+        "{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}}",
+    );
+    assert!(
+        caps.contains("NET_ADMIN")
+            && caps.to_ascii_uppercase().contains("SYS_TIME")
+            && caps.contains("MKNOD"),
+        "{caps}"
+    );
+    assert_eq!(
+        f(
+            "hostnet",
+            "{{.HostConfig.NetworkMode}} {{.HostConfig.IpcMode}} {{len .NetworkSettings.Networks}}"
+        ),
+        "host host 1"
+    );
+    assert_eq!(
+        f(
+            "hostnet",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}"
+        ),
+        "host"
+    );
+
+    // What the containers see: the host's processes, the mapped device, the host's network.
+    let exec = |service: &str, args: &[&str]| {
+        let name = format!("{stack}-{service}-1");
+        let mut all = vec!["exec", name.as_str()];
+        all.extend_from_slice(args);
+        let r = d.cli(&all);
+        assert_eq!(r.code, 0, "exec {service} {args:?}: {}", r.stderr);
+        r.stdout
+    };
+    let pid1 = exec("root", &["cat", "/proc/1/cmdline"]);
+    assert!(!pid1.contains("sleep"), "PID 1 is the host's: {pid1:?}");
+    exec("dev", &["sh", "-c", "echo x > /dev/xnull"]);
+    let host_links = std::fs::read_to_string("/proc/net/dev").expect("this host's links");
+    let seen = exec("hostnet", &["cat", "/proc/net/dev"]);
+    let names = |t: &str| -> Vec<String> {
+        let mut v: Vec<String> = t
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&seen), names(&host_links));
+
+    // The ps view is as for any service.
+    let ps = d.ok(&["stack", "ps", &stack]);
+    for service in ["root", "dev", "hostnet"] {
+        assert!(ps.contains(&format!("{stack}-{service}-1")), "{ps}");
+    }
+    // Contradictions are refused at the key.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file).expect("read") + "    ports: [\"8080\"]\n",
+    )
+    .expect("write");
+    let r = d.try_deploy(&stack, &file);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("services.hostnet.ports: 'ports' cannot be set with network_mode 'host'"),
+        "{}",
+        r.stderr
+    );
+
+    // A privileged container, in a stack of its own: some engines cannot start one (this
+    // machine's: the host's capability bounding set lacks one that runc grants), but the
+    // engine is given it either way.
+    let privileged = unique("privd");
+    let file = d.write(
+        "privileged.yaml",
+        &format!("services:\n  root:\n{sleep}    privileged: true\n    pid: host\n"),
+    );
+    d.track(&privileged);
+    let r = d.try_deploy(&privileged, &file);
+    assert!(
+        r.code == 0 || r.stderr.contains("unable to apply caps"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let name = format!("{privileged}-root-1");
+    assert_eq!(
+        docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.Privileged}} {{.HostConfig.PidMode}}",
+            &name
+        ]),
+        "true host"
+    );
+}
