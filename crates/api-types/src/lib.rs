@@ -452,6 +452,69 @@ pub struct Member {
     pub role: String,
 }
 
+/// `GET|PUT /v1/environments/{env}/policy`: what the environment lets the containers of
+/// its members and restricted users have of their hosts (owners and admins are not bound).
+/// The default allows nothing beyond Docker's defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvPolicy {
+    /// `privileged`, devices, security options other than `no-new-privileges`, any
+    /// capability, and binds of the engine's socket.
+    #[serde(default)]
+    pub allow_privileged: bool,
+    /// `network_mode: host`, `pid: host`, `ipc: host`.
+    #[serde(default)]
+    pub allow_host_namespaces: bool,
+    /// Absolute host paths under which bind mounts may be made.
+    #[serde(default)]
+    pub allow_binds: Vec<String>,
+    /// Capabilities beyond Docker's defaults that `cap_add` may add (`ALL`: any).
+    #[serde(default)]
+    pub allow_caps: Vec<String>,
+}
+
+/// `GET|PUT /v1/auth/ldap`: the LDAP / Active Directory users sign in with. The bind
+/// password is written, never read back.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSettings {
+    /// `ldap://HOST:PORT` or `ldaps://HOST:PORT`.
+    pub url: String,
+    #[serde(default)]
+    pub starttls: bool,
+    /// CA certificate (PEM) to trust for ldaps or StartTLS.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    pub bind_dn: String,
+    /// Required to set; never returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_password: Option<String>,
+    pub user_base: String,
+    /// With `{username}`, e.g. `(uid={username})`.
+    pub user_filter: String,
+    #[serde(default)]
+    pub group_base: Option<String>,
+    /// With `{dn}` or `{username}`, e.g. `(member={dn})`.
+    #[serde(default)]
+    pub group_filter: Option<String>,
+}
+
+/// `POST /v1/auth/ldap/test`: look a user up (and with a password, sign in as them).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LdapTest {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// What the directory says of a user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LdapUser {
+    pub dn: String,
+    pub groups: Vec<String>,
+}
+
 /// A network of an environment. Each spans every host of the environment: a host has its
 /// own subnet of it (made when a container there first joins it), and the mesh joins them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

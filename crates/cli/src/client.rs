@@ -38,6 +38,16 @@ impl Client {
         })
     }
 
+    /// The same client acting in another environment.
+    pub fn in_env(&self, env: &str) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: self.token.clone(),
+            env: env.to_string(),
+        }
+    }
+
     /// URL of a path under `/v1/environments/{env}`.
     pub fn env_url(&self, path: &str) -> String {
         format!("{}/v1/environments/{}{path}", self.base, self.env)

@@ -83,8 +83,12 @@ pub struct Accounts {
     users: RwLock<HashMap<String, Account>>,
     /// subject (a user name or `group:DN`) → environment → role.
     members: RwLock<HashMap<String, BTreeMap<String, Role>>>,
-    /// Directory users' groups, as last looked up.
+    /// Directory users' groups (as member subjects, `group:DN` normalised), as last looked
+    /// up.
     groups: RwLock<HashMap<String, Vec<String>>>,
+    /// Directory users the directory no longer has (or disabled): no access until they
+    /// sign in again.
+    gone: RwLock<std::collections::HashSet<String>>,
     limiter: Mutex<access::LoginLimiter>,
     touched: Mutex<access::Throttle>,
 }
@@ -112,7 +116,11 @@ impl Accounts {
         let mut members: HashMap<String, BTreeMap<String, Role>> = HashMap::new();
         for m in store.members()? {
             if let Some(role) = Role::parse(&m.role) {
-                members.entry(m.subject).or_default().insert(m.env, role);
+                let subject = match m.subject.strip_prefix("group:") {
+                    Some(dn) => crate::directory::group_subject(dn),
+                    None => m.subject,
+                };
+                members.entry(subject).or_default().insert(m.env, role);
             }
         }
         *write(&self.users) = users;
@@ -123,12 +131,15 @@ impl Accounts {
     /// A user's admin flag and roles (directly and through their directory groups; the
     /// higher role wins), or `None` when the user does not exist.
     pub fn account(&self, user: &str) -> Option<(bool, BTreeMap<String, Role>)> {
+        if read(&self.gone).contains(user) {
+            return None;
+        }
         let admin = read(&self.users).get(user)?.admin;
         let members = read(&self.members);
         let mut roles = members.get(user).cloned().unwrap_or_default();
         if let Some(groups) = read(&self.groups).get(user) {
             for g in groups {
-                for (env, role) in members.get(&format!("group:{g}")).into_iter().flatten() {
+                for (env, role) in members.get(g).into_iter().flatten() {
                     let r = roles.entry(env.clone()).or_insert(*role);
                     *r = (*r).max(*role);
                 }
@@ -137,15 +148,17 @@ impl Accounts {
         Some((admin, roles))
     }
 
-    /// Sets a directory user's groups (`None`: the user is gone from the directory).
+    /// Sets a directory user's groups (member subjects, `group:DN`), or with `None` marks
+    /// the user gone from the directory.
     pub fn set_groups(&self, user: &str, groups: Option<Vec<String>>) {
         match groups {
             Some(g) => {
                 write(&self.groups).insert(user.to_string(), g);
+                write(&self.gone).remove(user);
             }
             None => {
                 write(&self.groups).remove(user);
-                write(&self.users).remove(user);
+                write(&self.gone).insert(user.to_string());
             }
         }
     }

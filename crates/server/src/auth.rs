@@ -323,8 +323,17 @@ fn check(
     }
 }
 
+/// The identity `caller` acts as now (its user's admin flag and roles).
+pub fn identity(state: &AppState, caller: &Caller) -> Result<access::Identity, ApiError> {
+    let account = caller
+        .user
+        .as_deref()
+        .and_then(|u| state.accounts.account(u));
+    Ok(caller.identity(account)?)
+}
+
 /// Records a refused attempt in the audit log (once in a while per actor and route).
-fn record_denied(state: &Arc<AppState>, caller: &Caller, env: &str, route: &str, why: &str) {
+pub fn record_denied(state: &Arc<AppState>, caller: &Caller, env: &str, route: &str, why: &str) {
     let actor = caller.actor();
     if !state.keys.record_denied(
         &format!("{actor} {route}"),

@@ -12,6 +12,7 @@ mod accounts;
 mod agents;
 mod api;
 mod auth;
+mod directory;
 mod error;
 mod exec;
 mod files;
@@ -181,6 +182,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
     )?);
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
     tokio::spawn(mesh::run(state.clone()));
+    tokio::spawn(directory::refresh(state.clone()));
     tokio::spawn(accounts::sweep(
         state.clone(),
         cfg.audit_retention_ms,

@@ -71,6 +71,12 @@ use utoipa::OpenApi;
         crate::api::members::remove,
         crate::api::members::all,
         crate::api::members::of_env,
+        crate::api::policy::get,
+        crate::api::policy::set,
+        crate::api::ldap::get,
+        crate::api::ldap::set,
+        crate::api::ldap::remove,
+        crate::api::ldap::test,
     ),
     components(schemas(api_types::ErrorBody, api_types::ErrorDetail))
 )]

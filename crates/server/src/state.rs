@@ -228,6 +228,8 @@ pub struct AppState {
     pub keys: crate::auth::Keys,
     /// Users and members as the API edge reads them.
     pub accounts: crate::accounts::Accounts,
+    /// The LDAP / Active Directory configuration.
+    pub directory: crate::directory::Directory,
     /// What an agent needs to join: set once the listener is bound.
     join: std::sync::OnceLock<JoinInfo>,
     /// Environments found in the store, so requests do not wait for the store while it
@@ -282,11 +284,14 @@ impl AppState {
         let vault = Arc::new(vault.map_err(|e| crate::Error::Secrets(e.to_string()))?);
         let registries = crate::registries::Registries::load(vault.clone(), &store)
             .map_err(crate::Error::Secrets)?;
+        let directory = crate::directory::Directory::load(vault.clone(), &store)
+            .map_err(crate::Error::Secrets)?;
         let files = crate::files::Files::load(vault, &store).map_err(crate::Error::Secrets)?;
         let accounts = crate::accounts::Accounts::default();
         accounts.reload(&store)?;
         Ok(AppState {
             accounts,
+            directory,
             store: Mutex::new(store),
             model: RwLock::new(model),
             writes: Mutex::new(()),

@@ -54,7 +54,7 @@ fn value(file: Option<&PathBuf>, from_env: Option<&str>) -> Result<Vec<u8>, Fail
     }
 }
 
-fn path(kind: FileKind) -> &'static str {
+pub(crate) fn path(kind: FileKind) -> &'static str {
     match kind {
         FileKind::Secret => "/secrets",
         FileKind::Config => "/configs",

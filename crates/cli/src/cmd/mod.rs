@@ -28,8 +28,10 @@ use crate::client::Client;
 /// Where the server is and who we are.
 #[derive(Debug, Args, Clone)]
 pub struct Conn {
-    /// Server URL [default: from `drover up`'s config, else http://127.0.0.1:7480]
-    #[arg(long, env = "DROVER_URL", global = true)]
+    /// Server URL [default: from `drover up`'s config, else http://127.0.0.1:7480]. Given
+    /// before the subcommand (`drover --url URL stack ls`): `auth ldap set --url` is the
+    /// directory's
+    #[arg(long, env = "DROVER_URL")]
     pub url: Option<String>,
     /// API token [default: from `drover up`'s config]
     #[arg(long, env = "DROVER_TOKEN", global = true, hide_env_values = true)]
@@ -119,6 +121,9 @@ pub enum Command {
     /// Your sessions (admins: everyone's with --all)
     #[command(subcommand)]
     Session(SessionCmd),
+    /// How users sign in: LDAP / Active Directory (admins)
+    #[command(subcommand)]
+    Auth(AuthCmd),
     /// The audit log: who did what, from where, and what was refused; newest first (admins:
     /// every environment unless -e/--env says; others: their environment)
     Audit {
@@ -137,6 +142,58 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCmd {
+    /// LDAP / Active Directory
+    #[command(subcommand)]
+    Ldap(LdapCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LdapCmd {
+    /// Sign directory users in (replaces the settings)
+    Set(LdapArgs),
+    /// Show the settings (never the bind password)
+    Show,
+    /// Look a user up as sign-in would, showing their DN and groups
+    Test {
+        user: String,
+        /// Also sign in as them with the password read from standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Stop signing directory users in (they lose access at once)
+    Rm,
+}
+
+#[derive(Debug, Args)]
+pub struct LdapArgs {
+    /// ldap://HOST:PORT or ldaps://HOST:PORT
+    #[arg(id = "ldap_url", long = "url")]
+    pub url: String,
+    /// Upgrade an ldap:// connection with StartTLS
+    #[arg(long)]
+    pub starttls: bool,
+    /// CA certificate (PEM) to trust
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    #[arg(long)]
+    pub bind_dn: String,
+    /// Read the bind password from standard input
+    #[arg(long, required = true)]
+    pub bind_password_stdin: bool,
+    #[arg(long)]
+    pub user_base: String,
+    /// e.g. '(uid={username})'
+    #[arg(long)]
+    pub user_filter: String,
+    #[arg(long, requires = "group_filter")]
+    pub group_base: Option<String>,
+    /// e.g. '(member={dn})'
+    #[arg(long, requires = "group_base")]
+    pub group_filter: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,10 +361,37 @@ pub enum EnvCmd {
     /// Make an empty environment (admins)
     Create { name: String },
     /// Remove an environment that holds nothing any more (admins; `default` stays)
-    Rm { name: String },
+    Rm {
+        name: String,
+        /// First remove what it holds, saying each: its stacks (waiting for their
+        /// containers), networks, secrets, configs, registry logins and hosts
+        #[arg(long)]
+        force: bool,
+    },
     /// Members of an environment and their roles
     #[command(subcommand)]
     Member(MemberCmd),
+    /// Show an environment's container policy, or (owners) replace it: what its members'
+    /// and restricted users' containers may have of their hosts
+    Policy {
+        env: String,
+        /// Privileged containers, devices, any capability, security options, the engine's
+        /// socket
+        #[arg(long)]
+        allow_privileged: bool,
+        /// network_mode/pid/ipc: host
+        #[arg(long)]
+        allow_host_namespaces: bool,
+        /// Bind mounts under this host path (repeatable)
+        #[arg(long = "allow-bind", value_name = "PATH")]
+        allow_binds: Vec<String>,
+        /// A capability beyond Docker's defaults (repeatable; ALL for any)
+        #[arg(long = "allow-cap", value_name = "CAP")]
+        allow_caps: Vec<String>,
+        /// Allow nothing again (the default policy)
+        #[arg(long, conflicts_with_all = ["allow_privileged", "allow_host_namespaces", "allow_binds", "allow_caps"])]
+        reset: bool,
+    },
     /// Act in this environment from now on, when -e does not say (kept in the CLI config)
     Use { name: String },
 }
@@ -562,6 +646,7 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         Command::Events { limit } => events::run(&client, limit).await,
         Command::Login { .. } => Ok(()),
         Command::Logout => users::logout(&client).await,
+        Command::Auth(AuthCmd::Ldap(cmd)) => users::ldap(&client, cmd).await,
         Command::Whoami => users::whoami(&client).await,
         Command::User(UserCmd::Create {
             name,
@@ -624,7 +709,10 @@ async fn env_cmd(client: &Client, cmd: EnvCmd) -> Result<(), Failure> {
             outln!("environment {name} created");
             Ok(())
         }
-        EnvCmd::Rm { name } => {
+        EnvCmd::Rm { name, force } => {
+            if force {
+                empty_env(&client.in_env(&name)).await?;
+            }
             client.delete_v1(&format!("/environments/{name}")).await?;
             outln!("environment {name} removed");
             Ok(())
@@ -633,6 +721,23 @@ async fn env_cmd(client: &Client, cmd: EnvCmd) -> Result<(), Failure> {
             users::member_add(client, &env, &subject, &role).await
         }
         EnvCmd::Member(MemberCmd::Ls { env }) => users::member_ls(client, &env).await,
+        EnvCmd::Policy {
+            env,
+            allow_privileged,
+            allow_host_namespaces,
+            allow_binds,
+            allow_caps,
+            reset,
+        } => {
+            let p = api_types::EnvPolicy {
+                allow_privileged,
+                allow_host_namespaces,
+                allow_binds,
+                allow_caps,
+            };
+            let change = reset || p != api_types::EnvPolicy::default();
+            users::policy(client, &env, change.then_some(p)).await
+        }
         EnvCmd::Member(MemberCmd::Rm { env, subject }) => {
             users::member_rm(client, &env, &subject).await
         }
@@ -659,6 +764,34 @@ async fn env_cmd(client: &Client, cmd: EnvCmd) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Removes everything an environment holds, through the same routes as the commands that
+/// remove each (so each is authorised and audited as they are), saying what goes.
+async fn empty_env(client: &Client) -> Result<(), Failure> {
+    let stacks: Vec<api_types::StackSummary> = client.get("/stacks").await?;
+    for s in stacks {
+        stack_rm::run(client, &s.name, false, 120).await?;
+    }
+    let networks: Vec<api_types::NetworkInfo> = client.get("/networks").await?;
+    for n in networks.iter().filter(|n| n.kind == "external") {
+        network::rm(client, &n.name).await?;
+    }
+    for kind in [compose::FileKind::Secret, compose::FileKind::Config] {
+        let list: Vec<api_types::FileInfo> = client.get(files::path(kind)).await?;
+        for f in list {
+            files::rm(client, kind, &f.name).await?;
+        }
+    }
+    let registries: Vec<api_types::RegistryInfo> = client.get("/registries").await?;
+    for r in registries {
+        registry::rm(client, &r.host).await?;
+    }
+    let hosts: Vec<api_types::HostInfo> = client.get("/hosts").await?;
+    for h in hosts {
+        host::rm(client, &h.id).await?;
+    }
+    Ok(())
 }
 
 async fn file_cmd(client: &Client, kind: compose::FileKind, cmd: FileCmd) -> Result<(), Failure> {

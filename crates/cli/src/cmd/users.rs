@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use api_types::{
-    Event, Login, Member, NewApiKey, NewPassword, NewSecretToken, NewUser, TokenInfo, UserInfo,
-    WhoAmI,
+    EnvPolicy, Event, Login, Member, NewApiKey, NewPassword, NewSecretToken, NewUser, TokenInfo,
+    UserInfo, WhoAmI,
 };
 
 use crate::Failure;
@@ -379,5 +379,115 @@ pub async fn audit(client: &Client, a: AuditArgs<'_>) -> Result<(), Failure> {
         ],
         &rows,
     );
+    Ok(())
+}
+
+/// Shows an environment's container policy, or replaces it (`set`).
+pub async fn policy(client: &Client, env: &str, set: Option<EnvPolicy>) -> Result<(), Failure> {
+    let path = format!("/environments/{env}/policy");
+    let p: EnvPolicy = match set {
+        Some(p) => client.put_v1(&path, &p).await?,
+        None => client.get_v1(&path).await?,
+    };
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    outln!("environment {env}: members and restricted users may use");
+    outln!(
+        "  privileged, devices, security options: {}",
+        if p.allow_privileged { "yes" } else { "no" }
+    );
+    outln!(
+        "  host namespaces: {}",
+        if p.allow_host_namespaces { "yes" } else { "no" }
+    );
+    outln!("  bind mounts under: {}", list(&p.allow_binds));
+    outln!(
+        "  capabilities beyond the defaults: {}",
+        list(&p.allow_caps)
+    );
+    Ok(())
+}
+
+/// `drover auth ldap ...`.
+pub async fn ldap(client: &Client, cmd: crate::cmd::LdapCmd) -> Result<(), Failure> {
+    use crate::cmd::LdapCmd;
+    use api_types::{LdapSettings, LdapTest, LdapUser};
+    let show = |s: &LdapSettings| {
+        outln!(
+            "url: {}{}",
+            s.url,
+            if s.starttls { " (StartTLS)" } else { "" }
+        );
+        outln!("bind DN: {}", s.bind_dn);
+        outln!("users: {} under {}", s.user_filter, s.user_base);
+        if let (Some(f), Some(b)) = (&s.group_filter, &s.group_base) {
+            outln!("groups: {f} under {b}");
+        }
+        if s.ca_pem.is_some() {
+            outln!("CA: given");
+        }
+    };
+    match cmd {
+        LdapCmd::Set(a) => {
+            let ca_pem =
+                a.ca.as_ref()
+                    .map(|p| {
+                        std::fs::read_to_string(p)
+                            .map_err(|e| Failure::input(format!("--ca {}: {e}", p.display())))
+                    })
+                    .transpose()?;
+            let bind_password = read_password("bind password", a.bind_password_stdin)?;
+            let req = LdapSettings {
+                url: a.url,
+                starttls: a.starttls,
+                ca_pem,
+                bind_dn: a.bind_dn,
+                bind_password: Some(bind_password),
+                user_base: a.user_base,
+                user_filter: a.user_filter,
+                group_base: a.group_base,
+                group_filter: a.group_filter,
+            };
+            let s: LdapSettings = client.put_v1("/auth/ldap", &req).await?;
+            outln!("directory users sign in through:");
+            show(&s);
+        }
+        LdapCmd::Show => {
+            let s: LdapSettings = client.get_v1("/auth/ldap").await?;
+            show(&s);
+        }
+        LdapCmd::Test {
+            user,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password("password", true)?)
+            } else {
+                None
+            };
+            let u: LdapUser = client
+                .post_v1(
+                    "/auth/ldap/test",
+                    &LdapTest {
+                        username: user,
+                        password,
+                    },
+                )
+                .await?;
+            outln!("{}", u.dn);
+            for g in u.groups {
+                outln!("  group: {g}");
+            }
+        }
+        LdapCmd::Rm => {
+            client.delete_v1("/auth/ldap").await?;
+            outln!("directory sign-in removed; directory users lost their access");
+        }
+    }
     Ok(())
 }

@@ -344,6 +344,31 @@ impl Drover {
         }
     }
 
+    /// Runs the CLI as someone else: their own CLI config (`drover login` writes it), no
+    /// admin token, `stdin` fed to it.
+    pub fn cli_as(&self, config: &Path, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(bin())
+            .args(args)
+            .env("DROVER_URL", &self.url)
+            .env_remove("DROVER_TOKEN")
+            .env("DROVER_CONFIG", config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run drover CLI");
+        if let Some(mut i) = child.stdin.take() {
+            let _ = i.write_all(stdin.as_bytes());
+        }
+        let out = child.wait_with_output().expect("drover CLI output");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+
     /// Runs a CLI command that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.cli(args);

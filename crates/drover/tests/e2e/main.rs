@@ -2,6 +2,7 @@
 //! (it starts the engine and builds the `drover-test/*` images first).
 
 mod cluster;
+mod directory;
 mod environments;
 mod exec;
 mod harness;
@@ -9,6 +10,7 @@ mod keys;
 mod mesh;
 mod secrets;
 mod sidekicks;
+mod users;
 
 use std::io::Write;
 use std::net::TcpStream;

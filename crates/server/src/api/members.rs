@@ -25,10 +25,14 @@ fn check_subject(state: &AppState, subject: &str) -> Result<(), ApiError> {
         }
         return Ok(());
     }
-    if state.store().user(subject)?.is_none() {
+    // Directory users may be named before their first sign-in.
+    if state.directory.config().is_none() && state.store().user(subject)?.is_none() {
         return Err(ApiError::bad_request(
             "subject",
-            format!("subject: no user '{subject}' (create it with `drover user create`)"),
+            format!(
+                "subject: no user '{subject}' (create it with `drover user create`, or \
+                 configure a directory with `drover auth ldap set`)"
+            ),
         ));
     }
     Ok(())

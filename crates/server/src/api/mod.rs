@@ -6,8 +6,10 @@ pub mod environments;
 pub mod exec;
 pub mod files;
 pub mod hosts;
+pub mod ldap;
 pub mod members;
 pub mod networks;
+pub mod policy;
 pub mod registries;
 pub mod stacks;
 pub mod users;
@@ -46,6 +48,11 @@ pub fn routes(state: Arc<AppState>) -> Router {
         )
         .route("/v1/audit", get(members::all))
         .route(
+            "/v1/auth/ldap",
+            get(ldap::get).put(ldap::set).delete(ldap::remove),
+        )
+        .route("/v1/auth/ldap/test", post(ldap::test))
+        .route(
             "/v1/environments/{env}/members",
             get(members::list).put(members::set),
         )
@@ -54,6 +61,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
             axum::routing::delete(members::remove),
         )
         .route("/v1/environments/{env}/audit", get(members::of_env))
+        .route(
+            "/v1/environments/{env}/policy",
+            get(policy::get).put(policy::set),
+        )
         .route(
             "/v1/environments",
             get(hosts::environments).post(environments::create),

@@ -350,6 +350,7 @@ async fn apply_project(
     env: &str,
     mut d: Deploy,
 ) -> Result<DeployResponse, ApiError> {
+    crate::api::policy::enforce(state, caller, env, &d.project)?;
     let name = d.project.name.clone();
     let warnings = d.warnings.clone();
     d.source = caller.source.clone();

@@ -69,10 +69,45 @@ pub async fn login(
     let user = req.username.clone();
     let found = state.store().user(&user)?;
     let password = req.password;
-    let phc = found.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = state
-        .blocking(move |_| accounts::verify_password(phc.as_deref(), &password))
-        .await;
+    let directory = state.directory.config();
+    let ok = match (&found, directory) {
+        // A local user, or no directory: the stored hash (a fixed one for unknown users).
+        (Some(u), _) if u.source == "local" => {
+            let phc = u.password_hash.clone();
+            state
+                .blocking(move |_| accounts::verify_password(phc.as_deref(), &password))
+                .await
+        }
+        (_, None) => {
+            state
+                .blocking(move |_| accounts::verify_password(None, &password))
+                .await
+        }
+        (_, Some(cfg)) => match ldap::authenticate(&cfg, &user, &password).await {
+            Ok(id) => {
+                let groups = id
+                    .groups
+                    .iter()
+                    .map(|g| crate::directory::group_subject(g))
+                    .collect();
+                let u = user.clone();
+                state
+                    .blocking(move |s| {
+                        s.change_accounts(|st| st.ensure_directory_user(&u, now_ms()))
+                    })
+                    .await?;
+                state.accounts.set_groups(&user, Some(groups));
+                true
+            }
+            Err(ldap::Error::InvalidCredentials) => false,
+            Err(e) => {
+                tracing::warn!("directory sign-in: {e}");
+                return Err(ApiError::unavailable(format!(
+                    "the directory could not be asked: {e}"
+                )));
+            }
+        },
+    };
     let now = now_ms();
     let audit = Audit {
         env: String::new(),
