@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 
 scripts/install-docker.sh --with-registry
 scripts/build-test-images.sh
+# The LDAP tests run their own slapd (Debian's; no directory of its own is configured).
+if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ]; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test.sh: slapd is missing: apt-get install slapd ldap-utils (as root)" >&2
+        exit 1
+    fi
+    echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
     exec cargo nextest run --workspace --no-fail-fast "$@"

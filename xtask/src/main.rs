@@ -1,6 +1,8 @@
 //! Automation.
 //! - `cargo run --release -p xtask -- bench-deploy [--runs N]`
 //! - `cargo run --release -p xtask -- bench-hostile`
+//! - `cargo run --release -p xtask -- bench-auth` (see `auth_bench.rs`: authorisation's
+//!   cost per request, logins/s with argon2id)
 //! - `cargo run --release -p xtask -- bench-scheduler`
 //! - `cargo run --release -p xtask -- bench-mesh` (root; see `mesh_bench.rs`)
 //! - `cargo run --release -p xtask -- bench-roll [--rounds N]` (root; see `roll_bench.rs`:
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+mod auth_bench;
 mod hosts;
 mod mesh_bench;
 mod roll_bench;
@@ -55,6 +58,7 @@ fn main() -> Result<()> {
             bench_deploy(runs)
         }
         Some("bench-hostile") => bench_hostile(),
+        Some("bench-auth") => auth_bench::bench(),
         Some("bench-mesh") => mesh_bench::bench(&build_drover()?),
         Some("bench-roll") => {
             let rounds = args
@@ -112,7 +116,7 @@ fn main() -> Result<()> {
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
             )
         }
     }

@@ -86,13 +86,37 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(rejection) => {
-                let text = rejection.body_text();
+                let text = redact(&rejection.body_text());
                 let mut e = ApiError::new(rejection.status(), "invalid_request", text.clone());
                 e.field = json_error_field(&text).map(str::to_string);
                 Err(e)
             }
         }
     }
+}
+
+/// A JSON error without the values it quotes (serde says `invalid type: string "…"`): a
+/// password sent in the wrong place must not come back in the answer, or go to a log.
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if quoted {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    quoted = false;
+                    out.push_str("…\"");
+                }
+                _ => escaped = false,
+            }
+        } else {
+            out.push(c);
+            quoted = c == '"';
+        }
+    }
+    out
 }
 
 /// The field a JSON body error names: axum reports `...target type: PATH: what`.
@@ -104,6 +128,15 @@ fn json_error_field(text: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_errors_do_not_quote_values() {
+        assert_eq!(
+            super::redact(r#"admin: invalid type: string "hunter\"2", expected a boolean at line 1"#),
+            r#"admin: invalid type: string "…", expected a boolean at line 1"#
+        );
+        assert_eq!(super::redact("unknown field `x`"), "unknown field `x`");
+    }
+
     #[test]
     fn json_errors_name_their_field() {
         use super::json_error_field as f;

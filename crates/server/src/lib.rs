@@ -224,6 +224,21 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
     api::routes(state)
 }
 
+/// For benchmarks only (`xtask bench-auth`): the router without its authorisation edge,
+/// every request acting as the caller of the API key `token` (authenticated once, here).
+/// Never served.
+pub fn router_without_edge_for_bench(
+    state: Arc<AppState>,
+    token: &str,
+) -> Result<axum::Router, String> {
+    let caller = auth::authenticate(&state, Some(token)).map_err(|e| e.message)?;
+    let identity = auth::identity(&state, &caller).map_err(|e| e.message)?;
+    Ok(api::routes_without_edge(
+        state,
+        auth::Authorized { caller, identity },
+    ))
+}
+
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a connection may wait for a request's headers, idle keep-alive included (hyper

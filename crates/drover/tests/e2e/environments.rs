@@ -44,8 +44,18 @@ fn environments_are_made_listed_used_and_removed_when_empty() {
     let r = d.cli(&["env", "rm", &team]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("still has 1 stacks"), "{}", r.stderr);
-    d.ok(&["-e", &team, "stack", "rm", &stack]);
-    d.ok(&["env", "rm", &team]);
+    // --force removes what it holds first, saying each, then the environment.
+    d.ok(&["-e", &team, "network", "create", "shared"]);
+    let r = d.cli_as(
+        &d.dir.path().join("admin.json"),
+        &["--token", &d.token, "-e", &team, "secret", "create", "s1"],
+        "value",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let gone = d.ok(&["env", "rm", &team, "--force"]);
+    for what in [stack.as_str(), "shared", "secret s1 removed", &team] {
+        assert!(gone.contains(what), "{what}: {gone}");
+    }
     assert!(!d.ok(&["env", "ls"]).contains(&team));
     let r = d.cli(&["env", "rm", "default"]);
     assert_eq!(r.code, 2, "{}", r.stderr);

@@ -328,6 +328,24 @@ fn users_roles_keys_policy_and_audit() {
         secret,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Error bodies do not echo what was sent.
+    let mut answers = String::new();
+    for body in [
+        format!(r#"{{"username":"nobody","password":"{}"}}"#, ann.password),
+        format!(
+            r#"{{"username":"ann","password":"{}","x":1}}"#,
+            ann.password
+        ),
+        format!(r#"{{"username":"ann","password":["{}"]}}"#, ann.password),
+    ] {
+        answers.push_str(&api(&d.url, "POST", "/v1/sessions", None, Some(&body)).1);
+    }
+    let body = format!(
+        r#"{{"name":"eve","password":"{}","admin":"{}"}}"#,
+        ann.password, ann.password
+    );
+    answers.push_str(&api(&d.url, "POST", "/v1/users", Some(&d.token), Some(&body)).1);
+    assert!(!answers.contains(&ann.password), "{answers}");
     let audit = d.ok(&["audit", "--limit", "1000", "--json"]);
     let everything = format!("{}\n{audit}", d.log());
     for (p, _) in &people {

@@ -26,6 +26,29 @@ use crate::state::AppState;
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub fn routes(state: Arc<AppState>) -> Router {
+    finish(
+        table().route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::edge,
+        )),
+        state,
+    )
+}
+
+/// The routes without the edge: every request acts as `as_caller`. Only for measuring what
+/// the edge costs (`xtask bench-auth`); the server never serves this.
+pub fn routes_without_edge(state: Arc<AppState>, as_caller: crate::auth::Authorized) -> Router {
+    finish(table().route_layer(axum::Extension(as_caller)), state)
+}
+
+fn finish(table: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    table
+        .fallback(|| async { crate::error::ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+fn table() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/openapi.json", get(crate::openapi::document))
         .route("/v1/sessions", get(users::list_sessions).post(users::login))
@@ -176,13 +199,6 @@ pub fn routes(state: Arc<AppState>) -> Router {
             post(blobs::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/agent/blobs/{digest}", get(blobs::download))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::edge,
-        ))
-        .fallback(|| async { crate::error::ApiError::not_found("no such route") })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
 }
 
 /// Checks the environment exists (the edge, `auth::edge`, has checked the caller may act
