@@ -232,7 +232,7 @@ pub async fn edge(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
     }
     let source = source_of(&req);
     let method = method.to_string();
-    match check(&state, &req, &template, action, source) {
+    match check(&state, &req, &template, action, source.clone()) {
         Ok(a) => {
             if let Some(hash) = a.caller.token_hash.clone() {
                 let now = now_ms();
@@ -245,15 +245,33 @@ pub async fn edge(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
             next.run(req).await
         }
         Err((e, denied)) => {
-            if let Some(denied) = denied {
-                let (caller, env) = *denied;
-                record_denied(
-                    &state,
-                    &caller,
-                    &env,
-                    &format!("{method} {template}"),
-                    &e.message,
-                );
+            let route = format!("{method} {template}");
+            let audit = match denied {
+                Some(d) => {
+                    let (caller, env) = *d;
+                    Some(crate::state::Audit::by(
+                        &caller,
+                        &env,
+                        "request.denied",
+                        &route,
+                        e.message.clone(),
+                    ))
+                }
+                // Attempts without a valid token: by address.
+                None if e.status == axum::http::StatusCode::UNAUTHORIZED => {
+                    Some(crate::state::Audit {
+                        env: String::new(),
+                        actor: "unauthenticated".into(),
+                        kind: "request.denied",
+                        subject: route,
+                        detail: e.message.clone(),
+                        source,
+                    })
+                }
+                None => None,
+            };
+            if let Some(a) = audit {
+                record_denied(&state, a);
             }
             e.into_response()
         }
@@ -333,23 +351,14 @@ pub fn identity(state: &AppState, caller: &Caller) -> Result<access::Identity, A
 }
 
 /// Records a refused attempt in the audit log (once in a while per actor and route).
-pub fn record_denied(state: &Arc<AppState>, caller: &Caller, env: &str, route: &str, why: &str) {
-    let actor = caller.actor();
-    if !state.keys.record_denied(
-        &format!("{actor} {route}"),
-        now_ms(),
-        DENIED_RECORD_EVERY_MS,
-    ) {
+pub fn record_denied(state: &Arc<AppState>, audit: crate::state::Audit) {
+    let key = format!("{} {} {}", audit.actor, audit.source, audit.subject);
+    if !state
+        .keys
+        .record_denied(&key, now_ms(), DENIED_RECORD_EVERY_MS)
+    {
         return;
     }
-    let audit = crate::state::Audit {
-        env: env.to_string(),
-        actor,
-        source: caller.source.clone(),
-        kind: "request.denied",
-        subject: route.to_string(),
-        detail: why.to_string(),
-    };
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let mut e = audit.event();

@@ -131,7 +131,9 @@ mod tests {
     #[test]
     fn json_errors_do_not_quote_values() {
         assert_eq!(
-            super::redact(r#"admin: invalid type: string "hunter\"2", expected a boolean at line 1"#),
+            super::redact(
+                r#"admin: invalid type: string "hunter\"2", expected a boolean at line 1"#
+            ),
             r#"admin: invalid type: string "…", expected a boolean at line 1"#
         );
         assert_eq!(super::redact("unknown field `x`"), "unknown field `x`");

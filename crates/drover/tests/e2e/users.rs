@@ -297,6 +297,8 @@ fn users_roles_keys_policy_and_audit() {
     assert_ne!(with_key(&scoped, &["stack", "ls"]).code, 0);
 
     // The audit log says who, from where, and what was refused.
+    let (status, _) = api(&d.url, "GET", "/v1/whoami", Some("drv_not-a-token"), None);
+    assert_eq!(status, 401);
     let audit = d.ok(&["audit", "--limit", "500", "--json"]);
     let events: Vec<serde_json::Value> = serde_json::from_str(&audit).expect("audit json");
     let has = |actor: &str, kind: &str, result: &str| {
@@ -311,6 +313,7 @@ fn users_roles_keys_policy_and_audit() {
     assert!(has("cat", "request.denied", "denied"), "{audit}");
     assert!(has("dan", "user.login", "denied"), "{audit}");
     assert!(has("bob", "apikey.created", "ok"), "{audit}");
+    assert!(has("unauthenticated", "request.denied", "denied"), "{audit}");
     let cats = d.ok(&["audit", "--user", "cat", "--action", "stack."]);
     assert!(
         cats.contains("stack.created") && !cats.contains("user.login"),

@@ -66,12 +66,10 @@ pub fn enforce(
         "the container policy of environment '{env}' does not allow this: {}",
         lines.join("; ")
     );
+    let route = format!("deploy {}", project.name);
     crate::auth::record_denied(
         state,
-        caller,
-        env,
-        &format!("deploy {}", project.name),
-        &why,
+        Audit::by(caller, env, "request.denied", &route, why.clone()),
     );
     Err(ApiError::new(StatusCode::FORBIDDEN, "policy", why))
 }
