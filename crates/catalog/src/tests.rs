@@ -34,6 +34,11 @@ fn fixture(name: &str) -> Index {
     index(name, &read_tree(&root))
 }
 
+fn builtin() -> Index {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/builtin");
+    index("builtin", &read_tree(&root))
+}
+
 fn show_question(q: &Question) -> String {
     let mut s = format!("{}:{}", q.variable, q.kind.as_str());
     if q.required {
@@ -150,13 +155,32 @@ fn render_with(ix: &Index, template: &str, version: &str, given: &str) -> String
     match render(t, version, &resolved, "shop") {
         Err(e) => format!("render error: {e}\n"),
         Ok(r) => {
-            let mut out = r.compose_yaml;
+            let mut out = xdrover_errors(&r.project);
+            out += &r.compose_yaml;
             for w in r.warnings {
                 out += &format!("warning: {w}\n");
             }
             out
         }
     }
+}
+
+/// What the server would refuse in the project's `x-drover` settings (the server checks
+/// them with these same functions), one line per service. (Sidekick relations are
+/// checked by `compose::load` itself.)
+fn xdrover_errors(p: &compose::Project) -> String {
+    let mut out = String::new();
+    for (name, svc) in &p.services {
+        let r = proto::x_drover(svc).and_then(|x| {
+            x.probe()?;
+            x.drain_ms()?;
+            Ok(())
+        });
+        if let Err(e) = r {
+            out += &format!("x-drover refused: {name}: {e}\n");
+        }
+    }
+    out
 }
 
 fn check_render(catalog: &str, template: &str, version: &str, given: &str, expected: Expect) {
@@ -716,6 +740,90 @@ fn broken_input_never_panics() {
         !ix.templates.contains_key("e"),
         "a .tpl that does not parse is a problem"
     );
+}
+
+#[test]
+fn every_builtin_template_version_renders_with_its_defaults() {
+    let ix = builtin();
+    assert!(ix.problems.is_empty(), "{:#?}", ix.problems);
+    assert!(ix.templates.len() >= 15, "{} templates", ix.templates.len());
+    let mut summary = String::new();
+    for t in ix.templates.values() {
+        assert_eq!(t.format, Format::Drover, "{}", t.name);
+        assert!(
+            t.icon.is_some() || t.warnings.is_empty(),
+            "{}: {:?}",
+            t.name,
+            t.warnings
+        );
+        let mut line = format!("{}:", t.name);
+        let mut previous: Option<(&Version, Answers)> = None;
+        for v in &t.versions {
+            let a = match resolve_answers(
+                &v.questions,
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                &[],
+                &mut counter(),
+            ) {
+                Ok(a) => a,
+                Err(e) => panic!("{} {}: defaults do not answer: {e:?}", t.name, v.version),
+            };
+            let r = match render(t, &v.version, &a, "app") {
+                Ok(r) => r,
+                Err(e) => panic!("{} {}: {e}", t.name, v.version),
+            };
+            if let Err(e) = compose::validate(&r.project) {
+                panic!("{} {}: {e}", t.name, v.version);
+            }
+            assert_eq!(xdrover_errors(&r.project), "", "{} {}", t.name, v.version);
+            assert!(
+                r.warnings.is_empty(),
+                "{} {}: {:?}",
+                t.name,
+                v.version,
+                r.warnings
+            );
+            for (name, s) in &r.project.services {
+                let image = s.image.as_deref().unwrap_or_default();
+                assert!(
+                    image.contains(':') && !image.ends_with(":latest"),
+                    "{} {}: {name} image {image} is not pinned",
+                    t.name,
+                    v.version
+                );
+            }
+            line += &format!(" {}", v.version);
+            if let Some((old, stored)) = &previous {
+                let ask: Vec<String> = new_questions(old, v, &stored.values)
+                    .iter()
+                    .map(|q| q.variable.clone())
+                    .collect();
+                line += &format!(" (upgrade asks {ask:?})");
+            }
+            previous = Some((v, a));
+        }
+        summary += &line;
+        summary += "\n";
+    }
+    expect![[r#"
+        ghost: 5.82.2 5.96.0 (upgrade asks ["MAIL_FROM"])
+        gitea: 1.21.11 1.22.2 (upgrade asks ["LFS"])
+        jenkins: 2.462.2 2.462.3 (upgrade asks [])
+        kafka: 3.7.1 3.8.0 (upgrade asks ["AUTO_CREATE_TOPICS"])
+        keycloak: 25.0.6
+        mattermost: 9.11.1
+        minio: 2024.09.13
+        nextcloud: 29.0.7
+        postgresql: 16.3 16.4 (upgrade asks ["INITDB_ARGS"])
+        prometheus-grafana: 2.53.2
+        redis: 7.2.5 7.4.0 (upgrade asks [])
+        traefik: 3.1.4
+        uptime-kuma: 1.23.13 1.23.14 (upgrade asks [])
+        wordpress: 6.5.5 6.6.2 (upgrade asks ["MEMORY_LIMIT"])
+        zookeeper: 3.9.2
+    "#]]
+    .assert_eq(&summary);
 }
 
 #[test]
