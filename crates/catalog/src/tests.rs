@@ -743,6 +743,47 @@ fn broken_input_never_panics() {
 }
 
 #[test]
+fn rancher_errors_point_at_the_template_file_and_line() {
+    let mut files = BTreeMap::new();
+    for (p, c) in [
+        ("templates/f/config.yml", "name: F"),
+        (
+            "templates/f/0/docker-compose.yml.tpl",
+            "web:\n  image: nginx:1.27\n  command: [{{ .Values.X }}\n",
+        ),
+        ("templates/g/config.yml", "name: G"),
+        (
+            "templates/g/0/docker-compose.yml",
+            "# v1 layout\nweb:\n  image: nginx:1.27\n  labels:\n    a: b\n  ports:\n    - \"99999:80\"\n",
+        ),
+        ("templates/h/config.yml", "name: H"),
+        (
+            "templates/h/0/docker-compose.yml",
+            "web:\n  image: nginx:1.27\n",
+        ),
+        ("templates/h/0/rancher-compose.yml", "web:\n  scale: lots\n"),
+    ] {
+        files.insert(p.to_owned(), c.as_bytes().to_vec());
+    }
+    let ix = index("lines", &files);
+    let mut out = String::new();
+    for name in ["f", "g", "h"] {
+        let Some(t) = ix.templates.get(name) else {
+            panic!("{name}: {:?}", ix.problems)
+        };
+        out += &match render(t, "0", &Answers::default(), "s") {
+            Ok(_) => "rendered\n".to_owned(),
+            Err(e) => format!("{e}\n"),
+        };
+    }
+    expect![[r#"
+        templates/f/0/docker-compose.yml.tpl (rendered):4:1: while parsing a flow sequence, expected ',' or ']'
+        templates/g/0/docker-compose.yml:7:7: services.web.ports[0]: invalid port '99999:80'
+        templates/h/0/rancher-compose.yml:2:10: services.web.scale: expected a number of replicas, found 'lots'
+    "#]].assert_eq(&out);
+}
+
+#[test]
 fn every_builtin_template_version_renders_with_its_defaults() {
     let ix = builtin();
     assert!(ix.problems.is_empty(), "{:#?}", ix.problems);
