@@ -26,6 +26,7 @@ mod yaml;
 
 pub use dotenv::parse_dotenv;
 pub use emit::to_compose_yaml;
+pub use load::is_service_key;
 pub use model::*;
 pub use sidekick::{
     NETWORK_HOST, NETWORK_NONE, SIDEKICK_OF, SidekickError, Units, check_sidekicks,

@@ -128,6 +128,12 @@ const SERVICE_UNSUPPORTED: &[&str] = &[
     "uts",
 ];
 
+/// Whether `key` is a service key `load` knows: one it reads, or one of the compose
+/// specification it warns about and ignores (anything else is refused as unknown).
+pub fn is_service_key(key: &str) -> bool {
+    SERVICE_KEYS.contains(&key) || SERVICE_UNSUPPORTED.contains(&key) || key.starts_with("x-")
+}
+
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
 const BUILD_UNSUPPORTED: &[&str] = &[
     "additional_contexts",
