@@ -95,6 +95,52 @@ where
     }
 }
 
+/// Every error in the common shape: a response of 400 or more that is not JSON (axum's own
+/// rejections of a query string or path it cannot read, a body over the limit, a method a
+/// route does not have) is answered as `ErrorBody`, its text the message. Runs on every
+/// response; only error responses without a JSON body are touched.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if status.as_u16() < 400 {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    // Keep what the original said besides its body (`Allow` on a 405, for one).
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
 /// The field a JSON body error names: axum reports `...target type: PATH: what`.
 fn json_error_field(text: &str) -> Option<&str> {
     let (_, rest) = text.split_once("target type: ")?;

@@ -29,7 +29,8 @@ pub struct BlobCreated {
     pub size: u64,
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/blobs", request_body(content = Vec<u8>, content_type = "application/x-tar"),
+#[utoipa::path(post, path = "/v1/environments/{env}/blobs",
+    params(("env" = String, Path, description = "environment name")), request_body(content = Vec<u8>, content_type = "application/x-tar"),
     responses((status = 200, body = BlobCreated), (status = 413, body = api_types::ErrorBody)))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,

@@ -171,6 +171,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         ))
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .with_state(state)
 }
 

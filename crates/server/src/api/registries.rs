@@ -65,7 +65,8 @@ fn info(r: &store::RegistryRow) -> RegistryInfo {
     }
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/registries", responses((status = 200, body = Vec<RegistryInfo>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/registries",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<RegistryInfo>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -78,7 +79,8 @@ pub async fn list(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/registries", request_body = NewRegistry,
+#[utoipa::path(post, path = "/v1/environments/{env}/registries",
+    params(("env" = String, Path, description = "environment name")), request_body = NewRegistry,
     responses((status = 201, body = RegistryInfo), (status = 400, body = api_types::ErrorBody)))]
 pub async fn add(
     State(state): State<Arc<AppState>>,
@@ -113,7 +115,8 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(info(&row))))
 }
 
-#[utoipa::path(delete, path = "/v1/environments/{env}/registries/{host}", responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/environments/{env}/registries/{host}",
+    params(("env" = String, Path, description = "environment name"), ("host" = String, Path, description = "registry host, `HOST[:PORT]` as images name it")), responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     User(caller): User,
