@@ -83,7 +83,35 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Every body of the API is a JSON object: serde would also read a struct from an
+        // array of its fields, which the document does not allow.
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::Bytes::from_request(
+            axum::extract::Request::from_parts(parts.clone(), body),
+            state,
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(rejection) => {
+                return Err(ApiError::new(
+                    rejection.status(),
+                    "invalid_request",
+                    rejection.body_text(),
+                ));
+            }
+        };
+        let is_object = bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|b| *b == b'{');
+        let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
         match Json::<T>::from_request(req, state).await {
+            Ok(_) if !is_object => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "the body must be a JSON object",
+            )),
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(rejection) => {
                 let text = rejection.body_text();

@@ -112,6 +112,7 @@ impl utoipa::Modify for Edge {
         }
         for (path, item) in doc.paths.paths.iter_mut() {
             for (method, op) in operations(item) {
+                name_operation(op);
                 for p in op.parameters.iter_mut().flatten() {
                     if let Some(schema) = p.schema.as_mut() {
                         unsigned_ranges(schema);
@@ -120,6 +121,20 @@ impl utoipa::Modify for Edge {
                 edge_responses(method, path, op);
             }
         }
+    }
+}
+
+/// Tags each operation with its resource (`stacks`, from the handler's module
+/// `crate::api::stacks`) and makes its id unique across the document (`stacks_list`): utoipa
+/// names an operation after its function alone, and several modules have a `list`.
+fn name_operation(op: &mut utoipa::openapi::path::Operation) {
+    let Some(tag) = op.tags.as_mut().and_then(|t| t.first_mut()) else {
+        return;
+    };
+    let short = tag.rsplit("::").next().unwrap_or(tag.as_str()).to_string();
+    *tag = short.clone();
+    if let Some(id) = op.operation_id.as_mut() {
+        *id = format!("{short}_{id}");
     }
 }
 
@@ -320,5 +335,23 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "undeclared:\n{}", missing.join("\n"));
+    }
+
+    /// Generated clients name their methods after operation ids: each is unique.
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("document as JSON");
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let id = op["operationId"]
+                    .as_str()
+                    .expect("operation id")
+                    .to_string();
+                if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+                    panic!("{id} names both {other} and {method} {path}");
+                }
+            }
+        }
     }
 }

@@ -304,7 +304,7 @@ pub async fn create_secret(
 }
 
 #[utoipa::path(put, path = "/v1/environments/{env}/secrets/{name}",
-    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "secret name")), request_body = NewFile,
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "secret name")), request_body = api_types::NewFileValue,
     responses((status = 200, body = FileInfo), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody)))]
 pub async fn update_secret(
     State(state): State<Arc<AppState>>,
@@ -372,7 +372,7 @@ pub async fn get_config(
 }
 
 #[utoipa::path(put, path = "/v1/environments/{env}/configs/{name}",
-    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "config name")), request_body = NewFile,
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "config name")), request_body = api_types::NewFileValue,
     responses((status = 200, body = FileInfo), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody)))]
 pub async fn update_config(
     State(state): State<Arc<AppState>>,

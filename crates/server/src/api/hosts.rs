@@ -150,7 +150,7 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
                 format!("invalid label key {k:?}: letters, digits and . _ - / only, at most 128"),
             ));
         }
-        if v.len() > 256 || v.chars().any(char::is_control) {
+        if v.chars().count() > 256 || v.chars().any(char::is_control) {
             return Err(ApiError::bad_request(
                 "labels",
                 format!("invalid value for label {k:?}: at most 256 printable characters"),

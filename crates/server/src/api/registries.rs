@@ -42,16 +42,17 @@ pub fn check_host(host: &str) -> Result<(), String> {
 
 fn check(req: &NewRegistry) -> Result<(), ApiError> {
     check_host(&req.host).map_err(|e| ApiError::bad_request("host", e))?;
-    if req.username.is_empty() || req.username.len() > 256 {
+    // Characters, as the API document counts them.
+    if req.username.is_empty() || req.username.chars().count() > 256 {
         return Err(ApiError::bad_request(
             "username",
             "a username is 1 to 256 characters",
         ));
     }
-    if req.password.is_empty() || req.password.len() > 4096 {
+    if req.password.is_empty() || req.password.chars().count() > 4096 {
         return Err(ApiError::bad_request(
             "password",
-            "a password is 1 to 4096 bytes",
+            "a password is 1 to 4096 characters",
         ));
     }
     Ok(())
