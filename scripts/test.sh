@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: make sure a Docker engine runs (installing Debian's docker.io if none is
 # found, which needs root), build the local test images, then run every test of the
-# workspace — unit tests and end-to-end tests against the real engine.
+# workspace — unit tests and end-to-end tests against the real engine — and then the API
+# contract (scripts/schemathesis.sh: schemathesis against a loopback `drover server`).
 #   scripts/test.sh [extra cargo nextest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,14 @@ if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null
 fi
 
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-    exec cargo nextest run --workspace --no-fail-fast "$@"
+    cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 else
     echo "test.sh: cargo-nextest not found, using cargo test" >&2
-    exec cargo test --workspace --no-fail-fast "$@"
+    cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
+
+# The API contract: schemathesis against a real `drover server` on loopback (no agent).
+scripts/schemathesis.sh || status=1
+exit "$status"

@@ -6,6 +6,40 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// JSON Schema's `integer` takes `42.0` as well as `42` (a number with no fraction): the
+/// request fields documented as integers read both, as the document promises.
+mod integer {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    fn whole<'de, D: Deserializer<'de>>(n: serde_json::Number) -> Result<u64, D::Error> {
+        if let Some(u) = n.as_u64() {
+            return Ok(u);
+        }
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(f as u64),
+            _ => Err(D::Error::custom(format!(
+                "invalid value: {n}, expected a non-negative integer"
+            ))),
+        }
+    }
+
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        whole::<D>(serde_json::Number::deserialize(d)?)
+    }
+
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<serde_json::Number>::deserialize(d)? {
+            Some(n) => whole::<D>(n).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = u64(d)?;
+        u32::try_from(n).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+    }
+}
+
 /// Every error response: `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -38,8 +72,10 @@ pub struct DeployRequest {
     pub environment: BTreeMap<String, String>,
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// The normalised project (as `drover stack config --json` prints it): `name` and
+    /// `services` are required, the rest is compose's model.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = project_schema)]
     pub project: Option<compose::Project>,
     /// Values of the project's own secrets and configs (`file:` and `environment:`
     /// entries), which the client reads; never stored in the project.
@@ -47,15 +83,49 @@ pub struct DeployRequest {
     pub files: Vec<FileValue>,
 }
 
+/// The schema of a normalised `compose::Project` (or null): what its deserialiser requires,
+/// with every other key of compose's model left open.
+fn project_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::SchemaType;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let object = || ObjectBuilder::new().schema_type(Type::Object);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(
+            "the normalised project; `name` (the stack's name unless the request gives one) and \
+             `services` (each a service of compose's model) are required",
+        ))
+        .property(
+            "name",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[a-z0-9][a-z0-9_-]*$")),
+        )
+        .required("name")
+        .property("services", object().additional_properties(Some(object())))
+        .required("services")
+        .property("networks", object())
+        .property("volumes", object())
+        .property("secrets", object())
+        .property("configs", object())
+        .property("extensions", object())
+        .build()
+}
+
 /// The value of a stack's secret or config, sent with its deploy.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileValue {
     /// `secret` or `config`.
+    #[schema(pattern = "^(secret|config)$")]
     pub kind: String,
     /// The top-level key in the compose file.
     pub name: String,
-    /// The value, base64.
+    /// The value, base64 (at most 500 KiB decoded).
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
+        max_length = 682672
+    )]
     pub data: String,
 }
 
@@ -74,9 +144,33 @@ impl std::fmt::Debug for FileValue {
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFile {
+    /// 1 to 64 letters, digits, `_`, `-` and `.`, starting with a letter or digit (required to
+    /// create one; ignored by `PUT`, whose body is [`NewFileValue`]).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", required = true)]
+    pub name: String,
+    /// The value, base64 (at most 500 KiB decoded).
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
+        max_length = 682672
+    )]
+    pub data: String,
+}
+
+/// `PUT /v1/environments/{env}/secrets/{name}` (or `configs`): a new value. The same body as
+/// [`NewFile`], read as one; the path names the secret or config, and a `name` sent is
+/// ignored. (Only the API document uses this type.)
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFileValue {
+    /// Ignored.
     #[serde(default)]
     pub name: String,
     /// The value, base64 (at most 500 KiB decoded).
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
+        max_length = 682672
+    )]
     pub data: String,
 }
 
@@ -273,7 +367,29 @@ pub struct HostDetail {
 /// `PUT /v1/environments/{env}/hosts/{id}/labels`: the API-set labels, replaced whole.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
 pub struct HostLabels {
+    /// At most 64; keys 1 to 128 letters, digits and `. _ - /`, values at most 256 characters
+    /// and no control characters.
+    #[schema(schema_with = labels_schema)]
     pub labels: BTreeMap<String, String>,
+}
+
+fn labels_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(64))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z0-9._/-]{1,128}$")),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(256))
+                .pattern(Some("^[^\\u0000-\\u001f\\u007f-\\u009f]*$")),
+        ))
+        .build()
 }
 
 /// `POST /v1/environments/{env}/hosts/{id}/drain`
@@ -287,11 +403,13 @@ pub struct DrainRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHostToken {
-    /// Seconds until the token is refused; none: never expires.
-    #[serde(default)]
+    /// Seconds until the token is refused (at most 10 years); none: never expires.
+    #[serde(default, deserialize_with = "integer::opt_u64")]
+    #[schema(minimum = 1, maximum = 315_360_000)]
     pub ttl_secs: Option<u64>,
     /// How many hosts may register with it; none: any number.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::opt_u64")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub uses: Option<u64>,
 }
 
@@ -336,6 +454,8 @@ pub struct Environment {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnvironment {
+    /// 1 to 63 lowercase letters, digits, `-` and `_`, starting with a letter or digit.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub name: String,
 }
 
@@ -395,10 +515,13 @@ pub struct TokenInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// A name to tell keys apart (letters, digits, '-', '_', '.'; at most 64).
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub name: Option<String>,
     /// Limit the key to this environment.
     pub env: Option<String>,
-    /// Seconds until the key expires; none: never.
+    /// Seconds until the key expires (at most 100 years); none: never.
+    #[serde(default, deserialize_with = "integer::opt_u64")]
+    #[schema(minimum = 1, maximum = 3_153_600_000_u64)]
     pub expires_in_s: Option<u64>,
 }
 
@@ -416,7 +539,11 @@ pub struct UserInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// 1 to 64 letters, digits, `-`, `_`, `.` or `@`.
+    #[schema(pattern = "^[A-Za-z0-9_.@-]{1,64}$")]
     pub name: String,
+    /// 8 to 1024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     #[serde(default)]
     pub admin: bool,
@@ -427,6 +554,8 @@ pub struct NewUser {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
+    /// 8 to 1024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// One's own password: the current one.
     pub current: Option<String>,
@@ -448,7 +577,10 @@ pub struct WhoAmI {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Member {
+    /// A user's name, or `group:` and a directory group's DN (at most 512 characters).
+    #[schema(pattern = "^([A-Za-z0-9_.@-]{1,64}|group:[^\\u0000-\\u001f\\u007f-\\u009f]{1,512})$")]
     pub subject: String,
+    #[schema(pattern = "^(owner|member|restricted|read-only|readonly)$")]
     pub role: String,
 }
 
@@ -570,7 +702,9 @@ pub struct NetworkMember {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNetwork {
-    /// 1-64 characters: letters, digits, `_`, `.`, `-`, starting with a letter or digit.
+    /// 1-64 characters: letters, digits, `_`, `.`, `-`, starting with a letter or digit; not
+    /// one of the engine's own (`host`, `bridge`, `none`, `default`, `ingress`).
+    #[schema(pattern = "^(?!(host|bridge|none|default|ingress)$)[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     pub name: String,
 }
 
@@ -586,8 +720,16 @@ pub struct Remaining {
 #[serde(deny_unknown_fields)]
 pub struct NewRegistry {
     /// `HOST[:PORT]` as images name it, e.g. `ghcr.io` or `10.0.0.5:5000`.
+    #[schema(
+        pattern = "^[A-Za-z0-9.-]+(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?$",
+        max_length = 253
+    )]
     pub host: String,
+    /// 1 to 256 bytes.
+    #[schema(min_length = 1, max_length = 256)]
     pub username: String,
+    /// 1 to 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096)]
     pub password: String,
 }
 
@@ -612,6 +754,8 @@ pub struct RegistryInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleRequest {
+    #[serde(deserialize_with = "integer::u32")]
+    #[schema(maximum = 10_000)]
     pub replicas: u32,
 }
 
@@ -632,7 +776,7 @@ pub struct Revision {
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The revision to go back to [default: the one before the current].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::opt_u64")]
     pub revision: Option<u64>,
 }
 

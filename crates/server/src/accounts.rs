@@ -53,11 +53,13 @@ pub fn verify_password(phc: Option<&str>, password: &str) -> bool {
 
 /// A password a local user may set, or why not.
 pub fn check_password(password: &str) -> Result<(), String> {
-    if password.len() < MIN_PASSWORD_LEN {
+    // Characters, as the API document counts them (`minLength`, `maxLength`).
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_LEN {
         return Err(format!("too short: at least {MIN_PASSWORD_LEN} characters"));
     }
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(format!("too long: at most {MAX_PASSWORD_LEN} bytes"));
+    if n > MAX_PASSWORD_LEN {
+        return Err(format!("too long: at most {MAX_PASSWORD_LEN} characters"));
     }
     Ok(())
 }

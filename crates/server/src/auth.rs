@@ -222,10 +222,9 @@ pub async fn edge(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
         req.method().as_str()
     };
     let Some(action) = access::action_of(method, &template) else {
-        return ApiError::forbidden(format!(
-            "{method} {template} is not in the authorisation table"
-        ))
-        .into_response();
+        // Never the handler: a method the table does not list for this path is not allowed,
+        // whatever the router holds (405 with the methods the table does list).
+        return not_allowed(method, &template);
     };
     if matches!(action, access::Action::Public | access::Action::Agent) {
         return next.run(req).await;
@@ -276,6 +275,30 @@ pub async fn edge(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
             e.into_response()
         }
     }
+}
+
+/// The answer to a method `access::ROUTES` does not list for a route: 405, with `Allow`
+/// naming the methods it does list (a GET route answers HEAD too).
+fn not_allowed(method: &str, template: &str) -> Response {
+    let mut methods: Vec<&str> = access::ROUTES
+        .iter()
+        .filter(|(_, p, _)| *p == template)
+        .map(|(m, _, _)| *m)
+        .collect();
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    let allow = methods.join(",");
+    let mut response = ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {template} (allowed: {allow})"),
+    )
+    .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(axum::http::header::ALLOW, v);
+    }
+    response
 }
 
 /// The caller's address.

@@ -29,8 +29,9 @@ pub struct BlobCreated {
     pub size: u64,
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/blobs", request_body(content = Vec<u8>, content_type = "application/x-tar"),
-    responses((status = 200, body = BlobCreated), (status = 413, body = api_types::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/environments/{env}/blobs",
+    params(("env" = String, Path, description = "environment name")), request_body(description = "the build context, a tar archive (any content type is taken; the CLI says `application/x-tar`)", content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/x-tar"))),
+    responses((status = 200, body = BlobCreated), (status = 400, body = api_types::ErrorBody, description = "an empty body"), (status = 413, body = api_types::ErrorBody)))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -74,6 +75,13 @@ pub async fn upload(
     if let Err(e) = result {
         let _ = tokio::fs::remove_file(&tmp).await;
         return Err(e);
+    }
+    if size == 0 {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(ApiError::bad_request(
+            "body",
+            "an empty build context: send the tar archive",
+        ));
     }
     let digest = hex::encode(hasher.finalize());
     tokio::fs::rename(&tmp, dir.join(&digest))

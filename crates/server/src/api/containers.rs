@@ -18,7 +18,8 @@ use crate::auth::User;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/v1/environments/{env}/containers", responses((status = 200, body = Vec<ContainerInfo>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/containers",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<ContainerInfo>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -71,8 +72,8 @@ impl Drop for CancelOnDrop {
 }
 
 #[utoipa::path(get, path = "/v1/environments/{env}/containers/{name}/logs",
-    params(("follow" = Option<bool>, Query, description = "keep streaming"), ("tail" = Option<u64>, Query, description = "last N lines")),
-    responses((status = 200, description = "log text, streamed", content_type = "text/plain")))]
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "container name, as `drover ps` shows it"), ("follow" = Option<bool>, Query, description = "keep streaming"), ("tail" = Option<u64>, Query, description = "last N lines")),
+    responses((status = 200, description = "log text, streamed", content_type = "text/plain"), (status = 404, body = api_types::ErrorBody, description = "no such container"), (status = 503, body = api_types::ErrorBody, description = "the container's host is not connected")))]
 pub async fn logs(
     State(state): State<Arc<AppState>>,
     User(caller): User,

@@ -64,6 +64,7 @@ pub async fn create(
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{env}",
+    params(("env" = String, Path, description = "environment name")),
     responses((status = 204), (status = 400, body = api_types::ErrorBody), (status = 403, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,

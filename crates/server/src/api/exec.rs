@@ -32,6 +32,7 @@ const INPUT_CHUNK: usize = 64 * 1024;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[utoipa::path(get, path = "/v1/environments/{env}/containers/{name}/exec",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "container name, as `drover ps` shows it")),
     responses(
         (status = 101, description = "WebSocket: first message an ExecRequest (JSON); then binary frames of input (client) and output (server, first byte 1 stdout or 2 stderr), ExecControl text frames from the client, and one ExecEvent text frame last"),
         (status = 403, body = api_types::ErrorBody),

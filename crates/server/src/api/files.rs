@@ -281,7 +281,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/secrets", responses((status = 200, body = Vec<FileInfo>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/secrets",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<FileInfo>)))]
 pub async fn list_secrets(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -290,7 +291,8 @@ pub async fn list_secrets(
     list(state, caller, env, FileKind::Secret).await
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/secrets", request_body = NewFile,
+#[utoipa::path(post, path = "/v1/environments/{env}/secrets",
+    params(("env" = String, Path, description = "environment name")), request_body = NewFile,
     responses((status = 201, body = FileInfo), (status = 400, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn create_secret(
     State(state): State<Arc<AppState>>,
@@ -301,7 +303,8 @@ pub async fn create_secret(
     create(state, caller, env, FileKind::Secret, req).await
 }
 
-#[utoipa::path(put, path = "/v1/environments/{env}/secrets/{name}", request_body = NewFile,
+#[utoipa::path(put, path = "/v1/environments/{env}/secrets/{name}",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "secret name")), request_body = api_types::NewFileValue,
     responses((status = 200, body = FileInfo), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody)))]
 pub async fn update_secret(
     State(state): State<Arc<AppState>>,
@@ -312,7 +315,8 @@ pub async fn update_secret(
     update(state, caller, env, FileKind::Secret, name, req).await
 }
 
-#[utoipa::path(delete, path = "/v1/environments/{env}/secrets/{name}", responses((status = 204), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/environments/{env}/secrets/{name}",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "secret name")), responses((status = 204), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn remove_secret(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -321,7 +325,8 @@ pub async fn remove_secret(
     remove(state, caller, env, FileKind::Secret, name).await
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/configs", responses((status = 200, body = Vec<FileInfo>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/configs",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<FileInfo>)))]
 pub async fn list_configs(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -330,7 +335,8 @@ pub async fn list_configs(
     list(state, caller, env, FileKind::Config).await
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/configs", request_body = NewFile,
+#[utoipa::path(post, path = "/v1/environments/{env}/configs",
+    params(("env" = String, Path, description = "environment name")), request_body = NewFile,
     responses((status = 201, body = FileInfo), (status = 400, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn create_config(
     State(state): State<Arc<AppState>>,
@@ -342,7 +348,8 @@ pub async fn create_config(
 }
 
 /// A config with its value (base64).
-#[utoipa::path(get, path = "/v1/environments/{env}/configs/{name}", responses((status = 200, body = FileInfo), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/configs/{name}",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "config name")), responses((status = 200, body = FileInfo), (status = 404, body = api_types::ErrorBody)))]
 pub async fn get_config(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -364,7 +371,8 @@ pub async fn get_config(
     )))
 }
 
-#[utoipa::path(put, path = "/v1/environments/{env}/configs/{name}", request_body = NewFile,
+#[utoipa::path(put, path = "/v1/environments/{env}/configs/{name}",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "config name")), request_body = api_types::NewFileValue,
     responses((status = 200, body = FileInfo), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody)))]
 pub async fn update_config(
     State(state): State<Arc<AppState>>,
@@ -375,7 +383,8 @@ pub async fn update_config(
     update(state, caller, env, FileKind::Config, name, req).await
 }
 
-#[utoipa::path(delete, path = "/v1/environments/{env}/configs/{name}", responses((status = 204), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/environments/{env}/configs/{name}",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "config name")), responses((status = 204), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn remove_config(
     State(state): State<Arc<AppState>>,
     User(caller): User,

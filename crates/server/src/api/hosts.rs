@@ -76,7 +76,8 @@ pub fn host_info(state: &AppState, h: store::HostRecord) -> HostInfo {
     }
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/hosts", responses((status = 200, body = Vec<HostInfo>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/hosts",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<HostInfo>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -99,7 +100,8 @@ fn find_host(state: &AppState, env: &str, id: &str) -> Result<store::HostRecord,
         .ok_or_else(|| ApiError::not_found(format!("host '{id}' not found in environment '{env}'")))
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/hosts/{id}", responses((status = 200, body = HostDetail), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/hosts/{id}",
+    params(("env" = String, Path, description = "environment name"), ("id" = String, Path, description = "host id")), responses((status = 200, body = HostDetail), (status = 404, body = api_types::ErrorBody)))]
 pub async fn inspect(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -148,7 +150,7 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
                 format!("invalid label key {k:?}: letters, digits and . _ - / only, at most 128"),
             ));
         }
-        if v.len() > 256 || v.chars().any(char::is_control) {
+        if v.chars().count() > 256 || v.chars().any(char::is_control) {
             return Err(ApiError::bad_request(
                 "labels",
                 format!("invalid value for label {k:?}: at most 256 printable characters"),
@@ -158,7 +160,8 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(put, path = "/v1/environments/{env}/hosts/{id}/labels", request_body = HostLabels, responses((status = 200, body = HostInfo), (status = 400, body = api_types::ErrorBody)))]
+#[utoipa::path(put, path = "/v1/environments/{env}/hosts/{id}/labels",
+    params(("env" = String, Path, description = "environment name"), ("id" = String, Path, description = "host id")), request_body = HostLabels, responses((status = 200, body = HostInfo), (status = 400, body = api_types::ErrorBody)))]
 pub async fn set_labels(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -185,7 +188,8 @@ pub async fn set_labels(
     Ok(Json(host_info(&state, find_host(&state, &env, &id)?)))
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/hosts/{id}/drain", request_body = DrainRequest, responses((status = 200, body = HostInfo)))]
+#[utoipa::path(post, path = "/v1/environments/{env}/hosts/{id}/drain",
+    params(("env" = String, Path, description = "environment name"), ("id" = String, Path, description = "host id")), request_body = DrainRequest, responses((status = 200, body = HostInfo)))]
 pub async fn drain(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -217,7 +221,8 @@ pub async fn drain(
 /// Removes a host, connected or not: its credential is revoked, its session closed (the
 /// agent stops its singletons and exits), its containers are placed elsewhere. `?force=`
 /// is accepted and ignored (it was once needed for connected hosts).
-#[utoipa::path(delete, path = "/v1/environments/{env}/hosts/{id}", responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/environments/{env}/hosts/{id}",
+    params(("env" = String, Path, description = "environment name"), ("id" = String, Path, description = "host id")), responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -254,7 +259,8 @@ pub async fn remove(
 const MAX_TOKEN_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 const MAX_TOKEN_USES: u64 = 1_000_000;
 
-#[utoipa::path(post, path = "/v1/environments/{env}/hosts/tokens", request_body = NewHostToken, responses((status = 200, body = HostToken), (status = 400, body = api_types::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/environments/{env}/hosts/tokens",
+    params(("env" = String, Path, description = "environment name")), request_body = NewHostToken, responses((status = 200, body = HostToken), (status = 400, body = api_types::ErrorBody)))]
 pub async fn create_token(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -308,7 +314,8 @@ pub async fn create_token(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/hosts/tokens", responses((status = 200, body = Vec<HostTokenInfo>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/hosts/tokens",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<HostTokenInfo>)))]
 pub async fn list_tokens(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -331,7 +338,8 @@ pub async fn list_tokens(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/environments/{env}/hosts/tokens/{id}", responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/environments/{env}/hosts/tokens/{id}",
+    params(("env" = String, Path, description = "environment name"), ("id" = String, Path, description = "registration token id")), responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
 pub async fn remove_token(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -369,7 +377,8 @@ pub struct EventsQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/events", responses((status = 200, body = Vec<Event>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/events",
+    params(("env" = String, Path, description = "environment name"), ("limit" = Option<u32>, Query, description = "at most this many, newest first (default 100, at most 1000)")), responses((status = 200, body = Vec<Event>)))]
 pub async fn events(
     State(state): State<Arc<AppState>>,
     User(caller): User,

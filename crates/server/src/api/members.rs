@@ -17,7 +17,7 @@ use crate::state::{AppState, Audit, now_ms};
 /// A member subject: a user name, or `group:` and a directory group's DN.
 fn check_subject(state: &AppState, subject: &str) -> Result<(), ApiError> {
     if let Some(dn) = subject.strip_prefix("group:") {
-        if dn.is_empty() || dn.len() > 512 || dn.chars().any(char::is_control) {
+        if dn.is_empty() || dn.chars().count() > 512 || dn.chars().any(char::is_control) {
             return Err(ApiError::bad_request(
                 "subject",
                 "subject: group:DN with a DN of at most 512 characters",

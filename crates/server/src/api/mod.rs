@@ -45,6 +45,7 @@ fn finish(table: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     table
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .with_state(state)
 }
 

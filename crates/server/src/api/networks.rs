@@ -175,7 +175,8 @@ fn check_removable(name: &str, k: &Known) -> Result<(), ApiError> {
     mesh::catalog::check_removable(name, k).map_err(ApiError::conflict)
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/networks", responses((status = 200, body = Vec<NetworkInfo>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/networks",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<NetworkInfo>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -195,7 +196,8 @@ pub async fn list(
     Ok(Json(networks))
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/networks/{name}", responses((status = 200, body = NetworkDetail), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/networks/{name}",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "network name")), responses((status = 200, body = NetworkDetail), (status = 404, body = api_types::ErrorBody)))]
 pub async fn inspect(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -217,7 +219,8 @@ pub async fn inspect(
     Ok(Json(detail))
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/networks", request_body = NewNetwork,
+#[utoipa::path(post, path = "/v1/environments/{env}/networks",
+    params(("env" = String, Path, description = "environment name")), request_body = NewNetwork,
     responses((status = 201, body = NetworkInfo), (status = 400, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
@@ -268,7 +271,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(made)))
 }
 
-#[utoipa::path(delete, path = "/v1/environments/{env}/networks/{name}", responses((status = 204), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/environments/{env}/networks/{name}",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "network name")), responses((status = 204), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     User(caller): User,

@@ -42,16 +42,17 @@ pub fn check_host(host: &str) -> Result<(), String> {
 
 fn check(req: &NewRegistry) -> Result<(), ApiError> {
     check_host(&req.host).map_err(|e| ApiError::bad_request("host", e))?;
-    if req.username.is_empty() || req.username.len() > 256 {
+    // Characters, as the API document counts them.
+    if req.username.is_empty() || req.username.chars().count() > 256 {
         return Err(ApiError::bad_request(
             "username",
             "a username is 1 to 256 characters",
         ));
     }
-    if req.password.is_empty() || req.password.len() > 4096 {
+    if req.password.is_empty() || req.password.chars().count() > 4096 {
         return Err(ApiError::bad_request(
             "password",
-            "a password is 1 to 4096 bytes",
+            "a password is 1 to 4096 characters",
         ));
     }
     Ok(())
@@ -65,7 +66,8 @@ fn info(r: &store::RegistryRow) -> RegistryInfo {
     }
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/registries", responses((status = 200, body = Vec<RegistryInfo>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/registries",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<RegistryInfo>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -78,7 +80,8 @@ pub async fn list(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/registries", request_body = NewRegistry,
+#[utoipa::path(post, path = "/v1/environments/{env}/registries",
+    params(("env" = String, Path, description = "environment name")), request_body = NewRegistry,
     responses((status = 201, body = RegistryInfo), (status = 400, body = api_types::ErrorBody)))]
 pub async fn add(
     State(state): State<Arc<AppState>>,
@@ -113,7 +116,8 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(info(&row))))
 }
 
-#[utoipa::path(delete, path = "/v1/environments/{env}/registries/{host}", responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/environments/{env}/registries/{host}",
+    params(("env" = String, Path, description = "environment name"), ("host" = String, Path, description = "registry host, `HOST[:PORT]` as images name it")), responses((status = 204), (status = 404, body = api_types::ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     User(caller): User,

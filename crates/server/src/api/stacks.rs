@@ -29,7 +29,8 @@ impl compose::Files for NoFiles {
     }
 }
 
-#[utoipa::path(post, path = "/v1/environments/{env}/stacks", request_body = DeployRequest,
+#[utoipa::path(post, path = "/v1/environments/{env}/stacks",
+    params(("env" = String, Path, description = "environment name")), request_body = DeployRequest,
     responses((status = 200, body = DeployResponse), (status = 400, body = api_types::ErrorBody)))]
 pub async fn deploy(
     State(state): State<Arc<AppState>>,
@@ -104,7 +105,8 @@ fn sent_files(files: &[api_types::FileValue]) -> Result<Sent, ApiError> {
 
 /// `POST .../stacks/{stack}/services/{service}/scale`: a new revision of the stack with the
 /// service's replica count changed, placed like any deploy.
-#[utoipa::path(post, path = "/v1/environments/{env}/stacks/{stack}/services/{service}/scale", request_body = api_types::ScaleRequest,
+#[utoipa::path(post, path = "/v1/environments/{env}/stacks/{stack}/services/{service}/scale",
+    params(("env" = String, Path, description = "environment name"), ("stack" = String, Path, description = "stack name"), ("service" = String, Path, description = "service name (a key of the stack's `services`)")), request_body = api_types::ScaleRequest,
     responses((status = 200, body = DeployResponse), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody)))]
 pub async fn scale(
     State(state): State<Arc<AppState>>,
@@ -155,7 +157,8 @@ pub async fn scale(
     Ok(Json(resp))
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}/history", responses((status = 200, body = Vec<api_types::Revision>), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}/history",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "stack name")), responses((status = 200, body = Vec<api_types::Revision>), (status = 404, body = api_types::ErrorBody)))]
 pub async fn history(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -181,7 +184,8 @@ pub async fn history(
 
 /// `POST .../stacks/{name}/rollback`: deploys a kept revision's project again (the one before
 /// the current by default), as a new revision.
-#[utoipa::path(post, path = "/v1/environments/{env}/stacks/{name}/rollback", request_body = api_types::RollbackRequest,
+#[utoipa::path(post, path = "/v1/environments/{env}/stacks/{name}/rollback",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "stack name")), request_body = api_types::RollbackRequest,
     responses((status = 200, body = DeployResponse), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody)))]
 pub async fn rollback(
     State(state): State<Arc<AppState>>,
@@ -237,6 +241,7 @@ pub async fn rollback(
 /// `POST .../stacks/{stack}/services/{service}/rollback`: the service as it was in the
 /// stack's previous revision (the rest of the stack as it is), as a new revision.
 #[utoipa::path(post, path = "/v1/environments/{env}/stacks/{stack}/services/{service}/rollback",
+    params(("env" = String, Path, description = "environment name"), ("stack" = String, Path, description = "stack name"), ("service" = String, Path, description = "service name (a key of the stack's `services`)")),
     responses((status = 200, body = DeployResponse), (status = 400, body = api_types::ErrorBody), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn rollback_service(
     State(state): State<Arc<AppState>>,
@@ -297,6 +302,7 @@ pub const RESTARTED_AT: &str = "io.drover.restarted-at";
 /// `POST .../stacks/{stack}/services/{service}/restart`: a new revision whose only change is
 /// the service's `io.drover.restarted-at` label, so its containers are replaced by a roll.
 #[utoipa::path(post, path = "/v1/environments/{env}/stacks/{stack}/services/{service}/restart",
+    params(("env" = String, Path, description = "environment name"), ("stack" = String, Path, description = "stack name"), ("service" = String, Path, description = "service name (a key of the stack's `services`)")),
     responses((status = 200, body = DeployResponse), (status = 404, body = api_types::ErrorBody), (status = 409, body = api_types::ErrorBody)))]
 pub async fn restart_service(
     State(state): State<Arc<AppState>>,
@@ -557,7 +563,8 @@ fn invalid_project(e: compose::Error) -> ApiError {
     }
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/stacks", responses((status = 200, body = Vec<StackSummary>)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/stacks",
+    params(("env" = String, Path, description = "environment name")), responses((status = 200, body = Vec<StackSummary>)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -589,7 +596,8 @@ fn stack_names(state: &AppState, env: &str) -> Vec<String> {
         .collect()
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}", responses((status = 200, body = StackDetail), (status = 404, body = api_types::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "stack name")), responses((status = 200, body = StackDetail), (status = 404, body = api_types::ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -601,7 +609,8 @@ pub async fn get(
     })
 }
 
-#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}/compose", responses((status = 200, description = "the stack as a compose file", content_type = "application/yaml")))]
+#[utoipa::path(get, path = "/v1/environments/{env}/stacks/{name}/compose",
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "stack name")), responses((status = 200, description = "the stack as a compose file", content_type = "application/yaml")))]
 pub async fn export(
     State(state): State<Arc<AppState>>,
     User(caller): User,
@@ -632,7 +641,7 @@ pub struct RemoveQuery {
 const MAX_REMOVE_WAIT_SECS: u64 = 300;
 
 #[utoipa::path(delete, path = "/v1/environments/{env}/stacks/{name}",
-    params(("wait" = Option<u64>, Query, description = "seconds to wait until the connected hosts report the stack's containers gone (at most 300)")),
+    params(("env" = String, Path, description = "environment name"), ("name" = String, Path, description = "stack name"), ("wait" = Option<u64>, Query, description = "seconds to wait until the connected hosts report the stack's containers gone (at most 300)")),
     responses((status = 204, description = "removed (and, with wait, its containers gone)"), (status = 202, body = api_types::Remaining, description = "removed; containers still there when the wait ended"), (status = 404, body = api_types::ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
