@@ -70,7 +70,8 @@ pub enum Action {
     Registries,
     /// Reading the environment's members and audit log.
     Members,
-    /// Adding and removing members; changing the container policy.
+    /// Adding and removing members; changing the container policy; adding, refreshing and
+    /// removing catalogs.
     Govern,
 }
 
@@ -240,6 +241,39 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("GET", "/v1/environments/{env}/policy", Action::Read),
     ("PUT", "/v1/environments/{env}/policy", Action::Govern),
     ("GET", "/v1/environments/{env}/audit", Action::Members),
+    ("GET", "/v1/environments/{env}/catalogs", Action::Read),
+    ("POST", "/v1/environments/{env}/catalogs", Action::Govern),
+    (
+        "DELETE",
+        "/v1/environments/{env}/catalogs/{name}",
+        Action::Govern,
+    ),
+    (
+        "POST",
+        "/v1/environments/{env}/catalogs/{name}/refresh",
+        Action::Govern,
+    ),
+    ("GET", "/v1/environments/{env}/templates", Action::Read),
+    (
+        "GET",
+        "/v1/environments/{env}/templates/{catalog}/{template}",
+        Action::Read,
+    ),
+    (
+        "POST",
+        "/v1/environments/{env}/templates/{catalog}/{template}/install",
+        Action::Deploy,
+    ),
+    (
+        "GET",
+        "/v1/environments/{env}/stacks/{name}/upgrade",
+        Action::Read,
+    ),
+    (
+        "POST",
+        "/v1/environments/{env}/stacks/{name}/upgrade",
+        Action::Deploy,
+    ),
     ("GET", "/v1/environments/{env}/stacks", Action::Read),
     ("POST", "/v1/environments/{env}/stacks", Action::Deploy),
     ("GET", "/v1/environments/{env}/stacks/{name}", Action::Read),

@@ -226,6 +226,156 @@ pub struct StackSummary {
     pub status: String,
     pub created_ms: u64,
     pub updated_ms: u64,
+    /// Where it was installed from, when from a catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<StackOrigin>,
+}
+
+/// The catalog template a stack was installed from.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct StackOrigin {
+    pub catalog: String,
+    pub template: String,
+    pub version: String,
+    /// The newest version the catalog has, when newer than `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer: Option<String>,
+}
+
+/// `GET /v1/environments/{env}/catalogs`: a catalog and how its last fetch went.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CatalogInfo {
+    pub name: String,
+    /// `built in`, a directory on the server, or a git URL.
+    pub source: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    pub templates: usize,
+    /// Templates or versions that could not be read, each with its file and reason.
+    pub problems: Vec<String>,
+    /// Why the last fetch failed (the previous index is kept).
+    #[serde(default)]
+    pub error: Option<String>,
+    pub refreshed_ms: u64,
+}
+
+/// `POST /v1/environments/{env}/catalogs`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCatalog {
+    pub name: String,
+    /// A git URL, or (admins) a directory on the server.
+    pub source: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+/// A template as search lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TemplateSummary {
+    pub catalog: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub categories: Vec<String>,
+    /// Oldest first.
+    pub versions: Vec<String>,
+}
+
+/// A question of a template version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QuestionInfo {
+    pub variable: String,
+    pub label: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// string, int, boolean, enum, password, multiline, hostname, service, certificate.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub required: bool,
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub min: Option<i64>,
+    #[serde(default)]
+    pub max: Option<i64>,
+    #[serde(default)]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub show_if: Option<String>,
+    pub generate: bool,
+}
+
+/// `GET /v1/environments/{env}/templates/{catalog}/{template}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TemplateDetail {
+    pub template: TemplateSummary,
+    #[serde(default)]
+    pub maintainer: Option<String>,
+    #[serde(default)]
+    pub homepage: Option<String>,
+    /// The version shown (`?version=`, else the latest).
+    pub version: String,
+    pub questions: Vec<QuestionInfo>,
+    #[serde(default)]
+    pub readme: Option<String>,
+}
+
+/// `POST .../templates/{catalog}/{template}/install`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallRequest {
+    /// The stack to make [default: the template's name].
+    #[serde(default)]
+    pub stack: Option<String>,
+    /// [default: the latest]
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub answers: std::collections::BTreeMap<String, String>,
+    /// Render and check only: nothing is made.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `POST /v1/environments/{env}/stacks/{name}/upgrade`: the stack's template at `version`
+/// [default: the latest] with its stored answers, changed by `answers`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub answers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `GET /v1/environments/{env}/stacks/{name}/upgrade`: what an upgrade would do.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UpgradePlan {
+    pub from: String,
+    pub to: String,
+    /// Questions the stored answers do not answer: asked before upgrading.
+    pub questions: Vec<QuestionInfo>,
+}
+
+/// What an install or upgrade rendered, and (unless a dry run) what it deployed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstallResponse {
+    pub stack: String,
+    pub version: String,
+    /// The compose file rendered.
+    pub compose: String,
+    pub warnings: Vec<String>,
+    /// The answers used (secret ones shown as `<redacted>`).
+    pub answers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub deployed: Option<DeployResponse>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -12,6 +12,7 @@ mod accounts;
 mod agents;
 mod api;
 mod auth;
+mod catalogs;
 mod directory;
 mod error;
 mod exec;
@@ -183,6 +184,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
     tokio::spawn(mesh::run(state.clone()));
     tokio::spawn(directory::refresh(state.clone()));
+    tokio::spawn(catalogs::refresh(state.clone()));
     tokio::spawn(accounts::sweep(
         state.clone(),
         cfg.audit_retention_ms,

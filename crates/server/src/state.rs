@@ -230,6 +230,10 @@ pub struct AppState {
     pub accounts: crate::accounts::Accounts,
     /// The LDAP / Active Directory configuration.
     pub directory: crate::directory::Directory,
+    /// App catalogs, indexed.
+    pub catalogs: crate::catalogs::Catalogs,
+    /// Seals catalog answers.
+    pub(crate) vault: Arc<vault::Vault>,
     /// What an agent needs to join: set once the listener is bound.
     join: std::sync::OnceLock<JoinInfo>,
     /// Environments found in the store, so requests do not wait for the store while it
@@ -284,6 +288,7 @@ impl AppState {
         let vault = Arc::new(vault.map_err(|e| crate::Error::Secrets(e.to_string()))?);
         let registries = crate::registries::Registries::load(vault.clone(), &store)
             .map_err(crate::Error::Secrets)?;
+        let vault_for_answers = vault.clone();
         let directory = crate::directory::Directory::load(vault.clone(), &store)
             .map_err(crate::Error::Secrets)?;
         let files = crate::files::Files::load(vault, &store).map_err(crate::Error::Secrets)?;
@@ -292,6 +297,8 @@ impl AppState {
         Ok(AppState {
             accounts,
             directory,
+            catalogs: crate::catalogs::Catalogs::new(data_dir),
+            vault: vault_for_answers,
             store: Mutex::new(store),
             model: RwLock::new(model),
             writes: Mutex::new(()),

@@ -30,7 +30,9 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 mod accounts;
+mod catalogs;
 pub use accounts::{AuditFilter, MemberRow, NewUserToken, UserRow};
+pub use catalogs::CatalogRow;
 
 const SCHEMA: &[&str] = &[
     r#"
@@ -128,6 +130,13 @@ INSERT INTO users (name, admin, created_ms)
     SELECT 'admin', 1, 0 WHERE EXISTS (SELECT 1 FROM tokens WHERE kind = 'admin');
 UPDATE tokens SET user = 'admin' WHERE kind = 'admin';
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#,
+    r#"
+CREATE TABLE catalogs (
+    env TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL, branch TEXT,
+    created_ms INTEGER NOT NULL, PRIMARY KEY (env, name)
+);
+CREATE TABLE template_copies (digest TEXT PRIMARY KEY, template TEXT NOT NULL);
 "#,
 ];
 

@@ -1,5 +1,6 @@
 //! Subcommands that talk to the API: one file each.
 
+mod catalog;
 mod events;
 pub mod exec;
 mod files;
@@ -16,7 +17,7 @@ mod stack_export;
 mod stack_history;
 mod stack_ls;
 mod stack_rm;
-mod users;
+pub(crate) mod users;
 
 use std::path::PathBuf;
 
@@ -121,6 +122,9 @@ pub enum Command {
     /// Your sessions (admins: everyone's with --all)
     #[command(subcommand)]
     Session(SessionCmd),
+    /// App catalogs: templates to install as stacks, and upgrade later with their answers
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
     /// How users sign in: LDAP / Active Directory (admins)
     #[command(subcommand)]
     Auth(AuthCmd),
@@ -141,6 +145,57 @@ pub enum Command {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCmd {
+    /// Add a catalog: a git repository (URL) or (admins) a directory on the server
+    Add {
+        name: String,
+        source: String,
+        #[arg(long)]
+        branch: Option<String>,
+    },
+    /// List catalogs (the built-in `library` first) and how their last fetch went
+    Ls,
+    /// Fetch a catalog again (every catalog without NAME)
+    Refresh { name: Option<String> },
+    /// Remove a catalog (stacks installed from it keep running and stay upgradable)
+    Rm { name: String },
+    /// Find templates
+    Search {
+        text: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// A template's description, versions, questions and README
+    Show {
+        /// CATALOG/TEMPLATE[:VERSION]
+        template: String,
+    },
+    /// Install a template as a stack (asks, in a terminal, what it needs and was not given)
+    Install {
+        /// CATALOG/TEMPLATE[:VERSION]
+        template: String,
+        /// The stack's name [default: the template's]
+        #[arg(short = 'p', long = "project-name")]
+        stack: Option<String>,
+        /// Answers: a JSON object or KEY=VALUE lines
+        #[arg(long)]
+        answers: Option<PathBuf>,
+        /// An answer (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print the rendered compose file and its warnings; make nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once the server accepted the stack, without waiting
+        #[arg(short, long)]
+        detach: bool,
+        /// Seconds to wait for the stack to converge
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
 }
 
@@ -521,6 +576,24 @@ pub enum StackCmd {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Upgrade a stack installed from a catalog to a newer version (the latest by default)
+    /// with its stored answers, asking only new questions; with --set on the same version,
+    /// change answers
+    Upgrade {
+        name: String,
+        #[arg(long)]
+        version: Option<String>,
+        /// An answer to change or give (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print the rendered compose file; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// List a stack's revisions (each deploy, scale or rollback), newest first
     History { name: String },
     /// Deploy a kept revision again (the one before the current by default), as a new
@@ -646,6 +719,25 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
         Command::Events { limit } => events::run(&client, limit).await,
         Command::Login { .. } => Ok(()),
         Command::Logout => users::logout(&client).await,
+        Command::Catalog(cmd) => catalog_cmd(&client, cmd).await,
+        Command::Stack(StackCmd::Upgrade {
+            name,
+            version,
+            set,
+            dry_run,
+            detach,
+            timeout,
+        }) => {
+            let args = catalog::UpgradeArgs {
+                stack: &name,
+                version,
+                answers: catalog::answers(None, &set)?,
+                dry_run,
+                detach,
+                timeout,
+            };
+            catalog::upgrade(&client, args).await
+        }
         Command::Auth(AuthCmd::Ldap(cmd)) => users::ldap(&client, cmd).await,
         Command::Whoami => users::whoami(&client).await,
         Command::User(UserCmd::Create {
@@ -794,6 +886,42 @@ async fn empty_env(client: &Client) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn catalog_cmd(client: &Client, cmd: CatalogCmd) -> Result<(), Failure> {
+    match cmd {
+        CatalogCmd::Add {
+            name,
+            source,
+            branch,
+        } => catalog::add(client, &name, &source, branch).await,
+        CatalogCmd::Ls => catalog::ls(client).await,
+        CatalogCmd::Refresh { name } => catalog::refresh(client, name.as_deref()).await,
+        CatalogCmd::Rm { name } => catalog::rm(client, &name).await,
+        CatalogCmd::Search { text, category } => {
+            catalog::search(client, text.as_deref(), category.as_deref()).await
+        }
+        CatalogCmd::Show { template } => catalog::show(client, &template).await,
+        CatalogCmd::Install {
+            template,
+            stack,
+            answers,
+            set,
+            dry_run,
+            detach,
+            timeout,
+        } => {
+            let args = catalog::InstallArgs {
+                reference: &template,
+                stack,
+                answers: catalog::answers(answers.as_deref(), &set)?,
+                dry_run,
+                detach,
+                timeout,
+            };
+            catalog::install(client, args).await
+        }
+    }
+}
+
 async fn file_cmd(client: &Client, kind: compose::FileKind, cmd: FileCmd) -> Result<(), Failure> {
     let update = matches!(cmd, FileCmd::Update { .. });
     match cmd {
@@ -810,6 +938,11 @@ async fn file_cmd(client: &Client, kind: compose::FileKind, cmd: FileCmd) -> Res
             "secret {name}: a secret's value is never shown (drover secret ls lists it)"
         ))),
     }
+}
+
+/// A path segment or query value, percent-encoded (a group's DN has '=', ',' and spaces).
+pub(crate) fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// A time (ms since the epoch) relative to now: `3m ago`, `in 2h`.

@@ -17,11 +17,24 @@ pub async fn run(client: &Client) -> Result<(), Failure> {
                 s.services.to_string(),
                 format!("{}/{}", s.running, s.containers),
                 s.revision.to_string(),
+                s.catalog
+                    .as_ref()
+                    .map(|c| {
+                        let newer = c
+                            .newer
+                            .as_ref()
+                            .map(|n| format!(" (upgrade: {n})"))
+                            .unwrap_or_default();
+                        format!("{}/{}:{}{newer}", c.catalog, c.template, c.version)
+                    })
+                    .unwrap_or_default(),
             ]
         })
         .collect();
     table(
-        &["NAME", "STATUS", "SERVICES", "RUNNING", "REVISION"],
+        &[
+            "NAME", "STATUS", "SERVICES", "RUNNING", "REVISION", "TEMPLATE",
+        ],
         &rows,
     );
     Ok(())

@@ -295,23 +295,11 @@ pub async fn member_rm(client: &Client, env: &str, subject: &str) -> Result<(), 
     client
         .delete_v1(&format!(
             "/environments/{env}/members/{}",
-            encode_path(subject)
+            crate::cmd::encode(subject)
         ))
         .await?;
     outln!("{subject} removed from environment {env}");
     Ok(())
-}
-
-/// Percent-encodes a path segment (a group's DN has '=', ',' and spaces).
-fn encode_path(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'@' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `drover audit` filters.
@@ -328,10 +316,10 @@ pub async fn audit(client: &Client, a: AuditArgs<'_>) -> Result<(), Failure> {
     let mut q: BTreeMap<&str, String> = BTreeMap::new();
     q.insert("limit", a.limit.to_string());
     if let Some(u) = a.user {
-        q.insert("user", encode_path(u));
+        q.insert("user", crate::cmd::encode(u));
     }
     if let Some(x) = a.action {
-        q.insert("action", encode_path(x));
+        q.insert("action", crate::cmd::encode(x));
     }
     if let Some(s) = a.since {
         let ns = compose::parse_duration(s).map_err(|e| Failure::input(format!("--since: {e}")))?;

@@ -1,6 +1,7 @@
 //! End-to-end tests of `drover` against the real Docker engine. Run with `scripts/test.sh`
 //! (it starts the engine and builds the `drover-test/*` images first).
 
+mod catalogs;
 mod cluster;
 mod directory;
 mod environments;

@@ -313,7 +313,10 @@ fn users_roles_keys_policy_and_audit() {
     assert!(has("cat", "request.denied", "denied"), "{audit}");
     assert!(has("dan", "user.login", "denied"), "{audit}");
     assert!(has("bob", "apikey.created", "ok"), "{audit}");
-    assert!(has("unauthenticated", "request.denied", "denied"), "{audit}");
+    assert!(
+        has("unauthenticated", "request.denied", "denied"),
+        "{audit}"
+    );
     let cats = d.ok(&["audit", "--user", "cat", "--action", "stack."]);
     assert!(
         cats.contains("stack.created") && !cats.contains("user.login"),

@@ -1,6 +1,7 @@
 //! REST routes under `/v1`, one file per resource.
 
 pub mod blobs;
+pub mod catalog;
 pub mod containers;
 pub mod environments;
 pub mod exec;
@@ -85,6 +86,31 @@ fn table() -> Router<Arc<AppState>> {
             axum::routing::delete(members::remove),
         )
         .route("/v1/environments/{env}/audit", get(members::of_env))
+        .route(
+            "/v1/environments/{env}/catalogs",
+            get(catalog::list).post(catalog::add),
+        )
+        .route(
+            "/v1/environments/{env}/catalogs/{name}",
+            axum::routing::delete(catalog::remove),
+        )
+        .route(
+            "/v1/environments/{env}/catalogs/{name}/refresh",
+            post(catalog::refresh),
+        )
+        .route("/v1/environments/{env}/templates", get(catalog::search))
+        .route(
+            "/v1/environments/{env}/templates/{catalog}/{template}",
+            get(catalog::show),
+        )
+        .route(
+            "/v1/environments/{env}/templates/{catalog}/{template}/install",
+            post(catalog::install),
+        )
+        .route(
+            "/v1/environments/{env}/stacks/{name}/upgrade",
+            get(catalog::upgrade_plan).post(catalog::upgrade),
+        )
         .route(
             "/v1/environments/{env}/policy",
             get(policy::get).put(policy::set),

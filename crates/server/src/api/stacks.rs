@@ -350,7 +350,7 @@ const MAX_REPLICAS: u32 = 10_000;
 
 /// Validates `project`, writes it as the stack's new revision with its placements, rolls
 /// and audit event, and waits for the scheduling pass that follows.
-async fn apply_project(
+pub(crate) async fn apply_project(
     state: &Arc<AppState>,
     caller: &crate::auth::Caller,
     env: &str,
@@ -955,11 +955,12 @@ fn stack_summary(state: &AppState, env: &str, entry: &StackEntry) -> StackSummar
         let r = reports.slot(state, entry, &slot, host.map(|h| &**h));
         tally.add(entry.row.project.services.get(&*slot.0), &r.seen());
     }
-    summary_row(env, &entry.row, &tally)
+    summary_row(state, env, &entry.row, &tally)
 }
 
-fn summary_row(env: &str, row: &store::StackRow, tally: &Tally) -> StackSummary {
+fn summary_row(state: &AppState, env: &str, row: &store::StackRow, tally: &Tally) -> StackSummary {
     StackSummary {
+        catalog: crate::api::catalog::stack_origin(state, env, &row.project),
         env: env.to_string(),
         name: row.project.name.clone(),
         revision: row.revision,
@@ -1027,7 +1028,7 @@ fn summary_of(state: &AppState, env: &str, name: &str) -> Result<Option<StackDet
         });
     }
     Ok(Some(StackDetail {
-        stack: summary_row(env, &row, &tally),
+        stack: summary_row(state, env, &row, &tally),
         services,
     }))
 }
