@@ -263,6 +263,7 @@ pub struct CatalogInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCatalog {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub name: String,
     /// A git URL, or (admins) a directory on the server.
     pub source: String,

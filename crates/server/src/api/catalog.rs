@@ -567,10 +567,9 @@ fn installed(state: &AppState, env: &str, stack: &str) -> Result<Installed, ApiE
         .map(|e| e.row.project.clone())
         .ok_or_else(|| ApiError::not_found(format!("no stack '{stack}' in environment '{env}'")))?;
     let o = origin(&project).ok_or_else(|| {
-        ApiError::bad_request(
-            "name",
-            format!("stack '{stack}' was not installed from a catalog: deploy its compose file"),
-        )
+        ApiError::conflict(format!(
+            "stack '{stack}' was not installed from a catalog: deploy its compose file"
+        ))
     })?;
     let unreadable = |what: &str| {
         ApiError::new(
