@@ -9,6 +9,14 @@ cd "$(dirname "$0")/.."
 
 scripts/install-docker.sh --with-registry
 scripts/build-test-images.sh
+# The monitoring test checks /metrics with promtool and scrapes it with a real Prometheus.
+if ! command -v promtool >/dev/null 2>&1; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test.sh: promtool is missing: apt-get install prometheus (as root)" >&2
+        exit 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
 # The LDAP tests run their own slapd (Debian's; no directory of its own is configured).
 if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ]; then
     if [[ $(id -u) -ne 0 ]]; then

@@ -40,6 +40,9 @@ impl Role {
     }
 }
 
+/// The scope of an API key that may only read `/metrics`.
+pub const METRICS_SCOPE: &str = "#metrics";
+
 /// What a route does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -51,6 +54,8 @@ pub enum Action {
     Own,
     /// Global administration: environments, users, the directory, the whole audit log.
     Admin,
+    /// Reading `/metrics`: admins, and API keys made for it.
+    Metrics,
     /// Reading an environment's stacks, containers, networks, files, events, logs.
     Read,
     /// Reading its hosts.
@@ -81,6 +86,7 @@ impl Action {
         match self {
             Action::Public | Action::Agent | Action::Own => "do this",
             Action::Admin => "administer Drover",
+            Action::Metrics => "read metrics",
             Action::Read => "read",
             Action::ReadHosts => "see hosts",
             Action::Deploy => "change stacks",
@@ -100,7 +106,7 @@ pub fn role_allows(role: Role, action: Action) -> bool {
     use Action::*;
     match action {
         Public | Own => true,
-        Agent | Admin => false,
+        Agent | Admin | Metrics => false,
         Read => true,
         ReadHosts => role != Role::Restricted,
         Deploy | Exec => role >= Role::Restricted,
@@ -165,6 +171,19 @@ pub fn authorize(who: &Identity, action: Action, env: Option<&str>, env_exists: 
         Action::Agent => {
             return Decision::Deny("this route is for agents".into());
         }
+        Action::Metrics => {
+            return if who.scope.as_deref() == Some(METRICS_SCOPE)
+                || (who.admin && who.scope.is_none())
+            {
+                Decision::Allow
+            } else {
+                Decision::Deny(format!(
+                    "'{}' may not read metrics: that needs an admin or an API key made with \
+                     `drover apikey create --metrics`",
+                    who.user
+                ))
+            };
+        }
         Action::Admin => {
             return match (&who.scope, who.admin) {
                 (Some(scope), true) => Decision::Deny(format!(
@@ -211,6 +230,8 @@ pub fn authorize(who: &Identity, action: Action, env: Option<&str>, env_exists: 
 /// server refuses a route that is not here, and the route walk test checks the two agree.
 pub const ROUTES: &[(&str, &str, Action)] = &[
     ("GET", "/v1/openapi.json", Action::Public),
+    ("GET", "/metrics", Action::Metrics),
+    ("GET", "/v1/environments/{env}/stats", Action::Read),
     ("POST", "/v1/sessions", Action::Public),
     ("GET", "/v1/sessions", Action::Own),
     ("DELETE", "/v1/sessions/{id}", Action::Own),

@@ -351,6 +351,7 @@ fn check_authorize(fixture: &str, expect: Expect) {
             "networks" => Action::Networks,
             "registries" => Action::Registries,
             "members" => Action::Members,
+            "metrics" => Action::Metrics,
             "govern" => Action::Govern,
             other => panic!("unknown action {other}"),
         };
@@ -438,6 +439,10 @@ fn users_act_by_their_role_in_the_route_environment() {
          dan:read-only@dev deploy dev
          dan:read-only@dev,owner@prod govern prod
          dan:read-only@dev,owner@prod/dev govern prod
+         admin metrics -
+         admin/#metrics metrics -
+         admin/#metrics read dev
+         ann:owner@dev metrics -
          eve deploy dev
          eve deploy dev missing
          eve own -
@@ -468,6 +473,10 @@ fn users_act_by_their_role_in_the_route_environment() {
             dan:read-only@dev deploy dev => Deny("user 'dan' is read-only in environment 'dev' and may not change stacks: that needs owner or member or restricted")
             dan:read-only@dev,owner@prod govern prod => Allow
             dan:read-only@dev,owner@prod/dev govern prod => Hidden
+            admin metrics - => Allow
+            admin/#metrics metrics - => Allow
+            admin/#metrics read dev => Hidden
+            ann:owner@dev metrics - => Deny("'ann' may not read metrics: that needs an admin or an API key made with `drover apikey create --metrics`")
             eve deploy dev => Hidden
             eve deploy dev missing => Hidden
             eve own - => Allow

@@ -12,6 +12,7 @@ mod files;
 mod mesh;
 mod probes;
 mod session;
+mod stats;
 mod worker;
 
 pub use mesh::MeshConfig;

@@ -250,6 +250,10 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
     let mut observed_rx = shared.observed.subscribe();
     observed_rx.mark_changed();
     let (log_tx, mut log_rx) = mpsc::channel::<AgentMsg>(256);
+    let sampler = tokio::spawn(crate::stats::run(
+        shared.cluster.borrow().clone().unwrap_or_default(),
+        log_tx.clone(),
+    ));
     let mut logs: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut execs = crate::exec::Execs::default();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
@@ -357,6 +361,7 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
     for (_, h) in logs {
         h.abort();
     }
+    sampler.abort();
     execs.close_all();
     result
 }

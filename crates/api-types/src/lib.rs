@@ -674,6 +674,10 @@ pub struct NewApiKey {
     #[serde(default, deserialize_with = "integer::opt_u64")]
     #[schema(minimum = 1, maximum = 3_153_600_000_u64)]
     pub expires_in_s: Option<u64>,
+    /// A key that may only read `/metrics` (for a Prometheus scraper; admins; not with
+    /// `env`).
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 /// A user as listed.

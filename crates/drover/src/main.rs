@@ -123,6 +123,9 @@ struct ServerArgs {
     /// At most this many audit events are kept (the oldest go first)
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     audit_max_rows: u64,
+    /// Serve /metrics without a token (else an admin's, or a key from `apikey create --metrics`)
+    #[arg(long)]
+    metrics_public: bool,
 }
 
 /// A duration flag in milliseconds.
@@ -273,6 +276,7 @@ async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> 
         secrets_key: args.secrets_key_file,
         audit_retention_ms: args.audit_retention,
         audit_max_rows: args.audit_max_rows,
+        metrics_public: args.metrics_public,
     })
     .await?;
     let mut addr = started.addr;

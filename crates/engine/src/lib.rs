@@ -609,6 +609,20 @@ impl Engine {
     }
 
     /// Resizes the TTY of exec instance `id`.
+    /// One sample of a container's resource use (`docker stats --no-stream`: the engine
+    /// waits one interval to compute the CPU share).
+    pub async fn stats(&self, id: &str, name: &str) -> Result<proto::ContainerStats> {
+        let opts = bollard::query_parameters::StatsOptionsBuilder::default()
+            .stream(false)
+            .build();
+        let mut s = self.docker.stats(id, Some(opts));
+        match s.next().await {
+            Some(Ok(r)) => Ok(container_stats(name, &r)),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(Error::Unreachable("no stats from the engine".into())),
+        }
+    }
+
     pub async fn resize_exec(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
         let opts = bollard::query_parameters::ResizeExecOptionsBuilder::default()
             .w(i32::from(cols))
@@ -629,6 +643,71 @@ impl Engine {
 }
 
 /// The architecture as images name it, from the kernel's (`x86_64` → `amd64`).
+/// A stats answer as Drover keeps it: CPU as `docker stats` computes it (the container's
+/// share of the host's CPU time since the previous sample, times the CPUs it may use),
+/// memory without the page cache, and the network and block I/O counters.
+pub fn container_stats(
+    name: &str,
+    r: &bollard::models::ContainerStatsResponse,
+) -> proto::ContainerStats {
+    let cpu = |s: &Option<bollard::models::ContainerCpuStats>| {
+        let s = s.as_ref();
+        (
+            s.and_then(|c| c.cpu_usage.as_ref())
+                .and_then(|u| u.total_usage)
+                .unwrap_or(0),
+            s.and_then(|c| c.system_cpu_usage).unwrap_or(0),
+            s.and_then(|c| c.online_cpus).unwrap_or(0),
+        )
+    };
+    let (total, system, cpus) = cpu(&r.cpu_stats);
+    let (pre_total, pre_system, _) = cpu(&r.precpu_stats);
+    let (dc, ds) = (
+        total.saturating_sub(pre_total),
+        system.saturating_sub(pre_system),
+    );
+    let cpu_percent = if ds > 0 && dc > 0 {
+        dc as f64 / ds as f64 * f64::from(cpus.max(1)) * 100.0
+    } else {
+        0.0
+    };
+    let mem = r.memory_stats.as_ref();
+    let cache = mem
+        .and_then(|m| m.stats.as_ref())
+        .and_then(|s| s.get("inactive_file").or_else(|| s.get("cache")).copied())
+        .unwrap_or(0);
+    let (mut net_rx, mut net_tx) = (0, 0);
+    for n in r.networks.iter().flat_map(|m| m.values()) {
+        net_rx += n.rx_bytes.unwrap_or(0);
+        net_tx += n.tx_bytes.unwrap_or(0);
+    }
+    let (mut blk_read, mut blk_write) = (0, 0);
+    for e in r
+        .blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("read") => blk_read += e.value.unwrap_or(0),
+            Some("write") => blk_write += e.value.unwrap_or(0),
+            _ => {}
+        }
+    }
+    proto::ContainerStats {
+        name: name.to_string(),
+        cpu_percent,
+        mem_bytes: mem.and_then(|m| m.usage).unwrap_or(0).saturating_sub(cache),
+        mem_limit: mem.and_then(|m| m.limit).unwrap_or(0),
+        net_rx,
+        net_tx,
+        blk_read,
+        blk_write,
+        ..Default::default()
+    }
+}
+
 pub fn image_arch(kernel: &str) -> &str {
     match kernel {
         "x86_64" => "amd64",
@@ -1040,5 +1119,33 @@ mod tests {
             health_from_status("Up 1 second (health: starting)"),
             Some(Health::Starting)
         );
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    #[test]
+    fn stats_are_read_as_docker_stats_shows_them() {
+        let r: bollard::models::ContainerStatsResponse = serde_json::from_str(
+            r#"{
+              "cpu_stats": {"cpu_usage": {"total_usage": 3000}, "system_cpu_usage": 20000, "online_cpus": 2},
+              "precpu_stats": {"cpu_usage": {"total_usage": 1000}, "system_cpu_usage": 10000},
+              "memory_stats": {"usage": 10000, "limit": 50000, "stats": {"inactive_file": 2000}},
+              "networks": {"eth0": {"rx_bytes": 10, "tx_bytes": 20}, "eth1": {"rx_bytes": 1, "tx_bytes": 2}},
+              "blkio_stats": {"io_service_bytes_recursive": [
+                {"major": 8, "minor": 0, "op": "Read", "value": 100},
+                {"major": 8, "minor": 0, "op": "write", "value": 7},
+                {"major": 8, "minor": 0, "op": "Total", "value": 107}]}
+            }"#,
+        )
+        .expect("stats json");
+        let s = super::container_stats("web-1", &r);
+        assert_eq!(s.name, "web-1");
+        assert!((s.cpu_percent - 40.0).abs() < 1e-9, "{}", s.cpu_percent);
+        assert_eq!((s.mem_bytes, s.mem_limit), (8000, 50000));
+        assert_eq!((s.net_rx, s.net_tx), (11, 22));
+        assert_eq!((s.blk_read, s.blk_write), (100, 7));
+        let empty = super::container_stats("x", &Default::default());
+        assert_eq!(empty.cpu_percent, 0.0);
     }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// How often an agent sends at least a heartbeat.
 pub const HEARTBEAT_SECS: u64 = 3;
 
@@ -104,6 +104,8 @@ pub enum AgentMsg {
     },
     /// Every peer's probe results, on every change of a pair's state and every few seconds.
     MeshHealth(Vec<PeerHealth>),
+    /// Resource use of the host and its running containers, sampled every few seconds.
+    Stats(Stats),
     /// The command of exec session `req` runs (sent before any of its output).
     ExecStarted {
         req: u64,
@@ -1266,4 +1268,40 @@ mod tests {
             );
         }
     }
+}
+
+/// Resource use of a host and of its running containers at one moment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub at_ms: u64,
+    pub host: HostStats,
+    pub containers: Vec<ContainerStats>,
+}
+
+/// The whole host: CPU busy (percent of all its CPUs) and memory.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HostStats {
+    pub cpu_percent: f64,
+    pub mem_used: u64,
+    pub mem_total: u64,
+}
+
+/// One container (by engine name): CPU (percent of one CPU, like `docker stats`), memory,
+/// and its network and block I/O counters since it started.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub name: String,
+    #[serde(default)]
+    pub env: String,
+    #[serde(default)]
+    pub stack: String,
+    #[serde(default)]
+    pub service: String,
+    pub cpu_percent: f64,
+    pub mem_bytes: u64,
+    pub mem_limit: u64,
+    pub net_rx: u64,
+    pub net_tx: u64,
+    pub blk_read: u64,
+    pub blk_write: u64,
 }

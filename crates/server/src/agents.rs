@@ -166,6 +166,11 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
                         state.health_changed(&env, &changed);
                     }
                     Ok(AgentMsg::MeshHealth(h)) => state.mesh.set_health(&host, h),
+                    Ok(AgentMsg::Stats(mut s)) => {
+                        // A host speaks only for its own environment's containers.
+                        s.containers.retain(|c| c.env == env);
+                        state.monitor.record(&host, s);
+                    }
                     Ok(AgentMsg::Heartbeat) => {
                         state.touch(&host);
                         if send(&mut sink, &ServerMsg::HeartbeatAck).await.is_err() {

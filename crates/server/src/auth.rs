@@ -208,7 +208,7 @@ const DENIED_RECORD_EVERY_MS: u64 = 10_000;
 
 /// The one check at the API edge: the route's action (from `access::ROUTES`; a route
 /// missing there is refused) against the caller's identity in the route's environment.
-pub async fn edge(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub async fn edge(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let Some(template): Option<String> = req
         .extensions()
         .get::<MatchedPath>()
@@ -226,11 +226,44 @@ pub async fn edge(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
         // whatever the router holds (405 with the methods the table does list).
         return not_allowed(method, &template);
     };
-    if matches!(action, access::Action::Public | access::Action::Agent) {
+    if action == access::Action::Agent {
+        return next.run(req).await;
+    }
+    let started = std::time::Instant::now();
+    let method_owned = method.to_string();
+    let response = guarded(
+        state.clone(),
+        req,
+        next,
+        template.clone(),
+        method_owned.clone(),
+        action,
+    )
+    .await;
+    state
+        .monitor
+        .observe(&method_owned, &template, started.elapsed().as_secs_f64());
+    response
+}
+
+async fn guarded(
+    state: Arc<AppState>,
+    mut req: Request,
+    next: Next,
+    template: String,
+    method: String,
+    action: access::Action,
+) -> Response {
+    let public = action == access::Action::Public
+        || (action == access::Action::Metrics
+            && state
+                .monitor
+                .public
+                .load(std::sync::atomic::Ordering::Relaxed));
+    if public {
         return next.run(req).await;
     }
     let source = source_of(&req);
-    let method = method.to_string();
     match check(&state, &req, &template, action, source.clone()) {
         Ok(a) => {
             if let Some(hash) = a.caller.token_hash.clone() {

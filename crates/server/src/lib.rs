@@ -25,6 +25,7 @@ mod registries;
 mod rolls;
 pub mod scheduling;
 mod state;
+mod stats;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,6 +83,8 @@ pub struct Config {
     pub audit_retention_ms: u64,
     /// At most this many audit events are kept.
     pub audit_max_rows: u64,
+    /// `/metrics` without a token.
+    pub metrics_public: bool,
 }
 
 /// The first admin (user `admin`), made on the very first start.
@@ -181,6 +184,10 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
         cfg.secrets_key.as_deref(),
         cfg.timing,
     )?);
+    state
+        .monitor
+        .public
+        .store(cfg.metrics_public, std::sync::atomic::Ordering::Relaxed);
     tokio::spawn(scheduling::run_loop(state.clone(), cfg.timing));
     tokio::spawn(mesh::run(state.clone()));
     tokio::spawn(directory::refresh(state.clone()));

@@ -78,6 +78,8 @@ use utoipa::OpenApi;
         crate::api::ldap::set,
         crate::api::ldap::remove,
         crate::api::ldap::test,
+        crate::api::metrics::metrics,
+        crate::api::metrics::series,
         crate::api::catalog::list,
         crate::api::catalog::add,
         crate::api::catalog::remove,

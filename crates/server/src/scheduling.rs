@@ -568,6 +568,7 @@ pub async fn run_loop(state: Arc<AppState>, timing: Timing) {
         };
         let ticket = state.next_pass(tick).await;
         let st = state.clone();
+        let started = std::time::Instant::now();
         let ran = tokio::task::spawn_blocking(move || {
             let envs = match st.store().environments() {
                 Ok(e) => e,
@@ -592,6 +593,9 @@ pub async fn run_loop(state: Arc<AppState>, timing: Timing) {
         if let Err(e) = ran {
             tracing::error!("scheduling pass failed: {e}");
         }
+        state
+            .monitor
+            .set_pass(started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
         state.pass_done(ticket);
     }
 }

@@ -232,6 +232,8 @@ pub struct AppState {
     pub directory: crate::directory::Directory,
     /// App catalogs, indexed.
     pub catalogs: crate::catalogs::Catalogs,
+    /// Resource use and the server's own figures.
+    pub monitor: crate::stats::Monitor,
     /// Seals catalog answers.
     pub(crate) vault: Arc<vault::Vault>,
     /// What an agent needs to join: set once the listener is bound.
@@ -298,6 +300,7 @@ impl AppState {
             accounts,
             directory,
             catalogs: crate::catalogs::Catalogs::new(data_dir),
+            monitor: crate::stats::Monitor::default(),
             vault: vault_for_answers,
             store: Mutex::new(store),
             model: RwLock::new(model),

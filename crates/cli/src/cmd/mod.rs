@@ -284,6 +284,9 @@ pub enum ApikeyCmd {
         /// Expire after DURATION (e.g. 30d, 12h) [default: never]
         #[arg(long)]
         expires: Option<String>,
+        /// A key that may only read /metrics (for Prometheus; admins)
+        #[arg(long)]
+        metrics: bool,
     },
     /// List your API keys (admins: everyone's with --all)
     Ls {
@@ -751,8 +754,13 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
             name,
             password_stdin,
         }) => users::passwd(&client, name.as_deref(), password_stdin).await,
-        Command::Apikey(ApikeyCmd::Create { name, expires }) => {
-            users::apikey_create(&client, name, explicit_env, expires.as_deref()).await
+        Command::Apikey(ApikeyCmd::Create {
+            name,
+            expires,
+            metrics,
+        }) => {
+            let env = if metrics { None } else { explicit_env };
+            users::apikey_create(&client, name, env, expires.as_deref(), metrics).await
         }
         Command::Apikey(ApikeyCmd::Ls { all }) => users::tokens_ls(&client, "apikeys", all).await,
         Command::Apikey(ApikeyCmd::Rm { id }) => users::tokens_rm(&client, "apikeys", &id).await,

@@ -200,6 +200,7 @@ pub async fn apikey_create(
     name: Option<String>,
     env: Option<String>,
     expires: Option<&str>,
+    metrics: bool,
 ) -> Result<(), Failure> {
     let expires_in_s = expires
         .map(|d| {
@@ -215,6 +216,7 @@ pub async fn apikey_create(
                 name,
                 env: env.clone(),
                 expires_in_s,
+                metrics,
             },
         )
         .await?;

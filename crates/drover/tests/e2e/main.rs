@@ -9,6 +9,7 @@ mod exec;
 mod harness;
 mod keys;
 mod mesh;
+mod metrics;
 mod secrets;
 mod sidekicks;
 mod users;

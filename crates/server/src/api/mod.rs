@@ -9,6 +9,7 @@ pub mod files;
 pub mod hosts;
 pub mod ldap;
 pub mod members;
+pub mod metrics;
 pub mod networks;
 pub mod policy;
 pub mod registries;
@@ -86,6 +87,8 @@ fn table() -> Router<Arc<AppState>> {
             axum::routing::delete(members::remove),
         )
         .route("/v1/environments/{env}/audit", get(members::of_env))
+        .route("/metrics", get(metrics::metrics))
+        .route("/v1/environments/{env}/stats", get(metrics::series))
         .route(
             "/v1/environments/{env}/catalogs",
             get(catalog::list).post(catalog::add),

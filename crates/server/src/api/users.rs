@@ -322,8 +322,15 @@ pub async fn create_key(
             "name: 1 to 64 letters, digits, '-', '_' or '.'",
         ));
     }
+    if req.metrics && (req.env.is_some() || !who.admin || who.scope.is_some()) {
+        return Err(ApiError::bad_request(
+            "metrics",
+            "metrics: a metrics key is made by an admin's unlimited token, without env",
+        ));
+    }
     // A key never reaches further than the token that made it.
     let env = match (&req.env, &who.scope) {
+        _ if req.metrics => access::METRICS_SCOPE.to_string(),
         (Some(e), _) if !(state.environment_exists(e)? && who.sees(e)) => {
             return Err(ApiError::not_found(format!(
                 "environment '{e}' does not exist"
