@@ -353,7 +353,8 @@ fn users_roles_keys_policy_and_audit() {
     answers.push_str(&api(&d.url, "POST", "/v1/users", Some(&d.token), Some(&body)).1);
     assert!(!answers.contains(&ann.password), "{answers}");
     let audit = d.ok(&["audit", "--limit", "1000", "--json"]);
-    let everything = format!("{}\n{audit}", d.log());
+    let (_, metrics) = api(&d.url, "GET", "/metrics", Some(&d.token), None);
+    let everything = format!("{}\n{audit}\n{metrics}", d.log());
     for (p, _) in &people {
         assert!(
             !everything.contains(&p.password),
