@@ -25,6 +25,7 @@ mod registries;
 mod rolls;
 pub mod scheduling;
 mod state;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
