@@ -11,6 +11,7 @@ mod keys;
 mod mesh;
 mod secrets;
 mod sidekicks;
+mod ui;
 mod users;
 
 use std::io::Write;
