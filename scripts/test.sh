@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: make sure a Docker engine runs (installing Debian's docker.io if none is
-# found, which needs root), build the local test images, then run every test of the
+# found, which needs root), build the local test images and the web UI, then run every test of the
 # workspace — unit tests and end-to-end tests against the real engine — and then the API
 # contract (scripts/schemathesis.sh: schemathesis against a loopback `drover server`).
 #   scripts/test.sh [extra cargo nextest args]
@@ -16,6 +16,16 @@ if ! command -v promtool >/dev/null 2>&1; then
         exit 1
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
+# The web UI (embedded in the server binary; its browser test, e2e `ui.rs`, drives Debian's
+# chromium with playwright-core from ui/node_modules).
+scripts/build-ui.sh
+if ! [ -x /usr/bin/chromium ]; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test.sh: chromium is missing: apt-get install chromium fonts-liberation (as root)" >&2
+        exit 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null
 fi
 # The LDAP tests run their own slapd (Debian's; no directory of its own is configured).
 if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ]; then

@@ -421,6 +421,7 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         Action::Registries,
     ),
     ("GET", "/v1/environments/{env}/events", Action::Read),
+    ("GET", "/v1/environments/{env}/watch", Action::Read),
     ("POST", "/v1/environments/{env}/blobs", Action::Deploy),
     ("GET", "/v1/agent/connect", Action::Agent),
     ("GET", "/v1/agent/blobs/{digest}", Action::Agent),

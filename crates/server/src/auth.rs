@@ -145,6 +145,38 @@ fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(|(_, token)| token.trim())
 }
 
+/// The one route that may carry its token in `Sec-WebSocket-Protocol`.
+pub const EXEC_ROUTE: &str = "/v1/environments/{env}/containers/{name}/exec";
+
+/// The subprotocol a browser offers beside its token (`bearer.<token>`) on [`EXEC_ROUTE`],
+/// which the server selects: browsers cannot set `Authorization` on a WebSocket.
+pub const EXEC_PROTOCOL: &str = "drover.exec";
+
+/// A request's token: `Authorization: Bearer`, or — only on a WebSocket upgrade of
+/// [`EXEC_ROUTE`] without that header — a `bearer.<token>` entry of `Sec-WebSocket-Protocol`.
+fn token_of<'a>(headers: &'a axum::http::HeaderMap, template: &str) -> Option<&'a str> {
+    if let Some(t) = bearer(headers) {
+        return Some(t);
+    }
+    if template != EXEC_ROUTE || headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return None;
+    }
+    let upgrade = headers
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return None;
+    }
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer."))
+        .filter(|t| !t.is_empty())
+}
+
 /// The caller a request's token stands for (the decision is [`access::authenticate`]).
 pub fn authenticate(state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
     let hash = token.map(hash_token).unwrap_or_default();
@@ -369,7 +401,7 @@ fn check(
     source: String,
 ) -> Result<Authorized, Refusal> {
     let plain = |e: ApiError| (e, None);
-    let mut caller = authenticate(state, bearer(req.headers())).map_err(plain)?;
+    let mut caller = authenticate(state, token_of(req.headers(), template)).map_err(plain)?;
     caller
         .may_use(access::Routes::User)
         .map_err(|e| plain(e.into()))?;
@@ -438,5 +470,55 @@ impl FromRequestParts<Arc<AppState>> for AgentCaller {
         let caller = authenticate(state, bearer(&parts.headers))?;
         caller.may_use(access::Routes::Agent)?;
         Ok(AgentCaller(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(k.clone(), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_websocket_protocol_token_counts_only_on_the_exec_upgrade() {
+        let ws = headers(&[
+            (header::UPGRADE, "websocket"),
+            (
+                header::SEC_WEBSOCKET_PROTOCOL,
+                "drover.exec, bearer.drv_abc",
+            ),
+        ]);
+        assert_eq!(token_of(&ws, EXEC_ROUTE), Some("drv_abc"));
+        // Any other route: not a token.
+        assert_eq!(token_of(&ws, "/v1/environments/{env}/stacks"), None);
+        assert_eq!(token_of(&ws, "/v1/agent/connect"), None);
+        // Not an upgrade: not a token.
+        let plain = headers(&[(header::SEC_WEBSOCKET_PROTOCOL, "bearer.drv_abc")]);
+        assert_eq!(token_of(&plain, EXEC_ROUTE), None);
+        // An Authorization header wins, even a malformed one (never two tokens).
+        let both = headers(&[
+            (header::AUTHORIZATION, "Bearer drv_header"),
+            (header::UPGRADE, "websocket"),
+            (header::SEC_WEBSOCKET_PROTOCOL, "bearer.drv_abc"),
+        ]);
+        assert_eq!(token_of(&both, EXEC_ROUTE), Some("drv_header"));
+        let bad = headers(&[
+            (header::AUTHORIZATION, "Basic x"),
+            (header::UPGRADE, "websocket"),
+            (header::SEC_WEBSOCKET_PROTOCOL, "bearer.drv_abc"),
+        ]);
+        assert_eq!(token_of(&bad, EXEC_ROUTE), None);
+        let empty = headers(&[
+            (header::UPGRADE, "websocket"),
+            (header::SEC_WEBSOCKET_PROTOCOL, "drover.exec, bearer."),
+        ]);
+        assert_eq!(token_of(&empty, EXEC_ROUTE), None);
     }
 }

@@ -26,6 +26,7 @@ mod rolls;
 pub mod scheduling;
 mod state;
 mod stats;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -23,6 +23,7 @@ use utoipa::OpenApi;
         crate::api::hosts::list_tokens,
         crate::api::hosts::remove_token,
         crate::api::hosts::events,
+        crate::api::watch::watch,
         crate::api::stacks::deploy,
         crate::api::stacks::list,
         crate::api::stacks::get,

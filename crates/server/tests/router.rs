@@ -544,6 +544,88 @@ async fn exec_names_an_unknown_container_before_the_upgrade() {
     }
 }
 
+/// A WebSocket upgrade of `uri` carrying `protocols` in `Sec-WebSocket-Protocol` and no
+/// `Authorization` (what a browser sends).
+fn browser_connect_to(uri: &str, protocols: &str) -> Request<Body> {
+    let mut req = connect_to(uri, &Auth::None);
+    req.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_str(protocols).expect("header"),
+    );
+    req
+}
+
+#[tokio::test]
+async fn browsers_give_the_exec_route_their_token_as_a_subprotocol() {
+    let f = fixture();
+    let exec = "/v1/environments/default/containers/nope-web-1/exec";
+    // Accepted (the unknown container is the next answer), on the exec route only.
+    let (status, text, _) = send(
+        &f.app,
+        browser_connect_to(exec, &format!("drover.exec, bearer.{}", f.member)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert!(text.contains("container 'nope-web-1' not found"), "{text}");
+    for (what, req) in [
+        (
+            "another route",
+            browser_connect_to(STACKS, &format!("bearer.{}", f.admin)),
+        ),
+        (
+            "an agent route",
+            browser_connect_to(CONNECT, &format!("bearer.{}", f.agent)),
+        ),
+        (
+            "a token that is not one",
+            browser_connect_to(exec, "drover.exec, bearer.drv_nope"),
+        ),
+        ("no token", browser_connect_to(exec, "drover.exec")),
+    ] {
+        let (status, text, _) = send(&f.app, req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {text}");
+    }
+    // Not an upgrade: the header is not read.
+    let mut plain = get(exec, &Auth::None);
+    plain.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_str(&format!("bearer.{}", f.admin)).expect("header"),
+    );
+    let (status, text, _) = send(&f.app, plain).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+}
+
+#[tokio::test]
+async fn the_web_ui_is_public_and_unknown_api_routes_stay_json() {
+    let f = fixture();
+    for path in ["/", "/stacks/shop", "/containers/x/logs"] {
+        let (status, text, _) = send(&f.app, get(path, &Auth::None)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {text}");
+        assert!(text.contains("<html"), "{path}: {text}");
+    }
+    let (status, _, body) = send(&f.app, get("/v1/nope", &Auth::None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, _, body) = send(&f.app, post("/anything", &Auth::None, "{}")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn watch_without_an_event_stream_accept_gets_the_first_event_alone() {
+    let f = fixture();
+    let (status, text, _) = send(
+        &f.app,
+        get("/v1/environments/default/watch", &bearer(&f.member)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        text,
+        "id: 0\nevent: change\ndata: {\"stacks\":true,\"containers\":true,\"hosts\":true}\n\n"
+    );
+}
+
 #[tokio::test]
 async fn good_credentials_pass_where_they_belong() {
     let f = fixture();

@@ -12,6 +12,7 @@ mod mesh;
 mod metrics;
 mod secrets;
 mod sidekicks;
+mod ui;
 mod users;
 
 use std::io::Write;

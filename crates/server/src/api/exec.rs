@@ -66,6 +66,8 @@ pub async fn exec(
         caller,
     };
     Ok(ws
+        // A browser offers this beside its token (`auth::token_of`); it must be selected.
+        .protocols([crate::auth::EXEC_PROTOCOL])
         .max_message_size(MAX_CLIENT_MSG)
         .max_frame_size(MAX_CLIENT_MSG)
         .on_upgrade(move |socket| relay(state, target, socket)))

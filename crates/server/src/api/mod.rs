@@ -15,6 +15,7 @@ pub mod policy;
 pub mod registries;
 pub mod stacks;
 pub mod users;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -45,7 +46,8 @@ pub fn routes_without_edge(state: Arc<AppState>, as_caller: crate::auth::Authori
 
 fn finish(table: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     table
-        .fallback(|| async { crate::error::ApiError::not_found("no such route") })
+        // Outside `/v1`, the web UI; unknown API routes are JSON 404s.
+        .fallback(crate::ui::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(crate::error::json_errors))
         .with_state(state)
@@ -223,6 +225,7 @@ fn table() -> Router<Arc<AppState>> {
             get(networks::inspect).delete(networks::remove),
         )
         .route("/v1/environments/{env}/events", get(hosts::events))
+        .route("/v1/environments/{env}/watch", get(watch::watch))
         .route("/v1/agent/connect", get(crate::agents::connect))
         .route(
             "/v1/environments/{env}/blobs",
