@@ -3,6 +3,8 @@
 //! - `cargo run --release -p xtask -- bench-hostile`
 //! - `cargo run --release -p xtask -- bench-auth` (see `auth_bench.rs`: authorisation's
 //!   cost per request, logins/s with argon2id)
+//! - `cargo run --release -p xtask -- bench-monitor`: the memory of an hour of monitoring
+//!   samples of 1,000 containers
 //! - `cargo run --release -p xtask -- bench-scheduler`
 //! - `cargo run --release -p xtask -- bench-mesh` (root; see `mesh_bench.rs`)
 //! - `cargo run --release -p xtask -- bench-roll [--rounds N]` (root; see `roll_bench.rs`:
@@ -59,6 +61,7 @@ fn main() -> Result<()> {
         }
         Some("bench-hostile") => bench_hostile(),
         Some("bench-auth") => auth_bench::bench(),
+        Some("bench-monitor") => auth_bench::bench_monitor(),
         Some("bench-mesh") => mesh_bench::bench(&build_drover()?),
         Some("bench-roll") => {
             let rounds = args
@@ -116,7 +119,7 @@ fn main() -> Result<()> {
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
             )
         }
     }

@@ -234,6 +234,41 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
     api::routes(state)
 }
 
+/// For benchmarks only (`xtask bench-monitor`): a monitor holding an hour of samples
+/// (360 at 10 s) of `containers` containers spread over `hosts` hosts, as agents send them.
+pub fn monitor_hour_for_bench(containers: usize, hosts: usize) -> Box<dyn std::any::Any> {
+    let m = stats::Monitor::default();
+    let per_host = containers.div_ceil(hosts.max(1));
+    for round in 0..stats::HISTORY as u64 {
+        for h in 0..hosts {
+            let list = (0..per_host)
+                .map(|i| proto::ContainerStats {
+                    name: format!("stack{}-svc{}-{}", h, i % 50, i),
+                    env: "default".into(),
+                    stack: format!("stack{h}"),
+                    service: format!("svc{}", i % 50),
+                    cpu_percent: (i % 100) as f64,
+                    mem_bytes: 1 << 20,
+                    mem_limit: 1 << 30,
+                    net_rx: round * 1000,
+                    net_tx: round * 2000,
+                    blk_read: round,
+                    blk_write: round,
+                })
+                .collect();
+            m.record(
+                &format!("host{h}"),
+                proto::Stats {
+                    at_ms: 1_000_000 + round * 10_000,
+                    host: proto::HostStats::default(),
+                    containers: list,
+                },
+            );
+        }
+    }
+    Box::new(m)
+}
+
 /// For benchmarks only (`xtask bench-auth`): the router without its authorisation edge,
 /// every request acting as the caller of the API key `token` (authenticated once, here).
 /// Never served.
