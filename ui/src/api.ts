@@ -114,8 +114,14 @@ export interface ServiceStatus { name: string; image: string; replicas: number; 
 export interface StackDetail { stack: StackSummary; services: ServiceStatus[] }
 export interface HostInfo {
   id: string; name: string; env: string; state: string; engine_version?: string | null; engine_error?: string | null;
-  cpus?: number | null; memory?: number | null; labels: Record<string, string>; draining: boolean; containers: number;
-  reserved_cpu_milli: number; reserved_memory: number; last_seen_ms?: number | null;
+  cpus?: number | null; memory?: number | null; labels: Record<string, string>; user_labels: Record<string, string>;
+  draining: boolean; containers: number; reserved_cpu_milli: number; reserved_memory: number;
+  free_cpu_milli?: number | null; free_memory?: number | null; last_seen_ms?: number | null;
 }
+/** `GET .../stats`: the last hour of samples (every 10 s) of hosts and containers. */
+export interface HostSample { at_ms: number; cpu_percent: number; mem_used: number; mem_total: number }
+export interface ContainerSample { at_ms: number; cpu_percent: number; mem_bytes: number; net_rx: number; net_tx: number; blk_read: number; blk_write: number }
+export interface ContainerSeries { stack: string; service: string; host: string; mem_limit: number; samples: ContainerSample[] }
+export interface Stats { hosts: Record<string, HostSample[]>; containers: Record<string, ContainerSeries> }
 export interface Event { id: number; time_ms: number; env: string; actor: string; kind: string; subject: string; detail: string; source: string; result: string }
 export interface Revision { revision: number; actor: string; time_ms: number; summary: string; current: boolean }

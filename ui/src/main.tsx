@@ -11,6 +11,7 @@ import { ErrorBox, Link, useAction } from './ui';
 import { Dashboard } from './pages/dashboard';
 import { StackPage, Stacks } from './pages/stacks';
 import { Deploy } from './pages/deploy';
+import { Hosts } from './pages/hosts';
 import { Logs } from './pages/logs';
 import { Shell } from './pages/shell';
 import { Audit } from './pages/audit';
@@ -50,6 +51,7 @@ function SignIn({ onDone }: { onDone: () => void }) {
 const NAV: [string, string][] = [
   ['/', 'Dashboard'],
   ['/stacks', 'Stacks'],
+  ['/hosts', 'Hosts'],
   ['/deploy', 'Deploy'],
   ['/catalog', 'Catalog'],
   ['/audit', 'Audit log'],
@@ -124,6 +126,7 @@ function Routes() {
   if (here === '/') return <Dashboard />;
   if (here === '/stacks') return <Stacks />;
   if ((m = match('/stacks/:name', here))) return <StackPage name={m.name} />;
+  if (here === '/hosts') return <Hosts />;
   if (here === '/deploy') return <Deploy />;
   if ((m = match('/containers/:name/logs', here))) return <Logs name={m.name} />;
   if ((m = match('/containers/:name/shell', here))) return <Shell name={m.name} />;

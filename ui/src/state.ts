@@ -22,7 +22,9 @@ export function role(): string | null {
 const rank = (r: string | null) => (r ? ROLES.indexOf(r as (typeof ROLES)[number]) : -1);
 /** May deploy, scale, restart, roll back, exec (restricted and above). */
 export const mayChange = () => rank(role()) >= 1;
-/** May see and act on hosts (member and above). */
+/** May list hosts (everyone but restricted). */
+export const maySeeHosts = () => role() !== null && role() !== 'restricted';
+/** May drain, label and remove hosts (member and above). */
 export const mayHosts = () => rank(role()) >= 2;
 /** May change members (owner). */
 export const mayGovern = () => rank(role()) >= 3;

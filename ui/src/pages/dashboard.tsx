@@ -1,7 +1,7 @@
 // The dashboard: hosts, stacks, containers, and what is unhealthy, pending or failing, and why.
 import { ContainerInfo, HostInfo, StackSummary, envPath, get } from '../api';
 import { useSignal } from '../signal';
-import { env, mayHosts } from '../state';
+import { env, maySeeHosts } from '../state';
 import { Badge, ErrorBox, Link, Page, ago, bytes, useLoad, Table } from '../ui';
 
 export function problemOf(c: ContainerInfo): string | null {
@@ -14,7 +14,7 @@ export function problemOf(c: ContainerInfo): string | null {
 
 export function Dashboard() {
   const e = useSignal(env);
-  const showHosts = mayHosts();
+  const showHosts = maySeeHosts();
   const stacks = useLoad(() => get<StackSummary[]>(envPath(e, '/stacks')), [e]);
   const containers = useLoad(() => get<ContainerInfo[]>(envPath(e, '/containers')), [e]);
   const hosts = useLoad(() => (showHosts ? get<HostInfo[]>(envPath(e, '/hosts')) : Promise.resolve([])), [e, showHosts]);
@@ -99,7 +99,9 @@ export function Dashboard() {
 
       {showHosts && (
         <section aria-labelledby="hosts-h">
-          <h2 id="hosts-h">Hosts</h2>
+          <h2 id="hosts-h">
+            <Link href="/hosts">Hosts</Link>
+          </h2>
           <Table head={['Host', 'State', 'Containers', 'CPUs', 'Memory', 'Engine', 'Labels']}>
                 {(hosts.data ?? []).map((h) => (
                   <tr>

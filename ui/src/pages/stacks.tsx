@@ -5,7 +5,9 @@ import { Revision, ServiceStatus, StackDetail, StackSummary, api, enc, envPath, 
 import { navigate } from '../router';
 import { useSignal } from '../signal';
 import { env, mayChange } from '../state';
-import { Badge, ErrorBox, Link, Page, ago, useAction, useLoad, when, Table } from '../ui';
+import { Badge, ErrorBox, Link, Page, ago, bytes, useAction, useLoad, when, Table } from '../ui';
+import { Chart } from '../chart';
+import { containerUse, pct, sumUse, useStats } from '../stats';
 import { ContainerTable } from './dashboard';
 
 export function Stacks() {
@@ -148,6 +150,7 @@ export function StackPage({ name }: { name: string }) {
         <h2 id="containers-h">Containers</h2>
         <ContainerTable containers={containers} />
       </section>
+      <StackUse name={name} services={(d?.services ?? []).map((s) => s.name)} />
       <section aria-labelledby="history-h">
         <h2 id="history-h">History</h2>
         <ErrorBox error={history.error} />
@@ -186,6 +189,48 @@ export function StackPage({ name }: { name: string }) {
         </p>
       </section>
     </Page>
+  );
+}
+
+/** CPU and memory of each service (the sum of its containers) and of each container. */
+function StackUse({ name, services }: { name: string; services: string[] }) {
+  const e = useSignal(env);
+  const stats = useStats(e, `?stack=${enc(name)}`);
+  const all = Object.entries(stats.data?.containers ?? {}).sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }));
+  const names = [...new Set([...services, ...all.map(([, c]) => c.service)])];
+  return (
+    <section aria-labelledby="use-h">
+      <h2 id="use-h">CPU and memory</h2>
+      <p class="hint">The last hour, a sample every 10 s; refreshed every 10 s. CPU in percent of one CPU.</p>
+      <ErrorBox error={stats.error} />
+      <div class="charts">
+        {names.map((svc) => {
+          const use = sumUse(all.filter(([, c]) => c.service === svc).map(([, c]) => c));
+          return (
+            <>
+              <Chart label={`CPU of service ${svc}`} points={use.cpu} format={pct} floor={1} />
+              <Chart label={`Memory of service ${svc}`} points={use.mem} format={bytes} floor={1 << 20} base={1024} kind="mem" />
+            </>
+          );
+        })}
+      </div>
+      {all.length > 0 && (
+        <details open={all.length <= 4}>
+          <summary>Each container ({all.length})</summary>
+          <div class="charts">
+            {all.map(([cname, c]) => {
+              const use = containerUse(c);
+              return (
+                <>
+                  <Chart label={`CPU of ${cname}`} points={use.cpu} format={pct} floor={1} />
+                  <Chart label={`Memory of ${cname}`} points={use.mem} format={bytes} floor={1 << 20} base={1024} kind="mem" />
+                </>
+              );
+            })}
+          </div>
+        </details>
+      )}
+    </section>
   );
 }
 
