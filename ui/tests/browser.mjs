@@ -5,8 +5,9 @@
 // off 127.0.0.1 is aborted (and fails the test).
 //
 //   DROVER_URL=http://127.0.0.1:PORT DROVER_ADMIN=user:password DROVER_VIEWER=user:password \
-//   SCREENSHOTS=dir node tests/browser.mjs
-// The admin user must be an admin; the viewer read-only in `default`. Needs the image
+//   [DROVER_RESTRICTED=user:password] SCREENSHOTS=dir node tests/browser.mjs
+// The admin user must be an admin; the viewer read-only in `default`, the restricted user
+// restricted there. Needs the image
 // drover-test/app:1 (scripts/build-test-images.sh).
 import { chromium } from 'playwright-core';
 import { readFileSync, mkdirSync } from 'node:fs';
@@ -17,6 +18,7 @@ const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const URL_ = process.env.DROVER_URL;
 const [adminUser, adminPw] = (process.env.DROVER_ADMIN ?? '').split(/:(.*)/s);
 const [viewerUser, viewerPw] = (process.env.DROVER_VIEWER ?? '').split(/:(.*)/s);
+const [restrictedUser, restrictedPw] = (process.env.DROVER_RESTRICTED ?? '').split(/:(.*)/s);
 const SHOTS = process.env.SCREENSHOTS ?? 'target/ui-screenshots';
 const STACK = process.env.STACK ?? `uitest${Date.now() % 100000}`;
 const T = 60_000;
@@ -174,6 +176,8 @@ try {
   await page.getByLabel('Replicas of web').fill('2');
   await page.getByRole('button', { name: 'Scale' }).click();
   await page.locator('table').first().locator('td', { hasText: /^2\/2$/ }).waitFor({ timeout: 90_000 });
+  // The service's chart (the sum of its containers), once the agent has sampled them (every 10 s).
+  await page.locator('figure.chart', { hasText: 'CPU of service web' }).locator('svg path.line').waitFor({ timeout: 25_000 });
   await shot(page, '07-scaled');
 
   step('the audit log shows the scale');
@@ -203,12 +207,38 @@ try {
   await axe(page, 'template');
   await shot(page, '11-template');
 
+  step('hosts: the local host up, drained and back, labelled, its CPU and memory charted');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Hosts' }).click();
+  await page.getByRole('heading', { name: 'Hosts', exact: true }).waitFor();
+  const hostRow = page.locator('table tbody tr').first();
+  await hostRow.locator('.badge', { hasText: /^up$/ }).waitFor();
+  const hostName = (await hostRow.locator('th').innerText()).split('\n')[0].trim();
+  step(`  host ${hostName} is up`);
+  await page.getByRole('button', { name: `Drain ${hostName}`, exact: true }).click();
+  await hostRow.locator('.badge', { hasText: /^draining$/ }).waitFor();
+  await page.getByRole('button', { name: `Undo drain of ${hostName}` }).click();
+  await page.getByRole('button', { name: `Drain ${hostName}`, exact: true }).waitFor();
+  if (await hostRow.locator('.badge', { hasText: /^draining$/ }).count()) throw new Error('still draining after undo');
+  await page.getByRole('button', { name: `Edit labels of ${hostName}` }).click();
+  await page.getByLabel(`Labels of ${hostName} set here`).fill('zone=ui-test');
+  await page.getByRole('button', { name: 'Save labels' }).click();
+  await hostRow.locator('.label', { hasText: 'zone=ui-test' }).waitFor();
+  await page.getByRole('button', { name: `Edit labels of ${hostName}` }).click();
+  await page.getByLabel(`Labels of ${hostName} set here`).fill('');
+  await page.getByRole('button', { name: 'Save labels' }).click();
+  await page.waitForFunction(() => !document.querySelector('table')?.textContent?.includes('zone=ui-test'));
+  const cpuChart = page.locator('.host-use figure.chart').first();
+  await cpuChart.locator('svg path.line').waitFor({ timeout: 25_000 });
+  step(`  chart: ${await cpuChart.locator('svg').getAttribute('aria-label')}`);
+  await axe(page, 'hosts');
+  await shot(page, '12-hosts');
+
   step('on a phone');
   const phone = await newPage({ width: 390, height: 844 });
   await signIn(phone, adminUser, adminPw);
   await phone.getByRole('button', { name: 'Menu' }).click();
   await axe(phone, 'phone-dashboard');
-  await shot(phone, '12-phone-dashboard');
+  await shot(phone, '13-phone-dashboard');
 
   step('sign out; a read-only user sees no change buttons');
   await page.getByRole('button', { name: 'Sign out' }).click();
@@ -221,7 +251,27 @@ try {
   }
   if (await page.getByRole('link', { name: /^Shell in/ }).count()) throw new Error('read-only user sees a shell link');
   await axe(page, 'read-only-stack');
-  await shot(page, '13-read-only');
+  await shot(page, '14-read-only');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Hosts' }).click();
+  await page.locator('table tbody tr .badge').first().waitFor();
+  for (const name of [/^Drain /, /^Undo drain/, /^Edit labels/]) {
+    if (await page.getByRole('button', { name }).count()) throw new Error(`read-only user sees a host button ${name}`);
+  }
+  await axe(page, 'read-only-hosts');
+  await shot(page, '15-read-only-hosts');
+
+  if (restrictedUser) {
+    step('a restricted user may not list hosts: the API\'s message is shown');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, restrictedUser, restrictedPw);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Hosts' }).click();
+    const denied = page.getByRole('alert');
+    await denied.waitFor();
+    step(`  ${await denied.innerText()}`);
+    if (await page.locator('figure.chart').count()) throw new Error('a restricted user sees host charts');
+    await axe(page, 'restricted-hosts');
+    await shot(page, '16-restricted-hosts');
+  }
 
   if (offLoopback.length) throw new Error(`requests off loopback: ${offLoopback.join(', ')}`);
   // Expected: the wrong password (401), the broken compose file (400), a read-only 403.

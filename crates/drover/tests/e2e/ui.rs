@@ -2,8 +2,9 @@
 //! through the API, then `ui/tests/browser.mjs` (playwright-core driving Debian's chromium,
 //! headless, reaching only 127.0.0.1) through the main flows — sign in, deploy a file with an
 //! error then fixed, watch it become healthy, its logs, `echo` in the browser shell, scale,
-//! the audit entry, API keys, the catalog, a phone-sized screen, and a read-only user who
-//! sees no change buttons — with an axe-core check of each page and a screenshot of each
+//! the audit entry, API keys, the catalog, the hosts page (drain and undo, labels, live CPU
+//! and memory charts), a phone-sized screen, a read-only user who sees no change buttons and
+//! a restricted one who is told it may not list hosts — with an axe-core check of each page and a screenshot of each
 //! under `target/ui-screenshots/`. Needs `scripts/build-ui.sh` first (scripts/test.sh runs
 //! it) and `apt-get install chromium fonts-liberation`.
 
@@ -44,20 +45,27 @@ fn web_ui_main_flows_in_a_browser() {
 
     let admin = ("uiadmin", "correct horse battery 1");
     let viewer = ("uiviewer", "correct horse battery 2");
-    for (user, pw, is_admin) in [(admin.0, admin.1, true), (viewer.0, viewer.1, false)] {
+    let restricted = ("uirestricted", "correct horse battery 3");
+    for (user, pw, is_admin) in [
+        (admin.0, admin.1, true),
+        (viewer.0, viewer.1, false),
+        (restricted.0, restricted.1, false),
+    ] {
         let body = format!(r#"{{"name":"{user}","password":"{pw}","admin":{is_admin}}}"#);
         let (code, out) = api(&d.url, "POST", "/v1/users", Some(&d.token), Some(&body));
         assert_eq!(code, 201, "{out}");
     }
-    let member = format!(r#"{{"subject":"{}","role":"read-only"}}"#, viewer.0);
-    let (code, out) = api(
-        &d.url,
-        "PUT",
-        "/v1/environments/default/members",
-        Some(&d.token),
-        Some(&member),
-    );
-    assert_eq!(code, 200, "{out}");
+    for (user, role) in [(viewer.0, "read-only"), (restricted.0, "restricted")] {
+        let member = format!(r#"{{"subject":"{user}","role":"{role}"}}"#);
+        let (code, out) = api(
+            &d.url,
+            "PUT",
+            "/v1/environments/default/members",
+            Some(&d.token),
+            Some(&member),
+        );
+        assert_eq!(code, 200, "{out}");
+    }
 
     let stack = unique("ui");
     d.track(&stack);
@@ -72,6 +80,10 @@ fn web_ui_main_flows_in_a_browser() {
         .env("DROVER_URL", &d.url)
         .env("DROVER_ADMIN", format!("{}:{}", admin.0, admin.1))
         .env("DROVER_VIEWER", format!("{}:{}", viewer.0, viewer.1))
+        .env(
+            "DROVER_RESTRICTED",
+            format!("{}:{}", restricted.0, restricted.1),
+        )
         .env("STACK", &stack)
         .env("SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
