@@ -118,7 +118,7 @@ export function Hosts() {
   const e = useSignal(env);
   const hosts = useLoad(() => get<HostInfo[]>(envPath(e, '/hosts')), [e]);
   // Hosts only: a stack named '' has no containers (names are never empty).
-  const stats = useStats(e, '?stack=', maySeeHosts());
+  const stats = useStats(e, '?hosts_only=true', maySeeHosts());
   const [editing, setEditing] = useState<string | null>(null);
   const list = hosts.data ?? [];
   const edited = list.find((h) => h.id === editing);

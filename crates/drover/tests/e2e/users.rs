@@ -289,6 +289,34 @@ fn users_roles_keys_policy_and_audit() {
         r.stderr
     );
 
+    // Hosts' resource figures go only to those who may see hosts.
+    let token_of = |p: &Person| -> String {
+        let cfg = std::fs::read_to_string(&p.config).expect("config");
+        serde_json::from_str::<serde_json::Value>(&cfg).expect("json")["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    let stats = |token: &str| -> serde_json::Value {
+        let (status, body) = api(
+            &d.url,
+            "GET",
+            "/v1/environments/default/stats",
+            Some(token),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("stats json")
+    };
+    let bob_token = token_of(bob);
+    wait_for(Duration::from_secs(30), "host samples", || {
+        stats(&bob_token)["hosts"]
+            .as_object()
+            .is_some_and(|h| !h.is_empty())
+            .then_some(())
+    });
+    assert_eq!(stats(&cat_token)["hosts"], serde_json::json!({}));
+
     // Sessions end on logout; a removed user's sessions and keys stop at once.
     dan.ok(&d, &["logout"]);
     dan.refused(&d, &["stack", "ls"], "token");

@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Who;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -215,9 +216,13 @@ pub struct StatsQuery {
     /// Only this service's (with `stack`).
     #[serde(default)]
     service: Option<String>,
+    /// Hosts only, no container.
+    #[serde(default)]
+    hosts_only: bool,
 }
 
-/// The last hour of samples of an environment's containers and hosts.
+/// The last hour of samples of an environment's containers and hosts (hosts only for
+/// callers who may see hosts).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsSeries {
     /// Host id → samples (`at_ms`, `cpu_percent`, `mem_used`, `mem_total`).
@@ -234,15 +239,24 @@ pub struct StatsSeries {
     responses((status = 200, body = StatsSeries)))]
 pub async fn series(
     State(state): State<Arc<AppState>>,
+    Who(who): Who,
     Path(env): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> Json<StatsSeries> {
-    let env_hosts: std::collections::BTreeSet<String> = state
-        .model()
-        .hosts(&env)
-        .into_iter()
-        .map(|h| h.id.clone())
-        .collect();
+    // Hosts' figures follow the right to see hosts (a restricted user has none).
+    let sees_hosts = who
+        .role(&env)
+        .is_some_and(|r| access::role_allows(r, access::Action::ReadHosts));
+    let env_hosts: std::collections::BTreeSet<String> = if sees_hosts {
+        state
+            .model()
+            .hosts(&env)
+            .into_iter()
+            .map(|h| h.id.clone())
+            .collect()
+    } else {
+        Default::default()
+    };
     let mut out = StatsSeries {
         hosts: BTreeMap::new(),
         containers: BTreeMap::new(),
@@ -256,7 +270,8 @@ pub async fn series(
                 );
             }
             for (name, c) in series {
-                let wanted = c.env == env
+                let wanted = !q.hosts_only
+                    && c.env == env
                     && q.stack.as_ref().is_none_or(|s| *s == c.stack)
                     && q.service.as_ref().is_none_or(|s| *s == c.service);
                 if wanted {
