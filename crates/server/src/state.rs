@@ -330,8 +330,9 @@ impl AppState {
 
     /// The store. Held only for short, synchronous calls. Changes to hosts, stacks and
     /// placements go through the write-through methods below instead.
-    pub fn store(&self) -> MutexGuard<'_, store::Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn store(&self) -> crate::stats::Held<'_, store::Store> {
+        let guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        crate::stats::Held::new(guard, &self.monitor.store_held)
     }
 
     /// The in-memory model, for reading. Not held across awaits.

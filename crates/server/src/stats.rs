@@ -65,10 +65,49 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
+/// A guard of the store that records, when dropped, how long it was held: each store
+/// transaction (and read) is one hold.
+pub struct Held<'a, T> {
+    guard: std::sync::MutexGuard<'a, T>,
+    since: std::time::Instant,
+    into: &'a Histogram,
+}
+
+impl<'a, T> Held<'a, T> {
+    pub fn new(guard: std::sync::MutexGuard<'a, T>, into: &'a Histogram) -> Self {
+        Held {
+            guard,
+            since: std::time::Instant::now(),
+            into,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Held<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> std::ops::DerefMut for Held<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> Drop for Held<'_, T> {
+    fn drop(&mut self) {
+        self.into.observe(self.since.elapsed().as_secs_f64());
+    }
+}
+
 /// Everything monitoring keeps.
 pub struct Monitor {
     hosts: RwLock<HashMap<String, HostHistory>>,
     pub api_latency: Latency,
+    /// How long each use of the store held it (transactions and reads).
+    pub store_held: Histogram,
     /// The last scheduling pass, in microseconds.
     pub pass_us: AtomicU64,
     /// `/metrics` needs no token (`--metrics-public`).
@@ -81,6 +120,7 @@ impl Default for Monitor {
         Monitor {
             hosts: RwLock::default(),
             api_latency: Family::new_with_constructor(latency_histogram),
+            store_held: latency_histogram(),
             pass_us: AtomicU64::new(0),
             public: std::sync::atomic::AtomicBool::new(false),
             registry_lock: Mutex::new(()),

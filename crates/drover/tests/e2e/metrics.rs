@@ -49,6 +49,7 @@ fn container_figures_reach_metrics_and_stats() {
         "drover_agent_sessions{",
         "drover_scheduling_pass_seconds",
         "drover_api_request_duration_seconds_bucket{",
+        "drover_store_hold_seconds_bucket{",
         "drover_host_memory_bytes{",
         "drover_container_cpu_percent{",
     ] {

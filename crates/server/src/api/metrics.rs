@@ -92,6 +92,11 @@ pub fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         pass,
     );
     reg.register(
+        "drover_store_hold_seconds",
+        "How long each store transaction (or read) held the store",
+        state.monitor.store_held.clone(),
+    );
+    reg.register(
         "drover_api_request_duration_seconds",
         "API request latency by route",
         state.monitor.api_latency.clone(),
