@@ -278,6 +278,8 @@ pub async fn edge(State(state): State<Arc<AppState>>, req: Request, next: Next) 
     response
 }
 
+/// A user route: open ones go straight to their handler; the others only once
+/// `access::authorize` allowed the caller (refusals answered and audited here).
 async fn guarded(
     state: Arc<AppState>,
     mut req: Request,
