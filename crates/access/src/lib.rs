@@ -16,8 +16,8 @@ mod roles;
 
 pub use limit::{Limited, LoginLimiter};
 pub use roles::{
-    Action, Decision, Identity, METRICS_SCOPE, ROUTES, Role, action_of, authorize, env_of,
-    role_allows,
+    Action, Decision, Identity, KeyRefusal, METRICS_SCOPE, ROUTES, Role, action_of, authorize,
+    env_of, key_scope, role_allows,
 };
 
 /// What kind of token a caller presented.

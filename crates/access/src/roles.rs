@@ -427,6 +427,39 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("GET", "/v1/agent/blobs/{digest}", Action::Agent),
 ];
 
+/// Why an API key cannot be made as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// A metrics key: only from an admin's unlimited token, and for no environment.
+    Metrics,
+    /// The environment asked for does not exist, or the caller may not see it.
+    Hidden(String),
+}
+
+/// The scope (`tokens.env`) of a new API key `who` asks for: narrowed to `env` (which must
+/// exist, `env_exists`, and be one `who` sees), a metrics key, or else as far as the token
+/// that makes it reaches — never further.
+pub fn key_scope(
+    who: &Identity,
+    env: Option<&str>,
+    metrics: bool,
+    env_exists: bool,
+) -> Result<String, KeyRefusal> {
+    if metrics {
+        return if env.is_none() && who.admin && who.scope.is_none() {
+            Ok(METRICS_SCOPE.to_string())
+        } else {
+            Err(KeyRefusal::Metrics)
+        };
+    }
+    match (env, &who.scope) {
+        (Some(e), _) if !(env_exists && who.sees(e)) => Err(KeyRefusal::Hidden(e.to_string())),
+        (Some(e), _) => Ok(e.to_string()),
+        (None, Some(scope)) => Ok(scope.clone()),
+        (None, None) => Ok(crate::ANY_ENV.to_string()),
+    }
+}
+
 /// The action of the route `method` `template`, if it is in the table.
 pub fn action_of(method: &str, template: &str) -> Option<Action> {
     ROUTES

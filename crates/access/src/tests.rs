@@ -569,3 +569,34 @@ fn logins_are_limited_per_user_and_per_address() {
     "#]]
     .assert_eq(&out);
 }
+
+#[test]
+fn api_keys_reach_no_further_than_the_token_that_makes_them() {
+    let mut out = String::new();
+    for (spec, env, metrics, exists) in [
+        ("admin", None, false, true),
+        ("admin", Some("dev"), false, true),
+        ("admin", Some("gone"), false, false),
+        ("admin", None, true, true),
+        ("admin", Some("dev"), true, true),
+        ("admin/dev", None, true, true),
+        ("admin/dev", None, false, true),
+        ("bob:member@dev", Some("prod"), false, true),
+        ("bob:member@dev", None, true, true),
+    ] {
+        let r = key_scope(&identity(spec), env, metrics, exists);
+        out.push_str(&format!("{spec} env={env:?} metrics={metrics} => {r:?}\n"));
+    }
+    expect![[r##"
+        admin env=None metrics=false => Ok("*")
+        admin env=Some("dev") metrics=false => Ok("dev")
+        admin env=Some("gone") metrics=false => Err(Hidden("gone"))
+        admin env=None metrics=true => Ok("#metrics")
+        admin env=Some("dev") metrics=true => Err(Metrics)
+        admin/dev env=None metrics=true => Err(Metrics)
+        admin/dev env=None metrics=false => Ok("dev")
+        bob:member@dev env=Some("prod") metrics=false => Err(Hidden("prod"))
+        bob:member@dev env=None metrics=true => Err(Metrics)
+    "##]]
+    .assert_eq(&out);
+}

@@ -648,22 +648,7 @@ pub async fn upgrade(
     JsonBody(req): JsonBody<UpgradeRequest>,
 ) -> Result<Json<InstallResponse>, ApiError> {
     let i = installed(&state, &env, &stack)?;
-    let (from, to, ask) = plan(&i, req.version.as_deref())?;
-    let unanswered: Vec<String> = ask
-        .iter()
-        .filter(|q| !req.answers.contains_key(&q.variable) && q.required && q.default.is_none())
-        .map(|q| q.variable.clone())
-        .collect();
-    if let Some(first) = unanswered.first() {
-        return Err(ApiError::bad_request(
-            &format!("answers.{first}"),
-            format!(
-                "version {} asks {}: answer with --set",
-                to.version,
-                unanswered.join(", ")
-            ),
-        ));
-    }
+    let (from, to, _) = plan(&i, req.version.as_deref())?;
     if from.version == to.version && req.answers.is_empty() {
         return Err(ApiError::bad_request(
             "version",

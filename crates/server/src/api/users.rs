@@ -131,36 +131,18 @@ pub async fn login(
         return Err(ApiError::unauthorized("wrong user name or password"));
     }
     state.accounts.login_succeeded(&user);
-    let token = new_token();
-    let id = public_id("ses_");
     let expires = now + SESSION_TTL_MS;
-    let (hash, u, i) = (hash_token(&token), user.clone(), id.clone());
-    state
-        .blocking(move |s| {
-            s.store().create_user_token(
-                &store::NewUserToken {
-                    hash: &hash,
-                    name: &i,
-                    kind: "session",
-                    user: &u,
-                    env: access::ANY_ENV,
-                    expires_ms: Some(expires),
-                },
-                Some(&audit.event()),
-                now,
-            )
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(NewSecretToken {
-            id,
-            token,
-            user,
-            expires_ms: Some(expires),
-        }),
+    let session = issue(
+        &state,
+        "session",
+        public_id("ses_"),
+        user,
+        access::ANY_ENV.to_string(),
+        Some(expires),
+        audit,
     )
-        .into_response())
+    .await?;
+    Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -322,24 +304,20 @@ pub async fn create_key(
             "name: 1 to 64 letters, digits, '-', '_' or '.'",
         ));
     }
-    if req.metrics && (req.env.is_some() || !who.admin || who.scope.is_some()) {
-        return Err(ApiError::bad_request(
-            "metrics",
-            "metrics: a metrics key is made by an admin's unlimited token, without env",
-        ));
-    }
-    // A key never reaches further than the token that made it.
-    let env = match (&req.env, &who.scope) {
-        _ if req.metrics => access::METRICS_SCOPE.to_string(),
-        (Some(e), _) if !(state.environment_exists(e)? && who.sees(e)) => {
-            return Err(ApiError::not_found(format!(
-                "environment '{e}' does not exist"
-            )));
-        }
-        (Some(e), _) => e.clone(),
-        (None, Some(scope)) => scope.clone(),
-        (None, None) => access::ANY_ENV.to_string(),
+    let exists = match &req.env {
+        Some(e) => state.environment_exists(e)?,
+        None => true,
     };
+    let env =
+        access::key_scope(&who, req.env.as_deref(), req.metrics, exists).map_err(|r| match r {
+            access::KeyRefusal::Metrics => ApiError::bad_request(
+                "metrics",
+                "metrics: a metrics key is made by an admin's unlimited token, without env",
+            ),
+            access::KeyRefusal::Hidden(e) => {
+                ApiError::not_found(format!("environment '{e}' does not exist"))
+            }
+        })?;
     let now = now_ms();
     let expires_ms = match req.expires_in_s {
         Some(s) if s == 0 || s > MAX_EXPIRY_S => {
@@ -351,7 +329,6 @@ pub async fn create_key(
         Some(s) => Some(now + s * 1000),
         None => None,
     };
-    let token = new_token();
     let id = match &req.name {
         Some(n) => format!("key_{}_{n}", &new_token()[4..10]),
         None => public_id("key_"),
@@ -363,32 +340,45 @@ pub async fn create_key(
         &id,
         "",
     );
-    let (hash, u, i, e) = (hash_token(&token), user.clone(), id.clone(), env.clone());
+    let key = issue(&state, "apikey", id, user, env, expires_ms, audit).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Makes a session or API key (`kind`) for `user`: the token, shown this once, and its hash
+/// stored with `audit` in one transaction.
+async fn issue(
+    state: &Arc<AppState>,
+    kind: &'static str,
+    id: String,
+    user: String,
+    env: String,
+    expires_ms: Option<u64>,
+    audit: Audit,
+) -> Result<NewSecretToken, ApiError> {
+    let token = new_token();
+    let (hash, u, i) = (hash_token(&token), user.clone(), id.clone());
     state
         .blocking(move |s| {
             s.store().create_user_token(
                 &store::NewUserToken {
                     hash: &hash,
                     name: &i,
-                    kind: "apikey",
+                    kind,
                     user: &u,
-                    env: &e,
+                    env: &env,
                     expires_ms,
                 },
                 Some(&audit.event()),
-                now,
+                now_ms(),
             )
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(NewSecretToken {
-            id,
-            token,
-            user,
-            expires_ms,
-        }),
-    ))
+    Ok(NewSecretToken {
+        id,
+        token,
+        user,
+        expires_ms,
+    })
 }
 
 #[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = api_types::ErrorBody)))]
