@@ -8,15 +8,19 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use crate::pool::Lent;
+
 pub(crate) enum ProxyBody {
     /// Drover's own answers (and the empty body of a retried request).
     Full(Option<Bytes>),
     /// A body relayed as it arrives.
     Incoming(Incoming),
     /// A backend's response body; the backend's request counts as in flight until it is
-    /// done (or dropped).
+    /// done (or dropped), and its connection goes back to the pool if it was read to the
+    /// end.
     Upstream {
         body: Incoming,
+        lent: Lent,
         _in_flight: InFlight,
     },
 }
@@ -41,8 +45,15 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ProxyBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ProxyBody::Incoming(body) | ProxyBody::Upstream { body, .. } => {
-                Pin::new(body).poll_frame(cx)
+            ProxyBody::Incoming(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Upstream { body, lent, .. } => {
+                let frame = Pin::new(&mut *body).poll_frame(cx);
+                match &frame {
+                    Poll::Ready(None) => lent.done = true,
+                    Poll::Ready(Some(Ok(_))) => lent.done = body.is_end_stream(),
+                    _ => {}
+                }
+                frame
             }
         }
     }
@@ -60,6 +71,17 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             ProxyBody::Incoming(body) | ProxyBody::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        // A body with nothing to read (HEAD, 204, 304, empty) may never be polled.
+        if let ProxyBody::Upstream { body, lent, .. } = self
+            && body.is_end_stream()
+        {
+            lent.done = true;
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme, Uri};
+use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{InFlight, ProxyBody};
+use crate::pool::Lent;
 use crate::routing::{self, Picked};
 use crate::table::{Compiled, Route};
 use crate::{CLOSED, DRAINING, HANDSHAKE_TIMEOUT, Shared, stopping};
@@ -73,10 +74,11 @@ pub(crate) async fn accept(shared: Arc<Shared>, listener: TcpListener, tls: Opti
 /// What every request of one client connection shares.
 struct Conn {
     shared: Arc<Shared>,
-    client: SocketAddr,
     https: bool,
     /// The client's address as an `X-Forwarded-For` entry.
     client_ip: HeaderValue,
+    /// `for=IP;proto=PROTO`, the start of its `Forwarded` element.
+    forwarded_for: Bytes,
 }
 
 impl Conn {
@@ -94,11 +96,13 @@ where
     let mut stop = shared.stop.subscribe();
     let client_ip = HeaderValue::from_str(&client.ip().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    let proto = if https { "https" } else { "http" };
+    let forwarded_for = Bytes::from(routing::forwarded_for(client.ip(), proto));
     let conn = Arc::new(Conn {
         shared: shared.clone(),
-        client,
         https,
         client_ip,
+        forwarded_for,
     });
     let service = hyper::service::service_fn(move |req| {
         let conn = conn.clone();
@@ -305,21 +309,24 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     debug_assert!(!headers.contains_key(&PROXY_CONNECTION));
 }
 
-/// Every value of `name` joined by `, `, then `last`.
-fn appended(headers: &HeaderMap, name: &HeaderName, last: &[u8]) -> Option<HeaderValue> {
-    let mut out = BytesMut::new();
-    for v in headers.get_all(name) {
+/// Every value of `name` joined by `, `, then room for `more` bytes.
+fn joined(headers: &HeaderMap, name: &HeaderName, more: usize) -> BytesMut {
+    let values = headers.get_all(name);
+    let len: usize = values.iter().map(|v| v.len() + 2).sum();
+    let mut out = BytesMut::with_capacity(len + more);
+    for v in values {
         out.put_slice(v.as_bytes());
         out.put_slice(b", ");
     }
-    out.put_slice(last);
-    HeaderValue::from_maybe_shared(out.freeze()).ok()
+    out
 }
 
 /// `X-Forwarded-For` (appended), `-Proto`, `-Host` and `Forwarded` (RFC 7239, appended).
 fn add_forwarding(conn: &Conn, headers: &mut HeaderMap, host: Option<&HeaderValue>) {
     let xff = if headers.contains_key(&X_FORWARDED_FOR) {
-        appended(headers, &X_FORWARDED_FOR, conn.client_ip.as_bytes())
+        let mut xff = joined(headers, &X_FORWARDED_FOR, conn.client_ip.len());
+        xff.put_slice(conn.client_ip.as_bytes());
+        HeaderValue::from_maybe_shared(xff.freeze()).ok()
     } else {
         Some(conn.client_ip.clone())
     };
@@ -334,37 +341,19 @@ fn add_forwarding(conn: &Conn, headers: &mut HeaderMap, host: Option<&HeaderValu
         Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
     };
-    let element = routing::forwarded_element(
-        conn.client.ip(),
-        conn.proto(),
-        host.and_then(|h| h.to_str().ok()),
+    let host = host.and_then(|h| h.to_str().ok());
+    let mut forwarded = joined(
+        headers,
+        &FORWARDED,
+        conn.forwarded_for.len() + host.map_or(0, |h| h.len() + 8),
     );
-    if let Some(forwarded) = appended(headers, &FORWARDED, element.as_bytes()) {
+    forwarded.put_slice(&conn.forwarded_for);
+    if let Some(host) = host {
+        routing::push_forwarded_host(&mut forwarded, host);
+    }
+    if let Ok(forwarded) = HeaderValue::from_maybe_shared(forwarded.freeze()) {
         headers.insert(FORWARDED.clone(), forwarded);
     }
-}
-
-/// The request for a backend: origin-form path, HTTP/1.1, the backend's authority (the
-/// pool key; the `Host` header stays the client's).
-fn upstream(
-    method: Method,
-    route: &Route,
-    picked: Picked,
-    pq: &PathAndQuery,
-    headers: HeaderMap,
-    body: ProxyBody,
-) -> Request<ProxyBody> {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(route.backends[picked.index].authority.clone());
-    parts.path_and_query = Some(pq.clone());
-    let mut req = Request::new(body);
-    *req.method_mut() = method;
-    *req.version_mut() = Version::HTTP_11;
-    // Scheme, authority and path are all set: from_parts cannot fail.
-    *req.uri_mut() = Uri::from_parts(parts).unwrap_or_default();
-    *req.headers_mut() = headers;
-    req
 }
 
 async fn forward(conn: &Conn, route: &Route, mut req: Request<Incoming>) -> Response<ProxyBody> {
@@ -407,49 +396,76 @@ async fn forward(conn: &Conn, route: &Route, mut req: Request<Incoming>) -> Resp
         parts.headers.insert(header::HOST, host.clone());
     }
     add_forwarding(conn, &mut parts.headers, host.as_ref());
+
+    // A request that may go to a second backend when the first cannot be reached:
+    // idempotent, without a body, and with somewhere else to go.
+    let retryable = route.backends.len() > 1 && idempotent(&parts.method) && body.is_end_stream();
+    // Origin form, HTTP/1.1; the Host header stays the client's.
     let pq = parts
         .uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut req = Request::new(ProxyBody::Incoming(body));
+    *req.method_mut() = parts.method;
+    *req.uri_mut() = Uri::from(pq);
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = parts.headers;
 
-    // A request that may go to a second backend: idempotent, without a body, and with
-    // somewhere else to go.
-    let mut spare = (route.backends.len() > 1 && idempotent(&parts.method) && body.is_end_stream())
-        .then(|| (parts.method.clone(), parts.headers.clone()));
-
-    let mut req = upstream(
-        parts.method,
-        route,
-        picked,
-        &pq,
-        parts.headers,
-        ProxyBody::Incoming(body),
-    );
+    let mut moved_on = false;
+    let mut fresh = false;
     loop {
         let backend = &route.backends[picked.index];
+        let addr = route.route.backends[picked.index].addr;
         let guard = InFlight::new(&backend.in_flight);
-        let err = match conn.shared.client.request(req).await {
-            Ok(resp) => return respond(conn, route, picked, resp, guard, front_upgrade),
-            Err(e) => e,
+        let (mut tx, reused) = match backend.pool.get(fresh).await {
+            Ok(connection) => connection,
+            Err(e) => {
+                tracing::warn!(
+                    backend = %addr,
+                    service = %route.route.service,
+                    stack = %route.route.stack,
+                    "backend unreachable: {e}"
+                );
+                if retryable
+                    && !moved_on
+                    && let Some(next) =
+                        routing::pick(&route.route, rr, in_flight, None, Some(picked.index))
+                {
+                    (picked, moved_on, fresh) = (next, true, false);
+                    continue;
+                }
+                return answer(StatusCode::BAD_GATEWAY, BAD_GATEWAY);
+            }
         };
-        let addr = &route.route.backends[picked.index].addr;
-        tracing::warn!(
-            backend = %addr,
-            service = %route.route.service,
-            stack = %route.route.stack,
-            "backend request failed: {}",
-            error_chain(&err)
-        );
-        if err.is_connect()
-            && let Some((method, headers)) = spare.take()
-            && let Some(next) = routing::pick(&route.route, rr, in_flight, None, Some(picked.index))
-        {
-            picked = next;
-            req = upstream(method, route, picked, &pq, headers, ProxyBody::empty());
-            continue;
+        match tx.try_send_request(req).await {
+            Ok(resp) => {
+                let lent = Lent {
+                    tx: Some(tx),
+                    pool: backend.pool.clone(),
+                    done: false,
+                };
+                return respond(conn, route, picked, resp, guard, lent, front_upgrade);
+            }
+            Err(mut e) => match e.take_message() {
+                // A kept-alive connection the backend had closed: nothing was sent, so
+                // once more on a new connection.
+                Some(unsent) if reused && !fresh => {
+                    req = unsent;
+                    fresh = true;
+                }
+                _ => {
+                    tracing::warn!(
+                        backend = %addr,
+                        service = %route.route.service,
+                        stack = %route.route.stack,
+                        "backend request failed: {}",
+                        error_chain(e.error())
+                    );
+                    return answer(StatusCode::BAD_GATEWAY, BAD_GATEWAY);
+                }
+            },
         }
-        return answer(StatusCode::BAD_GATEWAY, BAD_GATEWAY);
     }
 }
 
@@ -470,6 +486,7 @@ fn respond(
     picked: Picked,
     mut resp: Response<Incoming>,
     guard: InFlight,
+    lent: Lent,
     front_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -502,6 +519,7 @@ fn respond(
         parts,
         ProxyBody::Upstream {
             body,
+            lent,
             _in_flight: guard,
         },
     )

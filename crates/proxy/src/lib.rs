@@ -2,7 +2,7 @@
 //!
 //! - HTTP on [`Config::http`] and HTTPS on [`Config::https`] (HTTP/1.1 and HTTP/2: ALPN `h2`
 //!   on TLS, prior knowledge `h2c` on plain HTTP), routed by host and longest path prefix to
-//!   the route's ready backends (HTTP/1.1, pooled keep-alive connections), balanced
+//!   the route's ready backends (HTTP/1.1, keep-alive connections pooled per backend), balanced
 //!   round-robin or by least requests in flight, optionally sticky by cookie. WebSocket (and
 //!   any HTTP/1.1 `Upgrade`) is relayed both ways.
 //! - The certificate is chosen by SNI; a handshake without SNI, or for a name no
@@ -18,6 +18,7 @@
 mod body;
 mod certs;
 mod http;
+mod pool;
 mod routing;
 mod table;
 mod tcp;
@@ -28,8 +29,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::crypto::CryptoProvider;
@@ -38,7 +37,6 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::body::ProxyBody;
 use crate::table::Compiled;
 
 /// Where the proxy listens.
@@ -91,8 +89,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long an HTTP/1 client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long an idle pooled connection to a backend is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// [`Shared::stop`]'s values.
 const RUNNING: u8 = 0;
@@ -104,7 +100,6 @@ const CLOSED: u8 = 2;
 /// What every listener and connection task shares.
 pub(crate) struct Shared {
     pub(crate) table: Arc<ArcSwap<Compiled>>,
-    pub(crate) client: Client<HttpConnector, ProxyBody>,
     pub(crate) server: auto::Builder<TokioExecutor>,
     /// For redirects to HTTPS.
     pub(crate) https_port: u16,
@@ -152,14 +147,6 @@ impl Proxy {
         tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
             .http1()
@@ -170,7 +157,6 @@ impl Proxy {
         let (stop, _) = watch::channel(RUNNING);
         let shared = Arc::new(Shared {
             table,
-            client,
             server,
             https_port: https_addr.port(),
             stop,

@@ -3,12 +3,15 @@
 //! TODO(ingress-core): this whole module is a stand-in for `ingress::Router` (`route(host,
 //! path)`), `ingress::pick` and `ingress::forwarded_headers`, which the `ingress` crate is
 //! getting in branch `ingress-core`. When that lands, `table.rs` builds an `ingress::Router`
-//! instead of [`Router`], `http.rs` calls `ingress::pick` and `ingress::forwarded_headers`, and
-//! this file goes. Nothing else in the crate depends on how matching is done.
+//! instead of [`Router`], `http.rs` calls `ingress::pick` (in `forward`) and
+//! `ingress::forwarded_headers` (in `add_forwarding`, where the per-connection part of
+//! `Forwarded` is made once per connection today), and this file goes. Nothing else in the
+//! crate depends on how matching is done.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use bytes::{BufMut, BytesMut};
 use ingress::{Balance, HttpRoute};
 
 /// HTTP routes by host, then by longest path prefix.
@@ -132,33 +135,30 @@ pub(crate) fn pick(
     })
 }
 
-/// One `Forwarded` element (RFC 7239): `for=IP;proto=PROTO[;host=HOST]`, quoting an IPv6
-/// address and a host that is not a token.
-pub(crate) fn forwarded_element(client: IpAddr, proto: &str, host: Option<&str>) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(64);
-    let _ = match client {
-        IpAddr::V4(ip) => write!(s, "for={ip}"),
-        IpAddr::V6(ip) => write!(s, "for=\"[{ip}]\""),
-    };
-    s.push_str(";proto=");
-    s.push_str(proto);
-    if let Some(host) = host {
-        s.push_str(";host=");
-        if !host.is_empty() && host.bytes().all(is_tchar) {
-            s.push_str(host);
-        } else {
-            s.push('"');
-            for c in host.chars() {
-                if c == '"' || c == '\\' {
-                    s.push('\\');
-                }
-                s.push(c);
-            }
-            s.push('"');
-        }
+/// The start of a `Forwarded` element (RFC 7239) every request of a connection shares:
+/// `for=IP;proto=PROTO`, an IPv6 address quoted.
+pub(crate) fn forwarded_for(client: IpAddr, proto: &str) -> String {
+    match client {
+        IpAddr::V4(ip) => format!("for={ip};proto={proto}"),
+        IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={proto}"),
     }
-    s
+}
+
+/// Appends `;host=HOST` to a `Forwarded` element, quoted unless it is a token.
+pub(crate) fn push_forwarded_host(out: &mut BytesMut, host: &str) {
+    out.put_slice(b";host=");
+    if !host.is_empty() && host.bytes().all(is_tchar) {
+        out.put_slice(host.as_bytes());
+        return;
+    }
+    out.put_u8(b'"');
+    for b in host.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.put_u8(b'\\');
+        }
+        out.put_u8(b);
+    }
+    out.put_u8(b'"');
 }
 
 /// RFC 9110 token characters.
@@ -260,12 +260,19 @@ mod tests {
 
     #[test]
     fn forwarded_elements() {
+        let element = |ip: IpAddr, proto, host: Option<&str>| {
+            let mut out = BytesMut::from(forwarded_for(ip, proto).as_str());
+            if let Some(host) = host {
+                push_forwarded_host(&mut out, host);
+            }
+            String::from_utf8(out.to_vec()).expect("utf-8")
+        };
         assert_eq!(
-            forwarded_element([192, 0, 2, 1].into(), "https", Some("a.test")),
+            element([192, 0, 2, 1].into(), "https", Some("a.test")),
             "for=192.0.2.1;proto=https;host=a.test"
         );
         assert_eq!(
-            forwarded_element(
+            element(
                 "2001:db8::1".parse().expect("ip"),
                 "http",
                 Some("a.test:8080")
@@ -273,8 +280,12 @@ mod tests {
             "for=\"[2001:db8::1]\";proto=http;host=\"a.test:8080\""
         );
         assert_eq!(
-            forwarded_element([127, 0, 0, 1].into(), "http", None),
+            element([127, 0, 0, 1].into(), "http", None),
             "for=127.0.0.1;proto=http"
+        );
+        assert_eq!(
+            element([127, 0, 0, 1].into(), "http", Some("a\"b")),
+            "for=127.0.0.1;proto=http;host=\"a\\\"b\""
         );
     }
 }

@@ -1,5 +1,5 @@
 //! A table made ready to serve: the router built, certificates parsed, each backend's URI
-//! authority and sticky cookie prepared, and the counters (round-robin positions, requests
+//! pool and sticky cookie prepared, and the counters (round-robin positions, requests
 //! in flight per backend) carried over from the table it replaces.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use http::HeaderValue;
-use http::uri::Authority;
 use ingress::{Backend, HttpRoute, Table, TcpRoute};
 use rustls::crypto::CryptoProvider;
 
 use crate::Error;
 use crate::certs::Certs;
+use crate::pool::Pool;
 use crate::routing::Router;
 
 #[derive(Default)]
@@ -34,9 +34,9 @@ pub(crate) struct Route {
 }
 
 pub(crate) struct BackendState {
-    /// `ip:port`, the authority of the URI the pooled client is given (its pool key).
-    pub(crate) authority: Authority,
-    /// Shared by every route and every later table with this backend's address.
+    /// Keep-alive connections to it, and its requests in flight (least_conn): shared by
+    /// every route and every later table with this backend's address.
+    pub(crate) pool: Arc<Pool>,
     pub(crate) in_flight: Arc<AtomicUsize>,
     /// `Set-Cookie` for a sticky route, over plain HTTP and over HTTPS (`Secure`).
     pub(crate) cookie: Option<(HeaderValue, HeaderValue)>,
@@ -55,12 +55,12 @@ impl Compiled {
     ) -> (Compiled, Vec<Error>) {
         let (certs, mut problems) = Certs::new(&table.certs, provider);
 
-        let mut in_flight: HashMap<SocketAddr, Arc<AtomicUsize>> = HashMap::new();
+        let mut shared: HashMap<SocketAddr, (Arc<Pool>, Arc<AtomicUsize>)> = HashMap::new();
         let mut rr: HashMap<(Option<&str>, &str), Arc<AtomicUsize>> = HashMap::new();
         for r in &old.routes {
             rr.insert((r.route.host.as_deref(), &r.route.path), r.rr.clone());
             for (b, s) in r.route.backends.iter().zip(&r.backends) {
-                in_flight.insert(b.addr, s.in_flight.clone());
+                shared.insert(b.addr, (s.pool.clone(), s.in_flight.clone()));
             }
         }
 
@@ -80,10 +80,16 @@ impl Compiled {
             let backends = route
                 .backends
                 .iter()
-                .map(|b| BackendState {
-                    authority: authority(b.addr),
-                    in_flight: in_flight.entry(b.addr).or_default().clone(),
-                    cookie: route.sticky.as_deref().and_then(|name| cookie(name, b)),
+                .map(|b| {
+                    let (pool, in_flight) = shared
+                        .entry(b.addr)
+                        .or_insert_with(|| (Arc::new(Pool::new(b.addr)), Arc::default()))
+                        .clone();
+                    BackendState {
+                        pool,
+                        in_flight,
+                        cookie: route.sticky.as_deref().and_then(|name| cookie(name, b)),
+                    }
                 })
                 .collect();
             let rr = rr
@@ -124,11 +130,6 @@ impl Compiled {
         };
         (compiled, problems)
     }
-}
-
-fn authority(addr: SocketAddr) -> Authority {
-    // A socket address always makes an authority; the fallback is never used.
-    Authority::try_from(addr.to_string()).unwrap_or_else(|_| Authority::from_static("0.0.0.0:0"))
 }
 
 /// RFC 6265 cookie-name: a token.

@@ -464,3 +464,71 @@ async fn shutdown_lets_requests_in_flight_finish() {
     assert!(waited < Duration::from_secs(4), "{waited:?}");
     assert!(TcpStream::connect(a).await.is_err(), "still listening");
 }
+
+#[tokio::test]
+async fn backend_connections_are_kept_alive_and_reused() {
+    let web = EchoBackend::start("web-1").await;
+    let p = proxy(table(vec![route(None, "/", vec![web.backend()])])).await;
+    for i in 0..20 {
+        let got = if i % 2 == 0 {
+            get(p.http_addr(), "a.test", "/").await
+        } else {
+            send(p.http_addr(), request("POST", "a.test", "/", &[], "body")).await
+        };
+        assert_eq!(got.status, 200);
+    }
+    // HEAD and 0-length answers give their connection back too.
+    for _ in 0..3 {
+        let got = send(p.http_addr(), request("HEAD", "a.test", "/", &[], "")).await;
+        assert_eq!(got.status, 200);
+    }
+    let got = get(p.http_addr(), "a.test", "/").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(web.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A backend that answers one request per connection and closes it, without saying so.
+async fn one_shot_backend() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn kept_alive_connections_the_backend_closed_are_not_a_failure() {
+    let addr = one_shot_backend().await;
+    let p = proxy(table(vec![route(None, "/", vec![dead_backend(addr)])])).await;
+    for i in 0..30 {
+        let (method, body) = if i % 3 == 0 {
+            ("POST", "x")
+        } else {
+            ("GET", "")
+        };
+        let got = send(p.http_addr(), request(method, "a.test", "/", &[], body)).await;
+        assert_eq!(
+            (got.status, got.text().as_str()),
+            (200, "ok"),
+            "request {i}"
+        );
+    }
+}

@@ -53,6 +53,8 @@ pub struct EchoBackend {
     pub addr: SocketAddr,
     /// Requests answered.
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
 }
 
 impl EchoBackend {
@@ -60,12 +62,14 @@ impl EchoBackend {
         let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicUsize::new(0));
-        let (n, h) = (name.to_owned(), hits.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (n, h, c) = (name.to_owned(), hits.clone(), connections.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                c.fetch_add(1, Ordering::SeqCst);
                 let (n, h) = (n.clone(), h.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -82,6 +86,7 @@ impl EchoBackend {
             name: name.to_owned(),
             addr,
             hits,
+            connections,
         }
     }
 
