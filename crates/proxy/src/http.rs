@@ -309,6 +309,25 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     debug_assert!(!headers.contains_key(&PROXY_CONNECTION));
 }
 
+/// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 backends get one (RFC 9113
+/// 8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    let cookies = headers.get_all(header::COOKIE);
+    if cookies.iter().nth(1).is_none() {
+        return;
+    }
+    let mut joined = BytesMut::new();
+    for (i, v) in cookies.iter().enumerate() {
+        if i > 0 {
+            joined.put_slice(b"; ");
+        }
+        joined.put_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(joined.freeze()) {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
 /// Every value of `name` joined by `, `, then room for `more` bytes.
 fn joined(headers: &HeaderMap, name: &HeaderName, more: usize) -> BytesMut {
     let values = headers.get_all(name);
@@ -384,6 +403,9 @@ async fn forward(conn: &Conn, route: &Route, mut req: Request<Incoming>) -> Resp
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     remove_hop_by_hop(&mut parts.headers);
+    if parts.version == Version::HTTP_2 {
+        join_cookies(&mut parts.headers);
+    }
     if let Some(value) = upgrade_value {
         parts
             .headers

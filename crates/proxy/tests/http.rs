@@ -422,6 +422,8 @@ async fn h2c_with_prior_knowledge() {
     tokio::spawn(conn);
     let req = Request::builder()
         .uri("http://shop.test/h2?q=1")
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
         .body(Full::new(Bytes::new()))
         .expect("request");
     let got = collect(sender.send_request(req).await.expect("response")).await;
@@ -431,6 +433,8 @@ async fn h2c_with_prior_knowledge() {
     // The backend speaks HTTP/1.1 and gets the authority as Host.
     assert_eq!(got.echo()["version"], "HTTP/1.1");
     assert_eq!(got.got_header("host"), ["shop.test"]);
+    // HTTP/2's cookie fields become the one header HTTP/1.1 has.
+    assert_eq!(got.got_header("cookie"), ["a=1; b=2"]);
 }
 
 #[tokio::test]
