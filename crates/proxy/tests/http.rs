@@ -100,8 +100,8 @@ async fn least_conn_avoids_the_busy_backend() {
     let p = proxy(table(vec![r])).await;
     let a = p.http_addr();
     let slow = tokio::spawn(async move { get(a, "a.test", "/slow/800").await });
-    // Let the slow request reach its backend.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The first request goes to the first backend (both idle, round-robin start).
+    b1.wait_started(1).await;
     let mut quick = Vec::new();
     for _ in 0..6 {
         quick.push(get(a, "a.test", "/").await.backend());
@@ -314,7 +314,7 @@ async fn an_update_lets_requests_in_flight_finish() {
     assert_eq!(got.backend(), "old-1");
 
     let slow = tokio::spawn(async move { get(a, "a.test", "/slow/600").await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    old.wait_started(2).await;
     assert!(
         p.update(table(vec![route(None, "/", vec![new.backend()])]))
             .is_empty()
@@ -457,7 +457,7 @@ async fn shutdown_lets_requests_in_flight_finish() {
     let p = proxy(table(vec![route(None, "/", vec![web.backend()])])).await;
     let a = p.http_addr();
     let slow = tokio::spawn(async move { get(a, "a.test", "/slow/400").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    web.wait_started(1).await;
     let started = std::time::Instant::now();
     p.shutdown(Duration::from_secs(5)).await;
     let waited = started.elapsed();

@@ -51,6 +51,8 @@ pub async fn proxy(table: Table) -> Proxy {
 pub struct EchoBackend {
     pub name: String,
     pub addr: SocketAddr,
+    /// Requests arrived.
+    pub started: Arc<AtomicUsize>,
     /// Requests answered.
     pub hits: Arc<AtomicUsize>,
     /// Connections accepted.
@@ -62,18 +64,21 @@ impl EchoBackend {
         let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let (n, h, c) = (name.to_owned(), hits.clone(), connections.clone());
+        let st = started.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                let (n, h) = (n.clone(), h.clone());
+                let (n, h, st) = (n.clone(), h.clone(), st.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let (n, h) = (n.clone(), h.clone());
+                        st.fetch_add(1, Ordering::SeqCst);
                         async move { Ok::<_, hyper::Error>(echo(&n, &h, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -85,8 +90,22 @@ impl EchoBackend {
         EchoBackend {
             name: name.to_owned(),
             addr,
+            started,
             hits,
             connections,
+        }
+    }
+
+    /// Waits (at most 5 s) until `n` requests have arrived in all.
+    pub async fn wait_started(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.started.load(Ordering::SeqCst) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} got no request",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
