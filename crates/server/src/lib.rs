@@ -193,6 +193,7 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
     tokio::spawn(mesh::run(state.clone()));
     tokio::spawn(directory::refresh(state.clone()));
     tokio::spawn(catalogs::refresh(state.clone()));
+    tokio::spawn(stats::watch_reconcile(state.clone()));
     tokio::spawn(accounts::sweep(
         state.clone(),
         cfg.audit_retention_ms,

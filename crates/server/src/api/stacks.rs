@@ -947,6 +947,28 @@ impl<'a> From<&'a ContainerInfo> for Seen<'a> {
     }
 }
 
+/// The names of the environment's desired containers that are not settled (as a stack's
+/// status counts them): what the reconcile lag is measured on.
+pub fn unsettled(state: &AppState, env: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut reports = ReportCache::default();
+    for name in stack_names(state, env) {
+        let model = state.model();
+        let Some(entry) = model.stack(env, &name) else {
+            continue;
+        };
+        for (slot, host) in entry.containers() {
+            let r = reports.slot(state, entry, &slot, host.map(|h| &**h));
+            let mut one = Tally::default();
+            one.add(entry.row.project.services.get(&*slot.0), &r.seen());
+            if one.settled == 0 {
+                out.push(r.name);
+            }
+        }
+    }
+    out
+}
+
 /// The stack's summary alone, counted without building each container's record.
 fn stack_summary(state: &AppState, env: &str, entry: &StackEntry) -> StackSummary {
     let mut reports = ReportCache::default();
