@@ -5,6 +5,8 @@
 //!
 //! - [`expose`]: reading (`Deserialize` for [`Expose`], with errors naming the field) and
 //!   checking (`expose::check`) a service's `x-drover.expose` list.
+//! - [`table`](mod@table): services, containers and certificates → the [`Table`] of one
+//!   environment with the problems found, `conflicts` between services, `acme_wanted`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,11 +14,13 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 pub mod expose;
+pub mod table;
 
 #[cfg(test)]
 mod tests;
 
 pub use expose::check;
+pub use table::{Container, Input, Service, acme_cert_name, acme_wanted, conflicts, table};
 
 /// The label that makes a host run the ingress.
 pub const INGRESS_LABEL: &str = "drover.ingress";

@@ -5,16 +5,108 @@
 //! parse JSON                  how an expose list reads (JSON, as the server receives it)
 //! check JSON                  expose::check on it: ok, or the error
 //! check-long host|path LEN    expose::check on an entry whose host or path is LEN long
+//! expose STACK SERVICE JSON   (declares) a service's expose list
+//! container NAME STACK SERVICE HOST ready|down IP|-   (declares) a container
+//! cert NAME DOMAIN,.. [expires=UNIX]                 (declares) a certificate
+//! challenge TOKEN KEY_AUTHORIZATION                   (declares) an ACME challenge
+//! table                       the table of what is declared, and its problems
+//! conflicts                   conflicts between the declared services
+//! acme NOW                    the hosts ACME should get a certificate for at NOW
 //! ```
 
 use super::*;
 use expect_test::{Expect, expect};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+#[derive(Default)]
+struct World {
+    services: Vec<(String, String, Vec<Expose>)>,
+    /// name, stack, service, host, ready, ip
+    containers: Vec<(String, String, String, String, bool, Option<Ipv4Addr>)>,
+    certs: Vec<Cert>,
+    expiry: HashMap<String, u64>,
+    challenges: BTreeMap<String, String>,
+}
+
+impl World {
+    fn services(&self) -> Vec<Service<'_>> {
+        self.services
+            .iter()
+            .map(|(stack, service, expose)| Service {
+                stack,
+                service,
+                expose,
+            })
+            .collect()
+    }
+
+    fn table(&self) -> (Table, Vec<String>) {
+        table(&Input {
+            services: self.services(),
+            containers: self
+                .containers
+                .iter()
+                .map(|(name, stack, service, host, ready, ip)| Container {
+                    name,
+                    stack,
+                    service,
+                    host,
+                    ready: *ready,
+                    ip: *ip,
+                })
+                .collect(),
+            certs: self.certs.clone(),
+            challenges: self.challenges.clone(),
+        })
+    }
+}
+
+fn backends(list: &[Backend]) -> String {
+    if list.is_empty() {
+        return "none".into();
+    }
+    let list: Vec<String> = list
+        .iter()
+        .map(|b| format!("{}@{}={}", b.container, b.host, b.addr))
+        .collect();
+    list.join(",")
+}
+
+fn http_route(r: &HttpRoute) -> String {
+    let tls = match &r.tls {
+        Tls::None => "none".to_string(),
+        Tls::Cert(name) => name.clone(),
+    };
+    format!(
+        "{} {} -> {}/{} tls={tls} balance={:?} sticky={} backends={}",
+        r.host.as_deref().unwrap_or("-"),
+        r.path,
+        r.stack,
+        r.service,
+        r.balance,
+        r.sticky.as_deref().unwrap_or("-"),
+        backends(&r.backends)
+    )
+}
+
+fn tcp_route(t: &TcpRoute) -> String {
+    format!(
+        "{} -> {}/{} proxy_protocol={} backends={}",
+        t.listen,
+        t.stack,
+        t.service,
+        t.proxy_protocol,
+        backends(&t.backends)
+    )
+}
 
 fn parse(json: &str) -> Result<Vec<Expose>, String> {
     serde_json::from_str(json).map_err(|e| e.to_string())
 }
 
 fn check(fixture: &str, expected: Expect) {
+    let mut world = World::default();
     let mut out = String::new();
     for line in fixture.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -59,6 +151,77 @@ fn check(fixture: &str, expected: Expect) {
                 };
                 let answer = expose::check(&[Expose::Http(entry)]).err();
                 out += &format!("{line}\n  {}\n", answer.as_deref().unwrap_or("ok"));
+            }
+            "expose" => {
+                let w: Vec<&str> = rest.splitn(3, ' ').collect();
+                let list = parse(w[2]).expect("expose list in fixture");
+                world.services.push((w[0].into(), w[1].into(), list));
+            }
+            "container" => {
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                world.containers.push((
+                    w[0].into(),
+                    w[1].into(),
+                    w[2].into(),
+                    w[3].into(),
+                    w[4] == "ready",
+                    (w[5] != "-").then(|| w[5].parse().expect("ip")),
+                ));
+            }
+            "cert" => {
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                world.certs.push(Cert {
+                    name: w[0].into(),
+                    domains: w[1].split(',').map(String::from).collect(),
+                    chain_pem: format!("chain of {}", w[0]),
+                    key_pem: format!("key of {}", w[0]),
+                });
+                if let Some(t) = w.get(2).and_then(|e| e.strip_prefix("expires=")) {
+                    world
+                        .expiry
+                        .insert(w[0].into(), t.parse().expect("unix time"));
+                }
+            }
+            "challenge" => {
+                let (token, auth) = rest.split_once(' ').expect("challenge TOKEN AUTH");
+                world.challenges.insert(token.into(), auth.into());
+            }
+            "table" => {
+                let (t, problems) = world.table();
+                out += "table:\n";
+                for r in &t.http {
+                    out += &format!("  http {}\n", http_route(r));
+                }
+                for r in &t.tcp {
+                    out += &format!("  tcp {}\n", tcp_route(r));
+                }
+                for c in &t.certs {
+                    out += &format!("  cert {} {}\n", c.name, c.domains.join(","));
+                }
+                for (token, auth) in &t.challenges {
+                    out += &format!("  challenge {token} {auth}\n");
+                }
+                for p in problems {
+                    out += &format!("  problem {p}\n");
+                }
+            }
+            "conflicts" => {
+                out += "conflicts:\n";
+                for c in conflicts(&world.services()) {
+                    out += &format!("  {c}\n");
+                }
+            }
+            "acme" => {
+                let now: u64 = rest.parse().expect("now");
+                let hosts = acme_wanted(&world.services(), &world.certs, now, |c| {
+                    world.expiry.get(&c.name).copied()
+                });
+                let hosts = if hosts.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    hosts.join(" ")
+                };
+                out += &format!("{line} -> {hosts}\n");
             }
             other => panic!("unknown fixture word {other}"),
         }
@@ -206,6 +369,134 @@ fn expose_rules() {
               expose[1]: host shop.example.com path / is already exposed by expose[0]
             check [{"tcp": 5432, "port": 5432}, {"port": 80}, {"tcp": 5432, "port": 5433}]
               expose[2]: tcp port 5432 is already exposed by expose[0]
+        "#]],
+    );
+}
+
+#[test]
+fn the_table_routes_to_ready_containers() {
+    check(
+        r#"
+        expose shop web [{"host": "Shop.Example.com", "port": 8080}, {"host": "shop.example.com", "path": "/static", "port": 8081, "balance": "least_conn", "sticky": "srv"}]
+        expose shop api [{"host": "shop.example.com", "path": "/api", "port": 9000}]
+        expose shop db [{"tcp": 5432, "port": 5432, "proxy_protocol": true}]
+        expose blog web [{"port": 80}, {"host": "*.blog.example.com", "port": 80}]
+        expose blog cache [{"tcp": 6379, "port": 6379}]
+        container shop-web-2 shop web b ready 10.192.8.2
+        container shop-web-1 shop web a ready 10.192.4.2
+        container shop-web-3 shop web c down 10.192.12.2
+        container shop-web-4 shop web c ready -
+        container shop-api-1 shop api a down 10.192.4.3
+        container shop-db-1 shop db b ready 10.192.8.3
+        container blog-web-1 blog web a ready 10.192.4.34
+        container other-web-1 other web a ready 10.192.4.66
+        challenge tok3n tok3n.thumbprint
+        table
+        "#,
+        expect![[r#"
+            table:
+              http - / -> blog/web tls=none balance=RoundRobin sticky=- backends=blog-web-1@a=10.192.4.34:80
+              http *.blog.example.com / -> blog/web tls=none balance=RoundRobin sticky=- backends=blog-web-1@a=10.192.4.34:80
+              http shop.example.com / -> shop/web tls=none balance=RoundRobin sticky=- backends=shop-web-1@a=10.192.4.2:8080,shop-web-2@b=10.192.8.2:8080
+              http shop.example.com /api -> shop/api tls=none balance=RoundRobin sticky=- backends=none
+              http shop.example.com /static -> shop/web tls=none balance=LeastConn sticky=srv backends=shop-web-1@a=10.192.4.2:8081,shop-web-2@b=10.192.8.2:8081
+              tcp 5432 -> shop/db proxy_protocol=true backends=shop-db-1@b=10.192.8.3:5432
+              tcp 6379 -> blog/cache proxy_protocol=false backends=none
+              challenge tok3n tok3n.thumbprint
+        "#]],
+    );
+}
+
+#[test]
+fn tls_named_auto_and_missing_certificates() {
+    check(
+        r#"
+        expose shop web [{"host": "shop.example.com", "port": 80, "tls": "auto"}, {"host": "www.shop.example.com", "port": 80, "tls": "auto"}]
+        expose shop admin [{"host": "admin.example.com", "port": 80, "tls": "auto"}]
+        expose blog web [{"host": "*.blog.example.com", "port": 80, "tls": "blog-wild"}, {"host": "blog.example.com", "port": 80, "tls": "blog-wild"}]
+        expose docs web [{"host": "docs.example.com", "port": 80, "tls": "docs"}, {"port": 80, "path": "/docs", "tls": "docs"}]
+        expose plain web [{"host": "plain.example.com", "port": 80, "tls": "none"}]
+        expose misc web [{"path": "/misc", "port": 80, "tls": "shop-wild"}]
+        cert acme:shop.example.com shop.example.com
+        cert shop-wild *.shop.example.com
+        cert blog-wild *.blog.example.com
+        cert unused other.example.com
+        table
+        "#,
+        expect![[r#"
+            table:
+              http - /docs -> docs/web tls=none balance=RoundRobin sticky=- backends=none
+              http - /misc -> misc/web tls=shop-wild balance=RoundRobin sticky=- backends=none
+              http *.blog.example.com / -> blog/web tls=blog-wild balance=RoundRobin sticky=- backends=none
+              http admin.example.com / -> shop/admin tls=none balance=RoundRobin sticky=- backends=none
+              http blog.example.com / -> blog/web tls=none balance=RoundRobin sticky=- backends=none
+              http docs.example.com / -> docs/web tls=none balance=RoundRobin sticky=- backends=none
+              http plain.example.com / -> plain/web tls=none balance=RoundRobin sticky=- backends=none
+              http shop.example.com / -> shop/web tls=acme:shop.example.com balance=RoundRobin sticky=- backends=none
+              http www.shop.example.com / -> shop/web tls=shop-wild balance=RoundRobin sticky=- backends=none
+              cert acme:shop.example.com shop.example.com
+              cert blog-wild *.blog.example.com
+              cert shop-wild *.shop.example.com
+              problem blog/web: expose[1].tls: certificate blog-wild does not cover blog.example.com (it holds *.blog.example.com); served over plain HTTP
+              problem docs/web: expose[0].tls: certificate docs does not exist; served over plain HTTP until it is added
+              problem docs/web: expose[1].tls: certificate docs does not exist; served over plain HTTP until it is added
+              problem shop/admin: expose[0].tls: auto: no certificate for admin.example.com yet; served over plain HTTP until ACME obtains acme:admin.example.com
+        "#]],
+    );
+}
+
+#[test]
+fn claims_made_twice() {
+    check(
+        r#"
+        expose shop web [{"host": "shop.example.com", "port": 80}, {"tcp": 5432, "port": 5432}, {"port": 80, "path": "/"}]
+        expose blog web [{"host": "SHOP.example.com", "path": "/", "port": 80}, {"host": "shop.example.com", "path": "/blog", "port": 80}]
+        expose blog db [{"tcp": 5432, "port": 5432}, {"host": "*.example.com", "port": 80}]
+        expose alpha web [{"port": 81}, {"host": "shop.example.com", "port": 80}]
+        expose broken web [{"path": "no-slash", "port": 80}, {"host": "ok.example.com", "port": 80}]
+        conflicts
+        table
+        "#,
+        expect![[r#"
+            conflicts:
+              alpha/web and shop/web both claim any host path /
+              alpha/web and blog/web both claim host shop.example.com path /
+              alpha/web and shop/web both claim host shop.example.com path /
+              blog/db and shop/web both claim tcp port 5432
+            table:
+              http - / -> alpha/web tls=none balance=RoundRobin sticky=- backends=none
+              http *.example.com / -> blog/db tls=none balance=RoundRobin sticky=- backends=none
+              http ok.example.com / -> broken/web tls=none balance=RoundRobin sticky=- backends=none
+              http shop.example.com / -> alpha/web tls=none balance=RoundRobin sticky=- backends=none
+              http shop.example.com /blog -> blog/web tls=none balance=RoundRobin sticky=- backends=none
+              tcp 5432 -> blog/db proxy_protocol=false backends=none
+              problem blog/web: expose[0]: host shop.example.com path / is already routed to alpha/web; not routed
+              problem broken/web: expose[0].path: must start with /; not routed
+              problem shop/web: expose[0]: host shop.example.com path / is already routed to alpha/web; not routed
+              problem shop/web: expose[1]: tcp port 5432 is already routed to blog/db; not routed
+              problem shop/web: expose[2]: any host path / is already routed to alpha/web; not routed
+        "#]],
+    );
+}
+
+#[test]
+fn acme_asks_for_missing_and_expiring_certificates() {
+    check(
+        r#"
+        expose shop web [{"host": "Shop.example.com", "port": 80, "tls": "auto"}, {"host": "www.shop.example.com", "port": 80, "tls": "auto"}]
+        expose shop api [{"host": "api.example.com", "port": 80, "tls": "auto"}, {"host": "named.example.com", "port": 80, "tls": "named"}]
+        expose blog web [{"host": "blog.example.com", "port": 80, "tls": "auto"}, {"host": "*.wild.example.com", "port": 80, "tls": "auto"}]
+        cert acme:shop.example.com shop.example.com expires=10000000
+        cert acme:api.example.com api.example.com
+        cert acme:blog.example.com blog.example.com expires=5000000
+        acme 1000000
+        acme 7407999
+        acme 7408000
+        "#,
+        expect![[r#"
+            acme 1000000 -> api.example.com www.shop.example.com
+            acme 7407999 -> api.example.com blog.example.com www.shop.example.com
+            acme 7408000 -> api.example.com blog.example.com shop.example.com www.shop.example.com
         "#]],
     );
 }
