@@ -7,6 +7,9 @@
 //!   checking (`expose::check`) a service's `x-drover.expose` list.
 //! - [`table`](mod@table): services, containers and certificates → the [`Table`] of one
 //!   environment with the problems found, `conflicts` between services, `acme_wanted`.
+//! - [`router`]: the [`Router`] a proxy asks per request (route, certificate by SNI, TCP
+//!   route, ACME answer), and the per-request decisions: [`pick`] a backend, stickiness
+//!   cookies, the forwarded headers, which methods may be sent again.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,12 +17,14 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 pub mod expose;
+pub mod router;
 pub mod table;
 
 #[cfg(test)]
 mod tests;
 
 pub use expose::check;
+pub use router::{Router, forwarded_headers, is_idempotent, pick};
 pub use table::{Container, Input, Service, acme_cert_name, acme_wanted, conflicts, table};
 
 /// The label that makes a host run the ingress.

@@ -12,6 +12,17 @@
 //! table                       the table of what is declared, and its problems
 //! conflicts                   conflicts between the declared services
 //! acme NOW                    the hosts ACME should get a certificate for at NOW
+//! route HOST|- PATH           the route a request reaches
+//! sni NAME                    the certificate a TLS client hello for NAME gets
+//! tcp PORT                    the TCP route listening on PORT
+//! answer PATH                 the ACME HTTP-01 answer for PATH
+//! pick HOST|- PATH [rr=N] [load=CONTAINER:N,..] [cookie=VALUE|@CONTAINER] [exclude=CONTAINER,..]
+//!                             the backend of a request (load: requests in flight, 0 if not
+//!                             given; @CONTAINER: the sticky value naming that container)
+//! set-cookie HOST PATH CONTAINER [secure]   the sticky cookie keeping a client there
+//! cookie NAME HEADER          the value of cookie NAME in a Cookie header
+//! forwarded CLIENT PROTO HOST|- [X-FORWARDED-FOR]   the headers a forwarded request gets
+//! idempotent METHOD..         which methods may be sent again
 //! ```
 
 use super::*;
@@ -92,8 +103,7 @@ fn http_route(r: &HttpRoute) -> String {
 
 fn tcp_route(t: &TcpRoute) -> String {
     format!(
-        "{} -> {}/{} proxy_protocol={} backends={}",
-        t.listen,
+        "{}/{} proxy_protocol={} backends={}",
         t.stack,
         t.service,
         t.proxy_protocol,
@@ -103,6 +113,12 @@ fn tcp_route(t: &TcpRoute) -> String {
 
 fn parse(json: &str) -> Result<Vec<Expose>, String> {
     serde_json::from_str(json).map_err(|e| e.to_string())
+}
+
+/// `HOST|- PATH`.
+fn host_path(rest: &str) -> (Option<&str>, &str) {
+    let (host, path) = rest.split_once(' ').expect("HOST PATH");
+    ((host != "-").then_some(host), path)
 }
 
 fn check(fixture: &str, expected: Expect) {
@@ -193,7 +209,7 @@ fn check(fixture: &str, expected: Expect) {
                     out += &format!("  http {}\n", http_route(r));
                 }
                 for r in &t.tcp {
-                    out += &format!("  tcp {}\n", tcp_route(r));
+                    out += &format!("  tcp {} -> {}\n", r.listen, tcp_route(r));
                 }
                 for c in &t.certs {
                     out += &format!("  cert {} {}\n", c.name, c.domains.join(","));
@@ -222,6 +238,114 @@ fn check(fixture: &str, expected: Expect) {
                     hosts.join(" ")
                 };
                 out += &format!("{line} -> {hosts}\n");
+            }
+            "route" => {
+                let (host, path) = host_path(rest);
+                let router = Router::from(world.table().0);
+                let answer = match router.route(host, path) {
+                    Some(r) => format!(
+                        "{}/{} {} {}",
+                        r.stack,
+                        r.service,
+                        r.host.as_deref().unwrap_or("-"),
+                        r.path
+                    ),
+                    None => "none".into(),
+                };
+                out += &format!("{line} -> {answer}\n");
+            }
+            "sni" => {
+                let router = Router::from(world.table().0);
+                let answer = router.cert_for(rest).map_or("none", |c| c.name.as_str());
+                out += &format!("{line} -> {answer}\n");
+            }
+            "tcp" => {
+                let router = Router::from(world.table().0);
+                let answer = router
+                    .tcp(rest.parse().expect("port"))
+                    .map_or("none".into(), tcp_route);
+                out += &format!("{line} -> {answer}\n");
+            }
+            "answer" => {
+                let router = Router::from(world.table().0);
+                out += &format!("{line} -> {}\n", router.challenge(rest).unwrap_or("none"));
+            }
+            "pick" => {
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                let router = Router::from(world.table().0);
+                let host = (w[0] != "-").then_some(w[0]);
+                let route = router.route(host, w[1]).expect("a route to pick from");
+                let by_name = |name: &str| {
+                    route
+                        .backends
+                        .iter()
+                        .find(|b| b.container == name)
+                        .expect("a backend of the route")
+                };
+                let (mut rr, mut load, mut cookie, mut exclude) =
+                    (0, HashMap::new(), None, Vec::new());
+                for opt in &w[2..] {
+                    let (k, v) = opt.split_once('=').expect("KEY=VALUE");
+                    match k {
+                        "rr" => rr = v.parse().expect("rr"),
+                        "load" => {
+                            for pair in v.split(',') {
+                                let (c, n) = pair.split_once(':').expect("CONTAINER:N");
+                                load.insert(c.to_string(), n.parse::<usize>().expect("n"));
+                            }
+                        }
+                        "cookie" => {
+                            cookie = Some(match v.strip_prefix('@') {
+                                Some(name) => router::sticky_value(by_name(name)),
+                                None => v.to_string(),
+                            })
+                        }
+                        "exclude" => exclude = v.split(',').map(|c| by_name(c).addr).collect(),
+                        other => panic!("pick option {other}"),
+                    }
+                }
+                let in_flight = |b: &Backend| load.get(&b.container).copied().unwrap_or(0);
+                let picked = pick(route, rr, &in_flight, cookie.as_deref(), &exclude);
+                let answer = picked.map_or("none", |b| b.container.as_str());
+                out += &format!("{line} -> {answer}\n");
+            }
+            "set-cookie" => {
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                let router = Router::from(world.table().0);
+                let route = router
+                    .route(Some(w[0]), w[1])
+                    .expect("a route for set-cookie");
+                let backend = route
+                    .backends
+                    .iter()
+                    .find(|b| b.container == w[2])
+                    .expect("a backend of the route");
+                let secure = w.get(3) == Some(&"secure");
+                let answer = router::sticky_cookie(route, backend, secure);
+                out += &format!("{line} -> {}\n", answer.as_deref().unwrap_or("none"));
+            }
+            "cookie" => {
+                let (name, header) = rest.split_once(' ').expect("cookie NAME HEADER");
+                let answer =
+                    router::cookie(header, name).map_or("none".into(), |v| format!("{v:?}"));
+                out += &format!("{line} -> {answer}\n");
+            }
+            "forwarded" => {
+                let w: Vec<&str> = rest.splitn(4, ' ').collect();
+                let host = (w[2] != "-").then_some(w[2]);
+                out += &format!("{line}\n");
+                for (name, value) in
+                    forwarded_headers(w[0].parse().expect("client"), w[1], host, w.get(3).copied())
+                {
+                    out += &format!("  {name}: {value}\n");
+                }
+            }
+            "idempotent" => {
+                let answers: Vec<String> = rest
+                    .split_whitespace()
+                    .map(|m| format!("{m}={}", if is_idempotent(m) { "yes" } else { "no" }))
+                    .collect();
+                out += &format!("{line} -> {}\n", answers.join(" "));
             }
             other => panic!("unknown fixture word {other}"),
         }
@@ -497,6 +621,223 @@ fn acme_asks_for_missing_and_expiring_certificates() {
             acme 1000000 -> api.example.com www.shop.example.com
             acme 7407999 -> api.example.com blog.example.com www.shop.example.com
             acme 7408000 -> api.example.com blog.example.com shop.example.com www.shop.example.com
+        "#]],
+    );
+}
+
+#[test]
+fn exact_host_beats_wildcard_beats_any_host() {
+    check(
+        r#"
+        expose shop web [{"host": "shop.example.com", "port": 80}, {"host": "shop.example.com", "path": "/api", "port": 81}]
+        expose wild web [{"host": "*.example.com", "port": 80}, {"host": "*.example.com", "path": "/wild", "port": 80}]
+        expose any web [{"port": 80}, {"path": "/api/v2", "port": 80}]
+        expose alias web [{"host": "only-api.example.com", "path": "/api", "port": 80}]
+        route shop.example.com /
+        route shop.example.com /wild
+        route SHOP.Example.COM:8443 /api/x
+        route shop.example.com. /api
+        route www.example.com /wild/x
+        route a.www.example.com /
+        route example.com /
+        route .example.com /
+        route - /api/v2/users
+        route :8080 /
+        route [::1]:8080 /api/v2
+        route only-api.example.com /api/x
+        route only-api.example.com /
+        "#,
+        expect![[r#"
+            route shop.example.com / -> shop/web shop.example.com /
+            route shop.example.com /wild -> shop/web shop.example.com /
+            route SHOP.Example.COM:8443 /api/x -> shop/web shop.example.com /api
+            route shop.example.com. /api -> shop/web shop.example.com /api
+            route www.example.com /wild/x -> wild/web *.example.com /wild
+            route a.www.example.com / -> any/web - /
+            route example.com / -> any/web - /
+            route .example.com / -> any/web - /
+            route - /api/v2/users -> any/web - /api/v2
+            route :8080 / -> any/web - /
+            route [::1]:8080 /api/v2 -> any/web - /api/v2
+            route only-api.example.com /api/x -> alias/web only-api.example.com /api
+            route only-api.example.com / -> none
+        "#]],
+    );
+}
+
+#[test]
+fn the_longest_path_prefix_wins_at_a_segment_boundary() {
+    check(
+        r#"
+        expose shop web [{"port": 80}, {"path": "/api", "port": 80}, {"path": "/api/v2/", "port": 80}, {"path": "/static/img", "port": 80}]
+        route - /
+        route - /api
+        route - /api/
+        route - /api/x
+        route - /api?q=1
+        route - /apix
+        route - /api/v2
+        route - /api/v2/
+        route - /api/v2/users?id=1
+        route - /static
+        route - /static/img/logo.png
+        route - *
+        "#,
+        expect![[r#"
+            route - / -> shop/web - /
+            route - /api -> shop/web - /api
+            route - /api/ -> shop/web - /api
+            route - /api/x -> shop/web - /api
+            route - /api?q=1 -> shop/web - /api
+            route - /apix -> shop/web - /
+            route - /api/v2 -> shop/web - /api
+            route - /api/v2/ -> shop/web - /api/v2/
+            route - /api/v2/users?id=1 -> shop/web - /api/v2/
+            route - /static -> shop/web - /
+            route - /static/img/logo.png -> shop/web - /static/img
+            route - * -> none
+        "#]],
+    );
+}
+
+#[test]
+fn certificates_tcp_routes_and_challenges() {
+    check(
+        r#"
+        expose shop web [{"host": "shop.example.com", "port": 80, "tls": "auto"}, {"host": "www.shop.example.com", "port": 80, "tls": "shop-wild"}, {"host": "*.apps.example.com", "port": 80, "tls": "apps"}]
+        expose shop db [{"tcp": 5432, "port": 5432, "proxy_protocol": true}]
+        container shop-db-1 shop db a ready 10.192.4.9
+        cert acme:shop.example.com shop.example.com
+        cert shop-wild *.shop.example.com,shop.example.com
+        cert apps *.apps.example.com
+        challenge abc abc.key
+        sni shop.example.com
+        sni SHOP.example.com.
+        sni www.shop.example.com
+        sni a.www.shop.example.com
+        sni x.apps.example.com
+        sni apps.example.com
+        sni other.example.com
+        tcp 5432
+        tcp 5433
+        answer /.well-known/acme-challenge/abc
+        answer /.well-known/acme-challenge/abd
+        answer /.well-known/acme-challenge/
+        answer /abc
+        "#,
+        expect![[r#"
+            sni shop.example.com -> acme:shop.example.com
+            sni SHOP.example.com. -> acme:shop.example.com
+            sni www.shop.example.com -> shop-wild
+            sni a.www.shop.example.com -> none
+            sni x.apps.example.com -> apps
+            sni apps.example.com -> none
+            sni other.example.com -> none
+            tcp 5432 -> shop/db proxy_protocol=true backends=shop-db-1@a=10.192.4.9:5432
+            tcp 5433 -> none
+            answer /.well-known/acme-challenge/abc -> abc.key
+            answer /.well-known/acme-challenge/abd -> none
+            answer /.well-known/acme-challenge/ -> none
+            answer /abc -> none
+        "#]],
+    );
+}
+
+#[test]
+fn picking_a_backend() {
+    check(
+        r#"
+        expose shop web [{"port": 80}, {"path": "/lc", "port": 80, "balance": "least_conn"}, {"path": "/sticky", "port": 80, "sticky": "srv"}]
+        expose shop down [{"host": "down.example.com", "port": 80}]
+        container shop-web-1 shop web a ready 10.192.4.2
+        container shop-web-2 shop web b ready 10.192.8.2
+        container shop-web-3 shop web c ready 10.192.12.2
+        container shop-down-1 shop down c down 10.192.12.3
+        pick - / rr=0
+        pick - / rr=1
+        pick - / rr=5
+        pick - / rr=0 exclude=shop-web-1
+        pick - / rr=1 exclude=shop-web-1
+        pick - / rr=0 exclude=shop-web-1,shop-web-2,shop-web-3
+        pick down.example.com / rr=0
+        pick - /lc rr=0 load=shop-web-1:3,shop-web-2:1,shop-web-3:2
+        pick - /lc rr=0 load=shop-web-1:3,shop-web-2:1,shop-web-3:1
+        pick - /lc rr=1 load=shop-web-1:3,shop-web-2:1,shop-web-3:1
+        pick - /lc rr=0 load=shop-web-1:3,shop-web-2:1,shop-web-3:2 exclude=shop-web-2
+        pick - /sticky rr=0 cookie=@shop-web-3
+        pick - /sticky rr=0 cookie=@shop-web-3 exclude=shop-web-3
+        pick - /sticky rr=1 cookie=0123456789abcdef
+        pick - / rr=0 cookie=@shop-web-3
+        set-cookie - /sticky shop-web-3
+        set-cookie - /sticky/x shop-web-3 secure
+        set-cookie - / shop-web-3
+        cookie srv a=1; srv=abc; srv=def
+        cookie srv srv="abc"
+        cookie srv srvx=1; xsrv=2
+        "#,
+        expect![[r#"
+            pick - / rr=0 -> shop-web-1
+            pick - / rr=1 -> shop-web-2
+            pick - / rr=5 -> shop-web-3
+            pick - / rr=0 exclude=shop-web-1 -> shop-web-2
+            pick - / rr=1 exclude=shop-web-1 -> shop-web-3
+            pick - / rr=0 exclude=shop-web-1,shop-web-2,shop-web-3 -> none
+            pick down.example.com / rr=0 -> none
+            pick - /lc rr=0 load=shop-web-1:3,shop-web-2:1,shop-web-3:2 -> shop-web-2
+            pick - /lc rr=0 load=shop-web-1:3,shop-web-2:1,shop-web-3:1 -> shop-web-2
+            pick - /lc rr=1 load=shop-web-1:3,shop-web-2:1,shop-web-3:1 -> shop-web-3
+            pick - /lc rr=0 load=shop-web-1:3,shop-web-2:1,shop-web-3:2 exclude=shop-web-2 -> shop-web-3
+            pick - /sticky rr=0 cookie=@shop-web-3 -> shop-web-3
+            pick - /sticky rr=0 cookie=@shop-web-3 exclude=shop-web-3 -> shop-web-1
+            pick - /sticky rr=1 cookie=0123456789abcdef -> shop-web-2
+            pick - / rr=0 cookie=@shop-web-3 -> shop-web-1
+            set-cookie - /sticky shop-web-3 -> srv=3dc7800466d58962; Path=/sticky; HttpOnly; SameSite=Lax
+            set-cookie - /sticky/x shop-web-3 secure -> srv=3dc7800466d58962; Path=/sticky; HttpOnly; SameSite=Lax; Secure
+            set-cookie - / shop-web-3 -> none
+            cookie srv a=1; srv=abc; srv=def -> "abc"
+            cookie srv srv="abc" -> "abc"
+            cookie srv srvx=1; xsrv=2 -> none
+        "#]],
+    );
+}
+
+#[test]
+fn forwarded_headers_and_retries() {
+    check(
+        r#"
+        forwarded 203.0.113.7:51000 https shop.example.com
+        forwarded 203.0.113.7:51000 http shop.example.com:8080 198.51.100.1, 10.0.0.1
+        forwarded [2001:db8::1]:51000 https - 198.51.100.1
+        forwarded [::ffff:203.0.113.7]:51000 http shop.example.com
+        forwarded 203.0.113.7:51000 http bad"host
+        idempotent GET HEAD OPTIONS TRACE PUT DELETE POST PATCH CONNECT get
+        "#,
+        expect![[r#"
+            forwarded 203.0.113.7:51000 https shop.example.com
+              x-forwarded-for: 203.0.113.7
+              x-forwarded-proto: https
+              x-forwarded-host: shop.example.com
+              forwarded: for=203.0.113.7;proto=https;host=shop.example.com
+            forwarded 203.0.113.7:51000 http shop.example.com:8080 198.51.100.1, 10.0.0.1
+              x-forwarded-for: 198.51.100.1, 10.0.0.1, 203.0.113.7
+              x-forwarded-proto: http
+              x-forwarded-host: shop.example.com:8080
+              forwarded: for=203.0.113.7;proto=http;host="shop.example.com:8080"
+            forwarded [2001:db8::1]:51000 https - 198.51.100.1
+              x-forwarded-for: 198.51.100.1, 2001:db8::1
+              x-forwarded-proto: https
+              forwarded: for="[2001:db8::1]";proto=https
+            forwarded [::ffff:203.0.113.7]:51000 http shop.example.com
+              x-forwarded-for: 203.0.113.7
+              x-forwarded-proto: http
+              x-forwarded-host: shop.example.com
+              forwarded: for=203.0.113.7;proto=http;host=shop.example.com
+            forwarded 203.0.113.7:51000 http bad"host
+              x-forwarded-for: 203.0.113.7
+              x-forwarded-proto: http
+              x-forwarded-host: bad"host
+              forwarded: for=203.0.113.7;proto=http;host="bad\"host"
+            idempotent GET HEAD OPTIONS TRACE PUT DELETE POST PATCH CONNECT get -> GET=yes HEAD=yes OPTIONS=yes TRACE=yes PUT=yes DELETE=yes POST=no PATCH=no CONNECT=no get=no
         "#]],
     );
 }
