@@ -446,3 +446,21 @@ async fn a_request_body_is_relayed() {
     assert_eq!(got.status, 200);
     assert_eq!(got.echo()["body"].as_str().map(str::len), Some(300_000));
 }
+
+#[tokio::test]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let web = EchoBackend::start("web-1").await;
+    let p = proxy(table(vec![route(None, "/", vec![web.backend()])])).await;
+    let a = p.http_addr();
+    let slow = tokio::spawn(async move { get(a, "a.test", "/slow/400").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    p.shutdown(Duration::from_secs(5)).await;
+    let waited = started.elapsed();
+    let slow = slow.await.expect("slow");
+    assert_eq!(slow.status, 200);
+    assert_eq!(slow.backend(), "web-1");
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert!(TcpStream::connect(a).await.is_err(), "still listening");
+}
