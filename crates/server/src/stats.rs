@@ -173,7 +173,10 @@ impl Monitor {
             .since
             .iter()
             .map(|(env, since)| {
-                let oldest = since.values().min().map_or(0, |at| now_ms.saturating_sub(*at));
+                let oldest = since
+                    .values()
+                    .min()
+                    .map_or(0, |at| now_ms.saturating_sub(*at));
                 (env.clone(), oldest as f64 / 1000.0)
             })
             .collect();
@@ -317,7 +320,10 @@ mod tests {
     fn reconcile_lag_is_the_oldest_unsettled_container_and_settling_is_timed() {
         let m = Monitor::default();
         m.observe_unsettled(unsettled(&[("a", &["a-web-1"]), ("b", &[])]), 1_000);
-        m.observe_unsettled(unsettled(&[("a", &["a-web-1", "a-web-2"]), ("b", &[])]), 3_000);
+        m.observe_unsettled(
+            unsettled(&[("a", &["a-web-1", "a-web-2"]), ("b", &[])]),
+            3_000,
+        );
         assert_eq!(
             m.reconcile_lag(4_000),
             vec![("a".to_string(), 3.0), ("b".to_string(), 0.0)]

@@ -248,6 +248,7 @@ fn three_hosts_schedule_fail_over_and_fence() {
     private_registry_on_two_hosts(&c);
     secrets_on_every_host(&c);
     crate::mesh::zero_downtime_upgrade(&c);
+    crate::ingress::routes_across_hosts(&c);
 
     // Spread: three replicas, one per host, each with its sidekick beside it.
     c.deploy_ok(
