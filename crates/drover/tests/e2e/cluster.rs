@@ -21,6 +21,9 @@ pub(crate) struct Cluster {
     agents: Vec<Option<Child>>,
     /// `drover agent --server https://... --token T --ca-hash sha256:...`, as printed.
     agent_args: Vec<String>,
+    /// The ACME test directory (pebble) the server is pointed at; started by the scenario
+    /// that needs it.
+    pub(crate) acme: crate::ingress::Pebble,
 }
 
 fn script() -> PathBuf {
@@ -44,13 +47,18 @@ impl Cluster {
         );
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+        let acme = crate::ingress::Pebble::prepare(&dir.path().join("pebble"));
         let mut cmd = Command::new(bin());
         cmd.args([
             "server",
             "--listen",
             &format!("10.77.0.1:{port}"),
-            "--data-dir",
+            "--acme-directory",
+            &acme.directory(),
+            "--acme-ca",
         ])
+        .arg(acme.ca_file())
+        .arg("--data-dir")
         .arg(dir.path().join("server"))
         .env("DROVER_CONFIG", dir.path().join("cli.json"))
         .stderr(log);
@@ -64,6 +72,7 @@ impl Cluster {
             server: Some(server),
             agents: Vec::new(),
             agent_args: Vec::new(),
+            acme,
         };
         assert!(c.url.starts_with("https://"), "not HTTPS: {}", c.url);
         // Agents register with a host token, running the printed command as an operator
@@ -249,6 +258,7 @@ fn three_hosts_schedule_fail_over_and_fence() {
     secrets_on_every_host(&c);
     crate::mesh::zero_downtime_upgrade(&c);
     crate::ingress::routes_across_hosts(&c);
+    crate::ingress::acme_with_pebble(&c);
 
     // Spread: three replicas, one per host, each with its sidekick beside it.
     c.deploy_ok(

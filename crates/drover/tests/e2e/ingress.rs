@@ -38,6 +38,11 @@ fn parse(buf: &str) -> Option<(u16, String, String)> {
 
 /// A GET over TLS to the ingress's 443 with SNI `host`, trusting only `ca_pem`.
 fn get_tls(host: &str, path: &str, ca_pem: &str) -> Result<(u16, String), String> {
+    get_tls_at(&format!("{}:443", host_ip(1)), host, path, ca_pem)
+}
+
+/// A GET over TLS to `addr` with SNI `host`, trusting only `ca_pem`.
+fn get_tls_at(addr: &str, host: &str, path: &str, ca_pem: &str) -> Result<(u16, String), String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -56,7 +61,7 @@ fn get_tls(host: &str, path: &str, ca_pem: &str) -> Result<(u16, String), String
         rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
     let mut conn =
         rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-    let mut sock = TcpStream::connect((host_ip(1).as_str(), 443)).map_err(|e| e.to_string())?;
+    let mut sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
@@ -311,5 +316,158 @@ pub fn routes_across_hosts(c: &Cluster) {
     c.ok(&["stack", "rm", STACK]);
     c.ok(&["cert", "rm", "shop"]);
     c.ok(&["cert", "rm", "blog"]);
+    c.ok(&["host", "label", &c.host_id(1), "drover.ingress-"]);
+}
+
+/// Pebble, an ACME test directory (Debian's `pebble`), with `pebble-challtestsrv` as its DNS:
+/// every name resolves to host 1, the ingress host, whose port 80 answers the HTTP-01
+/// challenges. Its own HTTPS certificate is made here; the ports are chosen when the
+/// cluster starts (the server is pointed at it then), the processes when a scenario needs
+/// them, and killed on drop.
+pub(crate) struct Pebble {
+    dir: std::path::PathBuf,
+    port: u16,
+    management: u16,
+    dns: u16,
+    dns_management: u16,
+    children: std::sync::Mutex<Vec<std::process::Child>>,
+}
+
+impl Pebble {
+    pub(crate) fn prepare(dir: &std::path::Path) -> Pebble {
+        std::fs::create_dir_all(dir).expect("pebble dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("params");
+        params.is_ca = rcgen::IsCa::NoCa;
+        let cert = params.self_signed(&key).expect("cert");
+        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("cert");
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("key");
+        Pebble {
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            management: free_port(),
+            dns: free_port(),
+            dns_management: free_port(),
+            children: std::sync::Mutex::default(),
+        }
+    }
+
+    pub(crate) fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.port)
+    }
+
+    pub(crate) fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.join("cert.pem")
+    }
+
+    fn start(&self) {
+        let config = format!(
+            r#"{{"pebble":{{"listenAddress":"127.0.0.1:{}","managementListenAddress":"127.0.0.1:{}","certificate":"{}","privateKey":"{}","httpPort":80,"tlsPort":443,"ocspResponderURL":"","externalAccountBindingRequired":false}}}}"#,
+            self.port,
+            self.management,
+            self.dir.join("cert.pem").display(),
+            self.dir.join("key.pem").display()
+        );
+        std::fs::write(self.dir.join("config.json"), config).expect("config");
+        let log = |name: &str| std::fs::File::create(self.dir.join(name)).expect("log");
+        let dns = Command::new("pebble-challtestsrv")
+            .args(["-defaultIPv4", &host_ip(1), "-defaultIPv6", ""])
+            .args(["-dns01", &format!("127.0.0.1:{}", self.dns)])
+            .args(["-http01", "", "-tlsalpn01", "", "-https01", ""])
+            .args(["-management", &format!("127.0.0.1:{}", self.dns_management)])
+            .stdout(log("challtestsrv.log"))
+            .stderr(log("challtestsrv.err"))
+            .spawn()
+            .expect("pebble-challtestsrv (apt-get install pebble)");
+        let pebble = Command::new("pebble")
+            .arg("-config")
+            .arg(self.dir.join("config.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{}", self.dns)])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            // Pebble rejects 5% of nonces by default, to test clients' retries.
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log("pebble.log"))
+            .stderr(log("pebble.err"))
+            .spawn()
+            .expect("pebble (apt-get install pebble)");
+        let mut children = self.children.lock().expect("children");
+        children.push(dns);
+        children.push(pebble);
+    }
+
+    /// The root pebble's issued certificates chain to (its management API).
+    fn root(&self) -> String {
+        let ca = std::fs::read_to_string(self.ca_file()).expect("ca");
+        let (code, body) = get_tls_at(
+            &format!("127.0.0.1:{}", self.management),
+            "localhost",
+            "/roots/0",
+            &ca,
+        )
+        .expect("pebble's root");
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        if let Ok(mut children) = self.children.lock() {
+            for c in children.iter_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// `tls: auto`: the server gets a certificate from the ACME test directory by HTTP-01
+/// (answered by the ingress on host 1), stores it as `acme:HOST` and the ingress serves it.
+pub fn acme_with_pebble(c: &Cluster) {
+    c.acme.start();
+    c.ok(&["host", "label", &c.host_id(1), "drover.ingress=true"]);
+    c.deploy_ok(
+        "autotls",
+        "services:
+  web:
+    image: drover-test/app:1
+    stop_grace_period: 1s
+    environment: {NAME: auto}
+    x-drover:
+      expose:
+        - host: auto.test
+          port: 8080
+          tls: auto
+",
+    );
+    let started = Instant::now();
+    // Until the certificate is there, the route is served over plain HTTP.
+    wait_for(Duration::from_secs(30), "plain HTTP for auto.test", || {
+        get("auto.test", "/").filter(|(code, _, _)| *code == 200)
+    });
+    wait_for(Duration::from_secs(90), "an ACME certificate", || {
+        let ls = c.ok(&["cert", "ls"]);
+        ls.contains("acme:auto.test").then_some(ls)
+    });
+    println!(
+        "tls: auto: certificate obtained from pebble in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let root = c.acme.root();
+    let (code, body) = wait_for(
+        Duration::from_secs(20),
+        "HTTPS with the ACME certificate",
+        || get_tls("auto.test", "/", &root).ok(),
+    );
+    assert!(code == 200 && body.contains("name=auto"), "{code} {body}");
+    let (code, head, _) = get("auto.test", "/").expect("answer");
+    assert!(
+        code == 308 && head.contains("location: https://auto.test/"),
+        "{code} {head}"
+    );
+    c.ok(&["stack", "rm", "autotls"]);
+    c.ok(&["cert", "rm", "acme:auto.test"]);
     c.ok(&["host", "label", &c.host_id(1), "drover.ingress-"]);
 }
