@@ -24,6 +24,21 @@ pub(crate) struct Cluster {
     /// The ACME test directory (pebble) the server is pointed at; started by the scenario
     /// that needs it.
     pub(crate) acme: crate::ingress::Pebble,
+    /// Held while the cluster lives: the namespaces' names are fixed, so clusters (this
+    /// test's, the chaos suite's) take turns.
+    _lock: std::fs::File,
+}
+
+/// Waits for the machine's one cluster slot (an exclusive flock on a well-known file).
+fn cluster_lock() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/drover-cluster.lock")
+        .expect("cluster lock file");
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("cluster lock");
+    f
 }
 
 fn script() -> PathBuf {
@@ -33,6 +48,7 @@ fn script() -> PathBuf {
 impl Cluster {
     fn start() -> Cluster {
         require_engine();
+        let lock = cluster_lock();
         let dir = tempfile::tempdir().expect("tempdir");
         let out = Command::new(script())
             .args(["up", &HOSTS.to_string()])
@@ -73,6 +89,7 @@ impl Cluster {
             agents: Vec::new(),
             agent_args: Vec::new(),
             acme,
+            _lock: lock,
         };
         assert!(c.url.starts_with("https://"), "not HTTPS: {}", c.url);
         // Agents register with a host token, running the printed command as an operator
