@@ -37,6 +37,15 @@ if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null
 fi
 
+# The ingress test gets a tls: auto certificate from pebble, Debian's ACME test directory.
+if ! command -v pebble >/dev/null 2>&1; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test.sh: pebble is missing: apt-get install pebble (as root)" >&2
+        exit 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pebble >/dev/null
+fi
+
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@" || status=$?

@@ -100,6 +100,11 @@ fn main() -> Result<()> {
                     .unwrap_or(default)
             };
             // DROVER_BIN: a binary to measure instead (e.g. `--profile profiling` for perf).
+            let ui = args.iter().any(|a| a == "--ui");
+            if ui {
+                // The UI is embedded in the binary: built first.
+                run(Command::new("bash").arg(root().join("scripts/build-ui.sh")))?;
+            }
             let bin = match std::env::var_os("DROVER_BIN") {
                 Some(b) => PathBuf::from(b),
                 None => build_drover()?,
@@ -113,13 +118,14 @@ fn main() -> Result<()> {
                     concurrency: num("--concurrency", 16),
                     read_rate: num("--read-rate", 0) as u32,
                     tls: args.iter().any(|a| a == "--tls"),
+                    ui,
                 },
                 args.iter().any(|a| a == "--failover"),
             )
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui]"
             )
         }
     }

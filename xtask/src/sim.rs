@@ -35,6 +35,27 @@ pub struct Shape {
     pub concurrency: usize,
     /// Serve and connect over TLS (agents pin the server's CA, the API client trusts it).
     pub tls: bool,
+    /// Once converged, time the web UI's dashboard to first meaningful render in headless
+    /// Chromium (`ui/tests/first-render.mjs`).
+    pub ui: bool,
+}
+
+/// The dashboard's time to first meaningful render, printed by `ui/tests/first-render.mjs`.
+fn first_render(url: &str, token: &str, containers: usize, hosts: usize) -> Result<()> {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui");
+    let status = std::process::Command::new("node")
+        .arg("tests/first-render.mjs")
+        .current_dir(&ui)
+        .env("DROVER_URL", url)
+        .env("DROVER_TOKEN", token)
+        .env("CONTAINERS", containers.to_string())
+        .env("HOSTS", hosts.to_string())
+        .status()
+        .context("node (ui/tests/first-render.mjs)")?;
+    if !status.success() {
+        bail!("ui/tests/first-render.mjs failed: {status}");
+    }
+    Ok(())
 }
 
 /// The server's CA certificate, when it speaks TLS.
@@ -593,6 +614,9 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         shape.agents,
         t.elapsed().as_secs_f64() * 1000.0
     );
+    if shape.ui {
+        first_render(url, token, total, shape.agents)?;
+    }
     if shape.read_rate > 0 {
         let lat = read_load(&api(""), token, shape, shape.read_rate);
         println!(

@@ -73,6 +73,8 @@ pub enum Action {
     Networks,
     /// Private registry logins.
     Registries,
+    /// The ingress's TLS certificates.
+    Certs,
     /// Reading the environment's members and audit log.
     Members,
     /// Adding and removing members; changing the container policy; adding, refreshing and
@@ -95,6 +97,7 @@ impl Action {
             Action::Tokens => "manage registration tokens",
             Action::Networks => "manage networks",
             Action::Registries => "manage registry logins",
+            Action::Certs => "manage certificates",
             Action::Members => "see members or the audit log",
             Action::Govern => "change members or the container policy",
         }
@@ -110,7 +113,7 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         Read => true,
         ReadHosts => role != Role::Restricted,
         Deploy | Exec => role >= Role::Restricted,
-        Hosts | Tokens | Networks | Registries | Members => role >= Role::Member,
+        Hosts | Tokens | Networks | Registries | Certs | Members => role >= Role::Member,
         Govern => role == Role::Owner,
     }
 }
@@ -420,6 +423,14 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "/v1/environments/{env}/registries/{host}",
         Action::Registries,
     ),
+    ("GET", "/v1/environments/{env}/certs", Action::Read),
+    ("POST", "/v1/environments/{env}/certs", Action::Certs),
+    (
+        "DELETE",
+        "/v1/environments/{env}/certs/{name}",
+        Action::Certs,
+    ),
+    ("GET", "/v1/environments/{env}/ingress", Action::Read),
     ("GET", "/v1/environments/{env}/events", Action::Read),
     ("GET", "/v1/environments/{env}/watch", Action::Read),
     ("POST", "/v1/environments/{env}/blobs", Action::Deploy),

@@ -350,6 +350,7 @@ fn check_authorize(fixture: &str, expect: Expect) {
             "tokens" => Action::Tokens,
             "networks" => Action::Networks,
             "registries" => Action::Registries,
+            "certs" => Action::Certs,
             "members" => Action::Members,
             "metrics" => Action::Metrics,
             "govern" => Action::Govern,
@@ -375,6 +376,7 @@ fn the_role_table() {
         Action::Tokens,
         Action::Networks,
         Action::Registries,
+        Action::Certs,
         Action::Members,
         Action::Govern,
         Action::Admin,
@@ -405,6 +407,7 @@ fn the_role_table() {
         Tokens       yes   yes    -          -
         Networks     yes   yes    -          -
         Registries   yes   yes    -          -
+        Certs        yes   yes    -          -
         Members      yes   yes    -          -
         Govern       yes   -      -          -
         Admin        -     -      -          -

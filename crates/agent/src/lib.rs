@@ -9,6 +9,7 @@
 
 mod exec;
 mod files;
+mod ingress;
 mod mesh;
 mod probes;
 mod session;
@@ -69,6 +70,8 @@ pub struct Config {
     pub reclaim: bool,
     /// Join the environment's mesh (tunnel, subnets, DNS); `None` leaves networks local.
     pub mesh: Option<MeshConfig>,
+    /// Where the ingress listens when the host is labelled `drover.ingress=true`.
+    pub ingress: proxy::Config,
 }
 
 /// State shared between the session and the worker.
@@ -95,6 +98,8 @@ pub(crate) struct Shared {
     pub probed: watch::Sender<std::collections::HashMap<String, proto::Health>>,
     /// Where containers' secrets and configs are kept (a tmpfs).
     pub files: files::Files,
+    /// The route table this host's ingress serves (`None`: it runs none).
+    pub ingress: watch::Sender<Option<::ingress::Table>>,
 }
 
 impl Shared {
@@ -186,6 +191,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         mesh: mesh.clone(),
         probed: watch::channel(Default::default()).0,
         files: files::Files::new(&host_id),
+        ingress: watch::channel(None).0,
     });
     let hello = proto::Hello {
         protocol: proto::PROTOCOL_VERSION,
@@ -198,6 +204,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     };
     tokio::spawn(worker::run(shared.clone()));
     tokio::spawn(probes::run(shared.clone(), client_tls.clone()));
+    tokio::spawn(ingress::run(shared.clone(), cfg.ingress));
     let link = session::Link {
         url: ws_url,
         tls,

@@ -327,6 +327,9 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                             shared.wake.notify_one();
                         }
                     }
+                    Ok(ServerMsg::Ingress(table)) => {
+                        shared.ingress.send_replace(table);
+                    }
                     Ok(ServerMsg::Welcome { .. }) => {}
                     Err(e) => tracing::warn!("bad server message: {e}"),
                 }

@@ -937,3 +937,92 @@ pub struct RollbackRequest {
 
 pub mod exec;
 pub use exec::{ExecControl, ExecEvent, ExecRequest};
+
+/// `POST /v1/environments/{env}/certs`: a certificate for the ingress, chosen by SNI. The
+/// key goes in once and is never returned.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCert {
+    /// What routes name it by (`tls: NAME`): a lowercase letter or digit, then letters,
+    /// digits, `_`, `.` or `-`, at most 63.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,62}$")]
+    pub name: String,
+    /// The chain, PEM, leaf first (at most 64 KiB).
+    #[schema(min_length = 1, max_length = 65536)]
+    pub cert_pem: String,
+    /// The leaf's private key, PEM (at most 16 KiB).
+    #[schema(min_length = 1, max_length = 16384)]
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for NewCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCert")
+            .field("name", &self.name)
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A certificate as listed: never its key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CertInfo {
+    pub name: String,
+    /// The names it is valid for.
+    pub domains: Vec<String>,
+    /// Expiry, ms since the epoch.
+    pub expires_ms: u64,
+    /// `file` (added with `drover cert add`) or `acme` (obtained for `tls: auto`).
+    pub source: String,
+    pub created_ms: u64,
+}
+
+/// One container behind an ingress route, and whether it gets requests.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IngressBackend {
+    pub container: String,
+    pub host: Option<String>,
+    /// `IP:PORT` the ingress reaches it at (none while it has no address).
+    pub addr: Option<String>,
+    /// As `drover stack ps` shows it (running, exited, pending...).
+    pub state: String,
+    pub health: Option<String>,
+    /// Running, not unhealthy, its slot's current copy: it gets requests.
+    pub in_rotation: bool,
+}
+
+/// One route of the environment's ingress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IngressRoute {
+    /// `http` or `tcp`.
+    pub kind: String,
+    /// HTTP: the host name (none: any host).
+    pub host: Option<String>,
+    /// HTTP: the path prefix.
+    pub path: Option<String>,
+    /// TCP: the port the ingress hosts listen on.
+    pub listen: Option<u16>,
+    pub stack: String,
+    pub service: String,
+    /// The container port.
+    pub port: u16,
+    /// HTTP: `none`, `auto` or a certificate's name, and whether it is served now.
+    pub tls: Option<String>,
+    /// Why the route is not (fully) served, e.g. a missing certificate.
+    pub problem: Option<String>,
+    pub backends: Vec<IngressBackend>,
+}
+
+/// `GET /v1/environments/{env}/ingress`: the ingress hosts and every route.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IngressView {
+    /// Hosts labelled `drover.ingress=true`, with whether their agent is connected.
+    pub hosts: Vec<IngressHost>,
+    pub routes: Vec<IngressRoute>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IngressHost {
+    pub name: String,
+    pub state: String,
+}

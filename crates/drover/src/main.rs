@@ -40,6 +40,38 @@ struct UpArgs {
     server: ServerArgs,
     #[command(flatten)]
     mesh: MeshArgs,
+    #[command(flatten)]
+    ingress: IngressArgs,
+}
+
+/// Where this host's ingress listens, once the host is labelled drover.ingress=true.
+#[derive(Args, Clone)]
+struct IngressArgs {
+    /// The ingress's plain HTTP port, or IP:PORT
+    #[arg(long, default_value = "80", value_name = "[IP:]PORT", value_parser = listen_addr)]
+    ingress_http: SocketAddr,
+    /// The ingress's HTTPS port, or IP:PORT
+    #[arg(long, default_value = "443", value_name = "[IP:]PORT", value_parser = listen_addr)]
+    ingress_https: SocketAddr,
+}
+
+impl IngressArgs {
+    fn config(&self) -> proxy::Config {
+        proxy::Config {
+            http: self.ingress_http,
+            https: self.ingress_https,
+            tcp_ip: self.ingress_http.ip(),
+        }
+    }
+}
+
+/// A port (on every address) or IP:PORT.
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is neither a port nor IP:PORT"))
 }
 
 /// How a host joins its environment's network across hosts.
@@ -126,6 +158,15 @@ struct ServerArgs {
     /// Serve /metrics without a token (else an admin's, or a key from `apikey create --metrics`)
     #[arg(long)]
     metrics_public: bool,
+    /// The ACME directory `tls: auto` certificates come from
+    #[arg(long, default_value = server::acme::LETS_ENCRYPT, value_name = "URL")]
+    acme_directory: String,
+    /// The contact address of the ACME account
+    #[arg(long, value_name = "EMAIL")]
+    acme_email: Option<String>,
+    /// Trust this CA (PEM) for the ACME directory's own HTTPS, e.g. a test directory's
+    #[arg(long, value_name = "FILE")]
+    acme_ca: Option<PathBuf>,
 }
 
 /// A duration flag in milliseconds.
@@ -159,6 +200,8 @@ struct AgentArgs {
     labels: Vec<(String, String)>,
     #[command(flatten)]
     mesh: MeshArgs,
+    #[command(flatten)]
+    ingress: IngressArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -219,7 +262,7 @@ fn main() {
     };
     let code = rt.block_on(async move {
         match cli.cmd {
-            Top::Up(args) => report(serve(args.server, Some(args.mesh)).await),
+            Top::Up(args) => report(serve(args.server, Some((args.mesh, args.ingress))).await),
             Top::Server(args) => report(serve(args, None).await),
             Top::Agent(args) => report(agent(args).await),
             Top::Client(cmd) => {
@@ -251,12 +294,12 @@ fn report(r: anyhow::Result<()>) -> i32 {
 }
 
 /// Runs the server, and with `agent` (`drover up`) its in-process agent.
-async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> {
+async fn serve(args: ServerArgs, agent: Option<(MeshArgs, IngressArgs)>) -> anyhow::Result<()> {
     init_logging("info");
     let with_agent = agent.is_some();
-    let mesh = match &agent {
-        Some(m) => m.config()?,
-        None => None,
+    let (mesh, ingress) = match &agent {
+        Some((m, i)) => (m.config()?, i.config()),
+        None => (None, proxy::Config::default()),
     };
     let data_dir = args.data_dir.unwrap_or_else(|| default_data_dir("drover"));
     let tls = match (args.tls_cert, args.tls_key) {
@@ -277,6 +320,11 @@ async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> 
         audit_retention_ms: args.audit_retention,
         audit_max_rows: args.audit_max_rows,
         metrics_public: args.metrics_public,
+        acme: server::acme::Config {
+            directory: args.acme_directory,
+            email: args.acme_email,
+            ca_file: args.acme_ca,
+        },
     })
     .await?;
     let mut addr = started.addr;
@@ -338,6 +386,7 @@ async fn serve(args: ServerArgs, agent: Option<MeshArgs>) -> anyhow::Result<()> 
             labels: BTreeMap::new(),
             reclaim: true,
             mesh,
+            ingress,
         };
         tokio::spawn(async move {
             if let Err(e) = agent::run(cfg).await {
@@ -369,6 +418,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         labels: args.labels.into_iter().collect(),
         reclaim: false,
         mesh: args.mesh.config()?,
+        ingress: args.ingress.config(),
     })
     .await?;
     Ok(())

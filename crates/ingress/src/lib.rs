@@ -2,11 +2,30 @@
 //! ingress host of an environment serves (stacks + container health + certificates →
 //! routes), and the decisions the proxy makes per request (which route, which backend).
 //! No I/O, no clock, no randomness: callers pass what they observed.
+//!
+//! - [`expose`]: reading (`Deserialize` for [`Expose`], with errors naming the field) and
+//!   checking (`expose::check`) a service's `x-drover.expose` list.
+//! - [`table`](mod@table): services, containers and certificates → the [`Table`] of one
+//!   environment with the problems found, `conflicts` between services, `acme_wanted`.
+//! - [`router`]: the [`Router`] a proxy asks per request (route, certificate by SNI, TCP
+//!   route, ACME answer), and the per-request decisions: [`pick`] a backend, stickiness
+//!   cookies, the forwarded headers, which methods may be sent again.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+
+pub mod expose;
+pub mod router;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
+
+pub use expose::check;
+pub use router::{Router, forwarded_headers, is_idempotent, pick};
+pub use table::{Container, Input, Service, acme_cert_name, acme_wanted, conflicts, table};
 
 /// The label that makes a host run the ingress.
 pub const INGRESS_LABEL: &str = "drover.ingress";
@@ -16,8 +35,11 @@ pub const DEFAULT_HTTPS_PORT: u16 = 443;
 /// Where ACME HTTP-01 challenges are answered.
 pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
-/// One entry of a service's `x-drover.expose` list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One entry of a service's `x-drover.expose` list: an entry with `tcp` is a TCP one,
+/// any other an HTTP one. `Deserialize` is written by hand ([`expose`]) so that an error
+/// names the field (`unknown field 'hots', expected one of host, path, port, tls, balance,
+/// sticky`) rather than "data did not match any variant".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Expose {
     Tcp(TcpExpose),

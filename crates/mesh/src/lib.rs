@@ -177,7 +177,7 @@ pub struct Subnet {
 /// to the same network's subnet here, and from any other address of a container on that
 /// network (a container on several networks sends from the address of the network its
 /// route takes, not always the shared one).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Allow {
     pub network: String,
     pub src: Ipv4Net,

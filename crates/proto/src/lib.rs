@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 /// How often an agent sends at least a heartbeat.
 pub const HEARTBEAT_SECS: u64 = 3;
 
@@ -64,6 +64,10 @@ pub struct MeshState {
     pub peers: Vec<mesh::Peer>,
     pub subnets: Vec<mesh::Subnet>,
     pub names: Vec<mesh::Entry>,
+    /// Besides what `mesh::allows` decides: traffic from the tunnel this host forwards for
+    /// the ingress (from an ingress host's mesh address to a backend here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<mesh::Allow>,
 }
 
 /// How one peer answers this host's probes through the tunnel.
@@ -247,6 +251,9 @@ pub enum ServerMsg {
     ExecClose {
         req: u64,
     },
+    /// The routes this host's ingress serves (it is labelled `drover.ingress=true`); `None`:
+    /// it runs no ingress (any running one stops). Sent whole on every change.
+    Ingress(Option<ingress::Table>),
 }
 
 /// Everything that should exist on one host. Level-triggered: each message replaces the
@@ -672,6 +679,9 @@ pub struct XDrover {
     /// Run beside this service's containers, replica by replica (see `compose::sidekick`).
     #[serde(default)]
     pub sidekick_of: Option<String>,
+    /// Reachable through the ingress hosts: HTTP routes by host and path, and TCP ports.
+    #[serde(default)]
+    pub expose: Vec<ingress::Expose>,
 }
 
 /// The drain time when `x-drover.drain` is not given: two DNS answer lifetimes.

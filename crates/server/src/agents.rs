@@ -116,6 +116,7 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
         return;
     }
     changes.all();
+    state.ingress.session_started(&host);
     state.schedule_soon();
     if let Some(offer) = hello.mesh.clone() {
         join_mesh(&state, &env, &host, offer).await;

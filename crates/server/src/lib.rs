@@ -9,6 +9,7 @@
 //! `api/*` (one file per resource), `openapi` (the document at `/v1/openapi.json`).
 
 mod accounts;
+pub mod acme;
 mod agents;
 mod api;
 mod auth;
@@ -17,6 +18,7 @@ mod directory;
 mod error;
 mod exec;
 mod files;
+mod ingress;
 mod logs;
 mod mesh;
 mod model;
@@ -86,6 +88,8 @@ pub struct Config {
     pub audit_max_rows: u64,
     /// `/metrics` without a token.
     pub metrics_public: bool,
+    /// Where `tls: auto` certificates come from.
+    pub acme: acme::Config,
 }
 
 /// The first admin (user `admin`), made on the very first start.
@@ -193,6 +197,8 @@ pub async fn start(cfg: Config) -> Result<Started, Error> {
     tokio::spawn(mesh::run(state.clone()));
     tokio::spawn(directory::refresh(state.clone()));
     tokio::spawn(catalogs::refresh(state.clone()));
+    tokio::spawn(stats::watch_reconcile(state.clone()));
+    tokio::spawn(acme::run(state.clone(), cfg.acme.clone()));
     tokio::spawn(accounts::sweep(
         state.clone(),
         cfg.audit_retention_ms,

@@ -196,6 +196,33 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
+/// The environment's mesh members with their blocks and addresses.
+fn placed_members(state: &AppState, env: &str) -> Vec<crate::ingress::Member> {
+    let mut out: Vec<crate::ingress::Member> = state
+        .mesh
+        .inner()
+        .members
+        .iter()
+        .filter(|(_, j)| j.env == env)
+        .filter_map(|(h, j)| {
+            let p = mesh::place(j.env_block, j.index)?;
+            Some(crate::ingress::Member {
+                host: h.clone(),
+                block: p.block,
+                ip: p.ip,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.host.cmp(&b.host));
+    out
+}
+
+/// The environment's ingress route table as it stands (for the API).
+pub fn ingress_table(state: &AppState, env: &str) -> (ingress::Table, Vec<String>) {
+    let (_, names) = directory(state, env);
+    crate::ingress::table(state, env, &placed_members(state, env), &names)
+}
+
 fn push(state: &AppState, env: &str) {
     let members: Vec<(String, Joined)> = state
         .mesh
@@ -219,6 +246,7 @@ fn push(state: &AppState, env: &str) {
         })
         .collect();
     let (subnets, names) = directory(state, env);
+    let mut for_ingress = crate::ingress::publish(state, env, &placed_members(state, env), &names);
     for (host, j) in &members {
         let Some(place) = mesh::place(env_block, j.index) else {
             continue;
@@ -229,6 +257,7 @@ fn push(state: &AppState, env: &str) {
             peers: mesh::peers(env_block, host, &list),
             subnets: subnets.clone(),
             names: names.clone(),
+            ingress: for_ingress.remove(host).unwrap_or_default(),
         };
         if state.mesh.inner().sent.get(host) == Some(&msg) {
             continue;

@@ -254,6 +254,8 @@ pub struct AppState {
     pub mesh: crate::mesh::Hub,
     /// Private registry logins.
     pub registries: crate::registries::Registries,
+    /// The ingress: certificates, ACME challenges, what each ingress host was sent.
+    pub ingress: crate::ingress::Ingress,
     /// Secrets and configs.
     pub files: crate::files::Files,
     /// When this server process started: hosts count as seen then, so a restart of the
@@ -290,6 +292,8 @@ impl AppState {
         let vault = Arc::new(vault.map_err(|e| crate::Error::Secrets(e.to_string()))?);
         let registries = crate::registries::Registries::load(vault.clone(), &store)
             .map_err(crate::Error::Secrets)?;
+        let ingress =
+            crate::ingress::Ingress::load(vault.clone(), &store).map_err(crate::Error::Secrets)?;
         let vault_for_answers = vault.clone();
         let directory = crate::directory::Directory::load(vault.clone(), &store)
             .map_err(crate::Error::Secrets)?;
@@ -311,6 +315,7 @@ impl AppState {
             cluster_id,
             blobs_dir: data_dir.join("blobs"),
             registries,
+            ingress,
             files,
             agents: RwLock::default(),
             reports: RwLock::default(),

@@ -112,7 +112,17 @@ pub struct Monitor {
     pub pass_us: AtomicU64,
     /// `/metrics` needs no token (`--metrics-public`).
     pub public: std::sync::atomic::AtomicBool,
+    /// How long each desired container took to settle, from when it was first seen not
+    /// settled (a deploy, a scale, a failover, a crash).
+    pub reconcile_seconds: Histogram,
+    lag: Mutex<Lag>,
     registry_lock: Mutex<()>,
+}
+
+/// Since when each desired container has not been settled, per environment.
+#[derive(Default)]
+struct Lag {
+    since: HashMap<String, HashMap<String, u64>>,
 }
 
 impl Default for Monitor {
@@ -123,12 +133,57 @@ impl Default for Monitor {
             store_held: latency_histogram(),
             pass_us: AtomicU64::new(0),
             public: std::sync::atomic::AtomicBool::new(false),
+            // 0.1 s to about 30 min.
+            reconcile_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 15)),
+            lag: Mutex::default(),
             registry_lock: Mutex::new(()),
         }
     }
 }
 
 impl Monitor {
+    /// Notes which desired containers of each environment are not settled at `now_ms`
+    /// (`unsettled`: every environment's, complete): a container settling records how long
+    /// it took; environments not listed are forgotten.
+    pub fn observe_unsettled(&self, unsettled: HashMap<String, Vec<String>>, now_ms: u64) {
+        let mut lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        lag.since.retain(|env, _| unsettled.contains_key(env));
+        for (env, names) in unsettled {
+            let since = lag.since.entry(env).or_default();
+            let now: std::collections::HashSet<String> = names.into_iter().collect();
+            since.retain(|name, at| {
+                let still = now.contains(name);
+                if !still {
+                    self.reconcile_seconds
+                        .observe(now_ms.saturating_sub(*at) as f64 / 1000.0);
+                }
+                still
+            });
+            for name in now {
+                since.entry(name).or_insert(now_ms);
+            }
+        }
+    }
+
+    /// Per environment, how long the longest-waiting desired container has not been settled
+    /// (0 when every one is).
+    pub fn reconcile_lag(&self, now_ms: u64) -> Vec<(String, f64)> {
+        let lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, f64)> = lag
+            .since
+            .iter()
+            .map(|(env, since)| {
+                let oldest = since
+                    .values()
+                    .min()
+                    .map_or(0, |at| now_ms.saturating_sub(*at));
+                (env.clone(), oldest as f64 / 1000.0)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Keeps host `host`'s report.
     pub fn record(&self, host: &str, s: proto::Stats) {
         let mut hosts = self.hosts.write().unwrap_or_else(|p| p.into_inner());
@@ -215,5 +270,75 @@ impl Monitor {
 
     pub fn set_pass(&self, us: u64) {
         self.pass_us.store(us, Ordering::Relaxed);
+    }
+}
+
+/// Every second: which desired containers are not settled, for the reconcile lag.
+pub async fn watch_reconcile(state: std::sync::Arc<crate::state::AppState>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let st = state.clone();
+        let looked = tokio::task::spawn_blocking(move || {
+            let envs = st.store().environments()?;
+            let unsettled = envs
+                .into_iter()
+                .map(|env| {
+                    let names = crate::api::stacks::unsettled(&st, &env);
+                    (env, names)
+                })
+                .collect();
+            st.monitor
+                .observe_unsettled(unsettled, crate::state::now_ms());
+            Ok::<_, store::Error>(())
+        })
+        .await;
+        match looked {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("reconcile lag: {e}"),
+            Err(e) => tracing::warn!("reconcile lag: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unsettled(pairs: &[(&str, &[&str])]) -> HashMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(env, names)| {
+                (
+                    env.to_string(),
+                    names.iter().map(|n| n.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reconcile_lag_is_the_oldest_unsettled_container_and_settling_is_timed() {
+        let m = Monitor::default();
+        m.observe_unsettled(unsettled(&[("a", &["a-web-1"]), ("b", &[])]), 1_000);
+        m.observe_unsettled(
+            unsettled(&[("a", &["a-web-1", "a-web-2"]), ("b", &[])]),
+            3_000,
+        );
+        assert_eq!(
+            m.reconcile_lag(4_000),
+            vec![("a".to_string(), 3.0), ("b".to_string(), 0.0)]
+        );
+        // web-1 settles after 5 s; web-2 is now the oldest.
+        m.observe_unsettled(unsettled(&[("a", &["a-web-2"]), ("b", &[])]), 6_000);
+        assert_eq!(m.reconcile_lag(6_000)[0], ("a".to_string(), 3.0));
+        let mut text = String::new();
+        let mut reg = prometheus_client::registry::Registry::default();
+        reg.register("settle", "", m.reconcile_seconds.clone());
+        prometheus_client::encoding::text::encode(&mut text, &reg).expect("encode");
+        assert!(text.contains("settle_count 1"), "{text}");
+        assert!(text.contains("settle_sum 5.0"), "{text}");
+        // An environment gone is forgotten.
+        m.observe_unsettled(unsettled(&[("b", &[])]), 7_000);
+        assert_eq!(m.reconcile_lag(7_000), vec![("b".to_string(), 0.0)]);
     }
 }

@@ -31,8 +31,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 mod accounts;
 mod catalogs;
+mod certs;
 pub use accounts::{AuditFilter, MemberRow, NewUserToken, UserRow};
 pub use catalogs::CatalogRow;
+pub use certs::CertRow;
 
 const SCHEMA: &[&str] = &[
     r#"
@@ -137,6 +139,13 @@ CREATE TABLE catalogs (
     created_ms INTEGER NOT NULL, PRIMARY KEY (env, name)
 );
 CREATE TABLE template_copies (digest TEXT PRIMARY KEY, template TEXT NOT NULL);
+"#,
+    r#"
+CREATE TABLE certs (
+    env TEXT NOT NULL, name TEXT NOT NULL, domains TEXT NOT NULL, chain_pem TEXT NOT NULL,
+    key_sealed TEXT NOT NULL, not_after_s INTEGER NOT NULL, source TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, PRIMARY KEY (env, name)
+);
 "#,
 ];
 
@@ -626,8 +635,8 @@ impl Store {
     }
 
     /// Removes an empty environment (with its unused registration tokens); refused, saying
-    /// what it holds, while it has hosts, stacks, networks, secrets, configs or registry
-    /// logins. False when there is no such environment.
+    /// what it holds, while it has hosts, stacks, networks, secrets, configs, registry
+    /// logins or certificates. False when there is no such environment.
     pub fn delete_environment(
         &mut self,
         name: &str,
@@ -642,6 +651,7 @@ impl Store {
             ("networks", "networks"),
             ("files", "secrets and configs"),
             ("registries", "registry logins"),
+            ("certs", "certificates"),
         ] {
             let n: i64 = tx.query_row(
                 &format!("SELECT COUNT(*) FROM {table} WHERE env = ?1"),

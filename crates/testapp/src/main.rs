@@ -16,6 +16,11 @@
 //!
 //! Every request is logged as one line on stdout.
 //!
+//! `tcp`: a TCP server on `$PORT` (default 5432) that answers each connection with one line —
+//! `proxy src=IP:PORT dst=IP:PORT` when it starts with a PROXY protocol v2 header (IPv4),
+//! else `no proxy` — and then echoes what it reads. `GET /headers` (in `serve`): the
+//! request's headers, lowercase, one per line.
+//!
 //! Subcommands (`argv[1]`): `serve` (default), `health <url>` (exit 0 on a 200, else 1; for a
 //! HEALTHCHECK in an image without curl), `sleep <secs>`, `exit <code>`, `echo <args...>`.
 //!
@@ -56,13 +61,14 @@ fn main() -> ExitCode {
             Some(code) => std::process::exit(code),
             None => usage("exit <code>"),
         },
+        "tcp" => tcp_echo(),
         "echo" => {
             println!("{}", rest.join(" "));
             ExitCode::SUCCESS
         }
         other => {
             eprintln!("app: unknown command {other:?}");
-            usage("[serve | health <url> | sleep <secs> | exit <code> | echo <args...>]")
+            usage("[serve | tcp | health <url> | sleep <secs> | exit <code> | echo <args...>]")
         }
     }
 }
@@ -109,6 +115,73 @@ fn serve() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `tcp`: see the module comment.
+fn tcp_echo() -> ExitCode {
+    let port = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .unwrap_or(5432);
+    let listener = match TcpListener::bind(("0.0.0.0", port)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("app: cannot listen on 0.0.0.0:{port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log(&format!("tcp echo on 0.0.0.0:{port}"));
+    for conn in listener.incoming().flatten() {
+        std::thread::spawn(move || {
+            let _ = echo_conn(conn);
+        });
+    }
+    ExitCode::SUCCESS
+}
+
+/// The PROXY protocol v2 signature.
+const PROXY_V2: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+
+fn echo_conn(mut conn: TcpStream) -> io::Result<()> {
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut head = [0u8; 16];
+    conn.read_exact(&mut head)?;
+    let mut rest = Vec::new();
+    if head[..12] == PROXY_V2 {
+        let len = u16::from_be_bytes([head[14], head[15]]) as usize;
+        let mut addrs = vec![0u8; len];
+        conn.read_exact(&mut addrs)?;
+        // Family/protocol 0x11: TCP over IPv4, then src, dst, src port, dst port.
+        if head[13] == 0x11 && len >= 12 {
+            let ip = |b: &[u8]| std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+            let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+            conn.write_all(
+                format!(
+                    "proxy src={}:{} dst={}:{}\n",
+                    ip(&addrs[0..4]),
+                    port(&addrs[8..10]),
+                    ip(&addrs[4..8]),
+                    port(&addrs[10..12])
+                )
+                .as_bytes(),
+            )?;
+        } else {
+            conn.write_all(b"proxy other\n")?;
+        }
+    } else {
+        conn.write_all(b"no proxy\n")?;
+        rest.extend_from_slice(&head);
+    }
+    conn.write_all(&rest)?;
+    conn.set_read_timeout(None)?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        conn.write_all(&buf[..n])?;
+    }
+}
+
 fn log(line: &str) {
     let mut out = io::stdout().lock();
     // Nothing useful to do if stdout is gone.
@@ -147,13 +220,14 @@ fn handle(stream: TcpStream) {
         Ok(0) | Err(_) => return,
         Ok(_) => {}
     }
-    // Skip the headers; a GET has no body worth reading.
+    // Keep the headers (for `/headers`); a GET has no body worth reading.
+    let mut headers = String::new();
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) | Err(_) => break,
             Ok(_) if line == "\r\n" || line == "\n" => break,
-            Ok(_) => {}
+            Ok(_) => headers.push_str(&line),
         }
     }
 
@@ -163,6 +237,8 @@ fn handle(stream: TcpStream) {
         Response::new(400, "bad request")
     } else if method != "GET" && method != "HEAD" {
         Response::new(405, "method not allowed")
+    } else if target == "/headers" {
+        Response::new(200, headers.replace("\r\n", "\n").to_ascii_lowercase())
     } else {
         route(target)
     };

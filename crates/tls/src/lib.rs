@@ -8,6 +8,8 @@
 //! One crypto provider: ring. No OpenSSL.
 
 pub mod names;
+mod served;
+pub use served::{CertInfo, cert_info};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

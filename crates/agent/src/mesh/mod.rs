@@ -124,7 +124,8 @@ impl Mesh {
                 // Names change at once (a draining container must stop being answered
                 // when the server says, however long the host's iptables take); when the
                 // subnets allowed change too, only once the rules let the traffic through.
-                let allows = mesh::allows(&s.host, &s.subnets, &s.names);
+                let mut allows = mesh::allows(&s.host, &s.subnets, &s.names);
+                allows.extend(s.ingress.iter().cloned());
                 let rules_first = last_allows.as_ref() != Some(&allows);
                 if !rules_first {
                     self.set_names(&s, &mut last_names);

@@ -6,6 +6,7 @@ pub mod exec;
 mod files;
 mod host;
 mod host_ls;
+mod ingress;
 mod logs;
 mod network;
 mod ps;
@@ -82,6 +83,12 @@ pub enum Command {
     /// Logins for private registries, used by the agents that pull from them
     #[command(subcommand)]
     Registry(RegistryCmd),
+    /// TLS certificates the ingress serves, chosen by SNI
+    #[command(subcommand)]
+    Cert(CertCmd),
+    /// The ingress: routes from `x-drover.expose`, served by hosts labelled drover.ingress=true
+    #[command(subcommand)]
+    Ingress(IngressCmd),
     /// Environments (tenants): list, create, remove, choose the default
     #[command(subcommand)]
     Env(EnvCmd),
@@ -506,6 +513,32 @@ pub enum RegistryCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CertCmd {
+    /// Add a certificate (PEM chain, leaf first) and its private key (PEM)
+    Add {
+        /// What routes name it by (`tls: NAME`)
+        name: String,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// List certificates: names, domains, expiry (never the key)
+    Ls,
+    /// Remove a certificate
+    Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngressCmd {
+    /// Every route, its backends and their health
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Create a token and print the command that registers a host with it
     Create {
@@ -712,6 +745,12 @@ pub async fn run(cmd: Command, conn: Conn) -> Result<(), Failure> {
             timeout,
         }) => service::scale(&client, &targets, detach, timeout).await,
         Command::Registry(RegistryCmd::Rm { host }) => registry::rm(&client, &host).await,
+        Command::Cert(CertCmd::Add { name, cert, key }) => {
+            ingress::cert_add(&client, &name, &cert, &key).await
+        }
+        Command::Cert(CertCmd::Ls) => ingress::cert_ls(&client).await,
+        Command::Cert(CertCmd::Rm { name }) => ingress::cert_rm(&client, &name).await,
+        Command::Ingress(IngressCmd::Ls { json }) => ingress::ls(&client, json).await,
         Command::Env(cmd) => env_cmd(&client, cmd).await,
         Command::Secret(cmd) => file_cmd(&client, compose::FileKind::Secret, cmd).await,
         Command::Config(cmd) => file_cmd(&client, compose::FileKind::Config, cmd).await,
@@ -886,6 +925,10 @@ async fn empty_env(client: &Client) -> Result<(), Failure> {
     let registries: Vec<api_types::RegistryInfo> = client.get("/registries").await?;
     for r in registries {
         registry::rm(client, &r.host).await?;
+    }
+    let certs: Vec<api_types::CertInfo> = client.get("/certs").await?;
+    for c in certs {
+        ingress::cert_rm(client, &c.name).await?;
     }
     let hosts: Vec<api_types::HostInfo> = client.get("/hosts").await?;
     for h in hosts {

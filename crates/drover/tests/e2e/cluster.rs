@@ -21,6 +21,24 @@ pub(crate) struct Cluster {
     agents: Vec<Option<Child>>,
     /// `drover agent --server https://... --token T --ca-hash sha256:...`, as printed.
     agent_args: Vec<String>,
+    /// The ACME test directory (pebble) the server is pointed at; started by the scenario
+    /// that needs it.
+    pub(crate) acme: crate::ingress::Pebble,
+    /// Held while the cluster lives: the namespaces' names are fixed, so clusters (this
+    /// test's, the chaos suite's) take turns.
+    _lock: std::fs::File,
+}
+
+/// Waits for the machine's one cluster slot (an exclusive flock on a well-known file).
+fn cluster_lock() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/drover-cluster.lock")
+        .expect("cluster lock file");
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("cluster lock");
+    f
 }
 
 fn script() -> PathBuf {
@@ -30,6 +48,7 @@ fn script() -> PathBuf {
 impl Cluster {
     fn start() -> Cluster {
         require_engine();
+        let lock = cluster_lock();
         let dir = tempfile::tempdir().expect("tempdir");
         let out = Command::new(script())
             .args(["up", &HOSTS.to_string()])
@@ -44,13 +63,18 @@ impl Cluster {
         );
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+        let acme = crate::ingress::Pebble::prepare(&dir.path().join("pebble"));
         let mut cmd = Command::new(bin());
         cmd.args([
             "server",
             "--listen",
             &format!("10.77.0.1:{port}"),
-            "--data-dir",
+            "--acme-directory",
+            &acme.directory(),
+            "--acme-ca",
         ])
+        .arg(acme.ca_file())
+        .arg("--data-dir")
         .arg(dir.path().join("server"))
         .env("DROVER_CONFIG", dir.path().join("cli.json"))
         .stderr(log);
@@ -64,6 +88,8 @@ impl Cluster {
             server: Some(server),
             agents: Vec::new(),
             agent_args: Vec::new(),
+            acme,
+            _lock: lock,
         };
         assert!(c.url.starts_with("https://"), "not HTTPS: {}", c.url);
         // Agents register with a host token, running the printed command as an operator
@@ -248,6 +274,8 @@ fn three_hosts_schedule_fail_over_and_fence() {
     private_registry_on_two_hosts(&c);
     secrets_on_every_host(&c);
     crate::mesh::zero_downtime_upgrade(&c);
+    crate::ingress::routes_across_hosts(&c);
+    crate::ingress::acme_with_pebble(&c);
 
     // Spread: three replicas, one per host, each with its sidekick beside it.
     c.deploy_ok(

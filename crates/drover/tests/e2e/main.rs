@@ -7,6 +7,7 @@ mod directory;
 mod environments;
 mod exec;
 mod harness;
+mod ingress;
 mod keys;
 mod mesh;
 mod metrics;

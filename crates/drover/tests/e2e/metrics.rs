@@ -52,6 +52,8 @@ fn container_figures_reach_metrics_and_stats() {
         "drover_store_hold_seconds_bucket{",
         "drover_host_memory_bytes{",
         "drover_container_cpu_percent{",
+        "drover_reconcile_lag_seconds{env=\"default\"}",
+        "drover_reconcile_seconds_bucket{",
     ] {
         assert!(text.contains(family), "{family} missing:\n{text}");
     }

@@ -185,6 +185,8 @@ pub async fn set_labels(
         s.set_host_labels(&host, &labels, e, now_ms())
     })
     .await?;
+    // `drover.ingress=true` makes (or stops) an ingress there.
+    state.mesh.changed(&env);
     Ok(Json(host_info(&state, find_host(&state, &env, &id)?)))
 }
 

@@ -91,6 +91,20 @@ pub fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         "How long the last scheduling pass took",
         pass,
     );
+    let lag = FGauge::default();
+    for (env, secs) in state.monitor.reconcile_lag(crate::state::now_ms()) {
+        lag.get_or_create(&labels(&[("env", &env)])).set(secs);
+    }
+    reg.register(
+        "drover_reconcile_lag_seconds",
+        "How long the longest-waiting desired container has not run as desired (0: all do)",
+        lag,
+    );
+    reg.register(
+        "drover_reconcile_seconds",
+        "How long desired containers took to run as desired, from when each was seen not to",
+        state.monitor.reconcile_seconds.clone(),
+    );
     reg.register(
         "drover_store_hold_seconds",
         "How long each store transaction (or read) held the store",

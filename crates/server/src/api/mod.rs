@@ -7,6 +7,7 @@ pub mod environments;
 pub mod exec;
 pub mod files;
 pub mod hosts;
+pub mod ingress;
 pub mod ldap;
 pub mod members;
 pub mod metrics;
@@ -224,6 +225,15 @@ fn table() -> Router<Arc<AppState>> {
             "/v1/environments/{env}/networks/{name}",
             get(networks::inspect).delete(networks::remove),
         )
+        .route(
+            "/v1/environments/{env}/certs",
+            get(ingress::list_certs).post(ingress::add_cert),
+        )
+        .route(
+            "/v1/environments/{env}/certs/{name}",
+            axum::routing::delete(ingress::remove_cert),
+        )
+        .route("/v1/environments/{env}/ingress", get(ingress::view))
         .route("/v1/environments/{env}/events", get(hosts::events))
         .route("/v1/environments/{env}/watch", get(watch::watch))
         .route("/v1/agent/connect", get(crate::agents::connect))

@@ -450,6 +450,7 @@ pub(crate) fn write_project(
             )
         };
         let x = proto::x_drover(svc).map_err(invalid)?;
+        ingress::expose::check(&x.expose).map_err(|e| invalid(format!("x-drover.{e}")))?;
         x.probe().map_err(|e| invalid(format!("x-drover.{e}")))?;
         x.drain_ms().map_err(|e| invalid(format!("x-drover.{e}")))?;
         if let Some(a) = x
@@ -472,6 +473,7 @@ pub(crate) fn write_project(
             )));
         }
     }
+    check_exposed(state, env, &project)?;
     let detail = format!(
         "{}changed: [{}] unchanged: [{}] removed: [{}]",
         why.map(|w| format!("{w}; ")).unwrap_or_default(),
@@ -506,6 +508,46 @@ pub(crate) fn write_project(
         unchanged,
         removed,
     })
+}
+
+/// No two services of the environment may claim the same host and path, or the same TCP
+/// port, on the ingress: `project` is checked against the other stacks.
+fn check_exposed(state: &AppState, env: &str, project: &compose::Project) -> Result<(), ApiError> {
+    let others: Vec<(String, String, Vec<ingress::Expose>)> = crate::ingress::exposed(state, env)
+        .into_iter()
+        .filter(|(stack, _, _)| *stack != project.name)
+        .collect();
+    let mine: Vec<(String, Vec<ingress::Expose>)> = project
+        .services
+        .iter()
+        .filter_map(|(name, svc)| {
+            let x = proto::x_drover(svc).ok()?;
+            (!x.expose.is_empty()).then(|| (name.clone(), x.expose))
+        })
+        .collect();
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let services: Vec<ingress::table::Service<'_>> = others
+        .iter()
+        .map(|(stack, service, expose)| ingress::table::Service {
+            stack,
+            service,
+            expose,
+        })
+        .chain(
+            mine.iter()
+                .map(|(service, expose)| ingress::table::Service {
+                    stack: &project.name,
+                    service,
+                    expose,
+                }),
+        )
+        .collect();
+    match ingress::table::conflicts(&services).into_iter().next() {
+        None => Ok(()),
+        Some(c) => Err(ApiError::new(StatusCode::CONFLICT, "ingress_conflict", c)),
+    }
 }
 
 /// Every `external: true` network of `project` must be one made with `drover network create`
@@ -945,6 +987,28 @@ impl<'a> From<&'a ContainerInfo> for Seen<'a> {
             error: c.error.is_some(),
         }
     }
+}
+
+/// The names of the environment's desired containers that are not settled (as a stack's
+/// status counts them): what the reconcile lag is measured on.
+pub fn unsettled(state: &AppState, env: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut reports = ReportCache::default();
+    for name in stack_names(state, env) {
+        let model = state.model();
+        let Some(entry) = model.stack(env, &name) else {
+            continue;
+        };
+        for (slot, host) in entry.containers() {
+            let r = reports.slot(state, entry, &slot, host.map(|h| &**h));
+            let mut one = Tally::default();
+            one.add(entry.row.project.services.get(&*slot.0), &r.seen());
+            if one.settled == 0 {
+                out.push(r.name);
+            }
+        }
+    }
+    out
 }
 
 /// The stack's summary alone, counted without building each container's record.
