@@ -1,6 +1,6 @@
-//! Certificates by SNI: parsed once per table, looked up per handshake.
+//! Certificates: parsed once per table (`table.rs`), chosen per handshake by SNI through
+//! `ingress::Router::cert_for`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -10,62 +10,14 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::Error;
-use crate::table::Compiled;
+use crate::table::{Compiled, index_of};
 
-/// The certificates of one table, by the names they serve.
-#[derive(Default)]
-pub(crate) struct Certs {
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    /// `*.example.com` is kept under `example.com`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
-}
-
-impl Certs {
-    /// Parses every certificate; one that does not parse, or whose key does not match, is
-    /// skipped and reported (its key never is). The first certificate naming a domain
-    /// serves it.
-    pub(crate) fn new(certs: &[ingress::Cert], provider: &CryptoProvider) -> (Certs, Vec<Error>) {
-        let mut out = Certs::default();
-        let mut problems = Vec::new();
-        for cert in certs {
-            let key = match parse(cert, provider) {
-                Ok(key) => Arc::new(key),
-                Err(reason) => {
-                    problems.push(Error::Cert {
-                        name: cert.name.clone(),
-                        reason,
-                    });
-                    continue;
-                }
-            };
-            for domain in &cert.domains {
-                let domain = domain.to_ascii_lowercase();
-                let (map, name) = match domain.strip_prefix("*.") {
-                    Some(parent) => (&mut out.wildcard, parent.to_owned()),
-                    None => (&mut out.exact, domain),
-                };
-                map.entry(name).or_insert_with(|| key.clone());
-            }
-        }
-        (out, problems)
-    }
-
-    /// The certificate for a server name: an exact name, else a wildcard one label up.
-    pub(crate) fn get(&self, sni: &str) -> Option<&Arc<CertifiedKey>> {
-        let sni = sni.strip_suffix('.').unwrap_or(sni);
-        self.exact.get(sni).or_else(|| {
-            let (_, parent) = sni.split_once('.')?;
-            self.wildcard.get(parent)
-        })
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.exact.len() + self.wildcard.len()
-    }
-}
-
-fn parse(cert: &ingress::Cert, provider: &CryptoProvider) -> Result<CertifiedKey, String> {
+/// The chain and key of a certificate, checked to match. The reason it does not parse
+/// never quotes the key.
+pub(crate) fn parse(
+    cert: &ingress::Cert,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
     let chain = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("its chain is not PEM certificates ({e})"))?;
@@ -96,11 +48,12 @@ impl ResolvesServerCert for Resolver {
             return None;
         };
         let table = self.0.load();
-        let found = if sni.bytes().any(|b| b.is_ascii_uppercase()) {
-            table.certs.get(&sni.to_ascii_lowercase()).cloned()
-        } else {
-            table.certs.get(sni).cloned()
-        };
+        let found = table
+            .router
+            .cert_for(sni)
+            .and_then(|cert| index_of(&table.router.table().certs, cert))
+            .and_then(|i| table.certs.get(i))
+            .cloned();
         if found.is_none() {
             tracing::debug!(sni, "no certificate for this name");
         }

@@ -2,7 +2,7 @@
 //! redirect, balance, forward (with one retry), relay the answer or the upgrade.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,15 +14,14 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use ingress::{ACME_CHALLENGE_PREFIX, Tls};
+use ingress::{Backend, HttpRoute, Tls};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{InFlight, ProxyBody};
 use crate::pool::Lent;
-use crate::routing::{self, Picked};
-use crate::table::{Compiled, Route};
+use crate::table::{BackendState, Route, index_of};
 use crate::{CLOSED, DRAINING, HANDSHAKE_TIMEOUT, Shared, stopping};
 
 const NO_ROUTE: &str = "drover: no route for this host and path\n";
@@ -74,15 +73,27 @@ pub(crate) async fn accept(shared: Arc<Shared>, listener: TcpListener, tls: Opti
 struct Conn {
     shared: Arc<Shared>,
     https: bool,
-    /// The client's address as an `X-Forwarded-For` entry.
-    client_ip: HeaderValue,
+    client: Client,
+}
+
+/// The client's part of the forwarding headers, made once per connection.
+struct Client {
+    /// Its address as an `X-Forwarded-For` entry.
+    ip: HeaderValue,
+    proto: &'static str,
     /// `for=IP;proto=PROTO`, the start of its `Forwarded` element.
     forwarded_for: Bytes,
 }
 
-impl Conn {
-    fn proto(&self) -> &'static str {
-        if self.https { "https" } else { "http" }
+impl Client {
+    fn new(addr: SocketAddr, https: bool) -> Client {
+        let proto = if https { "https" } else { "http" };
+        Client {
+            ip: HeaderValue::from_str(&addr.ip().to_canonical().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            proto,
+            forwarded_for: Bytes::from(forwarded_for(addr.ip(), proto)),
+        }
     }
 }
 
@@ -93,15 +104,10 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut stop = shared.stop.subscribe();
-    let client_ip = HeaderValue::from_str(&client.ip().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    let proto = if https { "https" } else { "http" };
-    let forwarded_for = Bytes::from(routing::forwarded_for(client.ip(), proto));
     let conn = Arc::new(Conn {
         shared: shared.clone(),
         https,
-        client_ip,
-        forwarded_for,
+        client: Client::new(client, https),
     });
     let service = hyper::service::service_fn(move |req| {
         let conn = conn.clone();
@@ -139,41 +145,42 @@ fn answer(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
 async fn handle(conn: &Conn, req: Request<Incoming>) -> Response<ProxyBody> {
     let table = conn.shared.table.load_full();
     let path = req.uri().path();
-    if !conn.https
-        && (req.method() == Method::GET || req.method() == Method::HEAD)
-        && let Some(token) = path.strip_prefix(ACME_CHALLENGE_PREFIX)
-    {
-        return challenge(&table, token);
+    if !conn.https && (req.method() == Method::GET || req.method() == Method::HEAD) {
+        match table.router.challenge(path) {
+            Some(key_authorization) => return challenge(key_authorization),
+            None if path.starts_with(ingress::ACME_CHALLENGE_PREFIX) => {
+                return answer(StatusCode::NOT_FOUND, NO_CHALLENGE);
+            }
+            None => {}
+        }
     }
     if req.method() == Method::CONNECT {
         return answer(StatusCode::METHOD_NOT_ALLOWED, NO_CONNECT);
     }
     let host = request_host(&req);
-    let Some(index) = table.router.route(host.unwrap_or(""), path) else {
+    let Some(route) = table.router.route(host, path) else {
         return answer(StatusCode::NOT_FOUND, NO_ROUTE);
     };
-    let route = &table.routes[index];
-    if !conn.https && matches!(route.route.tls, Tls::Cert(_)) {
+    let Some(state) = index_of(&table.router.table().http, route).and_then(|i| table.routes.get(i))
+    else {
+        return answer(StatusCode::NOT_FOUND, NO_ROUTE);
+    };
+    if !conn.https && matches!(route.tls, Tls::Cert(_)) {
         return redirect(conn, host, req.uri());
     }
     if route.backends.is_empty() {
         return answer(StatusCode::SERVICE_UNAVAILABLE, NO_BACKEND);
     }
-    forward(conn, route, req).await
+    forward(conn, route, state, req).await
 }
 
-fn challenge(table: &Compiled, token: &str) -> Response<ProxyBody> {
-    match table.challenges.get(token) {
-        Some(key_authorization) => {
-            let mut resp = Response::new(ProxyBody::Full(Some(Bytes::copy_from_slice(
-                key_authorization.as_bytes(),
-            ))));
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-            resp
-        }
-        None => answer(StatusCode::NOT_FOUND, NO_CHALLENGE),
-    }
+fn challenge(key_authorization: &str) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::Full(Some(Bytes::copy_from_slice(
+        key_authorization.as_bytes(),
+    ))));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
 }
 
 /// The request's host without its port: the URI's authority (HTTP/2, absolute form), else
@@ -183,7 +190,7 @@ fn request_host<B>(req: &Request<B>) -> Option<&str> {
         return Some(authority.host());
     }
     let host = req.headers().get(header::HOST)?.to_str().ok()?;
-    Some(without_port(host))
+    Some(without_port(host.trim()))
 }
 
 fn without_port(host: &str) -> &str {
@@ -238,13 +245,6 @@ fn redirect(conn: &Conn, host: Option<&str>, uri: &Uri) -> Response<ProxyBody> {
     resp
 }
 
-fn idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
-
 /// HTTP/1.1 `Connection: upgrade` with an `Upgrade` header.
 fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
@@ -256,17 +256,13 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// The value of the request's cookie `name`.
+/// The value of the request's cookie `name` (the first, over every `Cookie` header).
 fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (n, v) = pair.trim().split_once('=')?;
-            (n == name).then(|| v.trim_matches('"'))
-        })
+        .find_map(|v| ingress::router::cookie(v, name))
 }
 
 /// Removes the hop-by-hop headers (RFC 9110 7.6.1): those the `Connection` header names,
@@ -326,66 +322,134 @@ fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// Every value of `name` joined by `, `, then room for `more` bytes.
-fn joined(headers: &HeaderMap, name: &HeaderName, more: usize) -> BytesMut {
-    let values = headers.get_all(name);
-    let len: usize = values.iter().map(|v| v.len() + 2).sum();
-    let mut out = BytesMut::with_capacity(len + more);
-    for v in values {
-        out.put_slice(v.as_bytes());
-        out.put_slice(b", ");
+/// `for=IP;proto=PROTO`, the start of the `Forwarded` element every request of a
+/// connection shares (as `ingress::forwarded_headers` writes it: an IPv4 client seen
+/// through IPv6 as IPv4, an IPv6 address quoted in brackets).
+fn forwarded_for(client: IpAddr, proto: &str) -> String {
+    match client.to_canonical() {
+        IpAddr::V4(ip) => format!("for={ip};proto={proto}"),
+        IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={proto}"),
     }
-    out
 }
 
-/// `X-Forwarded-For` (appended), `-Proto`, `-Host` and `Forwarded` (RFC 7239, appended).
-fn add_forwarding(conn: &Conn, headers: &mut HeaderMap, host: Option<&HeaderValue>) {
-    let xff = if headers.contains_key(&X_FORWARDED_FOR) {
-        let mut xff = joined(headers, &X_FORWARDED_FOR, conn.client_ip.len());
-        xff.put_slice(conn.client_ip.as_bytes());
-        HeaderValue::from_maybe_shared(xff.freeze()).ok()
-    } else {
-        Some(conn.client_ip.clone())
-    };
-    if let Some(xff) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), xff);
+/// RFC 9110 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Appends `;host=HOST` to a `Forwarded` element, quoted unless it is a token.
+fn push_forwarded_host(out: &mut BytesMut, host: &str) {
+    out.put_slice(b";host=");
+    if host.bytes().all(is_tchar) {
+        out.put_slice(host.as_bytes());
+        return;
     }
+    out.put_u8(b'"');
+    for b in host.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.put_u8(b'\\');
+        }
+        out.put_u8(b);
+    }
+    out.put_u8(b'"');
+}
+
+/// The headers `ingress::forwarded_headers` decides, made without its allocations (the
+/// client's part once per connection): `X-Forwarded-For` the client's own entries and its
+/// address, `X-Forwarded-Proto`, `X-Forwarded-Host` (the `Host` as sent, if it is visible
+/// ASCII), `Forwarded` (RFC 7239: this hop's element only). Each replaces what the client
+/// sent. `tests::forwarding_is_ingress_forwarded_headers` holds the two equal.
+fn add_forwarding(client: &Client, headers: &mut HeaderMap, host: Option<&HeaderValue>) {
+    let mut existing = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.as_bytes().trim_ascii())
+        .filter(|v| !v.is_empty())
+        .peekable();
+    let xff = if existing.peek().is_some() {
+        let mut xff = BytesMut::with_capacity(64);
+        for v in existing {
+            xff.put_slice(v);
+            xff.put_slice(b", ");
+        }
+        xff.put_slice(client.ip.as_bytes());
+        // Made of header values and an address: always a valid one.
+        HeaderValue::from_maybe_shared(xff.freeze()).unwrap_or_else(|_| client.ip.clone())
+    } else {
+        client.ip.clone()
+    };
+    headers.insert(X_FORWARDED_FOR.clone(), xff);
     headers.insert(
         X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(conn.proto()),
+        HeaderValue::from_static(client.proto),
     );
+    let host = host.filter(|h| !h.is_empty() && h.as_bytes().iter().all(u8::is_ascii_graphic));
+    let mut forwarded =
+        BytesMut::with_capacity(client.forwarded_for.len() + host.map_or(0, |h| 2 * h.len() + 8));
+    forwarded.put_slice(&client.forwarded_for);
     match host {
-        Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
-        None => headers.remove(&X_FORWARDED_HOST),
-    };
-    let host = host.and_then(|h| h.to_str().ok());
-    let mut forwarded = joined(
-        headers,
-        &FORWARDED,
-        conn.forwarded_for.len() + host.map_or(0, |h| h.len() + 8),
-    );
-    forwarded.put_slice(&conn.forwarded_for);
-    if let Some(host) = host {
-        routing::push_forwarded_host(&mut forwarded, host);
+        Some(h) => {
+            // Visible ASCII: always a str.
+            push_forwarded_host(&mut forwarded, h.to_str().unwrap_or_default());
+            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
     }
     if let Ok(forwarded) = HeaderValue::from_maybe_shared(forwarded.freeze()) {
         headers.insert(FORWARDED.clone(), forwarded);
     }
 }
 
-async fn forward(conn: &Conn, route: &Route, mut req: Request<Incoming>) -> Response<ProxyBody> {
+/// The backend chosen for a request.
+#[derive(Clone, Copy)]
+struct Picked {
+    index: usize,
+    /// The route is sticky and the request's cookie did not name this backend.
+    set_cookie: bool,
+}
+
+/// `ingress::pick`, answered as the backend's index.
+fn pick(
+    route: &HttpRoute,
+    state: &Route,
+    rr: usize,
+    sticky: Option<&str>,
+    exclude: &[SocketAddr],
+) -> Option<Picked> {
+    let in_flight = |b: &Backend| {
+        index_of(&route.backends, b)
+            .and_then(|i| state.backends.get(i))
+            .map_or(0, |s| s.in_flight.load(Ordering::Relaxed))
+    };
+    let backend = ingress::pick(route, rr as u64, &in_flight, sticky, exclude)?;
+    let index = index_of(&route.backends, backend)?;
+    let set_cookie = state
+        .backends
+        .get(index)?
+        .sticky
+        .as_ref()
+        .is_some_and(|s| sticky != Some(s.value.as_str()));
+    Some(Picked { index, set_cookie })
+}
+
+async fn forward(
+    conn: &Conn,
+    route: &HttpRoute,
+    state: &Route,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
     let front_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
-    let rr = route.rr.fetch_add(1, Ordering::Relaxed);
-    let in_flight = |i: usize| route.backends[i].in_flight.load(Ordering::Relaxed);
+    let rr = state.rr.fetch_add(1, Ordering::Relaxed);
     let sticky = route
-        .route
         .sticky
         .as_deref()
         .and_then(|name| cookie(&parts.headers, name));
-    let Some(mut picked) = routing::pick(&route.route, rr, in_flight, sticky, None) else {
+    let Some(mut picked) = pick(route, state, rr, sticky, &[]) else {
         return answer(StatusCode::SERVICE_UNAVAILABLE, NO_BACKEND);
     };
 
@@ -415,11 +479,13 @@ async fn forward(conn: &Conn, route: &Route, mut req: Request<Incoming>) -> Resp
     {
         parts.headers.insert(header::HOST, host.clone());
     }
-    add_forwarding(conn, &mut parts.headers, host.as_ref());
+    add_forwarding(&conn.client, &mut parts.headers, host.as_ref());
 
     // A request that may go to a second backend when the first cannot be reached:
     // idempotent, without a body, and with somewhere else to go.
-    let retryable = route.backends.len() > 1 && idempotent(&parts.method) && body.is_end_stream();
+    let retryable = route.backends.len() > 1
+        && ingress::is_idempotent(parts.method.as_str())
+        && body.is_end_stream();
     // Origin form, HTTP/1.1; the Host header stays the client's.
     let pq = parts
         .uri
@@ -435,22 +501,25 @@ async fn forward(conn: &Conn, route: &Route, mut req: Request<Incoming>) -> Resp
     let mut moved_on = false;
     let mut fresh = false;
     loop {
-        let backend = &route.backends[picked.index];
-        let addr = route.route.backends[picked.index].addr;
+        let (Some(backend), Some(addr)) = (
+            state.backends.get(picked.index),
+            route.backends.get(picked.index).map(|b| b.addr),
+        ) else {
+            return answer(StatusCode::SERVICE_UNAVAILABLE, NO_BACKEND);
+        };
         let guard = InFlight::new(&backend.in_flight);
         let (mut tx, reused) = match backend.pool.get(fresh).await {
             Ok(connection) => connection,
             Err(e) => {
                 tracing::warn!(
                     backend = %addr,
-                    service = %route.route.service,
-                    stack = %route.route.stack,
+                    service = %route.service,
+                    stack = %route.stack,
                     "backend unreachable: {e}"
                 );
                 if retryable
                     && !moved_on
-                    && let Some(next) =
-                        routing::pick(&route.route, rr, in_flight, None, Some(picked.index))
+                    && let Some(next) = pick(route, state, rr, None, &[addr])
                 {
                     (picked, moved_on, fresh) = (next, true, false);
                     continue;
@@ -465,7 +534,16 @@ async fn forward(conn: &Conn, route: &Route, mut req: Request<Incoming>) -> Resp
                     pool: backend.pool.clone(),
                     done: false,
                 };
-                return respond(conn, route, picked, resp, guard, lent, front_upgrade);
+                return respond(
+                    conn,
+                    route,
+                    backend,
+                    picked,
+                    resp,
+                    guard,
+                    lent,
+                    front_upgrade,
+                );
             }
             Err(mut e) => match e.take_message() {
                 // A kept-alive connection the backend had closed: nothing was sent, so
@@ -477,8 +555,8 @@ async fn forward(conn: &Conn, route: &Route, mut req: Request<Incoming>) -> Resp
                 _ => {
                     tracing::warn!(
                         backend = %addr,
-                        service = %route.route.service,
-                        stack = %route.route.stack,
+                        service = %route.service,
+                        stack = %route.stack,
                         "backend request failed: {}",
                         error_chain(e.error())
                     );
@@ -500,9 +578,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+#[allow(clippy::too_many_arguments)]
 fn respond(
     conn: &Conn,
-    route: &Route,
+    route: &HttpRoute,
+    backend: &BackendState,
     picked: Picked,
     mut resp: Response<Incoming>,
     guard: InFlight,
@@ -511,7 +591,7 @@ fn respond(
 ) -> Response<ProxyBody> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && front_upgrade.is_none() {
-        tracing::warn!(service = %route.route.service, "backend switched protocols unasked");
+        tracing::warn!(service = %route.service, "backend switched protocols unasked");
         return answer(StatusCode::BAD_GATEWAY, BAD_GATEWAY);
     }
     let back_upgrade = switching.then(|| hyper::upgrade::on(&mut resp));
@@ -519,9 +599,13 @@ fn respond(
     let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
     remove_hop_by_hop(&mut parts.headers);
     if picked.set_cookie
-        && let Some((plain, secure)) = &route.backends[picked.index].cookie
+        && let Some(sticky) = &backend.sticky
     {
-        let cookie = if conn.https { secure } else { plain };
+        let cookie = if conn.https {
+            &sticky.secure
+        } else {
+            &sticky.plain
+        };
         parts.headers.append(header::SET_COOKIE, cookie.clone());
     }
     if let (Some(front), Some(back)) = (front_upgrade, back_upgrade) {
@@ -607,6 +691,54 @@ mod tests {
         remove_hop_by_hop(&mut h);
         let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["x-kept", "cookie"]);
+    }
+
+    /// The headers made here are `ingress::forwarded_headers`' (which decides them).
+    #[test]
+    fn forwarding_is_ingress_forwarded_headers() {
+        let clients: [SocketAddr; 3] = [
+            "192.0.2.7:5000".parse().expect("addr"),
+            "[2001:db8::1]:5000".parse().expect("addr"),
+            "[::ffff:192.0.2.8]:5000".parse().expect("addr"),
+        ];
+        let hosts = [
+            None,
+            Some("shop.test"),
+            Some("shop.test:8443"),
+            Some("[::1]:80"),
+            Some(""),
+        ];
+        let xffs = [None, Some("203.0.113.9"), Some("203.0.113.9, 10.0.0.1")];
+        for client in clients {
+            for https in [false, true] {
+                for host in hosts {
+                    for xff in xffs {
+                        let mut headers = HeaderMap::new();
+                        if let Some(x) = xff {
+                            headers.insert(&X_FORWARDED_FOR, HeaderValue::from_static(x));
+                        }
+                        headers.insert(&FORWARDED, HeaderValue::from_static("for=spoofed"));
+                        headers.insert(&X_FORWARDED_HOST, HeaderValue::from_static("spoofed"));
+                        let host_value = host.map(HeaderValue::from_static);
+                        add_forwarding(
+                            &Client::new(client, https),
+                            &mut headers,
+                            host_value.as_ref(),
+                        );
+                        let proto = if https { "https" } else { "http" };
+                        let mut want = ingress::forwarded_headers(client, proto, host, xff);
+                        want.sort();
+                        let mut got: Vec<(&str, String)> = headers
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.to_str().expect("str").to_owned()))
+                            .collect();
+                        got.sort();
+                        let want: Vec<(&str, String)> = want.into_iter().collect();
+                        assert_eq!(got, want, "{client} {proto} {host:?} {xff:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Drover's ingress proxy: serves an [`ingress::Table`] on an ingress host.
 //!
 //! - HTTP on [`Config::http`] and HTTPS on [`Config::https`] (HTTP/1.1 and HTTP/2: ALPN `h2`
-//!   on TLS, prior knowledge `h2c` on plain HTTP), routed by host and longest path prefix to
-//!   the route's ready backends (HTTP/1.1, keep-alive connections pooled per backend), balanced
-//!   round-robin or by least requests in flight, optionally sticky by cookie. WebSocket (and
-//!   any HTTP/1.1 `Upgrade`) is relayed both ways.
+//!   on TLS, prior knowledge `h2c` on plain HTTP), routed as `ingress::Router` decides (host,
+//!   then longest path prefix) to the route's ready backends (HTTP/1.1, keep-alive
+//!   connections pooled per backend), chosen by `ingress::pick` (round-robin, least requests
+//!   in flight, sticky cookie). WebSocket (and any HTTP/1.1 `Upgrade`) is relayed both ways.
 //! - The certificate is chosen by SNI; a handshake without SNI, or for a name no
 //!   certificate serves, fails. Plain HTTP to a route with a certificate is redirected
 //!   (308) to HTTPS. ACME HTTP-01 challenges are answered on plain HTTP for every host.
@@ -19,7 +19,6 @@ mod body;
 mod certs;
 mod http;
 mod pool;
-mod routing;
 mod table;
 mod tcp;
 
@@ -204,7 +203,7 @@ impl Proxy {
             .unwrap_or_else(PoisonError::into_inner);
         let old = shared.table.load_full();
         let (compiled, mut problems) = Compiled::new(table, &old, &shared.provider);
-        let ports: Vec<u16> = compiled.tcp.keys().copied().collect();
+        let ports = compiled.tcp_ports();
         let (routes, certs) = (compiled.routes.len(), compiled.certs.len());
         shared.table.store(Arc::new(compiled));
 

@@ -1,35 +1,35 @@
-//! A table made ready to serve: the router built, certificates parsed, each backend's URI
-//! pool and sticky cookie prepared, and the counters (round-robin positions, requests
-//! in flight per backend) carried over from the table it replaces.
+//! A table made ready to serve: `ingress::Router` built on it, certificates parsed (those
+//! that do not parse left out before the router sees them), each backend's pool, in-flight
+//! count and sticky cookie prepared, and the counters (round-robin positions, requests in
+//! flight, pools) carried over from the table it replaces.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use http::HeaderValue;
-use ingress::{Backend, HttpRoute, Table, TcpRoute};
+use ingress::{Router, Table};
 use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
 
 use crate::Error;
-use crate::certs::Certs;
 use crate::pool::Pool;
-use crate::routing::Router;
 
 #[derive(Default)]
 pub(crate) struct Compiled {
     pub(crate) router: Router,
-    /// By the index [`Router::route`] answers.
+    /// By the index of the router's `table().http`.
     pub(crate) routes: Vec<Route>,
-    pub(crate) certs: Certs,
-    pub(crate) challenges: BTreeMap<String, String>,
-    pub(crate) tcp: HashMap<u16, Tcp>,
+    /// By the index of the router's `table().certs` (which holds only those that parsed).
+    pub(crate) certs: Vec<Arc<CertifiedKey>>,
+    /// Round-robin positions of TCP routes, by port.
+    pub(crate) tcp_rr: HashMap<u16, Arc<AtomicUsize>>,
 }
 
 pub(crate) struct Route {
-    pub(crate) route: HttpRoute,
     pub(crate) rr: Arc<AtomicUsize>,
-    /// By the index of `route.backends`.
+    /// By the index of the route's `backends`.
     pub(crate) backends: Vec<BackendState>,
 }
 
@@ -38,45 +38,74 @@ pub(crate) struct BackendState {
     /// every route and every later table with this backend's address.
     pub(crate) pool: Arc<Pool>,
     pub(crate) in_flight: Arc<AtomicUsize>,
-    /// `Set-Cookie` for a sticky route, over plain HTTP and over HTTPS (`Secure`).
-    pub(crate) cookie: Option<(HeaderValue, HeaderValue)>,
+    /// A sticky route's cookie naming this backend.
+    pub(crate) sticky: Option<Sticky>,
 }
 
-pub(crate) struct Tcp {
-    pub(crate) route: TcpRoute,
-    pub(crate) rr: Arc<AtomicUsize>,
+pub(crate) struct Sticky {
+    /// `ingress::sticky_value`: what the request's cookie holds when it names this backend.
+    pub(crate) value: String,
+    /// `Set-Cookie` over plain HTTP and over HTTPS.
+    pub(crate) plain: HeaderValue,
+    pub(crate) secure: HeaderValue,
+}
+
+/// The index of `item` in `slice`, by address: the router answers with references into
+/// its table, and the proxy keeps its state in vectors of the same order.
+pub(crate) fn index_of<T>(slice: &[T], item: &T) -> Option<usize> {
+    let size = std::mem::size_of::<T>().max(1);
+    let start = slice.as_ptr() as usize;
+    let at = std::ptr::from_ref(item) as usize;
+    let i = at.checked_sub(start)? / size;
+    (i < slice.len() && at == start + i * size).then_some(i)
 }
 
 impl Compiled {
     pub(crate) fn new(
-        table: Table,
+        mut table: Table,
         old: &Compiled,
         provider: &CryptoProvider,
     ) -> (Compiled, Vec<Error>) {
-        let (certs, mut problems) = Certs::new(&table.certs, provider);
+        let mut problems = Vec::new();
+        let mut certs = Vec::with_capacity(table.certs.len());
+        table
+            .certs
+            .retain(|cert| match crate::certs::parse(cert, provider) {
+                Ok(key) => {
+                    certs.push(Arc::new(key));
+                    true
+                }
+                Err(reason) => {
+                    problems.push(Error::Cert {
+                        name: cert.name.clone(),
+                        reason,
+                    });
+                    false
+                }
+            });
+        let mut seen = std::collections::HashSet::new();
+        for t in &table.tcp {
+            if !seen.insert(t.listen) {
+                problems.push(Error::Route {
+                    host: String::new(),
+                    path: format!("tcp {}", t.listen),
+                    reason: "a second TCP route on this port is ignored".into(),
+                });
+            }
+        }
 
         let mut shared: HashMap<SocketAddr, (Arc<Pool>, Arc<AtomicUsize>)> = HashMap::new();
         let mut rr: HashMap<(Option<&str>, &str), Arc<AtomicUsize>> = HashMap::new();
-        for r in &old.routes {
-            rr.insert((r.route.host.as_deref(), &r.route.path), r.rr.clone());
-            for (b, s) in r.route.backends.iter().zip(&r.backends) {
+        for (r, s) in old.router.table().http.iter().zip(&old.routes) {
+            rr.insert((r.host.as_deref(), &r.path), s.rr.clone());
+            for (b, s) in r.backends.iter().zip(&s.backends) {
                 shared.insert(b.addr, (s.pool.clone(), s.in_flight.clone()));
             }
         }
 
-        let router = Router::new(&table.http);
-        let mut routes = Vec::with_capacity(table.http.len());
-        for mut route in table.http {
-            if let Some(name) = &route.sticky
-                && !valid_cookie_name(name)
-            {
-                problems.push(Error::Route {
-                    host: route.host.clone().unwrap_or_default(),
-                    path: route.path.clone(),
-                    reason: format!("{name:?} is not a cookie name: the route is not sticky"),
-                });
-                route.sticky = None;
-            }
+        let router = Router::from(table);
+        let mut routes = Vec::with_capacity(router.table().http.len());
+        for route in &router.table().http {
             let backends = route
                 .backends
                 .iter()
@@ -85,82 +114,73 @@ impl Compiled {
                         .entry(b.addr)
                         .or_insert_with(|| (Arc::new(Pool::new(b.addr)), Arc::default()))
                         .clone();
+                    let sticky = route.sticky.as_ref().and_then(|_| {
+                        let cookie = |secure| {
+                            ingress::router::sticky_cookie(route, b, secure)
+                                .and_then(|c| HeaderValue::from_str(&c).ok())
+                        };
+                        let sticky = Sticky {
+                            value: ingress::router::sticky_value(b),
+                            plain: cookie(false)?,
+                            secure: cookie(true)?,
+                        };
+                        Some(sticky)
+                    });
                     BackendState {
                         pool,
                         in_flight,
-                        cookie: route.sticky.as_deref().and_then(|name| cookie(name, b)),
+                        sticky,
                     }
                 })
-                .collect();
+                .collect::<Vec<BackendState>>();
+            if route.sticky.is_some() && backends.iter().any(|b| b.sticky.is_none()) {
+                problems.push(Error::Route {
+                    host: route.host.clone().unwrap_or_default(),
+                    path: route.path.clone(),
+                    reason: "its sticky cookie does not make a valid header".into(),
+                });
+            }
             let rr = rr
                 .get(&(route.host.as_deref(), route.path.as_str()))
                 .cloned()
                 .unwrap_or_default();
-            routes.push(Route {
-                route,
-                rr,
-                backends,
-            });
+            routes.push(Route { rr, backends });
         }
-
-        let mut tcp = HashMap::with_capacity(table.tcp.len());
-        for route in table.tcp {
-            let rr = old
-                .tcp
-                .get(&route.listen)
-                .map(|t| t.rr.clone())
-                .unwrap_or_default();
-            if tcp.contains_key(&route.listen) {
-                problems.push(Error::Route {
-                    host: String::new(),
-                    path: format!("tcp {}", route.listen),
-                    reason: "a second TCP route on this port is ignored".into(),
-                });
-                continue;
-            }
-            tcp.insert(route.listen, Tcp { route, rr });
-        }
-
+        let tcp_rr = router
+            .table()
+            .tcp
+            .iter()
+            .map(|t| {
+                let rr = old.tcp_rr.get(&t.listen).cloned().unwrap_or_default();
+                (t.listen, rr)
+            })
+            .collect();
         let compiled = Compiled {
             router,
             routes,
             certs,
-            challenges: table.challenges,
-            tcp,
+            tcp_rr,
         };
         (compiled, problems)
     }
-}
 
-/// RFC 6265 cookie-name: a token.
-fn valid_cookie_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// RFC 6265 cookie-octet.
-fn valid_cookie_value(v: &str) -> bool {
-    v.bytes()
-        .all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
-}
-
-fn cookie(name: &str, backend: &Backend) -> Option<(HeaderValue, HeaderValue)> {
-    if !valid_cookie_value(&backend.container) {
-        tracing::warn!(
-            container = backend.container,
-            "container name cannot be a cookie value: no stickiness to it"
-        );
-        return None;
+    /// The ports TCP routes listen on.
+    pub(crate) fn tcp_ports(&self) -> Vec<u16> {
+        self.tcp_rr.keys().copied().collect()
     }
-    let plain = format!(
-        "{name}={}; Path=/; HttpOnly; SameSite=Lax",
-        backend.container
-    );
-    let secure = format!("{plain}; Secure");
-    Some((
-        HeaderValue::from_str(&plain).ok()?,
-        HeaderValue::from_str(&secure).ok()?,
-    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_of;
+
+    #[test]
+    fn index_by_address() {
+        let v = vec![String::from("a"), String::from("b"), String::from("c")];
+        assert_eq!(index_of(&v, &v[2]), Some(2));
+        assert_eq!(index_of(&v, &v[0]), Some(0));
+        let other = String::from("b");
+        assert_eq!(index_of(&v, &other), None);
+        assert_eq!(index_of(&v[..1], &v[1]), None);
+    }
 }

@@ -42,12 +42,12 @@ async fn serve(shared: Arc<Shared>, port: u16, mut client: TcpStream, peer: Sock
     };
     let (backends, proxy_protocol, start) = {
         let table = shared.table.load();
-        let Some(tcp) = table.tcp.get(&port) else {
+        let (Some(route), Some(rr)) = (table.router.tcp(port), table.tcp_rr.get(&port)) else {
             return;
         };
-        let start = tcp.rr.fetch_add(1, Ordering::Relaxed);
-        let addrs: Vec<SocketAddr> = tcp.route.backends.iter().map(|b| b.addr).collect();
-        (addrs, tcp.route.proxy_protocol, start)
+        let start = rr.fetch_add(1, Ordering::Relaxed);
+        let addrs: Vec<SocketAddr> = route.backends.iter().map(|b| b.addr).collect();
+        (addrs, route.proxy_protocol, start)
     };
     if backends.is_empty() {
         tracing::debug!(port, %peer, "TCP route without a ready backend: connection closed");

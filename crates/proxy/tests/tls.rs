@@ -183,9 +183,10 @@ async fn https_requests_reach_the_backend_over_http1_and_http2() {
         ["for=127.0.0.1;proto=https;host=shop.test"]
     );
     // Over HTTPS the sticky cookie is Secure.
+    let value = ingress::router::sticky_value(&web.backend());
     assert_eq!(
         got.header("set-cookie"),
-        Some("srv=web-1; Path=/; HttpOnly; SameSite=Lax; Secure")
+        Some(format!("srv={value}; Path=/; HttpOnly; SameSite=Lax; Secure").as_str())
     );
 
     // HTTP/2, chosen by ALPN.
