@@ -17,6 +17,7 @@ import { Shell } from './pages/shell';
 import { Audit } from './pages/audit';
 import { Access } from './pages/access';
 import { Catalog, TemplatePage } from './pages/catalog';
+import { Ingress } from './pages/ingress';
 
 function SignIn({ onDone }: { onDone: () => void }) {
   const [username, setUsername] = useState('');
@@ -52,6 +53,7 @@ const NAV: [string, string][] = [
   ['/', 'Dashboard'],
   ['/stacks', 'Stacks'],
   ['/hosts', 'Hosts'],
+  ['/ingress', 'Ingress'],
   ['/deploy', 'Deploy'],
   ['/catalog', 'Catalog'],
   ['/audit', 'Audit log'],
@@ -127,6 +129,7 @@ function Routes() {
   if (here === '/stacks') return <Stacks />;
   if ((m = match('/stacks/:name', here))) return <StackPage name={m.name} />;
   if (here === '/hosts') return <Hosts />;
+  if (here === '/ingress') return <Ingress />;
   if (here === '/deploy') return <Deploy />;
   if ((m = match('/containers/:name/logs', here))) return <Logs name={m.name} />;
   if ((m = match('/containers/:name/shell', here))) return <Shell name={m.name} />;

@@ -177,7 +177,7 @@ try {
   await page.getByRole('button', { name: 'Scale' }).click();
   await page.locator('table').first().locator('td', { hasText: /^2\/2$/ }).waitFor({ timeout: 90_000 });
   // The service's chart (the sum of its containers), once the agent has sampled them (every 10 s).
-  await page.locator('figure.chart', { hasText: 'CPU of service web' }).locator('svg path.line').waitFor({ timeout: 25_000 });
+  await page.locator('figure.chart', { hasText: 'CPU of service web' }).locator('svg path.line').waitFor({ state: 'attached', timeout: 25_000 }); // a flat line has no height: 'visible' would wait forever
   await shot(page, '07-scaled');
 
   step('the audit log shows the scale');
@@ -228,10 +228,22 @@ try {
   await page.getByRole('button', { name: 'Save labels' }).click();
   await page.waitForFunction(() => !document.querySelector('table')?.textContent?.includes('zone=ui-test'));
   const cpuChart = page.locator('.host-use figure.chart').first();
-  await cpuChart.locator('svg path.line').waitFor({ timeout: 25_000 });
+  await cpuChart.locator('svg path.line').waitFor({ state: 'attached', timeout: 25_000 }); // a flat line has no height: 'visible' would wait forever
   step(`  chart: ${await cpuChart.locator('svg').getAttribute('aria-label')}`);
   await axe(page, 'hosts');
   await shot(page, '12-hosts');
+
+  step('ingress: no ingress host yet; a broken certificate refused with the API\'s message');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Ingress' }).click();
+  await page.getByRole('heading', { name: 'Ingress', exact: true }).waitFor();
+  await page.getByText('No host serves the ingress').waitFor();
+  await page.getByLabel('Name (what routes name it by: tls: NAME)').fill('broken');
+  await page.getByLabel('Certificate chain (PEM, leaf first)').fill('not a certificate');
+  await page.getByLabel('Private key (PEM; sent once, never shown again)').fill('not a key');
+  await page.getByRole('button', { name: 'Add certificate' }).click();
+  await page.getByRole('alert').filter({ hasText: /certificate|key/ }).waitFor();
+  await axe(page, 'ingress');
+  await shot(page, '12b-ingress');
 
   step('on a phone');
   const phone = await newPage({ width: 390, height: 844 });

@@ -119,13 +119,14 @@ fn main() -> Result<()> {
                     read_rate: num("--read-rate", 0) as u32,
                     tls: args.iter().any(|a| a == "--tls"),
                     ui,
+                    ingress: num("--ingress", 0),
                 },
                 args.iter().any(|a| a == "--failover"),
             )
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui --ingress N]"
             )
         }
     }

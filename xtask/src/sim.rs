@@ -38,6 +38,125 @@ pub struct Shape {
     /// Once converged, time the web UI's dashboard to first meaningful render in headless
     /// Chromium (`ui/tests/first-render.mjs`).
     pub ui: bool,
+    /// Once converged, label this many hosts `drover.ingress=true` and time how long a new
+    /// exposed service, then a scale of it, takes to reach every one's route table (the
+    /// simulated agents join the mesh and give their containers addresses in their block).
+    pub ingress: usize,
+}
+
+/// A simulated container's address: in its host's mesh block (once known), by its name.
+fn sim_addr(
+    block: Option<mesh::Ipv4Net>,
+    name: &str,
+) -> std::collections::BTreeMap<String, std::net::Ipv4Addr> {
+    let Some(b) = block else {
+        return Default::default();
+    };
+    let n = name
+        .bytes()
+        .fold(7u32, |h, x| h.wrapping_mul(31).wrapping_add(u32::from(x)));
+    let size = (1u32 << (32 - u32::from(b.prefix_len())))
+        .saturating_sub(4)
+        .max(1);
+    let ip = std::net::Ipv4Addr::from(u32::from(b.network()) + 2 + n % size);
+    std::collections::BTreeMap::from([("sim_default".to_string(), ip)])
+}
+
+/// When an agent last got an ingress table, and the probe route's backends in it.
+type ProbeSeen = Option<(Instant, usize)>;
+
+/// The probe route the ingress measurement deploys.
+const PROBE_HOST: &str = "probe.test";
+
+/// Labels `shape.ingress` hosts as ingress hosts, then times how long a new exposed service
+/// (10 replicas), and then its scale to 20, take to be in every ingress host's table.
+async fn ingress_propagation(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    shape: &Shape,
+    link: &SimLink,
+) -> Result<()> {
+    let api = |path: &str| format!("{url}/v1/environments/default{path}");
+    let n = shape.ingress.min(shape.agents);
+    for i in 0..n {
+        let resp = http
+            .put(api(&format!("/hosts/sim-{i:05}/labels")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"labels": {"drover.ingress": "true"}}))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("labelling sim-{i:05}: {}", resp.text().await?);
+        }
+    }
+    // Until every ingress host is on the mesh and has its table.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deploy = |replicas: u32| {
+        let mut project = compose::Project {
+            name: "probe".into(),
+            ..Default::default()
+        };
+        let mut svc = compose::Service {
+            image: Some("fake/app:1".into()),
+            replicas,
+            ..Default::default()
+        };
+        svc.extensions.insert(
+            "x-drover".into(),
+            serde_json::json!({"expose": [{"host": PROBE_HOST, "port": 8080}]}),
+        );
+        project.services.insert("web".into(), svc);
+        api_types::DeployRequest {
+            project: Some(project),
+            ..Default::default()
+        }
+    };
+    for replicas in [10u32, 20] {
+        let t = Instant::now();
+        let resp = http
+            .post(api("/stacks"))
+            .bearer_auth(token)
+            .json(&deploy(replicas))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("deploying the probe: {}", resp.text().await?);
+        }
+        let (all, last) = loop {
+            let (done, last) = {
+                let seen = link
+                    .probe
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("probe lock"))?;
+                let at: Vec<Instant> = seen[..n]
+                    .iter()
+                    .filter_map(|s| s.filter(|(_, b)| *b == replicas as usize).map(|(at, _)| at))
+                    .collect();
+                (at.len() == n, at.into_iter().max())
+            };
+            if done {
+                break (t.elapsed(), last);
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!("the probe route did not reach every ingress host in 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        println!(
+            "ingress: {} with {replicas} backends in the route table of all {n} ingress hosts {:.0} ms after the deploy request (last table sent at {:.0} ms; {} hosts, {} containers)",
+            if replicas == 10 {
+                "a new route"
+            } else {
+                "a scale"
+            },
+            all.as_secs_f64() * 1000.0,
+            last.map_or(0.0, |l| l.duration_since(t).as_secs_f64() * 1000.0),
+            shape.agents,
+            shape.services * shape.replicas as usize,
+        );
+    }
+    Ok(())
 }
 
 /// The dashboard's time to first meaningful render, printed by `ui/tests/first-render.mjs`.
@@ -81,6 +200,10 @@ struct SimLink {
     reconnect: tokio::sync::watch::Receiver<u64>,
     /// Sessions welcomed so far, over all agents and reconnects.
     welcomed: Arc<std::sync::atomic::AtomicUsize>,
+    /// Join the mesh (a made-up key and endpoint), so that ingress tables come.
+    mesh: bool,
+    /// Per agent: the backends of the probe route in its last ingress table, and when it came.
+    probe: Arc<std::sync::Mutex<Vec<ProbeSeen>>>,
 }
 
 /// One simulated agent: keeps the desired state (full states and stack patches, as the real
@@ -166,7 +289,10 @@ async fn session(
         agent_version: "sim".into(),
         labels: BTreeMap::from([("region".to_string(), ["eu", "us", "ap"][i % 3].to_string())]),
         credential_hash: Some(hex::encode(sha2::Sha256::digest(credential.as_bytes()))),
-        mesh: None,
+        mesh: link.mesh.then(|| proto::MeshHello {
+            public_key: format!("{:064x}", i + 1),
+            endpoint: std::net::SocketAddr::from(([127, 0, 0, 1], 20000 + (i % 40000) as u16)),
+        }),
     });
     sink.send(Message::Text(serde_json::to_string(&hello)?.into()))
         .await?;
@@ -176,6 +302,8 @@ async fn session(
     ))
     .await?;
     let report = |containers, generation| fake_report(engine, containers, generation);
+    // The host's mesh block, once the server gives it: containers get addresses in it.
+    let mut block: Option<mesh::Ipv4Net> = None;
     let mut beat = tokio::time::interval(Duration::from_secs(proto::HEARTBEAT_SECS));
     loop {
         tokio::select! {
@@ -199,7 +327,7 @@ async fn session(
                     exit_code: None,
                     image: String::new(),
                     status: "Up (fake engine)".into(),
-                    addrs: Default::default(),
+                    addrs: sim_addr(block, &c.name),
                     network_of: None,
                 };
                 // What changed, worked out from the message alone (a real agent diffs
@@ -209,6 +337,39 @@ async fn session(
                         // Registered: from now on the host's own credential.
                         *auth = credential.to_string();
                         link.welcomed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Ok(ServerMsg::Mesh(m)) => {
+                        if block == Some(m.place.block) {
+                            continue;
+                        }
+                        block = Some(m.place.block);
+                        // Every container again, now with its address.
+                        for c in &mut last.containers {
+                            c.addrs = sim_addr(block, &c.name);
+                        }
+                        proto::ObservedPatch {
+                            generation: last.generation,
+                            engine: engine.clone(),
+                            containers: last.containers.clone(),
+                            gone: vec![],
+                            errors: vec![],
+                            waiting: vec![],
+                            networks: None,
+                        }
+                    }
+                    Ok(ServerMsg::Ingress(t)) => {
+                        let backends = t.as_ref().and_then(|t| {
+                            t.http
+                                .iter()
+                                .find(|r| r.host.as_deref() == Some(PROBE_HOST))
+                                .map(|r| r.backends.len())
+                        });
+                        if let (Some(n), Ok(mut seen)) = (backends, link.probe.lock())
+                            && let Some(slot) = seen.get_mut(i)
+                        {
+                            *slot = Some((Instant::now(), n));
+                        }
                         continue;
                     }
                     Ok(ServerMsg::Desired(d)) => {
@@ -447,6 +608,8 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
         pin,
         reconnect,
         welcomed: Arc::default(),
+        mesh: shape.ingress > 0,
+        probe: Arc::new(std::sync::Mutex::new(vec![None; shape.agents])),
     };
     let t = Instant::now();
     let server_cpu0 = cpu_secs(&pid.to_string());
@@ -616,6 +779,9 @@ async fn drive(url: &str, token: &str, shape: &Shape, failover: bool, pid: u32) 
     );
     if shape.ui {
         first_render(url, token, total, shape.agents)?;
+    }
+    if shape.ingress > 0 {
+        ingress_propagation(&http, url, token, shape, &link).await?;
     }
     if shape.read_rate > 0 {
         let lat = read_load(&api(""), token, shape, shape.read_rate);

@@ -1,4 +1,5 @@
 // The dashboard: hosts, stacks, containers, and what is unhealthy, pending or failing, and why.
+import { useState } from 'preact/hooks';
 import { ContainerInfo, HostInfo, StackSummary, envPath, get } from '../api';
 import { useSignal } from '../signal';
 import { env, maySeeHosts } from '../state';
@@ -12,8 +13,12 @@ export function problemOf(c: ContainerInfo): string | null {
   return null;
 }
 
+/** Containers the dashboard lists before "Show all" (problems are listed above anyway). */
+const FIRST_CONTAINERS = 50;
+
 export function Dashboard() {
   const e = useSignal(env);
+  const [allContainers, setAllContainers] = useState(false);
   const showHosts = maySeeHosts();
   const stacks = useLoad(() => get<StackSummary[]>(envPath(e, '/stacks')), [e]);
   const containers = useLoad(() => get<ContainerInfo[]>(envPath(e, '/containers')), [e]);
@@ -126,7 +131,12 @@ export function Dashboard() {
 
       <section aria-labelledby="containers-h">
         <h2 id="containers-h">Containers</h2>
-        <ContainerTable containers={cs} showStack />
+        <ContainerTable containers={allContainers ? cs : cs.slice(0, FIRST_CONTAINERS)} showStack />
+        {!allContainers && cs.length > FIRST_CONTAINERS && (
+          <button type="button" onClick={() => setAllContainers(true)}>
+            Show all {cs.length} containers
+          </button>
+        )}
       </section>
     </Page>
   );

@@ -15,7 +15,7 @@ const HOSTS: usize = 3;
 
 pub(crate) struct Cluster {
     pub(crate) dir: tempfile::TempDir,
-    url: String,
+    pub(crate) url: String,
     token: String,
     server: Option<Child>,
     agents: Vec<Option<Child>>,

@@ -313,6 +313,55 @@ pub fn routes_across_hosts(c: &Cluster) {
     );
     assert!(failed.is_empty(), "{} failed: {:?}", failed.len(), failed);
 
+    // Fails safe: host 1 loses the server (its agent's connection dropped, the tunnel to
+    // the other hosts kept); its ingress keeps serving the last table it had.
+    let port = c
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .expect("server port");
+    let rule = |op: &str| {
+        let st = Command::new("nsenter")
+            .arg("--net=/var/run/netns/drvh1")
+            .args([
+                "iptables",
+                "-w",
+                op,
+                "OUTPUT",
+                "-d",
+                "10.77.0.1",
+                "-p",
+                "tcp",
+            ])
+            .args(["--dport", &port.to_string(), "-j", "DROP"])
+            .status()
+            .expect("iptables");
+        assert!(st.success(), "iptables {op}");
+    };
+    rule("-I");
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load(stop.clone());
+    let h1 = c.host_id(1);
+    wait_for(Duration::from_secs(40), "host 1 seen as down", || {
+        let ls = c.ok(&["host", "ls"]);
+        ls.lines()
+            .any(|l| l.starts_with(&h1[..12]) && l.contains(" down"))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    rule("-D");
+    let (ok, failed) = traffic.join().expect("load thread");
+    println!(
+        "ingress host cut off from the server: {ok} requests answered, {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{} failed: {:?}", failed.len(), failed);
+    wait_for(Duration::from_secs(40), "host 1 back", || {
+        (c.ok(&["host", "ls"]).matches(" up ").count() == 3).then_some(())
+    });
+
     c.ok(&["stack", "rm", STACK]);
     c.ok(&["cert", "rm", "shop"]);
     c.ok(&["cert", "rm", "blog"]);
