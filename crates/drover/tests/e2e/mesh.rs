@@ -285,7 +285,7 @@ pub fn failover_keeps_names(c: &Cluster) {
 pub fn zero_downtime_upgrade(c: &Cluster) {
     let version = |v: &str| {
         format!(
-            "services:\n  web:\n{}    environment:\n      VERSION: \"{v}\"\n    deploy:\n      replicas: 4\n      update_config: {{parallelism: 2, order: start-first}}\n    x-drover:\n      health: {{http: /health, port: 8080, interval: 300ms, retries: 1}}\n  client:\n{}    ports: [\"18083:8080\"]\n    deploy:\n      placement:\n        constraints: [node.labels.net == client]\n",
+            "services:\n  web:\n{}    environment:\n      VERSION: \"{v}\"\n    deploy:\n      replicas: 4\n      update_config: {{parallelism: 2, order: start-first}}\n    x-drover:\n      health: {{http: /health, port: 8080, interval: 300ms, retries: 3}}\n  client:\n{}    ports: [\"18083:8080\"]\n    deploy:\n      placement:\n        constraints: [node.labels.net == client]\n",
             app(""),
             app("")
         )
