@@ -16,6 +16,10 @@ use crate::{Error, Warning};
 /// overflow the stack of whichever thread reads it.
 pub const MAX_NESTING: usize = 64;
 
+/// Most "variable X is not set" warnings one load gives, then one saying that more are not
+/// set: a file naming 300,000 unset variables would otherwise make 300,000 warnings (130 MB).
+pub const MAX_UNSET_WARNINGS: usize = 100;
+
 /// Result of interpolating one string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interpolated {
@@ -246,6 +250,8 @@ pub(crate) struct TreeInterp<'a> {
     pub variables: &'a BTreeMap<String, String>,
     pub warnings: Vec<Warning>,
     warned: BTreeSet<String>,
+    /// The warning that more variables are not set was given.
+    warned_more: bool,
 }
 
 impl<'a> TreeInterp<'a> {
@@ -256,6 +262,7 @@ impl<'a> TreeInterp<'a> {
             variables,
             warnings: Vec::new(),
             warned: BTreeSet::new(),
+            warned_more: false,
         }
     }
 
@@ -277,6 +284,21 @@ impl<'a> TreeInterp<'a> {
                 let done = interpolate(text, self.variables)
                     .map_err(|m| Error::new(self.fname(node.loc), node.loc, path.render(), m))?;
                 for name in done.unset {
+                    if self.warned.len() == MAX_UNSET_WARNINGS && !self.warned.contains(&name) {
+                        if !self.warned_more {
+                            self.warned_more = true;
+                            self.warnings.push(Warning {
+                                file: self.fname(node.loc).to_owned(),
+                                location: node.loc,
+                                path: path.render(),
+                                message: format!(
+                                    "more than {MAX_UNSET_WARNINGS} variables are not set, \
+                                     using empty strings (the others are not listed)"
+                                ),
+                            });
+                        }
+                        break;
+                    }
                     if self.warned.insert(name.clone()) {
                         let file = self.fname(node.loc).to_owned();
                         self.warnings.push(Warning {

@@ -212,3 +212,18 @@ fn compose_of_10001_services_is_refused() {
         expect!["evil.yml:2:1: services: more than 10000 services"],
     );
 }
+
+/// chaos hostile, target compose, generated input `interpolation-unset-300000`: a string
+/// naming 300,000 unset variables made a warning for each (130 MB).
+#[test]
+fn unset_300000_variables_warn_101_times() {
+    let names: Vec<String> = (0..300_000).map(|i| format!("$v{i}")).collect();
+    let text = format!("services:\n  web:\n    image: \"x{}\"\n", names.join(""));
+    let loaded = common::load_text("evil.yml", &text).expect("loads");
+    assert_eq!(
+        loaded.warnings.len(),
+        compose::interpolate::MAX_UNSET_WARNINGS + 1
+    );
+    expect!["evil.yml:3:12: services.web.image: more than 100 variables are not set, using empty strings (the others are not listed)"]
+        .assert_eq(&loaded.warnings[100].to_string());
+}
