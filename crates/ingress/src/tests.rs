@@ -639,6 +639,28 @@ fn entries_100000_conflicts_stay_linear() {
     );
 }
 
+/// chaos hostile, target expose, generated input `entries-100000`: a deploy's list of
+/// 100,000 routes passed `check`, and its table took 110 MB.
+#[test]
+fn entries_100000_are_refused() {
+    let list = |n: usize| -> Vec<Expose> {
+        (0..n)
+            .map(|i| {
+                Expose::Http(HttpExpose {
+                    host: Some(format!("h{i}.example.com")),
+                    port: 80,
+                    ..Default::default()
+                })
+            })
+            .collect()
+    };
+    assert_eq!(
+        expose::check(&list(100_000)),
+        Err("expose: 100000 entries, at most 1000".to_string())
+    );
+    assert_eq!(expose::check(&list(expose::MAX_ENTRIES)), Ok(()));
+}
+
 #[test]
 fn acme_asks_for_missing_and_expiring_certificates() {
     check(
