@@ -5,7 +5,7 @@
 //! Defaults, alternatives and error messages may themselves contain interpolations; they are
 //! only evaluated when used, and nest at most [`MAX_NESTING`] deep.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::rc::Rc;
 
 use crate::yaml::{Kind, Node};
@@ -39,7 +39,7 @@ pub fn interpolate(
         depth: 0,
         variables,
         unset: Vec::new(),
-        unset_seen: BTreeSet::new(),
+        unset_seen: HashSet::new(),
     };
     let value = p.sequence(false, true)?;
     Ok(Interpolated {
@@ -56,7 +56,7 @@ struct Interp<'a> {
     variables: &'a BTreeMap<String, String>,
     unset: Vec<String>,
     /// The names in `unset`: a string naming many unset variables stays linear.
-    unset_seen: BTreeSet<&'a str>,
+    unset_seen: HashSet<&'a str>,
 }
 
 fn is_name_start(b: u8) -> bool {
