@@ -3,7 +3,7 @@
 //! Supported: `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`,
 //! `${VAR?error}`, `${VAR:+alternative}`, `${VAR+alternative}` and `$$` for a literal `$`.
 //! Defaults, alternatives and error messages may themselves contain interpolations; they are
-//! only evaluated when used.
+//! only evaluated when used, and nest at most [`MAX_NESTING`] deep.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -11,11 +11,22 @@ use std::rc::Rc;
 use crate::yaml::{Kind, Node};
 use crate::{Error, Warning};
 
+/// Deepest nesting of `${...}` inside a default, alternative or error message. The parser
+/// recurses once per level: without a bound, one 4 MiB string (`${A:-${A:-...`) would
+/// overflow the stack of whichever thread reads it.
+pub const MAX_NESTING: usize = 64;
+
+/// Most "variable X is not set" warnings one load gives, then one saying that more are not
+/// set: a file naming 300,000 unset variables would otherwise make 300,000 warnings (130 MB).
+/// [`interpolate`] lists no more than one past them for a string.
+pub const MAX_UNSET_WARNINGS: usize = 100;
+
 /// Result of interpolating one string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interpolated {
     pub value: String,
-    /// Variables used without a default that were not set (replaced by "").
+    /// Variables used without a default that were not set (replaced by ""), in order: the
+    /// first [`MAX_UNSET_WARNINGS`] and one more when there are more.
     pub unset: Vec<String>,
 }
 
@@ -27,6 +38,7 @@ pub fn interpolate(
     let mut p = Interp {
         src: template,
         pos: 0,
+        depth: 0,
         variables,
         unset: Vec::new(),
     };
@@ -40,6 +52,8 @@ pub fn interpolate(
 struct Interp<'a> {
     src: &'a str,
     pos: usize,
+    /// `${` levels open around `pos`.
+    depth: usize,
     variables: &'a BTreeMap<String, String>,
     unset: Vec<String>,
 }
@@ -54,7 +68,7 @@ fn is_name_char(b: u8) -> bool {
 
 const ESCAPE_HINT: &str = "(use '$$' for a literal '$')";
 
-impl Interp<'_> {
+impl<'a> Interp<'a> {
     fn peek(&self) -> Option<u8> {
         self.src.as_bytes().get(self.pos).copied()
     }
@@ -93,12 +107,20 @@ impl Interp<'_> {
                 }
                 Some(b'{') => {
                     self.pos += 1;
-                    out.push_str(&self.braced(eval)?);
+                    if self.depth == MAX_NESTING {
+                        return Err(format!(
+                            "invalid interpolation format: '${{' nested more than {MAX_NESTING} deep"
+                        ));
+                    }
+                    self.depth += 1;
+                    let value = self.braced(eval);
+                    self.depth -= 1;
+                    out.push_str(&value?);
                 }
                 Some(b) if is_name_start(b) => {
-                    let name = self.name().to_owned();
+                    let name = self.name();
                     if eval {
-                        out.push_str(&self.lookup_or_warn(&name));
+                        out.push_str(&self.lookup_or_warn(name));
                     }
                 }
                 _ => {
@@ -112,7 +134,7 @@ impl Interp<'_> {
         }
     }
 
-    fn name(&mut self) -> &str {
+    fn name(&mut self) -> &'a str {
         let start = self.pos;
         while self.peek().is_some_and(is_name_char) {
             self.pos += 1;
@@ -120,11 +142,13 @@ impl Interp<'_> {
         &self.src[start..self.pos]
     }
 
-    fn lookup_or_warn(&mut self, name: &str) -> String {
+    fn lookup_or_warn(&mut self, name: &'a str) -> String {
         match self.variables.get(name) {
             Some(v) => v.clone(),
             None => {
-                if !self.unset.iter().any(|u| u == name) {
+                // At most one past the warnings given: a string naming many unset
+                // variables stays linear.
+                if self.unset.len() <= MAX_UNSET_WARNINGS && !self.unset.iter().any(|u| u == name) {
                     self.unset.push(name.to_owned());
                 }
                 String::new()
@@ -140,7 +164,7 @@ impl Interp<'_> {
         if !self.peek().is_some_and(is_name_start) {
             return Err(bad(self.src, "expected a variable name after '${'"));
         }
-        let name = self.name().to_owned();
+        let name = self.name();
         let colon = self.peek() == Some(b':');
         if colon {
             self.pos += 1;
@@ -150,7 +174,7 @@ impl Interp<'_> {
             Some(b'}') if !colon => {
                 self.pos += 1;
                 return Ok(if eval {
-                    self.lookup_or_warn(&name)
+                    self.lookup_or_warn(name)
                 } else {
                     String::new()
                 });
@@ -163,7 +187,7 @@ impl Interp<'_> {
                 ));
             }
         }
-        let value = self.variables.get(&name);
+        let value = self.variables.get(name);
         let set = if colon {
             value.is_some_and(|v| !v.is_empty())
         } else {
@@ -227,6 +251,8 @@ pub(crate) struct TreeInterp<'a> {
     pub variables: &'a BTreeMap<String, String>,
     pub warnings: Vec<Warning>,
     warned: BTreeSet<String>,
+    /// The warning that more variables are not set was given.
+    warned_more: bool,
 }
 
 impl<'a> TreeInterp<'a> {
@@ -237,6 +263,7 @@ impl<'a> TreeInterp<'a> {
             variables,
             warnings: Vec::new(),
             warned: BTreeSet::new(),
+            warned_more: false,
         }
     }
 
@@ -258,6 +285,21 @@ impl<'a> TreeInterp<'a> {
                 let done = interpolate(text, self.variables)
                     .map_err(|m| Error::new(self.fname(node.loc), node.loc, path.render(), m))?;
                 for name in done.unset {
+                    if self.warned.len() == MAX_UNSET_WARNINGS && !self.warned.contains(&name) {
+                        if !self.warned_more {
+                            self.warned_more = true;
+                            self.warnings.push(Warning {
+                                file: self.fname(node.loc).to_owned(),
+                                location: node.loc,
+                                path: path.render(),
+                                message: format!(
+                                    "more than {MAX_UNSET_WARNINGS} variables are not set, \
+                                     using empty strings (the others are not listed)"
+                                ),
+                            });
+                        }
+                        break;
+                    }
                     if self.warned.insert(name.clone()) {
                         let file = self.fname(node.loc).to_owned();
                         self.warnings.push(Warning {
@@ -368,6 +410,44 @@ mod tests {
         // Unused defaults are not evaluated: no warning for C.
         assert_eq!(run("${SET:-${C}}"), "value");
         assert_eq!(run("${A:-$${B}}"), "${B}");
+    }
+
+    /// chaos hostile, target interpolate (and compose, api_bodies), generated input
+    /// `nested-700000` (no seed: made by the replay): `${A:-` 700,000 deep overflowed the
+    /// stack and killed the process.
+    #[test]
+    fn nested_700000_deep_is_refused() {
+        let deep = |n: usize| format!("{}x{}", "${A:-".repeat(n), "}".repeat(n));
+        assert_eq!(run(&deep(MAX_NESTING)), "x");
+        assert_eq!(
+            run(&deep(MAX_NESTING + 1)),
+            "error: invalid interpolation format: '${' nested more than 64 deep"
+        );
+        assert_eq!(
+            run(&deep(700_000)),
+            "error: invalid interpolation format: '${' nested more than 64 deep"
+        );
+        let required = format!("{}{}", "${A:?".repeat(700_000), "}".repeat(700_000));
+        assert_eq!(
+            run(&required),
+            "error: invalid interpolation format: '${' nested more than 64 deep"
+        );
+        // Side by side is not nested.
+        assert_eq!(run(&"${B}".repeat(1000)), "bee".repeat(1000));
+    }
+
+    /// chaos hostile, target interpolate, generated input `unset-400000`: each unset name
+    /// was looked for in the list of those before it (quadratic: minutes).
+    #[test]
+    fn unset_400000_names_stay_linear() {
+        let names: Vec<String> = (0..400_000).map(|i| format!("$v{i}")).collect();
+        let start = std::time::Instant::now();
+        let done = interpolate(&names.join(" "), &vars()).expect("interpolates");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(done.unset.len(), MAX_UNSET_WARNINGS + 1);
+        assert_eq!(done.unset[100], "v100");
+        let twice = interpolate("$v1 ${v2} $v1 ${v2:-x} ${v3}", &vars()).expect("interpolates");
+        assert_eq!(twice.unset, ["v1", "v2", "v3"]);
     }
 
     #[test]

@@ -933,6 +933,13 @@ impl Cx<'_> {
         if entries.is_empty() {
             return Err(self.err(services_key, "services", "no services defined"));
         }
+        if entries.len() > crate::MAX_SERVICES {
+            return Err(self.err(
+                services_key,
+                "services",
+                format!("more than {} services", crate::MAX_SERVICES),
+            ));
+        }
         let mut all = BTreeMap::new();
         for (k, v) in entries {
             let name = k.as_scalar().unwrap_or_default();

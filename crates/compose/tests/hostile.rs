@@ -182,3 +182,48 @@ fn env_file_amplification() {
     .map(|e| e.to_string());
     expect!["evil.yml:1:40: services.c.env_file[1]: env_file contents too large: more than 16777216 bytes in total"].assert_eq(&err.unwrap_or_default());
 }
+
+/// chaos hostile, target api_bodies, generated input `deploy-project-200000-services`: a
+/// deploy's project of 200,000 empty services (`"s1":{}`, 8 MiB) took 300 MB to read.
+#[test]
+fn project_200000_services_is_refused_while_read() {
+    let services: Vec<String> = (0..200_000).map(|i| format!("\"s{i}\":{{}}")).collect();
+    let json = format!("{{\"name\":\"x\",\"services\":{{{}}}}}", services.join(","));
+    let err = serde_json::from_str::<compose::Project>(&json)
+        .err()
+        .map(|e| e.to_string());
+    expect!["more than 10000 services at line 1 column 108922"].assert_eq(&err.unwrap_or_default());
+    let at_most = format!(
+        "{{\"name\":\"x\",\"services\":{{{}}}}}",
+        services[..compose::MAX_SERVICES].join(",")
+    );
+    let project: compose::Project = serde_json::from_str(&at_most).expect("10,000 services");
+    assert_eq!(project.services.len(), compose::MAX_SERVICES);
+}
+
+#[test]
+fn compose_of_10001_services_is_refused() {
+    let mut text = String::from("x-s: &s {image: x}\nservices:\n");
+    for i in 0..=compose::MAX_SERVICES {
+        let _ = writeln!(text, "  s{i}: *s");
+    }
+    check_error(
+        &text,
+        expect!["evil.yml:2:1: services: more than 10000 services"],
+    );
+}
+
+/// chaos hostile, target compose, generated input `interpolation-unset-300000`: a string
+/// naming 300,000 unset variables made a warning for each (130 MB).
+#[test]
+fn unset_300000_variables_warn_101_times() {
+    let names: Vec<String> = (0..300_000).map(|i| format!("$v{i}")).collect();
+    let text = format!("services:\n  web:\n    image: \"x{}\"\n", names.join(""));
+    let loaded = common::load_text("evil.yml", &text).expect("loads");
+    assert_eq!(
+        loaded.warnings.len(),
+        compose::interpolate::MAX_UNSET_WARNINGS + 1
+    );
+    expect!["evil.yml:3:12: services.web.image: more than 100 variables are not set, using empty strings (the others are not listed)"]
+        .assert_eq(&loaded.warnings[100].to_string());
+}

@@ -35,8 +35,17 @@ pub const MAX_PATH: usize = 1024;
 /// Longest certificate name.
 pub const MAX_CERT_NAME: usize = 63;
 
+/// Most entries one service's expose list may have: each is a route on every ingress host.
+pub const MAX_ENTRIES: usize = 1_000;
+
 /// Checks a service's expose list; the first error names the entry and field.
 pub fn check(expose: &[Expose]) -> Result<(), String> {
+    if expose.len() > MAX_ENTRIES {
+        return Err(format!(
+            "expose: {} entries, at most {MAX_ENTRIES}",
+            expose.len()
+        ));
+    }
     let mut claimed: HashMap<Claim, usize> = HashMap::new();
     for (i, e) in expose.iter().enumerate() {
         check_entry(e).map_err(|(field, rule)| format!("expose[{i}].{field}: {rule}"))?;

@@ -249,7 +249,8 @@ fn sorted<'s, 'a>(services: &'s [Service<'a>]) -> Vec<&'s Service<'a>> {
 /// exact one is more specific), nor does a host with any-host.
 pub fn conflicts(services: &[Service]) -> Vec<String> {
     let mut first: BTreeMap<Claim, String> = BTreeMap::new();
-    let mut found: Vec<(Claim, String)> = Vec::new();
+    // A set: each conflict once, sorted by claim, without comparing it to every other.
+    let mut found: BTreeSet<(Claim, String)> = BTreeSet::new();
     for s in sorted(services) {
         let who = format!("{}/{}", s.stack, s.service);
         for e in s.expose {
@@ -264,14 +265,11 @@ pub fn conflicts(services: &[Service]) -> Vec<String> {
                 Some(owner) if *owner == who => {}
                 Some(owner) => {
                     let msg = format!("{owner} and {who} both claim {claim}");
-                    if !found.iter().any(|(_, m)| *m == msg) {
-                        found.push((claim, msg));
-                    }
+                    found.insert((claim, msg));
                 }
             }
         }
     }
-    found.sort();
     found.into_iter().map(|(_, m)| m).collect()
 }
 

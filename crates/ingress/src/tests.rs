@@ -603,6 +603,64 @@ fn claims_made_twice() {
     );
 }
 
+/// chaos hostile, target expose, generated input `entries-100000`: two stacks exposing the
+/// same 100,000 routes; each conflict was compared with every one found before
+/// (quadratic: minutes, in the deploy that checks them).
+#[test]
+fn entries_100000_conflicts_stay_linear() {
+    let list: Vec<Expose> = (0..100_000)
+        .map(|i| {
+            Expose::Http(HttpExpose {
+                host: Some(format!("h{i}.example.com")),
+                port: 80,
+                ..Default::default()
+            })
+        })
+        .collect();
+    let services = [
+        Service {
+            stack: "b",
+            service: "web",
+            expose: &list,
+        },
+        Service {
+            stack: "a",
+            service: "web",
+            expose: &list,
+        },
+    ];
+    let start = std::time::Instant::now();
+    let found = conflicts(&services);
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(found.len(), 100_000);
+    assert_eq!(
+        found[0],
+        "a/web and b/web both claim host h0.example.com path /"
+    );
+}
+
+/// chaos hostile, target expose, generated input `entries-100000`: a deploy's list of
+/// 100,000 routes passed `check`, and its table took 110 MB.
+#[test]
+fn entries_100000_are_refused() {
+    let list = |n: usize| -> Vec<Expose> {
+        (0..n)
+            .map(|i| {
+                Expose::Http(HttpExpose {
+                    host: Some(format!("h{i}.example.com")),
+                    port: 80,
+                    ..Default::default()
+                })
+            })
+            .collect()
+    };
+    assert_eq!(
+        expose::check(&list(100_000)),
+        Err("expose: 100000 entries, at most 1000".to_string())
+    );
+    assert_eq!(expose::check(&list(expose::MAX_ENTRIES)), Ok(()));
+}
+
 #[test]
 fn acme_asks_for_missing_and_expiring_certificates() {
     check(
