@@ -707,54 +707,78 @@ impl Cluster {
 /// Expected running containers: (stack, service) → (replicas, version label).
 pub type Expect = BTreeMap<(String, String), (u32, String)>;
 
-/// How the engines' containers of `stacks` differ from `expect`: every slot `1..=replicas`
-/// running once with its version, nothing else of these stacks running. Empty: as expected.
+/// How the engines' containers of `stacks` differ from `expect`: `replicas` containers of
+/// each service running, each of its version and a slot of its own (slot numbers need not
+/// be `1..=replicas`: a roll may leave higher ones), nothing else of these stacks running.
+/// Empty: as expected.
 pub fn differences(ps: &[Ctr], stacks: &[String], expect: &Expect) -> Vec<String> {
     let mut out = Vec::new();
-    let mut seen: BTreeMap<(String, String, u32), Vec<&Ctr>> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), BTreeMap<u32, Vec<&Ctr>>> = BTreeMap::new();
     for c in ps.iter().filter(|c| c.running && stacks.contains(&c.stack)) {
-        seen.entry((c.stack.clone(), c.service.clone(), c.slot))
+        seen.entry((c.stack.clone(), c.service.clone()))
+            .or_default()
+            .entry(c.slot)
             .or_default()
             .push(c);
     }
     for ((stack, svc), (n, v)) in expect {
-        for slot in 1..=*n {
-            match seen.get(&(stack.clone(), svc.clone(), slot)) {
-                None => out.push(format!("{stack}-{svc}-{slot} not running")),
-                Some(cs) if cs.iter().any(|c| &c.version != v) => out.push(format!(
-                    "{stack}-{svc}-{slot} runs version {} (want {v})",
-                    cs[0].version
-                )),
-                _ => {}
+        let slots = seen.remove(&(stack.clone(), svc.clone())).unwrap_or_default();
+        if slots.len() != *n as usize {
+            out.push(format!(
+                "{stack}-{svc}: {} slots running {:?}, want {n}",
+                slots.len(),
+                slots.keys().collect::<Vec<_>>()
+            ));
+        }
+        for (slot, cs) in &slots {
+            if cs.len() > 1 {
+                out.push(format!("{stack}-{svc}-{slot} runs {} times", cs.len()));
+            }
+            if let Some(c) = cs.iter().find(|c| &c.version != v) {
+                out.push(format!(
+                    "{stack}-{svc}-{slot} runs version {} on host {} (want {v})",
+                    c.version, c.host
+                ));
             }
         }
     }
-    for ((stack, svc, slot), cs) in &seen {
-        let wanted = expect
-            .get(&(stack.clone(), svc.clone()))
-            .is_some_and(|(n, _)| *slot >= 1 && slot <= n);
-        if !wanted {
-            out.push(format!(
-                "{stack}-{svc}-{slot} runs on host {} but nothing wants it",
-                cs[0].host
-            ));
-        }
+    for ((stack, svc), slots) in seen {
+        out.push(format!(
+            "{stack}-{svc}: slots {:?} run but nothing wants them",
+            slots.keys().collect::<Vec<_>>()
+        ));
     }
     out
 }
 
-/// Slots running more than once across the engines.
-pub fn duplicates(ps: &[Ctr]) -> Vec<String> {
-    let mut seen: BTreeMap<(String, String, u32), Vec<usize>> = BTreeMap::new();
+/// Slots running more than once across the engines: the same stack, service, slot and
+/// version (`chaos.v`, which differs between a stack and one deployed again after its
+/// removal) on several hosts. Second: overlaps of containers of the same slot with
+/// different versions (an old one still stopping beside its successor elsewhere).
+pub fn duplicates(ps: &[Ctr]) -> (Vec<String>, Vec<String>) {
+    let mut seen: BTreeMap<(String, String, u32), Vec<(usize, &str)>> = BTreeMap::new();
     for c in ps.iter().filter(|c| c.running) {
         seen.entry((c.stack.clone(), c.service.clone(), c.slot))
             .or_default()
-            .push(c.host);
+            .push((c.host, &c.version));
     }
-    seen.into_iter()
-        .filter(|(_, h)| h.len() > 1)
-        .map(|((st, sv, sl), h)| format!("{st}-{sv}-{sl} runs {} times (hosts {h:?})", h.len()))
-        .collect()
+    let (mut same, mut overlap) = (Vec::new(), Vec::new());
+    for ((st, sv, sl), h) in seen.into_iter().filter(|(_, h)| h.len() > 1) {
+        let mut versions: Vec<&str> = h.iter().map(|x| x.1).collect();
+        versions.sort();
+        let distinct = {
+            let mut v = versions.clone();
+            v.dedup();
+            v.len()
+        };
+        let line = format!("{st}-{sv}-{sl} runs {} times ({h:?} as (host, version))", h.len());
+        if distinct < versions.len() {
+            same.push(line);
+        } else {
+            overlap.push(line);
+        }
+    }
+    (same, overlap)
 }
 
 impl Drop for Cluster {

@@ -65,7 +65,7 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
         let mut last = Vec::new();
         let back = wait_for(RESYNC_WITHIN, || {
             let ps = c.engine_ps(1)?;
-            let d = duplicates(&c.all_ps());
+            let (d, _) = duplicates(&c.all_ps());
             if !d.is_empty() {
                 dups += d.len();
                 rep.broken(round, format!("slots running twice: {d:?}"));
