@@ -193,7 +193,12 @@ impl std::error::Error for Failed {}
 
 impl Api {
     /// One request (path under `/v1/environments/default` when it starts with `~`).
-    pub fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Result<Answer> {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Answer> {
         Ok(self.try_call(method, path, body)?)
     }
 
@@ -475,7 +480,10 @@ impl Cluster {
             .args(&self.agent_args)
             .args(["--label", &format!("chaos=h{i}"), "--data-dir"])
             .arg(b.join("agent"))
-            .env("DOCKER_HOST", format!("unix://{}", b.join("docker.sock").display()))
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", b.join("docker.sock").display()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?)
@@ -508,7 +516,10 @@ impl Cluster {
 
     /// One API request (see [`Api::call`]).
     pub fn api(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Result<Answer> {
-        self.http.as_ref().context("no API client yet")?.call(method, path, body)
+        self.http
+            .as_ref()
+            .context("no API client yet")?
+            .call(method, path, body)
     }
 
     /// A handle on the API for other threads (it outlives server restarts: same address).
@@ -722,7 +733,9 @@ pub fn differences(ps: &[Ctr], stacks: &[String], expect: &Expect) -> Vec<String
             .push(c);
     }
     for ((stack, svc), (n, v)) in expect {
-        let slots = seen.remove(&(stack.clone(), svc.clone())).unwrap_or_default();
+        let slots = seen
+            .remove(&(stack.clone(), svc.clone()))
+            .unwrap_or_default();
         if slots.len() != *n as usize {
             out.push(format!(
                 "{stack}-{svc}: {} slots running {:?}, want {n}",
@@ -771,7 +784,10 @@ pub fn duplicates(ps: &[Ctr]) -> (Vec<String>, Vec<String>) {
             v.dedup();
             v.len()
         };
-        let line = format!("{st}-{sv}-{sl} runs {} times ({h:?} as (host, version))", h.len());
+        let line = format!(
+            "{st}-{sv}-{sl} runs {} times ({h:?} as (host, version))",
+            h.len()
+        );
         if distinct < versions.len() {
             same.push(line);
         } else {

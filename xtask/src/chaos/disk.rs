@@ -101,9 +101,14 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, _short: bool) -> Resu
                 .unwrap_or_else(|| a.body.clone());
             messages.insert(format!("{} {msg}", a.status));
             let clear = a.status == 507
-                || ["full", "space"].iter().any(|w| msg.to_lowercase().contains(w));
+                || ["full", "space"]
+                    .iter()
+                    .any(|w| msg.to_lowercase().contains(w));
             rep.check(round, clear, || {
-                format!("a write refused with a full disk says {} {msg:?}, not that the disk is full", a.status)
+                format!(
+                    "a write refused with a full disk says {} {msg:?}, not that the disk is full",
+                    a.status
+                )
             });
             if refused >= 3 {
                 break;
@@ -116,12 +121,20 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, _short: bool) -> Resu
         let t = Instant::now();
         let mut reads_failed = 0;
         while t.elapsed() < Duration::from_secs(4) {
-            for path in ["~/stacks", &format!("~/stacks/{STACK}"), "~/hosts", "~/containers"] {
+            for path in [
+                "~/stacks",
+                &format!("~/stacks/{STACK}"),
+                "~/hosts",
+                "~/containers",
+            ] {
                 match api.call("GET", path, None) {
                     Ok(a) if a.ok() => {}
                     Ok(a) => {
                         reads_failed += 1;
-                        rep.broken(round, format!("GET {path} with a full disk: {} {}", a.status, a.body));
+                        rep.broken(
+                            round,
+                            format!("GET {path} with a full disk: {} {}", a.status, a.body),
+                        );
                     }
                     Err(e) => {
                         reads_failed += 1;
@@ -143,7 +156,9 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, _short: bool) -> Resu
             .collect();
         // An acknowledged redeploy replaces containers: only compare when none was.
         if ok_writes == 0 {
-            rep.check(round, now == ids, || "containers changed with the disk full".into());
+            rep.check(round, now == ids, || {
+                "containers changed with the disk full".into()
+            });
         }
         // Space returns: writes work again, without a restart.
         std::fs::remove_file(data.join("filler"))?;
@@ -160,7 +175,10 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, _short: bool) -> Resu
             })
         });
         if back.is_none() {
-            rep.broken(round, "writes still refused 20 s after space returned".to_string());
+            rep.broken(
+                round,
+                "writes still refused 20 s after space returned".to_string(),
+            );
         }
         // kill -9 and restart: every acknowledged write kept, the database intact.
         c.kill_server();
@@ -171,12 +189,17 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, _short: bool) -> Resu
         )
         .unwrap_or_else(|e| format!("{e}"));
         rep.check(round, integrity.trim() == "ok", || {
-            format!("integrity_check after the disk was full: {}", integrity.trim())
+            format!(
+                "integrity_check after the disk was full: {}",
+                integrity.trim()
+            )
         });
         c.start_server()?;
         let seen = api_state(&api, STACK)?;
         rep.check(round, seen == acked, || {
-            format!("after the restart the stack is {seen:?}, the last acknowledged write {acked:?}")
+            format!(
+                "after the restart the stack is {seen:?}, the last acknowledged write {acked:?}"
+            )
         });
         if let State::Present { version, .. } = seen {
             expect.insert((STACK.into(), "s".into()), (2, version.to_string()));
@@ -186,7 +209,9 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, _short: bool) -> Resu
                 .is_empty()
                 .then_some(())
         });
-        rep.check(round, conv.is_some(), || "engines did not converge after the disk scenario".into());
+        rep.check(round, conv.is_some(), || {
+            "engines did not converge after the disk scenario".into()
+        });
         rep.figure(format!(
             "round {round}: data directory filled ({:.0} MiB): {ok_writes} writes still acknowledged, then refused with {:?}; {reads_failed} reads failed while full; writes back {} after space returned; integrity_check {}",
             filled as f64 / 1048576.0,

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::cluster::{Cluster, Expect, Report, Rng, differences, duplicates, pct, sleeper, wait_for};
+use super::cluster::{
+    Cluster, Expect, Report, Rng, differences, duplicates, pct, sleeper, wait_for,
+};
 
 const STACK: &str = "eng";
 const RESYNC_WITHIN: Duration = Duration::from_secs(60);
@@ -34,7 +36,9 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
                 "s",
                 n,
                 1,
-                "      placement:\n        constraints: [node.labels.chaos == h1]\n"
+                // `restart: always`: the default (`no`) leaves a container the engine's
+                // shutdown stopped as it is, as compose does.
+                "      placement:\n        constraints: [node.labels.chaos == h1]\n    restart: always\n"
             )
         ),
     )?;
@@ -96,13 +100,17 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
             }
         }
         let extra: Vec<_> = per_slot.iter().filter(|(_, k)| **k > 1).collect();
-        rep.check(round, extra.is_empty() && per_slot.len() == n as usize, || {
-            format!(
-                "{} slots have a container, {} of them more than one: {extra:?}",
-                per_slot.len(),
-                extra.len()
-            )
-        });
+        rep.check(
+            round,
+            extra.is_empty() && per_slot.len() == n as usize,
+            || {
+                format!(
+                    "{} slots have a container, {} of them more than one: {extra:?}",
+                    per_slot.len(),
+                    extra.len()
+                )
+            },
+        );
         println!(
             "  [engine] round {round}/{rounds}: resync {}",
             back.map(|d| format!("{:.1} s", d.as_secs_f64()))

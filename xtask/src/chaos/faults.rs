@@ -81,7 +81,10 @@ pub fn run(scenario: Option<&str>, rounds: Option<u32>, seed: u64, short: bool) 
         .collect();
     if chosen.is_empty() {
         let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
-        bail!("no fault scenario {scenario:?}; there are {}", names.join(", "));
+        bail!(
+            "no fault scenario {scenario:?}; there are {}",
+            names.join(", ")
+        );
     }
     let bin = drover()?;
     for img in ["drover-test/app:1", "drover-test/busybox:1"] {
@@ -134,10 +137,7 @@ pub fn run(scenario: Option<&str>, rounds: Option<u32>, seed: u64, short: bool) 
         reports.push(report);
     }
     drop(c);
-    println!(
-        "\nchaos summary ({:.0} s):",
-        start.elapsed().as_secs_f64()
-    );
+    println!("\nchaos summary ({:.0} s):", start.elapsed().as_secs_f64());
     let mut ok = true;
     for r in &reports {
         println!(

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::cluster::{Cluster, Ctr, Expect, HOSTS, LEASE, Report, Rng, differences, sleeper, wait_for};
+use super::cluster::{
+    Cluster, Ctr, Expect, HOSTS, LEASE, Report, Rng, differences, sleeper, wait_for,
+};
 
 const STACK: &str = "part";
 const HEAL_WITHIN: Duration = Duration::from_secs(60);
@@ -141,7 +143,10 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
             if homes > 1 {
                 dup_after += 1;
                 if dup_after == 1 {
-                    rep.broken(round, format!("{variant}: the singleton runs twice after healing"));
+                    rep.broken(
+                        round,
+                        format!("{variant}: the singleton runs twice after healing"),
+                    );
                 }
             }
             last = differences(&ps, &stacks, &expect);
@@ -178,7 +183,10 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
         })
         .is_none()
         {
-            rep.broken(round, format!("{variant}: host {home} not up 60 s after healing"));
+            rep.broken(
+                round,
+                format!("{variant}: host {home} not up 60 s after healing"),
+            );
         }
     }
     c.remove_stacks(&stacks)?;

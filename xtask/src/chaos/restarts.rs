@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::cluster::{Cluster, Expect, HOSTS, Report, Rng, differences, now_secs, pct, sleeper, wait_for};
+use super::cluster::{
+    Cluster, Expect, HOSTS, Report, Rng, differences, now_secs, pct, sleeper, wait_for,
+};
 
 const STACK: &str = "rsteady";
 
@@ -78,7 +80,10 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
             .collect();
         if !downs.is_empty() {
             down_seen += downs.len();
-            rep.broken(round, format!("hosts marked down after a server restart: {downs:?}"));
+            rep.broken(
+                round,
+                format!("hosts marked down after a server restart: {downs:?}"),
+            );
         }
         match back {
             Some(d) => back_ms.push(d.as_secs_f64() * 1000.0),
@@ -104,11 +109,16 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
                 .count();
         }
         if evs > events_seen {
-            rep.broken(round, format!("{} container start/stop events", evs - events_seen));
+            rep.broken(
+                round,
+                format!("{} container start/stop events", evs - events_seen),
+            );
             events_seen = evs;
         }
         if round % 10 == 0 || round == rounds {
-            println!("  [restarts] round {round}/{rounds}: hosts down {down_seen}, containers moved {moved}, events {events_seen}");
+            println!(
+                "  [restarts] round {round}/{rounds}: hosts down {down_seen}, containers moved {moved}, events {events_seen}"
+            );
         }
     }
     rep.figure(format!(

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::cluster::{Api, Cluster, Expect, Failed, Report, Rng, differences, duplicates, now_secs, pct, sleeper};
+use super::cluster::{
+    Api, Cluster, Expect, Failed, Report, Rng, differences, duplicates, now_secs, pct, sleeper,
+};
 
 const CLIENTS: usize = 3;
 const STACKS_PER_CLIENT: usize = 3;
@@ -99,7 +101,10 @@ fn storm(
                 0..=3 => {
                     let n = (replicas % 3) + 1;
                     (
-                        State::Present { version, replicas: n },
+                        State::Present {
+                            version,
+                            replicas: n,
+                        },
                         "POST",
                         format!("~/stacks/{name}/services/w/scale"),
                         Some(serde_json::json!({"replicas": n})),
@@ -108,7 +113,10 @@ fn storm(
                 4..=6 => {
                     let v = version + 1;
                     (
-                        State::Present { version: v, replicas },
+                        State::Present {
+                            version: v,
+                            replicas,
+                        },
                         "POST",
                         "~/stacks".to_string(),
                         Some(serde_json::json!({"name": name, "compose": compose(v, replicas)})),
@@ -288,7 +296,10 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, _short: bool) -> Resu
             for (name, action) in c.engine_events(i, since, until)? {
                 if name.starts_with(&format!("{STEADY}-")) {
                     bystander_events += 1;
-                    rep.broken(round, format!("untouched container {name}: {action} on host {i}"));
+                    rep.broken(
+                        round,
+                        format!("untouched container {name}: {action} on host {i}"),
+                    );
                 }
             }
         }

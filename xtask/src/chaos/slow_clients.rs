@@ -38,7 +38,11 @@ fn measure(api: &Api, host_ids: &[String], window: Duration, version: &mut u64) 
     let mut k = 0u64;
     while t.elapsed() < window {
         k += 1;
-        let path = if k % 2 == 0 { "~/stacks" } else { "~/containers" };
+        let path = if k % 2 == 0 {
+            "~/stacks"
+        } else {
+            "~/containers"
+        };
         let r = Instant::now();
         let a = api.call("GET", path, None)?;
         if !a.ok() {
@@ -90,7 +94,7 @@ pub fn run(c: &mut Cluster, rep: &mut Report, _rounds: u32, short: bool) -> Resu
     };
     c.deploy_ok(
         CHAT,
-        "services:\n  chat:\n    image: drover-test/busybox:1\n    command: [/bin/busybox, sh, -c, 'i=0; while true; do echo \"chatter line $i: the quick brown fox jumps over the lazy dog\"; i=$((i+1)); /bin/busybox usleep 20000; done']\n    network_mode: none\n    stop_grace_period: 1s\n    deploy:\n      placement:\n        constraints: [node.labels.chaos == h1]\n",
+        "services:\n  chat:\n    image: drover-test/busybox:1\n    command: [/bin/busybox, sh, -c, 'i=0; while true; do echo \"chatter line $$i: the quick brown fox jumps over the lazy dog\"; i=$$((i+1)); /bin/busybox usleep 20000; done']\n    network_mode: none\n    stop_grace_period: 1s\n    deploy:\n      placement:\n        constraints: [node.labels.chaos == h1]\n",
     )?;
     let mut version = rng.range(1, 1000);
     c.deploy_ok(DEP, &format!("services:\n{}", sleeper("d", 1, version, "")))?;
@@ -184,7 +188,9 @@ pub fn run(c: &mut Cluster, rep: &mut Report, _rounds: u32, short: bool) -> Resu
         half_open.load(Ordering::Relaxed),
     );
     if established.is_none() {
-        rep.figure(format!("only {f} followers answered and {h} half-open connections made within 60 s"));
+        rep.figure(format!(
+            "only {f} followers answered and {h} half-open connections made within 60 s"
+        ));
     }
     // Let the followers' buffers fill up.
     std::thread::sleep(Duration::from_secs(3));
@@ -209,7 +215,10 @@ pub fn run(c: &mut Cluster, rep: &mut Report, _rounds: u32, short: bool) -> Resu
         format!("other hosts' last heartbeat up to {hl:.0} ms old under stuck clients, {hi:.0} ms idle")
     });
     rep.check(1, loaded.not_up == 0, || {
-        format!("{} host states other than up seen under stuck clients", loaded.not_up)
+        format!(
+            "{} host states other than up seen under stuck clients",
+            loaded.not_up
+        )
     });
     rep.figure(format!(
         "{f} stuck logs -f followers and {h} half-open connections ({} reopened after the server dropped them): API reads p50/p99 {:.1}/{rl:.1} ms (idle {:.1}/{ri:.1} ms, {} and {} reads), deploys p99 {dl:.0} ms (idle {di:.0} ms), other hosts' heartbeat age max {:.1} s (idle {:.1} s), hosts not up {}",
