@@ -769,7 +769,8 @@ pub fn differences(ps: &[Ctr], stacks: &[String], expect: &Expect) -> Vec<String
 /// removal) on several hosts. Second: overlaps of containers of the same slot with
 /// different versions (an old one still stopping beside its successor elsewhere).
 pub fn duplicates(ps: &[Ctr]) -> (Vec<String>, Vec<String>) {
-    let mut seen: BTreeMap<(String, String, u32), Vec<(usize, &str)>> = BTreeMap::new();
+    type Slot = (String, String, u32);
+    let mut seen: BTreeMap<Slot, Vec<(usize, &str)>> = BTreeMap::new();
     for c in ps.iter().filter(|c| c.running) {
         seen.entry((c.stack.clone(), c.service.clone(), c.slot))
             .or_default()

@@ -153,8 +153,11 @@ pub fn run(scenario: Option<&str>, rounds: Option<u32>, seed: u64, short: bool) 
         for b in &r.broken {
             ok = false;
             println!(
-                "    BROKEN: {b} (reproduce: cargo run --release -p xtask -- chaos --scenario {} --rounds {} --seed {})",
-                r.name, r.rounds, r.seed
+                "    BROKEN: {b} (reproduce: cargo run --release -p xtask -- chaos --scenario {} --rounds {} --seed {}{})",
+                r.name,
+                r.rounds,
+                r.seed,
+                if short { " --short" } else { "" }
             );
         }
     }

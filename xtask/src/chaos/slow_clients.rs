@@ -38,7 +38,7 @@ fn measure(api: &Api, host_ids: &[String], window: Duration, version: &mut u64) 
     let mut k = 0u64;
     while t.elapsed() < window {
         k += 1;
-        let path = if k % 2 == 0 {
+        let path = if k.is_multiple_of(2) {
             "~/stacks"
         } else {
             "~/containers"
@@ -49,7 +49,7 @@ fn measure(api: &Api, host_ids: &[String], window: Duration, version: &mut u64) 
             bail!("GET {path}: {}", a.status);
         }
         m.reads.push(r.elapsed().as_secs_f64() * 1000.0);
-        if k % 10 == 0 {
+        if k.is_multiple_of(10) {
             let hosts = api.call("GET", "~/hosts", None)?.json()?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
@@ -66,7 +66,7 @@ fn measure(api: &Api, host_ids: &[String], window: Duration, version: &mut u64) 
                 }
             }
         }
-        if k % 40 == 0 {
+        if k.is_multiple_of(40) {
             *version += 1;
             let d = Instant::now();
             let a = api.call(
