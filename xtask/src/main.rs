@@ -38,6 +38,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod auth_bench;
+// The fault scenarios of `chaos` (reconciled with the chaos dispatcher's `mod.rs` at merge).
+mod chaos {
+    mod agent_kill;
+    pub mod cluster;
+    mod disk;
+    mod engine;
+    pub mod faults;
+    mod partition;
+    mod restarts;
+    mod server_kill;
+    mod slow_clients;
+}
 mod hosts;
 mod mesh_bench;
 mod roll_bench;
@@ -86,6 +98,25 @@ fn main() -> Result<()> {
             };
             let swarm = !args.iter().any(|a| a == "--no-swarm");
             secrets_bench::bench(&build_drover()?, rounds, parallelism, swarm)
+        }
+        Some("chaos-faults") => {
+            let flag = |name: &str| {
+                args.iter()
+                    .position(|a| a == name)
+                    .and_then(|i| args.get(i + 1))
+            };
+            let rounds = flag("--rounds").map(|n| n.parse()).transpose()?;
+            let seed = match flag("--seed") {
+                Some(s) => s.parse().context("--seed: a number")?,
+                None => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_secs(),
+            };
+            let short = args.iter().any(|a| a == "--short");
+            if !chaos::faults::run(flag("--scenario").map(String::as_str), rounds, seed, short)? {
+                bail!("chaos: invariants broken (see above)");
+            }
+            Ok(())
         }
         Some("dns-load") => mesh_bench::dns_load(&args[1..]),
         Some("dns-wait") => mesh_bench::dns_wait(&args[1..]),

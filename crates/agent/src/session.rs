@@ -93,6 +93,10 @@ impl Link {
     }
 }
 
+/// How long the agent waits for any message from the server before it gives up the
+/// connection and dials again: three heartbeats (each is answered) and a second.
+const SERVER_SILENT: Duration = Duration::from_secs(proto::HEARTBEAT_SECS * 3 + 1);
+
 /// How a session ended.
 enum End {
     /// Try again after a pause.
@@ -235,7 +239,8 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
             shared
                 .lease_ms
                 .store(lease_ms, std::sync::atomic::Ordering::Relaxed);
-            shared.contact();
+            // No lease yet: it is renewed once this session's desired state has replaced
+            // the last one (below).
             shared.cluster.send_replace(Some(cluster_id));
         }
         ServerMsg::Refused { reason } => {
@@ -262,20 +267,40 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
         Some(m) => m.health.subscribe(),
         None => tokio::sync::watch::channel(Vec::new()).1,
     };
+    // Until this session's first desired state arrives, the one kept from an earlier session
+    // may be stale (a singleton moved away while this host was cut off): the lease is not
+    // renewed before it is replaced, so a fenced agent stays fenced and never starts what
+    // the server no longer wants here (found by the chaos suite's `cut` partition: the
+    // singleton ran twice on healing).
+    let mut synced = false;
+    let mut heard = tokio::time::Instant::now();
     let result = loop {
         tokio::select! {
+            () = tokio::time::sleep_until(heard + SERVER_SILENT) => {
+                // The server answers every heartbeat: silence means packets from it are lost
+                // (a one-way partition). A new connection comes back as soon as they flow,
+                // where the old one would wait out TCP's retransmission backoff.
+                break Err(End::Retry(format!("nothing from the server for {SERVER_SILENT:?}")));
+            }
             incoming = stream.next() => {
+                heard = tokio::time::Instant::now();
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Close(_))) | None => break Ok(()),
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => break Err(End::Retry(e.to_string())),
                 };
-                shared.contact();
+                if synced {
+                    shared.contact();
+                }
                 match serde_json::from_str::<ServerMsg>(&text) {
                     Ok(ServerMsg::HeartbeatAck) => {}
                     Ok(ServerMsg::Desired(d)) => {
                         shared.desired.send_replace(Some(d));
+                        if !synced {
+                            synced = true;
+                            shared.contact();
+                        }
                         shared.wake.notify_one();
                     }
                     Ok(ServerMsg::DesiredStacks(patch)) => {

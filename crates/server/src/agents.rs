@@ -122,8 +122,20 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
         join_mesh(&state, &env, &host, offer).await;
     }
 
+    // The session ends once the agent has been silent for a while, before its host counts
+    // as down: a host cut off one way (its packets dropped, ours still arriving) must get
+    // nothing from a server that hears nothing from it. Otherwise every message renews its
+    // singleton lease, and a desired state written by the failover (its replicas moved
+    // away, the singleton started elsewhere) reaches it: found by the chaos suite's
+    // `blackhole-out` partition (the singleton ran on two hosts).
+    let silence = silence_limit(state.timing.down_after_ms);
+    let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            () = tokio::time::sleep_until(heard + silence) => {
+                tracing::warn!(host = %host, "agent silent for {silence:?}, closing session");
+                break;
+            }
             () = changes.wake.notified() => {
                 let Some(pending) = changes.take() else { continue };
                 let msg = state.desired_msg(&host, pending);
@@ -138,15 +150,12 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
                     break;
                 }
             }
-            incoming = tokio::time::timeout(Duration::from_secs(proto::HEARTBEAT_SECS * 5), stream.next()) => {
+            incoming = stream.next() => {
+                heard = tokio::time::Instant::now();
                 let msg = match incoming {
-                    Ok(Some(Ok(Message::Text(t)))) => t,
-                    Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_)))) => continue,
-                    Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
-                    Err(_) => {
-                        tracing::warn!(host = %host, "agent silent, closing session");
-                        break;
-                    }
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 };
                 match serde_json::from_str::<AgentMsg>(&msg) {
                     Ok(AgentMsg::Observed(mut o)) => {
@@ -220,6 +229,14 @@ async fn session(state: Arc<AppState>, caller: Caller, socket: WebSocket) {
         .streams
         .end_session(&host, session_id, "the host's agent disconnected");
     tracing::info!(host = %host, "agent disconnected");
+}
+
+/// How long an agent may be silent before its session is closed: a second less than the
+/// down-after time (so that nothing the failover decides reaches it), and never less than
+/// a heartbeat and a second.
+pub(crate) fn silence_limit(down_after_ms: u64) -> Duration {
+    let floor = proto::HEARTBEAT_SECS * 1000 + 1000;
+    Duration::from_millis(down_after_ms.saturating_sub(1000).max(floor))
 }
 
 /// Delivers an exec session's event to its reader: `false` when the reader was too slow
@@ -424,6 +441,18 @@ where
 {
     let text = serde_json::to_string(msg).map_err(|_| ())?;
     sink.send(Message::Text(text.into())).await.map_err(|_| ())
+}
+
+#[cfg(test)]
+mod silence_tests {
+    #[test]
+    fn a_silent_agent_is_dropped_before_its_host_is_down() {
+        use std::time::Duration;
+        assert_eq!(super::silence_limit(10_000), Duration::from_secs(9));
+        assert_eq!(super::silence_limit(60_000), Duration::from_secs(59));
+        // Never below a heartbeat period and a second.
+        assert_eq!(super::silence_limit(2_000), Duration::from_secs(4));
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,15 @@ impl From<store::Error> for ApiError {
             return Self::conflict(message);
         }
         tracing::error!("{e}");
+        if e.is_full() {
+            // Found by the chaos suite (`xtask chaos --scenario disk`): a full data directory
+            // was an "internal store error"; the operator must know what to free.
+            return Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "store_full",
+                "the server's data directory is full: nothing was written; reads still work, writes resume once space is freed",
+            );
+        }
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -202,6 +211,27 @@ fn json_error_field(text: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_full_store_says_so() {
+        let full = store::Error::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        let e = super::ApiError::from(full);
+        assert_eq!(e.status, axum::http::StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(e.code, "store_full");
+        assert!(
+            e.message.contains("data directory is full"),
+            "{}",
+            e.message
+        );
+        let other = super::ApiError::from(store::Error::Corrupt {
+            what: "x".into(),
+            why: "y".into(),
+        });
+        assert_eq!(other.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
     #[test]
     fn json_errors_do_not_quote_values() {
         assert_eq!(

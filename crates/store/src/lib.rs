@@ -29,6 +29,17 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    /// Whether the write failed for want of space: SQLite's `SQLITE_FULL` (the disk holding
+    /// the data directory is full). Nothing was written; reads still work.
+    pub fn is_full(&self) -> bool {
+        matches!(
+            self,
+            Error::Sql(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
 mod accounts;
 mod catalogs;
 mod certs;
@@ -1454,6 +1465,21 @@ fn put_file_rows(tx: &rusqlite::Transaction<'_>, rows: &[FileRow]) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart() {
+        let full = Error::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        assert!(full.is_full());
+        let busy = Error::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        ));
+        assert!(!busy.is_full());
+        assert!(!Error::Conflict("x".into()).is_full());
+    }
 
     fn ev(kind: &str) -> NewEvent<'_> {
         NewEvent {
