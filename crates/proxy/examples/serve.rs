@@ -3,8 +3,12 @@
 //! ```text
 //! cargo run --release -p proxy --example serve -- \
 //!     --http 127.0.0.1:8080 --https 127.0.0.1:8443 --table table.json \
-//!     [--tcp-ip 127.0.0.1] [--threads N]
+//!     [--tcp-ip 127.0.0.1] [--threads N | --multi-thread N]
 //! ```
+//!
+//! `--threads N` (default: the number of CPUs): `proxy::Workers`, N threads each with a
+//! current-thread runtime and its own listeners. `--multi-thread N`: one `proxy::Proxy` on
+//! one multi-thread runtime with N worker threads (to compare).
 //!
 //! Prints `ready` once it listens. SIGHUP reads the table file again; Ctrl-C (or SIGTERM)
 //! stops it, letting requests in flight finish for up to 5 s. Logs go to stderr
@@ -15,21 +19,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use proxy::{Config, Proxy};
+use proxy::{Config, Proxy, Workers};
 use tokio::signal::unix::{SignalKind, signal};
 
 struct Args {
     cfg: Config,
     table: PathBuf,
     threads: Option<usize>,
+    multi_thread: Option<usize>,
 }
 
-const USAGE: &str =
-    "usage: serve --http ADDR --https ADDR --table FILE [--tcp-ip IP] [--threads N]";
+const USAGE: &str = "usage: serve --http ADDR --https ADDR --table FILE [--tcp-ip IP] [--threads N | --multi-thread N]";
 
 fn args() -> Result<Args, String> {
     let mut cfg = Config::default();
-    let (mut http, mut https, mut table, mut threads) = (None, None, None, None);
+    let (mut http, mut https, mut table) = (None, None, None);
+    let (mut threads, mut multi_thread) = (None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -43,9 +48,14 @@ fn args() -> Result<Args, String> {
                     .parse::<IpAddr>()
                     .map_err(|e| format!("--tcp-ip {v}: {e}"))?;
             }
-            "--threads" => {
+            "--threads" | "--multi-thread" => {
                 let v = value()?;
-                threads = Some(v.parse().map_err(|e| format!("--threads {v}: {e}"))?);
+                let n = v.parse().map_err(|e| format!("{flag} {v}: {e}"))?;
+                if flag == "--threads" {
+                    threads = Some(n);
+                } else {
+                    multi_thread = Some(n);
+                }
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
@@ -57,6 +67,7 @@ fn args() -> Result<Args, String> {
         cfg,
         table: table.ok_or(USAGE)?,
         threads,
+        multi_thread,
     })
 }
 
@@ -83,11 +94,17 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        runtime.worker_threads(n);
-    }
-    let runtime = match runtime.enable_all().build() {
+    // The proxy's own runtime (--multi-thread), else one for signals beside the workers.
+    let runtime = match args.multi_thread {
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("runtime: {e}");
@@ -103,9 +120,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// One proxy on the multi-thread runtime, or workers.
+enum Serving {
+    One(Proxy),
+    Workers(Workers),
+}
+
+impl Serving {
+    fn update(&self, table: ingress::Table) -> Vec<proxy::Error> {
+        match self {
+            Serving::One(p) => p.update(table),
+            Serving::Workers(w) => w.update(table),
+        }
+    }
+
+    async fn shutdown(self, grace: Duration) {
+        match self {
+            Serving::One(p) => p.shutdown(grace).await,
+            Serving::Workers(w) => w.shutdown(grace).await,
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let table = read_table(&args.table)?;
-    let proxy = Proxy::start(args.cfg).await.map_err(|e| e.to_string())?;
+    let proxy = match args.multi_thread {
+        Some(_) => Serving::One(Proxy::start(args.cfg).await.map_err(|e| e.to_string())?),
+        None => {
+            let n = args.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            });
+            Serving::Workers(Workers::start(args.cfg, n).map_err(|e| e.to_string())?)
+        }
+    };
     for problem in proxy.update(table) {
         eprintln!("table: {problem}");
     }

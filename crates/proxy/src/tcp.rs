@@ -17,7 +17,7 @@ use crate::{CLOSED, CONNECT_TIMEOUT, Error, Shared, stopping};
 pub(crate) fn listen(shared: &Arc<Shared>, port: u16) -> Result<JoinHandle<()>, Error> {
     // `update` may be called off the runtime: the listener registers with its reactor.
     let _runtime = shared.runtime.enter();
-    let listener = crate::bind(SocketAddr::new(shared.tcp_ip, port))?;
+    let listener = crate::bind(SocketAddr::new(shared.tcp_ip, port), shared.reuse_port)?;
     Ok(shared.runtime.spawn(accept(shared.clone(), listener, port)))
 }
 
