@@ -99,7 +99,7 @@ fn main() -> Result<()> {
             let swarm = !args.iter().any(|a| a == "--no-swarm");
             secrets_bench::bench(&build_drover()?, rounds, parallelism, swarm)
         }
-        Some("chaos-faults") => {
+        Some("chaos" | "chaos-faults") => {
             let flag = |name: &str| {
                 args.iter()
                     .position(|a| a == name)
