@@ -47,7 +47,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "engine",
         full: 6,
-        short: 2,
+        short: 1,
         run: super::engine::run,
     },
     Scenario {
