@@ -809,7 +809,12 @@ fn deploys_that_cannot_converge_fail_fast_and_rm_waits() {
     {
         let job = format!("{stack}-job-1");
         wait_for(Duration::from_secs(30), "the job to exit with 3", || {
-            let out = docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &job]);
+            let out = docker(&[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                &job,
+            ]);
             (String::from_utf8_lossy(&out.stdout).trim() == "exited 3").then_some(())
         });
     }
