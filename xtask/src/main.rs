@@ -7,6 +7,8 @@
 //!   samples of 1,000 containers
 //! - `cargo run --release -p xtask -- bench-scheduler`
 //! - `cargo run --release -p xtask -- bench-mesh` (root; see `mesh_bench.rs`)
+//! - `cargo run --release -p xtask -- bench-ingress [--duration S] [--connections C] [--rounds N] [--multi-thread-too]`
+//!   (see `ingress_bench.rs`: Drover's ingress proxy vs HAProxy vs nginx, req/s and p99)
 //! - `cargo run --release -p xtask -- bench-roll [--rounds N]` (root; see `roll_bench.rs`:
 //!   a rolling upgrade by Drover and by Docker Swarm on the same three engines)
 //! - `cargo run --release -p xtask -- bench-secrets [--rounds N] [--parallelism N|default] [--no-swarm]`
@@ -51,6 +53,7 @@ mod chaos {
     mod slow_clients;
 }
 mod hosts;
+mod ingress_bench;
 mod mesh_bench;
 mod roll_bench;
 mod secrets_bench;
@@ -75,6 +78,23 @@ fn main() -> Result<()> {
         Some("bench-auth") => auth_bench::bench(),
         Some("bench-monitor") => auth_bench::bench_monitor(),
         Some("bench-mesh") => mesh_bench::bench(&build_drover()?),
+        Some("bench-ingress") => {
+            let num = |flag: &str, default: u64| -> Result<u64> {
+                match args.iter().position(|a| a == flag) {
+                    None => Ok(default),
+                    Some(i) => args
+                        .get(i + 1)
+                        .and_then(|n| n.parse().ok())
+                        .with_context(|| format!("{flag} needs a number")),
+                }
+            };
+            ingress_bench::bench(&ingress_bench::Opts {
+                duration: num("--duration", 5)?.max(1),
+                connections: u32::try_from(num("--connections", 50)?)?,
+                rounds: usize::try_from(num("--rounds", 3)?)?.max(1),
+                multi_thread_too: args.iter().any(|a| a == "--multi-thread-too"),
+            })
+        }
         Some("bench-roll") => {
             let rounds = args
                 .iter()
@@ -157,7 +177,7 @@ fn main() -> Result<()> {
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui --ingress N]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-ingress [--duration S --connections C --rounds N --multi-thread-too] | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui --ingress N] | chaos [--scenario NAME --rounds N --seed S --short]"
             )
         }
     }
