@@ -13,7 +13,10 @@ const GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(shared: Arc<Shared>, cfg: proxy::Config) {
     let mut tables = shared.ingress.subscribe();
-    let mut running: Option<proxy::Proxy> = None;
+    let mut running: Option<proxy::Workers> = None;
+    // One worker per core (each a thread with its own runtime and SO_REUSEPORT listeners),
+    // at most 4.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     loop {
         let want = tables.borrow_and_update().clone();
         match (want, running.take()) {
@@ -28,9 +31,9 @@ pub async fn run(shared: Arc<Shared>, cfg: proxy::Config) {
                 }
                 running = Some(p);
             }
-            (Some(table), None) => match proxy::Proxy::start(cfg).await {
+            (Some(table), None) => match proxy::Workers::start(cfg, workers) {
                 Ok(p) => {
-                    tracing::info!(http = %cfg.http, https = %cfg.https, "ingress started");
+                    tracing::info!(http = %cfg.http, https = %cfg.https, workers, "ingress started");
                     for e in p.update(table) {
                         tracing::warn!("ingress: {e}");
                     }
