@@ -9,7 +9,7 @@
 // The admin user must be an admin; the viewer read-only in `default`, the restricted user
 // restricted there. Needs the image
 // drover-test/app:1 (scripts/build-test-images.sh).
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
@@ -34,19 +34,7 @@ const offLoopback = [];
 const consoleErrors = [];
 const axeProblems = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--no-first-run',
-    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  ],
-});
+const browser = await launch();
 
 async function newPage(viewport = { width: 1366, height: 900 }) {
   const context = await browser.newContext({ viewport });

@@ -5,7 +5,7 @@
 //
 //   DROVER_URL=http://127.0.0.1:PORT DROVER_TOKEN=... CONTAINERS=1000 HOSTS=50 [RUNS=5] \
 //   node tests/first-render.mjs
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const URL_ = process.env.DROVER_URL;
 const TOKEN = process.env.DROVER_TOKEN;
@@ -17,19 +17,7 @@ if (!URL_ || !TOKEN || !containers || !hosts) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--no-first-run',
-    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  ],
-});
+const browser = await launch();
 const times = [];
 try {
   for (let i = 0; i < runs; i++) {
