@@ -25,7 +25,9 @@ mod tests;
 
 pub use expose::check;
 pub use router::{Router, forwarded_headers, is_idempotent, pick};
-pub use table::{Container, Input, Service, acme_cert_name, acme_wanted, conflicts, table};
+pub use table::{
+    Container, Input, Service, acme_cert_name, acme_wanted, conflicts, table, tunnel_allows,
+};
 
 /// The label that makes a host run the ingress.
 pub const INGRESS_LABEL: &str = "drover.ingress";

@@ -308,3 +308,27 @@ pub fn acme_wanted(
         })
         .collect()
 }
+
+/// What each backend's host must let through its tunnel for the ingress: from every
+/// ingress host's mesh address to each backend address it runs (an ingress host reaches
+/// its own backends without the tunnel). Host → sorted (source, destination) pairs.
+pub fn tunnel_allows(
+    table: &Table,
+    ingress_hosts: &[(&str, std::net::Ipv4Addr)],
+) -> BTreeMap<String, std::collections::BTreeSet<(std::net::Ipv4Addr, std::net::Ipv4Addr)>> {
+    let mut out: BTreeMap<String, std::collections::BTreeSet<_>> = BTreeMap::new();
+    let backends = table
+        .http
+        .iter()
+        .flat_map(|r| &r.backends)
+        .chain(table.tcp.iter().flat_map(|r| &r.backends));
+    for b in backends {
+        let std::net::IpAddr::V4(dst) = b.addr.ip() else {
+            continue;
+        };
+        for (_, src) in ingress_hosts.iter().filter(|(h, _)| *h != b.host) {
+            out.entry(b.host.clone()).or_default().insert((*src, dst));
+        }
+    }
+    out
+}

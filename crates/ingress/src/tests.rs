@@ -11,6 +11,8 @@
 //! challenge TOKEN KEY_AUTHORIZATION                   (declares) an ACME challenge
 //! table                       the table of what is declared, and its problems
 //! conflicts                   conflicts between the declared services
+//! tunnel HOST=IP,..           what each backend host lets through its tunnel from these
+//!                             ingress hosts (their mesh addresses)
 //! acme NOW                    the hosts ACME should get a certificate for at NOW
 //! route HOST|- PATH           the route a request reaches
 //! sni NAME                    the certificate a TLS client hello for NAME gets
@@ -219,6 +221,21 @@ fn check(fixture: &str, expected: Expect) {
                 }
                 for p in problems {
                     out += &format!("  problem {p}\n");
+                }
+            }
+            "tunnel" => {
+                // tunnel HOST=IP,..: the ingress hosts and their mesh addresses.
+                let hosts: Vec<(&str, std::net::Ipv4Addr)> = rest
+                    .split(',')
+                    .filter_map(|p| p.split_once('='))
+                    .map(|(h, ip)| (h, ip.parse().expect("ingress host ip")))
+                    .collect();
+                let (t, _) = world.table();
+                out += &format!("{line}\n");
+                for (host, pairs) in tunnel_allows(&t, &hosts) {
+                    for (src, dst) in pairs {
+                        out += &format!("  {host}: {src} -> {dst}\n");
+                    }
                 }
             }
             "conflicts" => {
@@ -896,6 +913,24 @@ fn forwarded_headers_and_retries() {
               x-forwarded-host: bad"host
               forwarded: for=203.0.113.7;proto=http;host="bad\"host"
             idempotent GET HEAD OPTIONS TRACE PUT DELETE POST PATCH CONNECT get -> GET=yes HEAD=yes OPTIONS=yes TRACE=yes PUT=yes DELETE=yes POST=no PATCH=no CONNECT=no get=no
+        "#]],
+    );
+}
+
+#[test]
+fn ingress_hosts_reach_backends_on_other_hosts_through_the_tunnel() {
+    check(
+        r#"
+        expose shop web [{"host": "shop.test", "port": 8080}, {"tcp": 5432, "port": 5432}]
+        container shop-web-1 shop web h1 ready 10.192.4.2
+        container shop-web-2 shop web h2 ready 10.192.8.2
+        container shop-web-3 shop web h3 down 10.192.12.2
+        tunnel h1=10.192.0.1,h2=10.192.0.2
+        "#,
+        expect![[r#"
+            tunnel h1=10.192.0.1,h2=10.192.0.2
+              h1: 10.192.0.2 -> 10.192.4.2
+              h2: 10.192.0.1 -> 10.192.8.2
         "#]],
     );
 }

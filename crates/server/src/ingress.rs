@@ -303,36 +303,25 @@ pub fn publish(
         }
     }
     // From each ingress host on the mesh to each backend on another host.
-    let sources: Vec<&Member> = members
+    let sources: Vec<(&str, Ipv4Addr)> = members
         .iter()
         .filter(|m| labelled.contains(&m.host))
+        .map(|m| (m.host.as_str(), m.ip))
         .collect();
-    let mut allows: HashMap<String, Vec<mesh::Allow>> = HashMap::new();
-    let backends = table
-        .http
-        .iter()
-        .flat_map(|r| &r.backends)
-        .chain(table.tcp.iter().flat_map(|r| &r.backends));
-    for b in backends {
-        let std::net::IpAddr::V4(ip) = b.addr.ip() else {
-            continue;
-        };
-        for src in sources.iter().filter(|s| s.host != b.host) {
-            let a = mesh::Allow {
-                network: "ingress".into(),
-                src: mesh::Ipv4Net::from(src.ip),
-                dst: mesh::Ipv4Net::from(ip),
-            };
-            let list = allows.entry(b.host.clone()).or_default();
-            if !list.contains(&a) {
-                list.push(a);
-            }
-        }
-    }
-    for list in allows.values_mut() {
-        list.sort();
-    }
-    allows
+    ingress::tunnel_allows(&table, &sources)
+        .into_iter()
+        .map(|(host, pairs)| {
+            let list = pairs
+                .into_iter()
+                .map(|(src, dst)| mesh::Allow {
+                    network: "ingress".into(),
+                    src: mesh::Ipv4Net::from(src),
+                    dst: mesh::Ipv4Net::from(dst),
+                })
+                .collect();
+            (host, list)
+        })
+        .collect()
 }
 
 /// Whether a host runs the ingress: labelled `drover.ingress=true`.
