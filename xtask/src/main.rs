@@ -14,6 +14,9 @@
 //!   hosts by Drover and by Docker Swarm)
 //! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--read-rate R] [--failover] [--tls]`
 //!   (see `sim.rs`: the server with simulated agents over the real protocol)
+//! - `cargo run --release -p xtask -- chaos [--scenario NAME] [--rounds N] [--seed S]` (see
+//!   `chaos/mod.rs`: the chaos and abuse suite); `chaos-seed` writes the fuzz corpus seeds
+//!   (`chaos/hostile.rs`)
 //!
 //! bench-scheduler: the pure scheduler on the C1M shape (5,000 hosts of mixed capacity and
 //! labels, 1,000 services x 1,000 replicas, 15 % constrained) and on kube-scheduler's
@@ -38,6 +41,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod auth_bench;
+mod chaos;
 mod hosts;
 mod mesh_bench;
 mod roll_bench;
@@ -45,6 +49,12 @@ mod secrets_bench;
 mod sim;
 
 const SERVICES: usize = 30;
+
+/// Counts the heap in use and its peak: `chaos --scenario hostile` measures each input's
+/// peak with it (two relaxed atomic operations per allocation, and a `realloc` always
+/// moves: in-process benchmarks pay that too).
+#[global_allocator]
+static ALLOC: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
 fn main() -> Result<()> {
     tls::install_default_provider();
@@ -91,6 +101,9 @@ fn main() -> Result<()> {
         Some("dns-wait") => mesh_bench::dns_wait(&args[1..]),
         Some("roll-client") => roll_bench::client(&args[1..]),
         Some("bench-scheduler") => bench_scheduler(),
+        Some("chaos") => chaos::run(&args[1..]),
+        Some("chaos-replay") => chaos::hostile::worker(&args[1..]),
+        Some("chaos-seed") => chaos::hostile::seed(),
         Some("bench-agents") => {
             let num = |flag: &str, default: usize| {
                 args.iter()
@@ -125,7 +138,7 @@ fn main() -> Result<()> {
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui] | chaos [--scenario NAME --rounds N --seed S] | chaos-seed"
             )
         }
     }
