@@ -10,8 +10,9 @@
 //! 2. The replay, on stable (the check CI relies on): every input of the committed corpus,
 //!    of that run's corpus and of `fuzz/artifacts` through its target, in a child process
 //!    (`xtask chaos-replay`), each input on a 2 MiB stack (a tokio worker's, where the
-//!    server parses) with its CPU time and its peak heap measured (the counting allocator in
-//!    `main.rs`). Broken: a panic, a process that dies or hangs, an input over 100 ms (the
+//!    server parses; 16 MiB in a debug build) with its CPU time (counted by the kernel, to
+//!    a scheduler tick where it counts so) and its peak heap measured (the counting
+//!    allocator in `main.rs`). Broken: a panic, a process that dies or hangs, an input over 100 ms (the
 //!    least of three runs when the first is over; release builds only) or over 64 MiB of
 //!    heap. Inputs: the corpus files, then big generated ones ([`generated`]).
 //!
@@ -45,8 +46,13 @@ const HEAP_LIMIT: usize = 64 << 20;
 const HANG_AFTER: Duration = Duration::from_secs(10);
 /// Seconds of fuzzing per target and round.
 const ROUND_SECS: u32 = 10;
-/// The stack each input is parsed on.
-const STACK: usize = 2 << 20;
+/// The stack each input is parsed on: a tokio worker's, where the server parses, in a
+/// release build; a debug build's frames are many times bigger.
+const STACK: usize = if cfg!(debug_assertions) {
+    16 << 20
+} else {
+    2 << 20
+};
 
 fn fuzz_dir() -> PathBuf {
     crate::root().join("fuzz")
