@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: make sure a Docker engine runs (installing Debian's docker.io if none is
 # found, which needs root), build the local test images and the web UI, then run every test of the
-# workspace — unit tests and end-to-end tests against the real engine — and then the API
-# contract (scripts/schemathesis.sh: schemathesis against a loopback `drover server`).
+# workspace — unit tests and end-to-end tests against the real engine —, the hostile-input
+# replay (`xtask chaos --scenario hostile --rounds 0`) and then the API contract
+# (scripts/schemathesis.sh: schemathesis against a loopback `drover server`).
 #   scripts/test.sh [extra cargo nextest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,11 @@ else
     echo "test.sh: cargo-nextest not found, using cargo test" >&2
     cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
+
+# Hostile input (`xtask chaos --scenario hostile`, its replay only): every fuzz corpus input
+# and the generated big ones through the parsers: no panic, no death, at most 64 MiB of heap
+# each (a debug build: the 100 ms per input is held by release runs).
+cargo run -q -p xtask -- chaos --scenario hostile --rounds 0 || status=1
 
 # The API contract: schemathesis against a real `drover server` on loopback (no agent).
 scripts/schemathesis.sh || status=1

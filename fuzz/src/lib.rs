@@ -11,9 +11,12 @@
 
 use std::collections::BTreeMap;
 
+/// What a target does with one input.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the `fuzz_targets/NAME.rs` binary and `corpus/NAME`) and its
 /// function.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("compose", compose),
     ("dotenv", dotenv),
     ("interpolate", interpolate),

@@ -16,6 +16,9 @@
 //!   hosts by Drover and by Docker Swarm)
 //! - `cargo run --release -p xtask -- bench-agents [--agents N] [--services S] [--replicas R] [--concurrency C] [--read-rate R] [--failover] [--tls]`
 //!   (see `sim.rs`: the server with simulated agents over the real protocol)
+//! - `cargo run --release -p xtask -- chaos [--scenario NAME] [--rounds N] [--seed S] [--short]` (see
+//!   `chaos/mod.rs`: the chaos and abuse suite); `chaos-seed` writes the fuzz corpus seeds
+//!   (`chaos/hostile.rs`)
 //!
 //! bench-scheduler: the pure scheduler on the C1M shape (5,000 hosts of mixed capacity and
 //! labels, 1,000 services x 1,000 replicas, 15 % constrained) and on kube-scheduler's
@@ -40,18 +43,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod auth_bench;
-// The fault scenarios of `chaos` (reconciled with the chaos dispatcher's `mod.rs` at merge).
-mod chaos {
-    mod agent_kill;
-    pub mod cluster;
-    mod disk;
-    mod engine;
-    pub mod faults;
-    mod partition;
-    mod restarts;
-    mod server_kill;
-    mod slow_clients;
-}
+mod chaos;
 mod hosts;
 mod ingress_bench;
 mod mesh_bench;
@@ -60,6 +52,12 @@ mod secrets_bench;
 mod sim;
 
 const SERVICES: usize = 30;
+
+/// Counts the heap in use and its peak: `chaos --scenario hostile` measures each input's
+/// peak with it (two relaxed atomic operations per allocation, and a `realloc` always
+/// moves: in-process benchmarks pay that too).
+#[global_allocator]
+static ALLOC: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
 fn main() -> Result<()> {
     tls::install_default_provider();
@@ -119,29 +117,13 @@ fn main() -> Result<()> {
             let swarm = !args.iter().any(|a| a == "--no-swarm");
             secrets_bench::bench(&build_drover()?, rounds, parallelism, swarm)
         }
-        Some("chaos" | "chaos-faults") => {
-            let flag = |name: &str| {
-                args.iter()
-                    .position(|a| a == name)
-                    .and_then(|i| args.get(i + 1))
-            };
-            let rounds = flag("--rounds").map(|n| n.parse()).transpose()?;
-            let seed = match flag("--seed") {
-                Some(s) => s.parse().context("--seed: a number")?,
-                None => std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_secs(),
-            };
-            let short = args.iter().any(|a| a == "--short");
-            if !chaos::faults::run(flag("--scenario").map(String::as_str), rounds, seed, short)? {
-                bail!("chaos: invariants broken (see above)");
-            }
-            Ok(())
-        }
         Some("dns-load") => mesh_bench::dns_load(&args[1..]),
         Some("dns-wait") => mesh_bench::dns_wait(&args[1..]),
         Some("roll-client") => roll_bench::client(&args[1..]),
         Some("bench-scheduler") => bench_scheduler(),
+        Some("chaos" | "chaos-faults") => chaos::run(&args[1..]),
+        Some("chaos-replay") => chaos::hostile::worker(&args[1..]),
+        Some("chaos-seed") => chaos::hostile::seed(),
         Some("bench-agents") => {
             let num = |flag: &str, default: usize| {
                 args.iter()
@@ -177,7 +159,7 @@ fn main() -> Result<()> {
         }
         _ => {
             bail!(
-                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-ingress [--duration S --connections C --rounds N --multi-thread-too] | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui --ingress N] | chaos [--scenario NAME --rounds N --seed S --short]"
+                "usage: cargo run --release -p xtask -- bench-deploy [--runs N] | bench-hostile | bench-auth | bench-monitor | bench-mesh | bench-ingress [--duration S --connections C --rounds N --multi-thread-too] | bench-roll [--rounds N] | bench-secrets [--rounds N --parallelism N|default --no-swarm] | bench-scheduler | bench-agents [--agents N --services S --replicas R --concurrency C --read-rate R --failover --tls --ui --ingress N] | chaos [--scenario NAME --rounds N --seed S --short] | chaos-seed"
             )
         }
     }
