@@ -103,9 +103,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn contact(&self) {
+    /// The server heard from this agent what it sent at `sent_ms` (ms since the epoch): the
+    /// lease runs from then. The server counts its own failover from when it last heard the
+    /// agent, which is later, so the agent is fenced before the server moves a singleton.
+    pub(crate) fn contact(&self, sent_ms: u64) {
         self.last_contact_ms
-            .store(worker::now_ms(), std::sync::atomic::Ordering::Relaxed);
+            .fetch_max(sent_ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// When the lease runs out (ms since the epoch); now, once revoked.

@@ -227,6 +227,7 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
         .await
         .map_err(|_| End::Retry("connect timed out".into()))??;
     let (mut sink, mut stream) = ws.split();
+    let hello_sent = crate::worker::now_ms();
     send(&mut sink, &AgentMsg::Hello(hello.clone())).await?;
     match next_msg(&mut stream).await? {
         ServerMsg::Welcome {
@@ -273,6 +274,12 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
     // the server no longer wants here (found by the chaos suite's `cut` partition: the
     // singleton ran twice on healing).
     let mut synced = false;
+    // The lease is renewed only by what proves the server heard this agent, from when the
+    // agent sent it: the hello (with the session's first desired state) and each heartbeat
+    // (with its answer; the server answers each, in order). A message from the server alone
+    // proves nothing: a host whose packets to the server are lost still receives them (found
+    // by the chaos suite's `blackhole-out` partition).
+    let mut beats = std::collections::VecDeque::new();
     let mut heard = tokio::time::Instant::now();
     let result = loop {
         tokio::select! {
@@ -290,16 +297,17 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => break Err(End::Retry(e.to_string())),
                 };
-                if synced {
-                    shared.contact();
-                }
                 match serde_json::from_str::<ServerMsg>(&text) {
-                    Ok(ServerMsg::HeartbeatAck) => {}
+                    Ok(ServerMsg::HeartbeatAck) => {
+                        if let Some(sent) = beats.pop_front().filter(|_| synced) {
+                            shared.contact(sent);
+                        }
+                    }
                     Ok(ServerMsg::Desired(d)) => {
                         shared.desired.send_replace(Some(d));
                         if !synced {
                             synced = true;
-                            shared.contact();
+                            shared.contact(hello_sent);
                         }
                         shared.wake.notify_one();
                     }
@@ -382,6 +390,7 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                 if let Err(e) = send(&mut sink, &msg).await { break Err(End::Retry(e)); }
             }
             _ = heartbeat.tick() => {
+                beats.push_back(crate::worker::now_ms());
                 if let Err(e) = send(&mut sink, &AgentMsg::Heartbeat).await { break Err(End::Retry(e)); }
             }
         }
