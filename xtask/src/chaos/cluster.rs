@@ -275,6 +275,52 @@ fn netns_taken() -> bool {
         || Path::new("/sys/class/net/drvbr0").exists()
 }
 
+/// Where this process keeps a cluster's hosts, logs and the server's data.
+fn run_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("drover-chaos-{}", std::process::id()))
+}
+
+/// On Ctrl-C (or SIGTERM, SIGHUP) the run stops where it is, and what it started goes as
+/// `Drop` would take it: this process's children (the server, agents, clients) killed by
+/// PID, the hosts down, the tmpfs unmounted, the run's directory removed. Exits 130.
+fn on_interrupt_clean_up() -> Result<()> {
+    static SET: std::sync::Once = std::sync::Once::new();
+    let mut result = Ok(());
+    SET.call_once(|| {
+        result = ctrlc::set_handler(|| {
+            eprintln!("chaos: interrupted: stopping what it started");
+            let me = std::process::id().to_string();
+            let children: Vec<String> = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|entry| {
+                    let stat =
+                        std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+                    // `pid (comm) state ppid ...`: the fields after the command's closing paren.
+                    let ppid = stat
+                        .rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+                    ppid == Some(me.as_str())
+                })
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect();
+            if !children.is_empty() {
+                let _ = Command::new("kill").arg("-9").args(&children).status();
+            }
+            let dir = run_dir();
+            let _ = Command::new(script())
+                .args(["down", &HOSTS.to_string()])
+                .arg(dir.join("hosts"))
+                .status();
+            let _ = Command::new("umount").arg(dir.join("server")).status();
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(130);
+        });
+    });
+    result.context("setting the interrupt handler")
+}
+
 impl Cluster {
     /// Takes the lock, waits (up to 5 minutes) until nobody else's `drvh*` namespaces are
     /// there, starts the hosts, the server and the agents.
@@ -299,8 +345,9 @@ impl Cluster {
         if wait_for(Duration::from_secs(300), || (!netns_taken()).then_some(())).is_none() {
             bail!("drvh* namespaces (another cluster) still there after 5 minutes");
         }
-        let dir = std::env::temp_dir().join(format!("drover-chaos-{}", std::process::id()));
+        let dir = run_dir();
         std::fs::create_dir_all(dir.join("server"))?;
+        on_interrupt_clean_up()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
