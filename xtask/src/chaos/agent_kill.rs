@@ -76,11 +76,10 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
                 back_ms.push(d.as_secs_f64() * 1000.0);
                 if d > BACK_WITHIN {
                     slow += 1;
-                    rep.broken(
-                        round,
-                        format!("session back only after {:.1} s", d.as_secs_f64()),
-                    );
                 }
+                rep.target(round, d <= BACK_WITHIN, || {
+                    format!("session back only after {:.1} s", d.as_secs_f64())
+                });
             }
             None => {
                 slow += 1;

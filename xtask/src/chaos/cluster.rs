@@ -60,16 +60,19 @@ pub struct Report {
     pub rounds: u32,
     pub figures: Vec<String>,
     pub broken: Vec<String>,
+    /// A `--short` run (CI): a missed timing target is a figure, not a broken invariant.
+    pub short: bool,
 }
 
 impl Report {
-    pub fn new(name: &'static str, seed: u64, rounds: u32) -> Report {
+    pub fn new(name: &'static str, seed: u64, rounds: u32, short: bool) -> Report {
         Report {
             name,
             seed,
             rounds,
             figures: Vec::new(),
             broken: Vec::new(),
+            short,
         }
     }
     pub fn figure(&mut self, s: impl Into<String>) {
@@ -90,6 +93,16 @@ impl Report {
     pub fn check(&mut self, round: u32, ok: bool, s: impl FnOnce() -> String) {
         if !ok {
             self.broken(round, s());
+        }
+    }
+    /// A timing target (`ok` false: missed): broken in a full run; in a `--short` run, which
+    /// CI runs on shared machines, printed as a figure (timings never fail CI; correctness
+    /// does).
+    pub fn target(&mut self, round: u32, ok: bool, s: impl FnOnce() -> String) {
+        match (ok, self.short) {
+            (true, _) => {}
+            (false, false) => self.broken(round, s()),
+            (false, true) => self.figure(format!("round {round}: timing target missed: {}", s())),
         }
     }
 }

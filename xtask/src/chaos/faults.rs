@@ -113,7 +113,7 @@ pub fn run(scenario: Option<&str>, rounds: Option<u32>, seed: u64, short: bool) 
             if short { ", short" } else { "" }
         );
         let t = Instant::now();
-        let mut report = Report::new(s.name, sseed, n);
+        let mut report = Report::new(s.name, sseed, n, short);
         let outcome = (s.run)(&mut c, &mut report, n, short);
         if let Err(e) = &outcome {
             report.broken(0, format!("scenario failed: {e:#}"));
