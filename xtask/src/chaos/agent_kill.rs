@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use super::cluster::{Cluster, Expect, Report, Rng, differences, now_secs, pct, sleeper, wait_for};
+use super::cluster::{Cluster, Report, Rng, now_secs, pct, wait_for};
 
 const STACK: &str = "akill";
 const BACK_WITHIN: Duration = Duration::from_secs(10);
@@ -17,30 +17,7 @@ pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Resul
     let mut rng = Rng::new(rep.seed);
     let n: u32 = if short { 20 } else { 100 };
     let t = Instant::now();
-    c.deploy_ok(
-        STACK,
-        &format!(
-            "services:\n{}",
-            sleeper(
-                "s",
-                n,
-                1,
-                "      placement:\n        constraints: [node.labels.chaos == h1]\n"
-            )
-        ),
-    )?;
-    let mut expect = Expect::new();
-    expect.insert((STACK.into(), "s".into()), (n, "1".into()));
-    let stacks = [STACK.to_string()];
-    if wait_for(Duration::from_secs(180), || {
-        differences(&c.engine_ps(1)?, &stacks, &expect)
-            .is_empty()
-            .then_some(())
-    })
-    .is_none()
-    {
-        bail!("{n} containers never ran on host 1");
-    }
+    let (_, stacks) = c.fill_host_1(STACK, n, "")?;
     rep.figure(format!(
         "{n} containers running on host 1 after {:.1} s",
         t.elapsed().as_secs_f64()

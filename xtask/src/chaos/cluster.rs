@@ -612,6 +612,31 @@ impl Cluster {
         Ok(())
     }
 
+    /// Deploys `stack`: service `s`, `n` sleepers pinned to host 1 (`extra`: more of the
+    /// service's keys), and waits (up to 3 minutes) until host 1's engine runs every one.
+    /// Returns what is expected there, and the stack's name for [`differences`].
+    pub fn fill_host_1(&self, stack: &str, n: u32, extra: &str) -> Result<(Expect, [String; 1])> {
+        let pinned =
+            format!("      placement:\n        constraints: [node.labels.chaos == h1]\n{extra}");
+        self.deploy_ok(
+            stack,
+            &format!("services:\n{}", sleeper("s", n, 1, &pinned)),
+        )?;
+        let mut expect = Expect::new();
+        expect.insert((stack.into(), "s".into()), (n, "1".into()));
+        let stacks = [stack.to_string()];
+        if wait_for(Duration::from_secs(180), || {
+            differences(&self.engine_ps(1)?, &stacks, &expect)
+                .is_empty()
+                .then_some(())
+        })
+        .is_none()
+        {
+            bail!("{n} containers never ran on host 1");
+        }
+        Ok((expect, stacks))
+    }
+
     pub fn remove(&self, name: &str) -> Result<Answer> {
         self.api("DELETE", &format!("~/stacks/{name}?wait=30"), None)
     }

@@ -7,11 +7,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use super::cluster::{
-    Cluster, Expect, Report, Rng, differences, duplicates, pct, sleeper, wait_for,
-};
+use super::cluster::{Cluster, Report, Rng, differences, duplicates, pct, wait_for};
 
 const STACK: &str = "eng";
 const RESYNC_WITHIN: Duration = Duration::from_secs(60);
@@ -28,32 +26,9 @@ fn engine(c: &Cluster, how: &str) -> Result<()> {
 pub fn run(c: &mut Cluster, rep: &mut Report, rounds: u32, short: bool) -> Result<()> {
     let mut rng = Rng::new(rep.seed);
     let n: u32 = if short { 20 } else { 100 };
-    c.deploy_ok(
-        STACK,
-        &format!(
-            "services:\n{}",
-            sleeper(
-                "s",
-                n,
-                1,
-                // `restart: always`: the default (`no`) leaves a container the engine's
-                // shutdown stopped as it is, as compose does.
-                "      placement:\n        constraints: [node.labels.chaos == h1]\n    restart: always\n"
-            )
-        ),
-    )?;
-    let mut expect = Expect::new();
-    expect.insert((STACK.into(), "s".into()), (n, "1".into()));
-    let stacks = [STACK.to_string()];
-    if wait_for(Duration::from_secs(180), || {
-        differences(&c.engine_ps(1)?, &stacks, &expect)
-            .is_empty()
-            .then_some(())
-    })
-    .is_none()
-    {
-        bail!("{n} containers never ran on host 1");
-    }
+    // `restart: always`: the default (`no`) leaves a container the engine's shutdown
+    // stopped as it is, as compose does.
+    let (expect, stacks) = c.fill_host_1(STACK, n, "    restart: always\n")?;
     let mut resync_ms = Vec::new();
     let mut stop_ms = Vec::new();
     let (mut lost, mut dups) = (0usize, 0usize);
