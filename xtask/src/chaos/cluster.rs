@@ -139,7 +139,16 @@ pub fn now_secs() -> f64 {
 }
 
 /// Waits up to `limit` for `f` to give a value, every 100 ms.
-pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_for<T>(limit: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    wait_every(limit, Duration::from_millis(100), f)
+}
+
+/// [`wait_for`], looking every `every` (a figure measured with it is that precise).
+pub fn wait_every<T>(
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -148,7 +157,7 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
         if start.elapsed() > limit {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(every);
     }
 }
 
