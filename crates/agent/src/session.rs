@@ -416,23 +416,80 @@ async fn stream_logs(
         Ok(engine) => {
             let mut s = std::pin::pin!(engine.logs(&container, follow, tail));
             let mut error = None;
-            while let Some(item) = s.next().await {
+            let mut batch = LogBatch::default();
+            loop {
+                // Lines are sent in batches (see `LogBatch`): up to a tenth of a second late.
+                let item = match batch.due() {
+                    Some(at) => tokio::select! {
+                        item = s.next() => item,
+                        () = tokio::time::sleep_until(at) => {
+                            if !send_log(&tx, req, batch.take()).await {
+                                return;
+                            }
+                            continue;
+                        }
+                    },
+                    None => s.next().await,
+                };
                 match item {
-                    Ok(data) => {
-                        if tx.send(AgentMsg::LogData { req, data }).await.is_err() {
+                    Some(Ok(data)) => {
+                        if let Some(full) = batch.push(&data, tokio::time::Instant::now())
+                            && !send_log(&tx, req, full).await
+                        {
                             return;
                         }
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         error = Some(e.to_string());
                         break;
                     }
+                    None => break,
                 }
+            }
+            if !send_log(&tx, req, batch.take()).await {
+                return;
             }
             error
         }
     };
     let _ = tx.send(AgentMsg::LogEnd { req, error }).await;
+}
+
+/// Sends a batch of a log stream (nothing when empty); false once the session is gone.
+async fn send_log(tx: &mpsc::Sender<AgentMsg>, req: u64, data: String) -> bool {
+    data.is_empty() || tx.send(AgentMsg::LogData { req, data }).await.is_ok()
+}
+
+/// A log stream's lines gathered into one message: sent when [`LOG_BATCH_BYTES`] are
+/// there, or [`LOG_FLUSH`] after the first line waiting (as Nomad's log framer does). A
+/// chatty container followed by many clients costs the session, the server and each
+/// client's TLS a message per batch, not per line.
+#[derive(Default)]
+struct LogBatch {
+    data: String,
+    since: Option<tokio::time::Instant>,
+}
+
+const LOG_FLUSH: Duration = Duration::from_millis(100);
+const LOG_BATCH_BYTES: usize = 32 * 1024;
+
+impl LogBatch {
+    /// Adds `data`, arrived at `now`: the batch to send when it is full.
+    fn push(&mut self, data: &str, now: tokio::time::Instant) -> Option<String> {
+        self.data.push_str(data);
+        self.since.get_or_insert(now);
+        (self.data.len() >= LOG_BATCH_BYTES).then(|| self.take())
+    }
+
+    /// When the waiting lines must go.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        self.since.map(|t| t + LOG_FLUSH)
+    }
+
+    fn take(&mut self) -> String {
+        self.since = None;
+        std::mem::take(&mut self.data)
+    }
 }
 
 async fn next_msg<S>(stream: &mut S) -> Result<ServerMsg, String>
@@ -495,6 +552,22 @@ mod tests {
             Next::End(End::Fatal(why)) => Some(why),
             _ => None,
         }
+    }
+
+    #[test]
+    fn log_lines_go_in_batches_when_full_or_a_tenth_of_a_second_after_the_first() {
+        let t0 = tokio::time::Instant::now();
+        let mut b = LogBatch::default();
+        assert_eq!(b.due(), None, "nothing waiting, nothing due");
+        assert_eq!(b.push("a\n", t0), None);
+        assert_eq!(b.push("b\n", t0 + Duration::from_millis(60)), None);
+        assert_eq!(b.due(), Some(t0 + LOG_FLUSH), "due from the first line");
+        assert_eq!(b.take(), "a\nb\n");
+        assert_eq!(b.due(), None);
+        let big = "x".repeat(LOG_BATCH_BYTES - 1);
+        assert_eq!(b.push(&big, t0), None);
+        assert_eq!(b.push("yz", t0).map(|d| d.len()), Some(LOG_BATCH_BYTES + 1));
+        assert_eq!((b.due(), b.take()), (None, String::new()));
     }
 
     #[test]
