@@ -97,6 +97,10 @@ impl Link {
 /// connection and dials again: three heartbeats (each is answered) and a second.
 const SERVER_SILENT: Duration = Duration::from_secs(proto::HEARTBEAT_SECS * 3 + 1);
 
+/// Heartbeats the server may leave unanswered (their send times are kept for the lease)
+/// before the agent dials again.
+const UNANSWERED_BEATS: usize = 8;
+
 /// How a session ended.
 enum End {
     /// Try again after a pause.
@@ -390,6 +394,10 @@ async fn once(shared: &Shared, link: &mut Link, hello: &proto::Hello) -> Result<
                 if let Err(e) = send(&mut sink, &msg).await { break Err(End::Retry(e)); }
             }
             _ = heartbeat.tick() => {
+                if beats.len() >= UNANSWERED_BEATS {
+                    // Heard from, but not answered: no lease, and no reason to keep more.
+                    break Err(End::Retry(format!("the server answered none of {UNANSWERED_BEATS} heartbeats")));
+                }
                 beats.push_back(crate::worker::now_ms());
                 if let Err(e) = send(&mut sink, &AgentMsg::Heartbeat).await { break Err(End::Retry(e)); }
             }
