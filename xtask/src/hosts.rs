@@ -241,10 +241,11 @@ pub fn engine_get(sock: &Path, path: &str) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&engine_body(sock, path)?)?)
 }
 
-/// `GET path` on an engine's socket: the body of a 200 answer.
-fn engine_body(sock: &Path, path: &str) -> Result<String> {
+/// `GET path` on an engine's socket (HTTP/1.0: the engine closes when done): the body of a
+/// 200 answer.
+pub fn engine_body(sock: &Path, path: &str) -> Result<String> {
     let mut s = UnixStream::connect(sock).with_context(|| format!("{}", sock.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;

@@ -6,13 +6,14 @@
 //! (flock) keeps two users of the namespace names apart.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+
+use crate::hosts::{engine_body, in_ns};
 
 /// Hosts of every chaos cluster.
 pub const HOSTS: usize = 3;
@@ -543,9 +544,7 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(b.join("agent.log"))?;
-        Ok(Command::new("nsenter")
-            .arg(format!("--net=/var/run/netns/drvh{i}"))
-            .arg(&self.bin)
+        Ok(in_ns(&format!("drvh{i}"), &self.bin.to_string_lossy())
             .args(&self.agent_args)
             .args(["--label", &format!("chaos=h{i}"), "--data-dir"])
             .arg(b.join("agent"))
@@ -757,12 +756,7 @@ impl Cluster {
 
     /// `iptables ARGS` inside host `i`'s namespace.
     pub fn iptables(&self, i: usize, args: &[&str]) -> Result<()> {
-        crate::run(
-            Command::new("nsenter")
-                .arg(format!("--net=/var/run/netns/drvh{i}"))
-                .arg("iptables")
-                .args(args),
-        )?;
+        crate::run(in_ns(&format!("drvh{i}"), "iptables").args(args))?;
         Ok(())
     }
 
@@ -916,21 +910,4 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// `GET path` on an engine's socket (HTTP/1.0: the engine closes when done): a 200's body.
-pub fn engine_body(sock: &Path, path: &str) -> Result<String> {
-    let mut s = UnixStream::connect(sock).with_context(|| format!("{}", sock.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n")?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    let text = String::from_utf8_lossy(&resp);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("engine answer without a body")?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        bail!("engine answered {}", head.lines().next().unwrap_or(""));
-    }
-    Ok(body.to_string())
 }
